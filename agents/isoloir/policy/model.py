@@ -1,0 +1,295 @@
+"""Typed policies: what every part of Isoloir reads.
+
+Built only by `isoloir.policy.loader` from the YAML files (or from the rendered
+agent config, which holds the same normalised data). Frozen: nothing changes a
+policy after it was validated.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date
+from pathlib import PurePosixPath
+
+from isoloir.policy.durations import Duration
+
+# Alphabet sizes used for the CNIL entropy computation (deliberation 2022-100):
+# lower 26, upper 26, digits 10, specials 37. For `min_classes` we take the
+# weakest alphabet a user may choose with that many classes.
+_WEAKEST_ALPHABET = {1: 10, 2: 36, 3: 62, 4: 99}
+PROFILE_BITS = {"password_only": 80, "with_lockout": 50}
+PASSPHRASE_BITS_PER_WORD = 11.5  # a diceware-like list of ~2,900 words
+
+
+@dataclass(frozen=True)
+class Organisation:
+    party: str
+    slug: str
+    controller_name: str
+    controller_address: str
+    representative: str
+    rights_contact: str
+    dpo_contact: str
+    unsubscribe: str
+
+
+@dataclass(frozen=True)
+class Regions:
+    default: str
+    allowed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PasswordRules:
+    profile: str  # password_only | with_lockout
+    min_length: int
+    min_classes: int
+    passphrase_words: int
+    dictionary_check: bool
+    reuse_prevention: int
+    max_age_days: int  # 0: no forced change
+
+    @property
+    def target_bits(self) -> int:
+        return PROFILE_BITS[self.profile]
+
+    @property
+    def entropy_bits(self) -> float:
+        """Entropy of the weakest password the rules accept."""
+        return self.min_length * math.log2(_WEAKEST_ALPHABET[self.min_classes])
+
+    @property
+    def passphrase_bits(self) -> float:
+        return self.passphrase_words * PASSPHRASE_BITS_PER_WORD
+
+
+@dataclass(frozen=True)
+class Lockout:
+    attempts: int
+    window_seconds: int
+    unlock_seconds: int
+
+
+@dataclass(frozen=True)
+class Mfa:
+    required: bool
+    method: str
+
+
+@dataclass(frozen=True)
+class RetentionRules:
+    max_after_last_round: Duration
+    warn_days: tuple[int, ...]
+    kms_deletion_window_days: int
+    contacts_path: str
+    contacts_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Person:
+    id: str
+    name: str
+    email: str
+    admin: bool
+    ssh_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EmailChannel:
+    host: str
+    port: int
+    security: str  # starttls | tls
+    sender: str
+    credentials_file: str
+
+
+@dataclass(frozen=True)
+class Webhook:
+    name: str
+    url: str
+    template: str  # generic | slack | mattermost | teams
+    secret_file: str
+
+
+@dataclass(frozen=True)
+class Route:
+    recipients: tuple[str, ...]  # person ids
+    channels: tuple[str, ...]  # "email" or "webhook:<name>"
+    min_severity: str
+    elections: tuple[str, ...]  # election ids, or ("*",)
+
+    def matches(self, election: str | None) -> bool:
+        return "*" in self.elections or (election is not None and election in self.elections)
+
+
+@dataclass(frozen=True)
+class Alerts:
+    language: str  # fr | en
+    min_severity: str
+    renotify_hours: int
+    flood_max_alerts: int
+    flood_window_minutes: int
+    digest_enabled: bool
+    digest_time: str
+    email: EmailChannel | None
+    webhooks: tuple[Webhook, ...]
+    routes: tuple[Route, ...]
+
+
+@dataclass(frozen=True)
+class Schedules:
+    scan_interval_minutes: int
+    identity_time: str  # HH:MM, host local time
+    retention_time: str
+    jitter_seconds: int
+
+
+@dataclass(frozen=True)
+class Hosts:
+    share_root: str
+    admin_networks: tuple[str, ...]
+    stray_data_paths: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Identity:
+    max_access_key_age_days: int
+
+
+@dataclass(frozen=True)
+class Remediation:
+    s3_public_access_block: bool
+    s3_public_grants: bool
+    share_permissions: bool
+    share_group_ownership: bool
+
+
+@dataclass(frozen=True)
+class Baseline:
+    organisation: Organisation
+    regions: Regions
+    passwords: PasswordRules
+    lockout: Lockout
+    mfa: Mfa
+    retention: RetentionRules
+    people: tuple[Person, ...]
+    alerts: Alerts
+    schedules: Schedules
+    hosts: Hosts
+    identity: Identity
+    remediation: Remediation
+
+    @property
+    def admins(self) -> tuple[Person, ...]:
+        return tuple(p for p in self.people if p.admin)
+
+    def person(self, person_id: str) -> Person:
+        for p in self.people:
+            if p.id == person_id:
+                return p
+        raise KeyError(person_id)
+
+    @property
+    def log_bucket_name(self) -> str:
+        return f"{self.organisation.slug}-access-logs"
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    column: str
+    accepted: tuple[str, ...]
+
+    def matches(self, value: str | None) -> bool:
+        """Explicit values only: anything not listed (blank included) is a no."""
+        if value is None:
+            return False
+        wanted = value.strip().casefold()
+        return any(wanted == a.strip().casefold() for a in self.accepted)
+
+
+@dataclass(frozen=True)
+class Tabular:
+    consent: ColumnRule | None
+    opt_out: ColumnRule | None
+    email_column: str | None
+    phone_column: str | None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    bucket_prefix: str  # e.g. "prospects/"
+    share_path: str  # relative to the election's share, e.g. "prospects"
+    origin: str
+    legal_basis: str
+    category: str  # campaign | permanent
+    tabular: Tabular | None
+
+    @property
+    def campaign_specific(self) -> bool:
+        return self.category == "campaign"
+
+
+@dataclass(frozen=True)
+class Election:
+    id: str
+    label: str
+    kind: str
+    scope: str
+    region: str
+    rounds: tuple[date, ...]
+    retention_after: Duration | None
+    retention_date: date | None
+    legal_hold: bool
+    legal_hold_reason: str
+    members: tuple[str, ...]
+    datasets: tuple[Dataset, ...]
+    bucket_name: str
+    share_path: str  # absolute path of the share on the host
+    source: str  # the policy file it came from
+
+    @property
+    def last_round(self) -> date:
+        return max(self.rounds)
+
+    @property
+    def retention_due(self) -> date:
+        """The day the campaign datasets must be destroyed."""
+        if self.retention_date is not None:
+            return self.retention_date
+        assert self.retention_after is not None  # guaranteed by the loader
+        return self.retention_after.after(self.last_round)
+
+    @property
+    def share_group(self) -> str:
+        return f"el-{self.id}"
+
+    def dataset(self, name: str) -> Dataset:
+        for d in self.datasets:
+            if d.name == name:
+                return d
+        raise KeyError(name)
+
+    def share_dir(self, dataset: Dataset) -> PurePosixPath:
+        return PurePosixPath(self.share_path) / dataset.share_path
+
+    def days_left(self, today: date) -> int:
+        return (self.retention_due - today).days
+
+
+@dataclass(frozen=True)
+class Policies:
+    baseline: Baseline
+    elections: tuple[Election, ...]
+
+    def election(self, election_id: str) -> Election:
+        for e in self.elections:
+            if e.id == election_id:
+                return e
+        raise KeyError(election_id)
+
+    @property
+    def bucket_names(self) -> dict[str, str]:
+        """Bucket name -> election id."""
+        return {e.bucket_name: e.id for e in self.elections}
