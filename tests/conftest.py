@@ -10,6 +10,8 @@ import os
 
 import pytest
 
+pytest_plugins = ["tests.plugins.emulator"]
+
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 

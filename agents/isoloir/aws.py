@@ -1,0 +1,67 @@
+"""boto3 sessions and clients for every part of Isoloir.
+
+Every agent builds its AWS clients here, never with `boto3.client(...)` and a
+hard-coded endpoint: `ISOLOIR_AWS_ENDPOINT` (the emulator in tests and for the
+local target) and `AWS_CA_BUNDLE` (its throw-away CA) are honoured in one place.
+Without them the clients talk to real AWS with the usual credential chain.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+ENDPOINT_ENV = "ISOLOIR_AWS_ENDPOINT"
+CA_BUNDLE_ENV = "AWS_CA_BUNDLE"
+DEFAULT_REGION = "eu-west-3"
+
+_RETRIES = {"max_attempts": 5, "mode": "standard"}
+
+
+def endpoint_url() -> str | None:
+    """The emulator endpoint, or None for real AWS."""
+    value = os.environ.get(ENDPOINT_ENV, "").strip()
+    return value.rstrip("/") or None
+
+
+def ca_bundle() -> str | None:
+    value = os.environ.get(CA_BUNDLE_ENV, "").strip()
+    return value or None
+
+
+def default_region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+
+
+def session(region: str | None = None) -> boto3.session.Session:
+    """A boto3 session in `region` (default: AWS_REGION, else eu-west-3)."""
+    return boto3.session.Session(region_name=region or default_region())
+
+
+def client_kwargs(service: str) -> dict[str, Any]:
+    """The keyword arguments `client()` passes to boto3 (endpoint, CA, config)."""
+    kwargs: dict[str, Any] = {}
+    endpoint = endpoint_url()
+    style = "path" if endpoint else "auto"
+    config = Config(retries=_RETRIES, s3={"addressing_style": style})
+    kwargs["config"] = config
+    if endpoint:
+        kwargs["endpoint_url"] = endpoint
+    bundle = ca_bundle()
+    if bundle:
+        kwargs["verify"] = bundle
+    return kwargs
+
+
+def client(
+    service: str,
+    region: str | None = None,
+    *,
+    sess: boto3.session.Session | None = None,
+) -> Any:
+    """A boto3 client for `service`, pointed at the emulator when one is configured."""
+    s = sess or session(region)
+    return s.client(service, region_name=region or s.region_name, **client_kwargs(service))
