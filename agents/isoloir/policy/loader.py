@@ -1,0 +1,683 @@
+"""The one loader of the policies.
+
+`load_policies(dir)` reads `baseline.yml` and `elections/*.yml`, checks them
+against the JSON schemas, then across fields and files, and returns typed
+`Policies`. Every problem is collected, so the user sees all of them at once,
+each as `file:line: field.path: reason`. `load_rendered(agent.json)` rebuilds
+the same `Policies` from the normalised form that `render` writes.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import ipaddress
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from importlib import resources
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from isoloir.policy import model as m
+from isoloir.policy.durations import Duration
+from isoloir.policy.yamlsrc import Path_, Source, SourceError, parse
+
+RENDERED_FORMAT = 1
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    file: str
+    line: int
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}"
+        return f"{where}: {self.field}: {self.reason}" if self.field else f"{where}: {self.reason}"
+
+
+class PolicyError(Exception):
+    """The policies are not valid; `problems` lists every problem found."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = sorted(set(problems))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+# ---------------------------------------------------------------- schemas
+
+
+@cache
+def schema(name: str) -> dict[str, Any]:
+    text = resources.files("isoloir.policy").joinpath(f"schema/{name}.schema.json").read_text()
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+@cache
+def _validator(name: str) -> Draft202012Validator:
+    return Draft202012Validator(schema(name))
+
+
+def _field(path: Iterable[str | int]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _schema_reason(error: ValidationError) -> tuple[Path_, str]:
+    """A readable reason for one schema error, and the field it is about."""
+    path: Path_ = tuple(error.absolute_path)
+    hint = error.schema.get("x-hint") if isinstance(error.schema, Mapping) else None
+    kind = error.validator
+    value = error.instance
+    if kind == "required":
+        missing = [k for k in error.validator_value if k not in (value or {})]
+        name = missing[0] if missing else "?"
+        return (*path, name), "missing required field"
+    if kind == "additionalProperties":
+        allowed = list(error.schema.get("properties", {}))
+        extras = [k for k in value if k not in allowed] if isinstance(value, dict) else []
+        name = extras[0] if extras else "?"
+        close = difflib.get_close_matches(str(name), allowed, n=1)
+        fix = f" (did you mean {close[0]!r}?)" if close else f" (known fields: {', '.join(allowed)})"
+        return (*path, name), f"unknown field{fix}"
+    if kind == "type":
+        expected = error.validator_value
+        reason = f"{_short(value)} is not of type {expected}"
+        if expected == "string" and isinstance(value, bool | int | float):
+            reason += " (quote it: YAML reads yes, no, on, off and bare numbers as other types)"
+        return path, reason
+    if kind == "enum":
+        options = ", ".join(str(o) for o in error.validator_value)
+        reason = f"{_short(value)} is not one of: {options}"
+        return path, f"{reason} ({hint})" if hint else reason
+    if kind == "const":
+        return path, hint or f"must be {_short(error.validator_value)}"
+    if kind in ("pattern", "format"):
+        suffix = f" ({hint})" if hint else ""
+        return path, f"{_short(value)} is not valid{suffix}"
+    if kind in ("minProperties", "maxProperties") and hint:
+        return path, hint
+    if kind in ("minimum", "maximum"):
+        word = "at least" if kind == "minimum" else "at most"
+        return path, f"{_short(value)} must be {word} {error.validator_value}"
+    if kind in ("minItems", "maxItems"):
+        word = "at least" if kind == "minItems" else "at most"
+        return path, f"needs {word} {error.validator_value} item(s)"
+    if kind in ("minLength", "maxLength"):
+        word = "at least" if kind == "minLength" else "at most"
+        return path, f"must be {word} {error.validator_value} character(s) long"
+    if kind == "uniqueItems":
+        return path, "items must be unique"
+    return path, error.message[:200]
+
+
+def _fill_defaults(data: Any, node: Mapping[str, Any], root: Mapping[str, Any]) -> Any:
+    """Fill the schema's `default`s into valid data, recursively."""
+    if "$ref" in node:
+        ref = node["$ref"].split("/")[-1]
+        node = {**root["$defs"][ref], **{k: v for k, v in node.items() if k != "$ref"}}
+    if isinstance(data, dict) and "properties" in node:
+        for key, sub in node["properties"].items():
+            if key not in data and "default" in sub:
+                data[key] = copy.deepcopy(sub["default"])
+            if key in data:
+                data[key] = _fill_defaults(data[key], sub, root)
+    elif isinstance(data, list) and isinstance(node.get("items"), Mapping):
+        return [_fill_defaults(item, node["items"], root) for item in data]
+    return data
+
+
+def _check_schema(name: str, data: Any, src: Source | None, file: str) -> list[Problem]:
+    problems = []
+    for error in _validator(name).iter_errors(data):
+        path, reason = _schema_reason(error)
+        line = src.line_of(path) if src else 0
+        problems.append(Problem(file, line, _field(path), reason))
+    return problems
+
+
+# ------------------------------------------------------------ cross checks
+
+
+def _date(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+class _Collector:
+    def __init__(self, file: str, src: Source | None) -> None:
+        self.file = file
+        self.src = src
+        self.problems: list[Problem] = []
+
+    def add(self, path: Path_, reason: str) -> None:
+        line = self.src.line_of(path) if self.src else 0
+        self.problems.append(Problem(self.file, line, _field(path), reason))
+
+
+def _check_baseline(b: dict[str, Any], out: _Collector) -> None:
+    regions = b["regions"]
+    if regions["default"] not in regions["allowed"]:
+        out.add(("regions", "default"), f"{regions['default']!r} is not in regions.allowed")
+    pw = b["passwords"]
+    rules = m.PasswordRules(
+        pw["profile"], pw["min_length"], pw["min_classes"], pw["passphrase_words"],
+        pw["dictionary_check"], pw["reuse_prevention"], pw["max_age_days"],
+    )
+    if round(rules.entropy_bits) < rules.target_bits:
+        need = next(
+            n for n in range(rules.min_length, 200)
+            if round(m.PasswordRules(pw["profile"], n, pw["min_classes"], 1, True, 0, 0)
+                     .entropy_bits) >= rules.target_bits
+        )
+        out.add(
+            ("passwords", "min_length"),
+            f"{rules.min_length} characters from {rules.min_classes} class(es) give "
+            f"{rules.entropy_bits:.0f} bits, below the {rules.target_bits} bits of the "
+            f"{rules.profile} profile (CNIL 2022-100); use at least {need} characters",
+        )
+    if rules.passphrase_bits < rules.target_bits:
+        out.add(
+            ("passwords", "passphrase_words"),
+            f"{rules.passphrase_words} words give about {rules.passphrase_bits:.0f} bits, "
+            f"below the {rules.target_bits} bits of the {rules.profile} profile",
+        )
+    retention = b["retention"]
+    max_after = Duration.parse(retention["max_after_last_round"])
+    if max_after == Duration():
+        out.add(("retention", "max_after_last_round"), "must be longer than zero")
+    contacts = PurePosixPath(retention["permanent_contacts"]["path"])
+    share_root = PurePosixPath(b["hosts"]["share_root"])
+    if contacts == share_root or share_root in contacts.parents:
+        out.add(
+            ("retention", "permanent_contacts", "path"),
+            f"{contacts} is inside the election shares ({share_root}); "
+            "the permanent contacts must live outside every election",
+        )
+    for i, net in enumerate(b["hosts"]["admin_networks"]):
+        try:
+            ipaddress.ip_network(net, strict=True)
+        except ValueError:
+            out.add(("hosts", "admin_networks", i), f"{_short(net)} is not a network (e.g. 10.0.0.0/24)")
+    seen: dict[str, int] = {}
+    for i, person in enumerate(b["people"]):
+        if person["id"] in seen:
+            out.add(("people", i, "id"), f"{person['id']!r} is already used by people[{seen[person['id']]}]")
+        seen.setdefault(person["id"], i)
+    if not any(p["admin"] for p in b["people"]):
+        out.add(("people",), "at least one person must be an administrator (admin: true)")
+    alerts = b["alerts"]
+    webhooks = {w["name"] for w in alerts["webhooks"]}
+    for i, route in enumerate(alerts["routes"]):
+        for j, who in enumerate(route["recipients"]):
+            if who not in seen:
+                out.add(("alerts", "routes", i, "recipients", j), f"{who!r} is not in people")
+        for j, channel in enumerate(route["channels"]):
+            if channel == "email" and "email" not in alerts:
+                out.add(("alerts", "routes", i, "channels", j), "uses email but alerts.email is not set")
+            if channel.startswith("webhook:") and channel[8:] not in webhooks:
+                out.add(("alerts", "routes", i, "channels", j), f"no webhook named {channel[8:]!r}")
+        if "email" in route["channels"] and not route["recipients"]:
+            out.add(("alerts", "routes", i, "recipients"), "an email route needs recipients")
+
+
+def _check_election(
+    e: dict[str, Any], b: dict[str, Any] | None, stem: str, out: _Collector
+) -> None:
+    if e["id"] != stem:
+        out.add(("id",), f"{e['id']!r} does not match the file name; rename the file {e['id']}.yml")
+    rounds: list[date] = []
+    for i, text in enumerate(e["rounds"]):
+        parsed = _date(text)
+        if parsed is None:
+            out.add(("rounds", i), f"{_short(text)} is not a real date")
+        else:
+            rounds.append(parsed)
+    if rounds and rounds != sorted(rounds):
+        out.add(("rounds",), "rounds must be in chronological order")
+    if len(set(rounds)) != len(rounds):
+        out.add(("rounds",), "two rounds on the same day")
+    hold = e["legal_hold"]
+    if hold["active"] and not hold["reason"].strip():
+        out.add(("legal_hold", "reason"), "a legal hold needs a reason (e.g. the court case reference)")
+    datasets = e["datasets"]
+    names: set[str] = set()
+    for i, ds in enumerate(datasets):
+        if ds["name"] in names:
+            out.add(("datasets", i, "name"), f"{ds['name']!r} is declared twice")
+        names.add(ds["name"])
+        for j, other in enumerate(datasets[:i]):
+            a, c = ds["bucket_prefix"], other["bucket_prefix"]
+            if a.startswith(c) or c.startswith(a):
+                out.add(("datasets", i, "bucket_prefix"),
+                        f"{a!r} overlaps datasets[{j}] ({c!r}): a purge of one would touch the other")
+            pa, pc = PurePosixPath(ds["share_path"]), PurePosixPath(other["share_path"])
+            if pa == pc or pa in pc.parents or pc in pa.parents:
+                out.add(("datasets", i, "share_path"), f"{str(pa)!r} overlaps datasets[{j}] ({str(pc)!r})")
+        if ".." in PurePosixPath(ds["share_path"]).parts:
+            out.add(("datasets", i, "share_path"), "must not contain ..")
+        tab = ds.get("tabular")
+        if tab and ds["category"] == "campaign" and "consent" in tab and "email_column" not in tab \
+                and "phone_column" not in tab and "opt_out" in tab:
+            out.add(("datasets", i, "tabular"),
+                    "an opt_out column needs email_column or phone_column to build the suppression list")
+    if b is None:
+        return
+    known = {p["id"] for p in b["people"]}
+    for i, who in enumerate(e["members"]):
+        if who not in known:
+            out.add(("members", i), f"{who!r} is not in the baseline's people")
+    region = e.get("region", b["regions"]["default"])
+    if region not in b["regions"]["allowed"]:
+        out.add(("region",), f"{region!r} is not in the baseline's allowed regions "
+                             f"({', '.join(b['regions']['allowed'])})")
+    bucket = e.get("bucket") or f"{b['organisation']['slug']}-{e['id']}"
+    if len(bucket) > 63:
+        out.add(("id",), f"the bucket name {bucket!r} is longer than 63 characters; shorten the id")
+    if "share" in e:
+        share = PurePosixPath(e["share"])
+        if ".." in share.parts:
+            out.add(("share",), "must not contain ..")
+    if rounds:
+        last = max(rounds)
+        retention = e["retention"]
+        due: date | None
+        if "after" in retention:
+            due = Duration.parse(retention["after"]).after(last)
+            where: Path_ = ("retention", "after")
+        else:
+            due = _date(retention["date"])
+            where = ("retention", "date")
+            if due is None:
+                out.add(where, f"{_short(retention['date'])} is not a real date")
+        if due is not None:
+            if due <= last:
+                out.add(where, f"retention ends {due}, not after the last round ({last})")
+            ceiling = Duration.parse(b["retention"]["max_after_last_round"]).after(last)
+            if due > ceiling:
+                out.add(where, f"retention ends {due}, later than the baseline's maximum "
+                               f"({b['retention']['max_after_last_round']} after {last}: {ceiling})")
+
+
+# ------------------------------------------------------------------ build
+
+
+def _build_baseline(b: dict[str, Any]) -> m.Baseline:
+    org, pw, lk, ret, al = (
+        b["organisation"], b["passwords"], b["lockout"], b["retention"], b["alerts"],
+    )
+    email = al.get("email")
+    return m.Baseline(
+        organisation=m.Organisation(
+            party=org["party"], slug=org["slug"],
+            controller_name=org["controller"]["name"],
+            controller_address=org["controller"]["address"],
+            representative=org["controller"]["representative"],
+            rights_contact=org["rights_contact"], dpo_contact=org["dpo_contact"],
+            unsubscribe=org["unsubscribe"],
+        ),
+        regions=m.Regions(b["regions"]["default"], tuple(b["regions"]["allowed"])),
+        passwords=m.PasswordRules(
+            pw["profile"], pw["min_length"], pw["min_classes"], pw["passphrase_words"],
+            pw["dictionary_check"], pw["reuse_prevention"], pw["max_age_days"],
+        ),
+        lockout=m.Lockout(lk["attempts"], lk["window_seconds"], lk["unlock_seconds"]),
+        mfa=m.Mfa(b["mfa"]["required"], b["mfa"]["method"]),
+        retention=m.RetentionRules(
+            max_after_last_round=Duration.parse(ret["max_after_last_round"]),
+            warn_days=tuple(sorted(ret["warn_days"], reverse=True)),
+            kms_deletion_window_days=ret["kms_deletion_window_days"],
+            contacts_path=ret["permanent_contacts"]["path"],
+            contacts_columns=tuple(ret["permanent_contacts"]["columns"]),
+        ),
+        people=tuple(
+            m.Person(p["id"], p["name"], p["email"], p["admin"], tuple(p["ssh_keys"]))
+            for p in b["people"]
+        ),
+        alerts=m.Alerts(
+            language=al["language"], min_severity=al["min_severity"],
+            renotify_hours=al["renotify_hours"],
+            flood_max_alerts=al["flood"]["max_alerts"],
+            flood_window_minutes=al["flood"]["window_minutes"],
+            digest_enabled=al["digest"]["enabled"], digest_time=al["digest"]["time"],
+            email=m.EmailChannel(
+                email["host"], email["port"], email["security"], email["from"],
+                email["credentials_file"],
+            ) if email else None,
+            webhooks=tuple(
+                m.Webhook(w["name"], w["url"], w["template"], w["secret_file"])
+                for w in al["webhooks"]
+            ),
+            routes=tuple(
+                m.Route(tuple(r["recipients"]), tuple(r["channels"]), r["min_severity"],
+                        tuple(r["elections"]))
+                for r in al["routes"]
+            ),
+        ),
+        schedules=m.Schedules(**b["schedules"]),
+        hosts=m.Hosts(
+            b["hosts"]["share_root"], tuple(b["hosts"]["admin_networks"]),
+            tuple(b["hosts"]["stray_data_paths"]),
+        ),
+        identity=m.Identity(**b["identity"]),
+        remediation=m.Remediation(**b["remediation"]),
+    )
+
+
+def _column_rule(raw: Mapping[str, Any] | None) -> m.ColumnRule | None:
+    return m.ColumnRule(raw["column"], tuple(raw["accepted"])) if raw else None
+
+
+def _build_election(e: dict[str, Any], b: m.Baseline, source: str) -> m.Election:
+    retention = e["retention"]
+    datasets = []
+    for ds in e["datasets"]:
+        tab = ds.get("tabular")
+        datasets.append(m.Dataset(
+            name=ds["name"], bucket_prefix=ds["bucket_prefix"], share_path=ds["share_path"],
+            origin=ds["origin"], legal_basis=ds["legal_basis"], category=ds["category"],
+            tabular=m.Tabular(
+                consent=_column_rule(tab.get("consent")),
+                opt_out=_column_rule(tab.get("opt_out")),
+                email_column=tab.get("email_column"), phone_column=tab.get("phone_column"),
+            ) if tab is not None else None,
+        ))
+    return m.Election(
+        id=e["id"], label=e["label"], kind=e["kind"], scope=e["scope"],
+        region=e.get("region", b.regions.default),
+        rounds=tuple(date.fromisoformat(r) for r in e["rounds"]),
+        retention_after=Duration.parse(retention["after"]) if "after" in retention else None,
+        retention_date=date.fromisoformat(retention["date"]) if "date" in retention else None,
+        legal_hold=e["legal_hold"]["active"], legal_hold_reason=e["legal_hold"]["reason"],
+        members=tuple(e["members"]), datasets=tuple(datasets),
+        bucket_name=e.get("bucket") or f"{b.organisation.slug}-{e['id']}",
+        share_path=e.get("share") or str(PurePosixPath(b.hosts.share_root) / e["id"]),
+        source=source,
+    )
+
+
+def _check_across(elections: list[tuple[str, Source | None, m.Election]]) -> list[Problem]:
+    problems = []
+    ids: dict[str, str] = {}
+    buckets: dict[str, str] = {}
+    shares: list[tuple[PurePosixPath, str]] = []
+    for file, src, el in elections:
+        def add(path: Path_, reason: str, file: str = file, src: Source | None = src) -> None:
+            problems.append(Problem(file, src.line_of(path) if src else 0, _field(path), reason))
+        if el.id in ids:
+            add(("id",), f"{el.id!r} is already the id of {ids[el.id]}")
+        ids.setdefault(el.id, file)
+        if el.bucket_name in buckets:
+            add(("bucket",), f"bucket {el.bucket_name!r} is already used by {buckets[el.bucket_name]}")
+        buckets.setdefault(el.bucket_name, file)
+        share = PurePosixPath(el.share_path)
+        for other, other_file in shares:
+            if share == other or other in share.parents or share in other.parents:
+                add(("share",) if src and ("share",) in src.lines else ("datasets",),
+                    f"share {share} overlaps the share of {other_file} ({other}): "
+                    "each election's files must be segregated")
+        shares.append((share, file))
+    return problems
+
+
+# ------------------------------------------------------------------ public
+
+
+def _read(path: Path, shown: str) -> tuple[Source | None, list[Problem]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return None, [Problem(shown, 1, "", "not UTF-8 text")]
+    except OSError as exc:
+        return None, [Problem(shown, 0, "", f"cannot read: {exc.strerror}")]
+    try:
+        return parse(text), []
+    except SourceError as exc:
+        return None, [Problem(shown, exc.line, "", exc.message)]
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _validate_baseline(
+    data: Any, src: Source | None, shown: str
+) -> tuple[dict[str, Any] | None, list[Problem]]:
+    problems = _check_schema("baseline", data, src, shown)
+    if problems:
+        return None, problems
+    filled = _fill_defaults(copy.deepcopy(data), schema("baseline"), schema("baseline"))
+    out = _Collector(shown, src)
+    _check_baseline(filled, out)
+    return (None if out.problems else filled), out.problems
+
+
+def _validate_election(
+    data: Any, src: Source | None, shown: str, stem: str, baseline: dict[str, Any] | None
+) -> tuple[dict[str, Any] | None, list[Problem]]:
+    problems = _check_schema("election", data, src, shown)
+    if problems:
+        return None, problems
+    filled = _fill_defaults(copy.deepcopy(data), schema("election"), schema("election"))
+    out = _Collector(shown, src)
+    _check_election(filled, baseline, stem, out)
+    return (None if out.problems else filled), out.problems
+
+
+def _assemble(
+    baseline: dict[str, Any],
+    elections: list[tuple[str, Source | None, dict[str, Any]]],
+) -> m.Policies:
+    b = _build_baseline(baseline)
+    built = [(f, s, _build_election(e, b, f)) for f, s, e in elections]
+    problems = _check_across(built)
+    if problems:
+        raise PolicyError(problems)
+    return m.Policies(baseline=b, elections=tuple(sorted((e for _, _, e in built), key=lambda e: e.id)))
+
+
+def load_policies(directory: str | Path = "policies") -> m.Policies:
+    """Load and validate a policies directory. Raises PolicyError listing every problem."""
+    root = Path(directory)
+    problems: list[Problem] = []
+    base_path = root / "baseline.yml"
+    if not root.is_dir():
+        raise PolicyError([Problem(_display(root), 0, "", "no such policies directory")])
+    src, read_problems = _read(base_path, _display(base_path))
+    problems += read_problems
+    baseline: dict[str, Any] | None = None
+    if src is not None:
+        baseline, found = _validate_baseline(src.data, src, _display(base_path))
+        problems += found
+    elections: list[tuple[str, Source | None, dict[str, Any]]] = []
+    election_dir = root / "elections"
+    files = sorted(election_dir.glob("*.yml")) + sorted(election_dir.glob("*.yaml"))
+    for path in files:
+        shown = _display(path)
+        esrc, read_problems = _read(path, shown)
+        problems += read_problems
+        if esrc is None:
+            continue
+        stem = path.name.rsplit(".", 1)[0]
+        election, found = _validate_election(esrc.data, esrc, shown, stem, baseline)
+        problems += found
+        if election is not None:
+            elections.append((shown, esrc, election))
+    if problems or baseline is None:
+        raise PolicyError(problems)
+    return _assemble(baseline, elections)
+
+
+# ---------------------------------------------------- normalised (rendered)
+
+
+def _duration_text(d: Duration) -> str:
+    return str(d)
+
+
+def normalise(p: m.Policies) -> dict[str, Any]:
+    """The policies as plain data in the YAML's shape, every default filled in."""
+    b = p.baseline
+    org = b.organisation
+    al = b.alerts
+    baseline: dict[str, Any] = {
+        "version": 1,
+        "organisation": {
+            "party": org.party, "slug": org.slug,
+            "controller": {"name": org.controller_name, "address": org.controller_address,
+                           "representative": org.representative},
+            "rights_contact": org.rights_contact, "dpo_contact": org.dpo_contact,
+            "unsubscribe": org.unsubscribe,
+        },
+        "regions": {"default": b.regions.default, "allowed": list(b.regions.allowed)},
+        "passwords": {
+            "profile": b.passwords.profile, "min_length": b.passwords.min_length,
+            "min_classes": b.passwords.min_classes,
+            "passphrase_words": b.passwords.passphrase_words,
+            "dictionary_check": b.passwords.dictionary_check,
+            "reuse_prevention": b.passwords.reuse_prevention,
+            "max_age_days": b.passwords.max_age_days,
+        },
+        "lockout": {"attempts": b.lockout.attempts, "window_seconds": b.lockout.window_seconds,
+                    "unlock_seconds": b.lockout.unlock_seconds},
+        "mfa": {"required": b.mfa.required, "method": b.mfa.method},
+        "retention": {
+            "max_after_last_round": _duration_text(b.retention.max_after_last_round),
+            "warn_days": list(b.retention.warn_days),
+            "kms_deletion_window_days": b.retention.kms_deletion_window_days,
+            "permanent_contacts": {"path": b.retention.contacts_path,
+                                   "columns": list(b.retention.contacts_columns)},
+        },
+        "people": [
+            {"id": x.id, "name": x.name, "email": x.email, "admin": x.admin,
+             "ssh_keys": list(x.ssh_keys)}
+            for x in b.people
+        ],
+        "alerts": {
+            "language": al.language, "min_severity": al.min_severity,
+            "renotify_hours": al.renotify_hours,
+            "flood": {"max_alerts": al.flood_max_alerts, "window_minutes": al.flood_window_minutes},
+            "digest": {"enabled": al.digest_enabled, "time": al.digest_time},
+            "webhooks": [
+                {"name": w.name, "url": w.url, "template": w.template, "secret_file": w.secret_file}
+                for w in al.webhooks
+            ],
+            "routes": [
+                {"recipients": list(r.recipients), "channels": list(r.channels),
+                 "min_severity": r.min_severity, "elections": list(r.elections)}
+                for r in al.routes
+            ],
+        },
+        "schedules": {
+            "scan_interval_minutes": b.schedules.scan_interval_minutes,
+            "identity_time": b.schedules.identity_time,
+            "retention_time": b.schedules.retention_time,
+            "jitter_seconds": b.schedules.jitter_seconds,
+        },
+        "hosts": {"share_root": b.hosts.share_root, "admin_networks": list(b.hosts.admin_networks),
+                  "stray_data_paths": list(b.hosts.stray_data_paths)},
+        "identity": {"max_access_key_age_days": b.identity.max_access_key_age_days},
+        "remediation": {
+            "s3_public_access_block": b.remediation.s3_public_access_block,
+            "s3_public_grants": b.remediation.s3_public_grants,
+            "share_permissions": b.remediation.share_permissions,
+            "share_group_ownership": b.remediation.share_group_ownership,
+        },
+    }
+    if al.email:
+        baseline["alerts"]["email"] = {
+            "host": al.email.host, "port": al.email.port, "security": al.email.security,
+            "from": al.email.sender, "credentials_file": al.email.credentials_file,
+        }
+    elections = []
+    for e in p.elections:
+        retention = (
+            {"after": _duration_text(e.retention_after)} if e.retention_after is not None
+            else {"date": e.retention_date.isoformat() if e.retention_date else ""}
+        )
+        datasets = []
+        for ds in e.datasets:
+            item: dict[str, Any] = {
+                "name": ds.name, "bucket_prefix": ds.bucket_prefix, "share_path": ds.share_path,
+                "origin": ds.origin, "legal_basis": ds.legal_basis, "category": ds.category,
+            }
+            if ds.tabular is not None:
+                tab: dict[str, Any] = {}
+                for key, rule in (("consent", ds.tabular.consent), ("opt_out", ds.tabular.opt_out)):
+                    if rule is not None:
+                        tab[key] = {"column": rule.column, "accepted": list(rule.accepted)}
+                if ds.tabular.email_column:
+                    tab["email_column"] = ds.tabular.email_column
+                if ds.tabular.phone_column:
+                    tab["phone_column"] = ds.tabular.phone_column
+                item["tabular"] = tab
+            datasets.append(item)
+        elections.append({
+            "source": e.source,
+            "policy": {
+                "id": e.id, "label": e.label, "kind": e.kind, "scope": e.scope,
+                "region": e.region, "bucket": e.bucket_name, "share": e.share_path,
+                "rounds": [r.isoformat() for r in e.rounds], "retention": retention,
+                "legal_hold": {"active": e.legal_hold, "reason": e.legal_hold_reason},
+                "members": list(e.members), "datasets": datasets,
+            },
+        })
+    return {"format": RENDERED_FORMAT, "baseline": baseline, "elections": elections}
+
+
+def from_normalised(data: Any, shown: str = "agent.json") -> m.Policies:
+    """Rebuild Policies from `normalise`'s output, validating it again."""
+    if not isinstance(data, dict) or data.get("format") != RENDERED_FORMAT:
+        raise PolicyError([Problem(shown, 0, "format", f"not a rendered config of format {RENDERED_FORMAT}")])
+    baseline, problems = _validate_baseline(data.get("baseline"), None, shown)
+    elections: list[tuple[str, Source | None, dict[str, Any]]] = []
+    raw_elections = data.get("elections")
+    if not isinstance(raw_elections, list):
+        raise PolicyError([*problems, Problem(shown, 0, "elections", "must be a list")])
+    for i, item in enumerate(raw_elections):
+        if not isinstance(item, dict) or not isinstance(item.get("policy"), dict):
+            problems.append(Problem(shown, 0, f"elections[{i}]", "must hold source and policy"))
+            continue
+        policy = item["policy"]
+        source = str(item.get("source", shown))
+        election, found = _validate_election(
+            policy, None, source, str(policy.get("id")), baseline
+        )
+        problems += found
+        if election is not None:
+            elections.append((source, None, election))
+    if problems or baseline is None:
+        raise PolicyError(problems)
+    return _assemble(baseline, elections)
+
+
+def load_rendered(path: str | Path) -> m.Policies:
+    """Load the agents' config written by `isoloir policy render`."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PolicyError([Problem(str(p), 0, "", f"cannot read: {exc.strerror}")]) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PolicyError([Problem(str(p), 0, "", f"not valid JSON: {exc}")]) from None
+    return from_normalised(data, str(p))
