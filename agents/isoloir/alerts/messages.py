@@ -1,0 +1,256 @@
+"""The text of alerts, in French (default) or English.
+
+A message says what, where, since when and how to fix, and nothing else: it is
+built only from what a Finding carries (rule, resource, election, counts and
+flags in its evidence), never from file contents or personal data.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from isoloir.findings import Finding, Severity
+
+LANGUAGES = ("fr", "en")
+
+_SEVERITY = {
+    "fr": {
+        Severity.INFO: "info",
+        Severity.LOW: "faible",
+        Severity.MEDIUM: "moyenne",
+        Severity.HIGH: "élevée",
+        Severity.CRITICAL: "critique",
+    },
+    "en": {s: s.name.lower() for s in Severity},
+}
+
+_T: dict[str, dict[str, str]] = {
+    "fr": {
+        "alert": "Alerte",
+        "reminder": "Rappel",
+        "resolved": "Résolu",
+        "summary": "Trop d'alertes",
+        "digest": "Résumé quotidien",
+        "test": "Test",
+        "no_election": "toutes élections",
+        "what": "Quoi",
+        "where": "Où",
+        "location": "Emplacement",
+        "election": "Élection",
+        "since": "Depuis",
+        "rule": "Règle",
+        "severity": "Gravité",
+        "details": "Détails",
+        "fix": "Comment corriger",
+        "no_fix": "voir la documentation de la règle",
+        "legal_hold": "Gel juridique (purge suspendue)",
+        "fingerprint": "Empreinte",
+        "resolved_body": (
+            "Ce problème n'apparaît plus dans les résultats de la vérification « {job} »."
+        ),
+        "resolved_at": "Résolu le",
+        "reminder_body": "Ce problème est toujours présent.",
+        "summary_subject": "{count} alertes regroupées",
+        "summary_body": (
+            "Plus de {limit} alertes en {window} minutes : les suivantes sont regroupées "
+            "ici au lieu d'être envoyées une par une."
+        ),
+        "by_rule": "Par règle",
+        "digest_subject": "{count} problème(s) ouvert(s)",
+        "digest_body": "Problèmes encore ouverts au {date} :",
+        "digest_none": "Aucun problème ouvert.",
+        "test_subject": "message de test",
+        "test_body": (
+            "Ceci est un message de test envoyé par « isoloir alerts test » "
+            "via le canal {channel}. Si vous le lisez, ce canal fonctionne."
+        ),
+        "footer": "— Isoloir, agent de protection des données de campagne. Message automatique.",
+    },
+    "en": {
+        "alert": "Alert",
+        "reminder": "Reminder",
+        "resolved": "Resolved",
+        "summary": "Too many alerts",
+        "digest": "Daily digest",
+        "test": "Test",
+        "no_election": "all elections",
+        "what": "What",
+        "where": "Where",
+        "location": "Location",
+        "election": "Election",
+        "since": "Since",
+        "rule": "Rule",
+        "severity": "Severity",
+        "details": "Details",
+        "fix": "How to fix",
+        "no_fix": "see the rule's documentation",
+        "legal_hold": "Legal hold (purge suspended)",
+        "fingerprint": "Fingerprint",
+        "resolved_body": "This problem no longer appears in the results of the '{job}' check.",
+        "resolved_at": "Resolved at",
+        "reminder_body": "This problem is still present.",
+        "summary_subject": "{count} alerts grouped",
+        "summary_body": (
+            "More than {limit} alerts within {window} minutes: the next ones are grouped "
+            "here instead of being sent one by one."
+        ),
+        "by_rule": "By rule",
+        "digest_subject": "{count} open problem(s)",
+        "digest_body": "Problems still open on {date}:",
+        "digest_none": "No open problem.",
+        "test_subject": "test message",
+        "test_body": (
+            "This is a test message sent by 'isoloir alerts test' through the {channel} channel. "
+            "If you read it, the channel works."
+        ),
+        "footer": "-- Isoloir, campaign data protection agent. Automatic message.",
+    },
+}
+
+# Evidence keys that explain a legal hold; shown on their own line, never dropped.
+LEGAL_HOLD_KEYS = ("legal_hold_reason", "hold_reason")
+_MAX_VALUE = 200
+
+
+def texts(language: str) -> dict[str, str]:
+    return _T[language if language in _T else "fr"]
+
+
+def severity_label(severity: Severity, language: str) -> str:
+    return _SEVERITY[language if language in _SEVERITY else "fr"][severity]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    body: str
+
+
+def _fmt_time(value: datetime | None) -> str:
+    if value is None:
+        return "?"
+    return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _value(v: Any) -> str:
+    text = str(v)
+    return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 1] + "…"
+
+
+def legal_hold_reason(finding: Finding) -> str | None:
+    for key in LEGAL_HOLD_KEYS:
+        reason = finding.evidence.get(key)
+        if reason:
+            return str(reason)
+    return None
+
+
+def _finding_lines(
+    finding: Finding, t: Mapping[str, str], language: str, first_seen: datetime | None
+) -> list[str]:
+    sep = " : " if language == "fr" else ": "
+    lines = [f"{t['what']}{sep}{finding.message}"]
+    lines.append(f"{t['where']}{sep}{finding.resource}")
+    if finding.location:
+        lines.append(f"{t['location']}{sep}{finding.location}")
+    lines.append(f"{t['election']}{sep}{finding.election or t['no_election']}")
+    lines.append(f"{t['since']}{sep}{_fmt_time(first_seen or finding.observed_at)}")
+    lines.append(f"{t['rule']}{sep}{finding.rule_id}")
+    lines.append(f"{t['severity']}{sep}{severity_label(finding.severity, language)}")
+    hold = legal_hold_reason(finding)
+    if hold or finding.evidence.get("legal_hold"):
+        lines.append(f"{t['legal_hold']}{sep}{hold or '-'}")
+    details = {
+        k: v for k, v in finding.evidence.items() if k not in LEGAL_HOLD_KEYS and k != "legal_hold"
+    }
+    if details:
+        lines.append(f"{t['details']}{sep}")
+        lines.extend(f"  - {k}: {_value(details[k])}" for k in sorted(details))
+    lines.append(f"{t['fix']}{sep}{finding.remediation or t['no_fix']}")
+    lines.append(f"{t['fingerprint']}{sep}{finding.fingerprint}")
+    return lines
+
+
+def _subject(label: str, parts: Iterable[str]) -> str:
+    return "[Isoloir] " + " · ".join([label, *parts])
+
+
+def render_finding(
+    finding: Finding, language: str, *, first_seen: datetime | None, reminder: bool = False
+) -> Rendered:
+    t = texts(language)
+    kind = t["reminder"] if reminder else t["alert"]
+    subject = _subject(
+        f"{kind} {severity_label(finding.severity, language).upper()}",
+        [finding.election or t["no_election"], finding.rule_id],
+    )
+    lines = _finding_lines(finding, t, language, first_seen)
+    if reminder:
+        lines.insert(0, t["reminder_body"])
+        lines.insert(1, "")
+    return Rendered(subject, "\n".join([*lines, "", t["footer"]]) + "\n")
+
+
+def render_resolved(
+    finding: Finding, language: str, *, job: str, first_seen: datetime | None, resolved_at: datetime
+) -> Rendered:
+    t = texts(language)
+    sep = " : " if language == "fr" else ": "
+    subject = _subject(t["resolved"], [finding.election or t["no_election"], finding.rule_id])
+    lines = [t["resolved_body"].format(job=job), ""]
+    lines += [
+        f"{t['where']}{sep}{finding.resource}",
+        f"{t['election']}{sep}{finding.election or t['no_election']}",
+        f"{t['rule']}{sep}{finding.rule_id}",
+        f"{t['since']}{sep}{_fmt_time(first_seen)}",
+        f"{t['resolved_at']}{sep}{_fmt_time(resolved_at)}",
+        f"{t['fingerprint']}{sep}{finding.fingerprint}",
+    ]
+    return Rendered(subject, "\n".join([*lines, "", t["footer"]]) + "\n")
+
+
+def render_summary(
+    items: Sequence[tuple[str, Finding]], language: str, *, limit: int, window_minutes: int
+) -> Rendered:
+    """One message in place of many: counts by kind, rule and election, no detail per item."""
+    t = texts(language)
+    sep = " : " if language == "fr" else ": "
+    subject = _subject(t["summary"], [t["summary_subject"].format(count=len(items))])
+    counts = Counter((kind, f.rule_id, f.election or t["no_election"]) for kind, f in items)
+    lines = [
+        t["summary_body"].format(limit=limit, window=window_minutes),
+        "",
+        f"{t['by_rule']}{sep}",
+    ]
+    for (kind, rule, election), n in sorted(counts.items()):
+        lines.append(f"  - {t.get(kind, kind)} · {rule} · {election}: {n}")
+    worst = max((f.severity for _, f in items), default=Severity.INFO)
+    lines.append(f"{t['severity']}{sep}{severity_label(worst, language)} (max)")
+    return Rendered(subject, "\n".join([*lines, "", t["footer"]]) + "\n")
+
+
+def render_digest(
+    open_findings: Sequence[tuple[Finding, datetime | None]], language: str, *, now: datetime
+) -> Rendered:
+    t = texts(language)
+    subject = _subject(t["digest"], [t["digest_subject"].format(count=len(open_findings))])
+    lines = [t["digest_body"].format(date=now.strftime("%Y-%m-%d")), ""]
+    if not open_findings:
+        lines.append(t["digest_none"])
+    ordered = sorted(open_findings, key=lambda x: (-x[0].severity, x[0].rule_id, x[0].resource))
+    for f, first_seen in ordered:
+        lines.append(
+            f"  - [{severity_label(f.severity, language)}] {f.election or t['no_election']} · "
+            f"{f.rule_id} · {f.resource} ({t['since'].lower()} {_fmt_time(first_seen)})"
+        )
+    return Rendered(subject, "\n".join([*lines, "", t["footer"]]) + "\n")
+
+
+def render_test(language: str, *, channel: str, now: datetime) -> Rendered:
+    t = texts(language)
+    subject = _subject(t["test"], [t["test_subject"], now.strftime("%Y-%m-%d %H:%M UTC")])
+    return Rendered(subject, t["test_body"].format(channel=channel) + "\n\n" + t["footer"] + "\n")

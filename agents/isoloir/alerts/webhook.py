@@ -1,0 +1,171 @@
+"""Webhooks: a JSON POST signed with HMAC-SHA256, in the shape a chat tool expects.
+
+Headers: `X-Isoloir-Timestamp` (Unix seconds) and `X-Isoloir-Signature:
+sha256=<hex>` where the MAC covers `<timestamp>.<body bytes>` with the key from
+the webhook's root-only secret file. A receiver recomputes it, compares in
+constant time and refuses timestamps older than a few minutes (replay).
+
+HTTPS is required, except to a loopback address (local target and tests).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from isoloir.alerts.secrets import SecretError, read_secret_bytes
+from isoloir.alerts.transport import DeliveryError, Outgoing
+from isoloir.policy.model import Webhook
+
+TEMPLATES = ("generic", "slack", "mattermost", "teams")
+SIGNATURE_HEADER = "X-Isoloir-Signature"
+TIMESTAMP_HEADER = "X-Isoloir-Timestamp"
+_RETRYABLE_4XX = {408, 425, 429}
+_COLOURS = {"critical": "#8B0000", "high": "#D9534F", "medium": "#F0AD4E"}
+
+
+def sign(secret: bytes, timestamp: str, body: bytes) -> str:
+    mac = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify(secret: bytes, timestamp: str, body: bytes, signature: str) -> bool:
+    return hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+def payload(
+    template: str, *, kind: str, subject: str, body: str, meta: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The JSON document for one template; `meta` holds the finding's safe fields."""
+    severity = str(meta.get("severity") or "")
+    if template == "slack":
+        return {
+            "text": subject,
+            "blocks": [
+                {"type": "header", "text": {"type": "plain_text", "text": subject[:150]}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": f"```{body}```"}},
+            ],
+        }
+    if template == "mattermost":
+        return {
+            "username": "Isoloir",
+            "text": f"#### {subject}\n```\n{body}```",
+            "props": {"isoloir": dict(meta, kind=kind)},
+        }
+    if template == "teams":
+        return {
+            "type": "message",
+            "attachments": [
+                {
+                    "contentType": "application/vnd.microsoft.card.adaptive",
+                    "content": {
+                        "type": "AdaptiveCard",
+                        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                        "version": "1.4",
+                        "body": [
+                            {
+                                "type": "TextBlock",
+                                "text": subject,
+                                "weight": "Bolder",
+                                "wrap": True,
+                                "color": "Attention" if severity in _COLOURS else "Default",
+                            },
+                            {
+                                "type": "TextBlock",
+                                "text": body,
+                                "wrap": True,
+                                "fontType": "Monospace",
+                            },
+                        ],
+                    },
+                }
+            ],
+        }
+    return {"source": "isoloir", "kind": kind, "subject": subject, "text": body, **meta}
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def check_url(url: str) -> None:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https":
+        return
+    if parts.scheme == "http" and _is_loopback(parts.hostname or ""):
+        return
+    raise DeliveryError("webhook: the URL must use https (http only to a loopback address)")
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """`Retry-After` as seconds: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = now if now is not None else datetime.now(UTC).timestamp()
+    return max(0.0, when.timestamp() - current)
+
+
+class WebhookTransport:
+    def __init__(self, hook: Webhook, *, timeout: float = 15.0) -> None:
+        if hook.template not in TEMPLATES:
+            raise ValueError(f"webhook template must be one of {TEMPLATES}")
+        self.hook = hook
+        self.timeout = timeout
+
+    def send(self, message: Outgoing) -> None:
+        check_url(self.hook.url)
+        try:
+            secret = read_secret_bytes(self.hook.secret_file)
+        except SecretError as exc:
+            raise DeliveryError(f"webhook secret: {exc}") from None
+        body = json.dumps(message.payload, ensure_ascii=False, sort_keys=True).encode()
+        timestamp = str(int(time.time()))
+        request = urllib.request.Request(  # noqa: S310 - scheme checked by check_url
+            self.hook.url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "User-Agent": "isoloir-alerts",
+                TIMESTAMP_HEADER: timestamp,
+                SIGNATURE_HEADER: sign(secret, timestamp, body),
+                "X-Isoloir-Delivery": str(message.id),
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                response.read(1024)
+        except urllib.error.HTTPError as exc:
+            retry_after = retry_after_seconds(exc.headers.get("Retry-After"))
+            kind = "retryable" if exc.code >= 500 or exc.code in _RETRYABLE_4XX else "refused"
+            raise DeliveryError(
+                f"webhook: HTTP {exc.code} ({kind})", retry_after=retry_after
+            ) from None
+        except urllib.error.URLError as exc:
+            reason = exc.reason
+            label = type(reason).__name__ if isinstance(reason, Exception) else "URLError"
+            raise DeliveryError(f"webhook: network error {label}") from None
+        except (TimeoutError, OSError) as exc:
+            raise DeliveryError(f"webhook: network error {type(exc).__name__}") from None
