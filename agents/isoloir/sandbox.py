@@ -1,0 +1,555 @@
+"""Sandbox Debian hosts for the tests and the local target.
+
+A sandbox host is a Debian bookworm tree made with ``debootstrap`` and entered
+with ``chroot``. It has its own ``sshd`` listening on a loopback address
+(127.0.0.0/8) and port, so Ansible reaches it over real SSH exactly as it
+reaches a cloud host. Several hosts can run at once on different loopback
+addresses.
+
+- The tree is built once from the Debian mirror found in the machine's apt
+  configuration and cached as a tarball outside the repository
+  (``/var/cache/isoloir/sandbox-<hash>.tar.zst``, the hash covering the suite
+  and the package list); later hosts are unpacked from it in seconds.
+- Mounted inside: ``/proc``, a private ``/dev`` (tmpfs with the usual nodes, a
+  new ``devpts`` instance on ``/dev/pts``, ``/dev/shm``) and a tmpfs ``/run``;
+  the host's devices are never visible inside.
+- Bootstrap, like cloud-init on a cloud host: a dedicated ``isoloir-deploy``
+  account with a generated ed25519 key and password-less sudo, reachable with
+  the key only. Root never logs in over SSH, not even for the bootstrap.
+- There is no init inside. ``/usr/local/sbin/isoloir-sandbox-service`` is a
+  small pidfile-based service manager for ``sshd`` and ``smbd``; the roles use
+  it when ``isoloir_service_manager`` is ``sandbox`` and systemd otherwise.
+- Teardown stops every process whose root directory is the tree (by pid), then
+  unmounts everything below the tree, deepest first, and checks that nothing
+  is left mounted before the tree is removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+SUITE = "bookworm"
+VARIANT = "minbase"
+# What the roles and the tests need inside the host. Changing this list changes
+# the cache key, so the next run builds a new tree.
+PACKAGES: tuple[str, ...] = (
+    "acl",
+    "ca-certificates",
+    "cracklib-runtime",
+    "iproute2",
+    "libpam-google-authenticator",
+    "libpam-modules",
+    "libpam-pwquality",
+    "libpam-runtime",
+    "openssh-server",
+    "pamtester",
+    "procps",
+    "python3",
+    "python3-apt",
+    "python3-venv",
+    "samba",
+    "sudo",
+    "systemd",
+    "unattended-upgrades",
+)
+CACHE_DIR = Path(os.environ.get("ISOLOIR_SANDBOX_CACHE", "/var/cache/isoloir"))
+WORK_DIR = Path(os.environ.get("ISOLOIR_SANDBOX_DIR", "/var/tmp/isoloir-sandbox"))
+DEPLOY_USER = "isoloir-deploy"
+SERVICE_SCRIPT = "/usr/local/sbin/isoloir-sandbox-service"
+STATE_FILE = "sandbox.json"
+
+APT_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
+
+# The service manager used inside the sandbox (no init there). Pidfiles are the
+# daemons' own; `start` says "started" only when it started something, which
+# keeps Ansible runs idempotent.
+_SERVICE_SCRIPT_TEXT = r"""#!/bin/sh
+# isoloir-sandbox-service: start/stop/restart/reload/status of sshd and smbd in a
+# sandbox host, which has no init. Installed by isoloir.sandbox, never on real hosts.
+set -eu
+name="${1:?usage: isoloir-sandbox-service sshd|smbd start|stop|restart|reload|status}"
+action="${2:?missing action}"
+case "$name" in
+  ssh|sshd) name=sshd; pidfile=/run/sshd.pid
+       set -- /usr/sbin/sshd -E /var/log/sshd.log; mkdir -p /run/sshd; chmod 0755 /run/sshd ;;
+  smbd) pidfile=/run/samba/smbd.pid
+       set -- /usr/sbin/smbd --daemon; mkdir -p /run/samba /var/log/samba ;;
+  *) echo "unknown service: $name" >&2; exit 2 ;;
+esac
+running() { [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+start() {
+  if running; then echo "$name already running"; return 0; fi
+  "$@"
+  i=0
+  while ! running; do
+    i=$((i + 1)); [ "$i" -le 100 ] || { echo "$name did not start" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "$name started"
+}
+stop() {
+  if ! running; then echo "$name not running"; return 0; fi
+  pid="$(cat "$pidfile")"; kill "$pid"
+  i=0
+  while kill -0 "$pid" 2>/dev/null; do
+    i=$((i + 1)); [ "$i" -le 100 ] || { kill -9 "$pid"; break; }
+    sleep 0.1
+  done
+  rm -f "$pidfile"; echo "$name stopped"
+}
+case "$action" in
+  start) start "$@" ;;
+  stop) stop ;;
+  restart) stop; start "$@" ;;
+  reload) if running; then kill -HUP "$(cat "$pidfile")"; echo "$name reloaded"; else start "$@"; fi ;;
+  status) if running; then echo "$name running"; else echo "$name stopped"; exit 3; fi ;;
+  *) echo "unknown action: $action" >&2; exit 2 ;;
+esac
+"""
+
+# sshd configuration of a fresh sandbox host, before the hardening role
+# replaces it: the deploy account only, with its key only.
+_BOOTSTRAP_SSHD = """# Bootstrap configuration written by isoloir.sandbox; the hardening role replaces it.
+ListenAddress {address}:{port}
+HostKey /etc/ssh/ssh_host_ed25519_key
+PermitRootLogin no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+AuthenticationMethods publickey
+AllowUsers {user}
+UsePAM yes
+PidFile /run/sshd.pid
+Subsystem sftp internal-sftp
+"""
+
+
+class SandboxError(RuntimeError):
+    """The sandbox host could not be built, started or stopped."""
+
+
+@dataclass(frozen=True)
+class SandboxHost:
+    """One running sandbox host, as recorded in its state file."""
+
+    name: str
+    workdir: str
+    address: str
+    ssh_port: int
+    user: str
+    key: str
+    known_hosts: str
+
+    @property
+    def root(self) -> Path:
+        return Path(self.workdir) / "root"
+
+    @property
+    def state_file(self) -> Path:
+        return Path(self.workdir) / STATE_FILE
+
+    def chroot(
+        self, *argv: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command inside the host as root (no login, no PAM session)."""
+        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+               "LANG": "C.UTF-8", "HOME": "/root"}
+        return subprocess.run(
+            ["chroot", str(self.root), *argv],
+            input=input, capture_output=True, text=True, check=check, env=env,
+        )
+
+    def ssh_command(self, user: str | None = None, key: str | None = None) -> list[str]:
+        """The ssh command line that reaches this host (add the remote command)."""
+        return [
+            "ssh", "-p", str(self.ssh_port),
+            "-i", key or self.key,
+            "-o", "IdentitiesOnly=yes",
+            "-o", f"UserKnownHostsFile={self.known_hosts}",
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", "ConnectTimeout=10",
+            f"{user or self.user}@{self.address}",
+        ]
+
+
+# -- the cached base tree -------------------------------------------------------------
+
+
+def debian_mirror(sources: Sequence[Path] = APT_SOURCES) -> str:
+    """The Debian mirror of the machine's apt configuration (deb822 or one-line)."""
+    for path in sources:
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".sources":
+            for stanza in re.split(r"\n\s*\n", text):
+                fields = _deb822(stanza)
+                suites = fields.get("suites", "").split()
+                if "deb" in fields.get("types", "").split() and SUITE in suites:
+                    return fields["uris"].split()[0]
+        else:
+            for line in text.splitlines():
+                parts = line.split("#", 1)[0].split()
+                if len(parts) >= 3 and parts[0] == "deb":
+                    uri_idx = 2 if parts[1].startswith("[") else 1
+                    if parts[uri_idx + 1] == SUITE:
+                        return parts[uri_idx]
+    raise SandboxError(f"no Debian {SUITE} mirror in {', '.join(map(str, sources))}")
+
+
+def _deb822(stanza: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    key = ""
+    for line in stanza.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line[0] in " \t" and key:
+            fields[key] += " " + line.strip()
+        elif ":" in line:
+            key, _, value = line.partition(":")
+            key = key.strip().lower()
+            fields[key] = value.strip()
+    return fields
+
+
+def cache_key(packages: Iterable[str] = PACKAGES) -> str:
+    material = "\n".join([SUITE, VARIANT, *sorted(packages)])
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+def base_tarball(cache_dir: Path = CACHE_DIR, log: Path | None = None) -> Path:
+    """The cached tarball of the base tree; built with debootstrap when missing."""
+    tarball = cache_dir / f"sandbox-{cache_key()}.tar.zst"
+    if tarball.is_file():
+        return tarball
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    build = cache_dir / f"build-{cache_key()}"
+    if build.exists():
+        _remove_tree(build)
+    out = open(log, "a", encoding="utf-8") if log else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        subprocess.run(
+            ["debootstrap", f"--variant={VARIANT}", f"--include={','.join(PACKAGES)}",
+             SUITE, str(build), debian_mirror()],
+            check=True, stdout=out, stderr=subprocess.STDOUT,
+        )
+        subprocess.run(["chroot", str(build), "apt-get", "clean"], check=True, stdout=out)
+    finally:
+        if log:
+            out.close()  # type: ignore[union-attr]
+    # No mounts were made in the build tree, so it can be packed and removed.
+    partial = tarball.with_suffix(".partial")
+    subprocess.run(
+        ["tar", "--numeric-owner", "--xattrs", "--acls", "-I", "zstd -T0",
+         "-C", str(build), "-cf", str(partial), "."],
+        check=True,
+    )
+    partial.rename(tarball)
+    shutil.rmtree(build)
+    return tarball
+
+
+# -- mounts and processes -------------------------------------------------------------
+
+
+def _mounts_under(root: Path) -> list[Path]:
+    """Mount points at or below root, as the kernel lists them."""
+    prefix = str(root.resolve())
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].encode().decode("unicode_escape")
+        if point == prefix or point.startswith(prefix + "/"):
+            found.append(Path(point))
+    return found
+
+
+def _mount(root: Path) -> None:
+    def mnt(fstype: str, target: str, options: str) -> None:
+        path = root / target.lstrip("/")
+        path.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", fstype, "-o", options, fstype, str(path)], check=True)
+
+    mnt("proc", "/proc", "nosuid,nodev,noexec")
+    mnt("tmpfs", "/dev", "nosuid,mode=0755,size=16m")
+    for name, major, minor in (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7),
+                               ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)):
+        node = root / "dev" / name
+        os.mknod(node, 0o666 | 0o020000, os.makedev(major, minor))
+        os.chmod(node, 0o666)
+    mnt("devpts", "/dev/pts", "newinstance,ptmxmode=0666,mode=0620,gid=5,nosuid,noexec")
+    os.symlink("pts/ptmx", root / "dev" / "ptmx")
+    mnt("tmpfs", "/dev/shm", "nosuid,nodev,mode=1777")
+    os.symlink("/proc/self/fd", root / "dev" / "fd")
+    mnt("tmpfs", "/run", "nosuid,nodev,mode=0755")
+    (root / "run" / "lock").mkdir(mode=0o1777)
+
+
+def _pids_rooted_in(root: Path) -> list[int]:
+    target = str(root.resolve())
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.readlink(entry / "root") == target:
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def _stop_processes(root: Path) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = _pids_rooted_in(root)
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        for _ in range(50):
+            if not _pids_rooted_in(root):
+                return
+            time.sleep(0.1)
+    left = _pids_rooted_in(root)
+    if left:
+        raise SandboxError(f"{len(left)} processes still running in {root}")
+
+
+def _unmount_all(root: Path) -> None:
+    for _ in range(3):
+        points = sorted(_mounts_under(root), key=lambda p: len(p.parts), reverse=True)
+        if not points:
+            return
+        for point in points:
+            subprocess.run(["umount", str(point)], check=False, capture_output=True)
+    points = _mounts_under(root)
+    if points:
+        raise SandboxError(f"still mounted under {root}: {len(points)} mount points")
+
+
+def _remove_tree(path: Path) -> None:
+    if _mounts_under(path):
+        raise SandboxError(f"refusing to remove {path}: something is mounted below it")
+    shutil.rmtree(path, ignore_errors=False)
+
+
+# -- up and down ----------------------------------------------------------------------
+
+
+def _port_free(address: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_address(start: int = 100, port: int = 22, samba_port: int = 445) -> str:
+    """A 127.0.0.x address where the ssh and smb ports are free."""
+    for last in range(start, 250):
+        address = f"127.0.0.{last}"
+        if _port_free(address, port) and _port_free(address, samba_port):
+            return address
+    raise SandboxError("no free loopback address in 127.0.0.100-249")
+
+
+def _wait_for_port(address: str, port: int, attempts: int = 100) -> None:
+    for _ in range(attempts):
+        try:
+            with socket.create_connection((address, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SandboxError(f"nothing listens on {address}:{port}")
+
+
+def up(
+    name: str,
+    address: str | None = None,
+    ssh_port: int = 22,
+    work_dir: Path = WORK_DIR,
+    cache_dir: Path = CACHE_DIR,
+) -> SandboxHost:
+    """Unpack, mount and start one sandbox host; returns once its sshd answers."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", name):
+        raise SandboxError(f"invalid sandbox name {name!r}")
+    address = address or free_address(port=ssh_port)
+    if not address.startswith("127."):
+        raise SandboxError("a sandbox host listens on the loopback range only")
+    tarball = base_tarball(cache_dir)
+    workdir = (work_dir / name).resolve()
+    if (workdir / STATE_FILE).exists():
+        down(load(workdir / STATE_FILE))
+    if workdir.exists():
+        _remove_tree(workdir)
+    root = workdir / "root"
+    root.mkdir(parents=True)
+    key = workdir / "id_ed25519"
+    host = SandboxHost(
+        name=name, workdir=str(workdir), address=address, ssh_port=ssh_port,
+        user=DEPLOY_USER, key=str(key), known_hosts=str(workdir / "known_hosts"),
+    )
+    # Record the host first so that `down` can clean up whatever happens next.
+    host.state_file.write_text(json.dumps(asdict(host), indent=2) + "\n")
+    try:
+        subprocess.run(["tar", "--numeric-owner", "--xattrs", "--acls", "-I", "zstd",
+                        "-C", str(root), "-xf", str(tarball)], check=True)
+        _mount(root)
+        _configure(host)
+        host.chroot(SERVICE_SCRIPT, "sshd", "start")
+        _wait_for_port(address, ssh_port)
+    except BaseException:
+        down(host)
+        raise
+    return host
+
+
+def _configure(host: SandboxHost) -> None:
+    root = host.root
+    (root / "etc/hostname").write_text(f"{host.name}\n")
+    # The host shares the machine's UTS namespace: make its name resolve (sudo asks).
+    (root / "etc/hosts").write_text(
+        f"127.0.0.1 localhost\n127.0.1.1 {socket.gethostname()}\n::1 localhost\n"
+    )
+    script = root / SERVICE_SCRIPT.lstrip("/")
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(_SERVICE_SCRIPT_TEXT)
+    script.chmod(0o755)
+    # Never let package scripts start daemons inside the tree.
+    policy = root / "usr/sbin/policy-rc.d"
+    policy.write_text("#!/bin/sh\nexit 101\n")
+    policy.chmod(0o755)
+    # The deploy account: key only, password-less sudo (Ansible's `become`).
+    host.chroot("useradd", "--system", "--create-home", "--shell", "/bin/bash",
+                "--user-group", DEPLOY_USER)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
+                    f"isoloir-deploy@{host.name}", "-f", host.key], check=True)
+    ssh_dir = root / "home" / DEPLOY_USER / ".ssh"
+    ssh_dir.mkdir(mode=0o700)
+    (ssh_dir / "authorized_keys").write_text(Path(host.key + ".pub").read_text())
+    host.chroot("chown", "-R", f"{DEPLOY_USER}:{DEPLOY_USER}", f"/home/{DEPLOY_USER}/.ssh")
+    sudoers = root / "etc/sudoers.d/isoloir-deploy"
+    sudoers.write_text(f"{DEPLOY_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n")
+    sudoers.chmod(0o440)
+    # Fresh host keys for this host, and the bootstrap sshd configuration.
+    for old in (root / "etc/ssh").glob("ssh_host_*"):
+        old.unlink()
+    host.chroot("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                "/etc/ssh/ssh_host_ed25519_key")
+    (root / "etc/ssh/sshd_config").write_text(
+        _BOOTSTRAP_SSHD.format(address=host.address, port=host.ssh_port, user=DEPLOY_USER)
+    )
+    pub = (root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()
+    where = host.address if host.ssh_port == 22 else f"[{host.address}]:{host.ssh_port}"
+    Path(host.known_hosts).write_text(f"{where} {pub[0]} {pub[1]}\n")
+
+
+def load(state_file: Path) -> SandboxHost:
+    data = json.loads(state_file.read_text())
+    return SandboxHost(**data)
+
+
+def down(host: SandboxHost, remove: bool = True) -> None:
+    """Stop the host's processes by pid, unmount everything, remove the tree."""
+    root = host.root
+    if root.exists():
+        _stop_processes(root)
+        _unmount_all(root)
+    if remove and Path(host.workdir).exists():
+        _remove_tree(Path(host.workdir))
+
+
+# -- inventory ------------------------------------------------------------------------
+
+
+def inventory(hosts: Sequence[SandboxHost], group: str = "isoloir_hosts") -> dict[str, object]:
+    """An Ansible inventory (YAML/JSON form) for the sandbox hosts (local target)."""
+    hostvars: dict[str, object] = {}
+    for host in hosts:
+        hostvars[host.name] = {
+            "ansible_host": host.address,
+            "ansible_port": host.ssh_port,
+            "ansible_user": host.user,
+            "ansible_ssh_private_key_file": host.key,
+            "ansible_ssh_common_args": (
+                f"-o UserKnownHostsFile={host.known_hosts} -o StrictHostKeyChecking=yes"
+                " -o IdentitiesOnly=yes"
+            ),
+            "isoloir_listen_addresses": [host.address],
+            "hardening_ssh_port": host.ssh_port,
+        }
+    return {
+        "all": {
+            "children": {
+                group: {
+                    "hosts": hostvars,
+                    "vars": {
+                        "isoloir_service_manager": "sandbox",
+                        "hardening_deploy_user": DEPLOY_USER,
+                        "hardening_deploy_sources": ["127.0.0.0/8"],
+                        "hardening_unattended_upgrades_timers": False,
+                    },
+                }
+            }
+        }
+    }
+
+
+# -- command line ---------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m isoloir.sandbox",
+                                     description="Sandbox Debian hosts (chroot + sshd).")
+    parser.add_argument("--work-dir", type=Path, default=WORK_DIR)
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
+    sub = parser.add_subparsers(dest="action", required=True)
+    build = sub.add_parser("build", help="build the cached base tarball")
+    build.add_argument("--log", type=Path)
+    start = sub.add_parser("up", help="start hosts and write an inventory")
+    start.add_argument("names", nargs="+")
+    start.add_argument("--inventory", type=Path, required=True)
+    stop = sub.add_parser("down", help="stop the hosts (all recorded ones if none named)")
+    stop.add_argument("names", nargs="*")
+    args = parser.parse_args(argv)
+
+    if args.action == "build":
+        print(base_tarball(args.cache_dir, args.log))
+        return 0
+    if args.action == "up":
+        hosts: list[SandboxHost] = []
+        for name in args.names:
+            hosts.append(up(name, work_dir=args.work_dir, cache_dir=args.cache_dir))
+            print(f"{name}: {hosts[-1].address}:{hosts[-1].ssh_port}")
+        args.inventory.parent.mkdir(parents=True, exist_ok=True)
+        args.inventory.write_text(json.dumps(inventory(hosts), indent=2) + "\n")
+        print(f"inventory: {args.inventory}")
+        return 0
+    states = (
+        [args.work_dir / n / STATE_FILE for n in args.names]
+        if args.names
+        else sorted(args.work_dir.glob(f"*/{STATE_FILE}"))
+    )
+    for state in states:
+        if state.is_file():
+            down(load(state))
+            print(f"{state.parent.name}: stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
