@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 from isoloir import __version__
 
-COMMAND_MODULES = (
+COMMAND_MODULES = [
     "isoloir.policy.cli",
-)
+]
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1

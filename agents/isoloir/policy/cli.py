@@ -22,8 +22,10 @@ def _load(directory: str) -> Policies | None:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         count = len(exc.problems)
-        print(f"{count} problem{'s' if count != 1 else ''} found; nothing was changed.",
-              file=sys.stderr)
+        print(
+            f"{count} problem{'s' if count != 1 else ''} found; nothing was changed.",
+            file=sys.stderr,
+        )
         return None
 
 
@@ -47,24 +49,28 @@ def cmd_render(args: argparse.Namespace) -> int:
 def show_text(p: Policies) -> str:
     today = clock.today()
     org = p.baseline.organisation
+    pw = p.baseline.passwords
     lines = [
         f"{org.party} — data controller: {org.controller_name}",
         f"regions: {', '.join(p.baseline.regions.allowed)} (default {p.baseline.regions.default})",
-        f"passwords: {p.baseline.passwords.min_length}+ characters from "
-        f"{p.baseline.passwords.min_classes} classes ({p.baseline.passwords.entropy_bits:.0f} bits, "
-        f"profile {p.baseline.passwords.profile}); MFA: {p.baseline.mfa.method}",
+        f"passwords: {pw.min_length}+ characters from {pw.min_classes} classes "
+        f"({pw.entropy_bits:.0f} bits, profile {pw.profile}); MFA: {p.baseline.mfa.method}",
         "",
     ]
     header = ("election", "kind", "rounds", "retention due", "days left", "legal hold")
     rows: list[tuple[str, ...]] = [header]
     for e in p.elections:
         left = e.days_left(today)
-        rows.append((
-            e.id, e.kind, " / ".join(r.isoformat() for r in e.rounds),
-            e.retention_due.isoformat(),
-            str(left) if left > 0 else ("due today" if left == 0 else f"overdue by {-left}"),
-            f"yes: {e.legal_hold_reason}" if e.legal_hold else "no",
-        ))
+        rows.append(
+            (
+                e.id,
+                e.kind,
+                " / ".join(r.isoformat() for r in e.rounds),
+                e.retention_due.isoformat(),
+                str(left) if left > 0 else ("due today" if left == 0 else f"overdue by {-left}"),
+                f"yes: {e.legal_hold_reason}" if e.legal_hold else "no",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for row in rows:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

@@ -81,32 +81,36 @@ def _short(value: Any) -> str:
 def _schema_reason(error: ValidationError) -> tuple[Path_, str]:
     """A readable reason for one schema error, and the field it is about."""
     path: Path_ = tuple(error.absolute_path)
-    hint = error.schema.get("x-hint") if isinstance(error.schema, Mapping) else None
+    node: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
+    hint = node.get("x-hint")
     kind = error.validator
     value = error.instance
+    expected: Any = error.validator_value
     if kind == "required":
-        missing = [k for k in error.validator_value if k not in (value or {})]
+        present: dict[str, Any] = value if isinstance(value, dict) else {}
+        missing = [k for k in expected if k not in present]
         name = missing[0] if missing else "?"
         return (*path, name), "missing required field"
     if kind == "additionalProperties":
-        allowed = list(error.schema.get("properties", {}))
+        allowed = list(node.get("properties", {}))
         extras = [k for k in value if k not in allowed] if isinstance(value, dict) else []
         name = extras[0] if extras else "?"
         close = difflib.get_close_matches(str(name), allowed, n=1)
-        fix = f" (did you mean {close[0]!r}?)" if close else f" (known fields: {', '.join(allowed)})"
+        fix = (
+            f" (did you mean {close[0]!r}?)" if close else f" (known fields: {', '.join(allowed)})"
+        )
         return (*path, name), f"unknown field{fix}"
     if kind == "type":
-        expected = error.validator_value
         reason = f"{_short(value)} is not of type {expected}"
         if expected == "string" and isinstance(value, bool | int | float):
             reason += " (quote it: YAML reads yes, no, on, off and bare numbers as other types)"
         return path, reason
     if kind == "enum":
-        options = ", ".join(str(o) for o in error.validator_value)
+        options = ", ".join(str(o) for o in expected)
         reason = f"{_short(value)} is not one of: {options}"
         return path, f"{reason} ({hint})" if hint else reason
     if kind == "const":
-        return path, hint or f"must be {_short(error.validator_value)}"
+        return path, hint or f"must be {_short(expected)}"
     if kind in ("pattern", "format"):
         suffix = f" ({hint})" if hint else ""
         return path, f"{_short(value)} is not valid{suffix}"
@@ -114,13 +118,13 @@ def _schema_reason(error: ValidationError) -> tuple[Path_, str]:
         return path, hint
     if kind in ("minimum", "maximum"):
         word = "at least" if kind == "minimum" else "at most"
-        return path, f"{_short(value)} must be {word} {error.validator_value}"
+        return path, f"{_short(value)} must be {word} {expected}"
     if kind in ("minItems", "maxItems"):
         word = "at least" if kind == "minItems" else "at most"
-        return path, f"needs {word} {error.validator_value} item(s)"
+        return path, f"needs {word} {expected} item(s)"
     if kind in ("minLength", "maxLength"):
         word = "at least" if kind == "minLength" else "at most"
-        return path, f"must be {word} {error.validator_value} character(s) long"
+        return path, f"must be {word} {expected} character(s) long"
     if kind == "uniqueItems":
         return path, "items must be unique"
     return path, error.message[:200]
@@ -178,14 +182,22 @@ def _check_baseline(b: dict[str, Any], out: _Collector) -> None:
         out.add(("regions", "default"), f"{regions['default']!r} is not in regions.allowed")
     pw = b["passwords"]
     rules = m.PasswordRules(
-        pw["profile"], pw["min_length"], pw["min_classes"], pw["passphrase_words"],
-        pw["dictionary_check"], pw["reuse_prevention"], pw["max_age_days"],
+        pw["profile"],
+        pw["min_length"],
+        pw["min_classes"],
+        pw["passphrase_words"],
+        pw["dictionary_check"],
+        pw["reuse_prevention"],
+        pw["max_age_days"],
     )
     if round(rules.entropy_bits) < rules.target_bits:
         need = next(
-            n for n in range(rules.min_length, 200)
-            if round(m.PasswordRules(pw["profile"], n, pw["min_classes"], 1, True, 0, 0)
-                     .entropy_bits) >= rules.target_bits
+            n
+            for n in range(rules.min_length, 200)
+            if round(
+                m.PasswordRules(pw["profile"], n, pw["min_classes"], 1, True, 0, 0).entropy_bits
+            )
+            >= rules.target_bits
         )
         out.add(
             ("passwords", "min_length"),
@@ -215,11 +227,16 @@ def _check_baseline(b: dict[str, Any], out: _Collector) -> None:
         try:
             ipaddress.ip_network(net, strict=True)
         except ValueError:
-            out.add(("hosts", "admin_networks", i), f"{_short(net)} is not a network (e.g. 10.0.0.0/24)")
+            out.add(
+                ("hosts", "admin_networks", i), f"{_short(net)} is not a network (e.g. 10.0.0.0/24)"
+            )
     seen: dict[str, int] = {}
     for i, person in enumerate(b["people"]):
         if person["id"] in seen:
-            out.add(("people", i, "id"), f"{person['id']!r} is already used by people[{seen[person['id']]}]")
+            out.add(
+                ("people", i, "id"),
+                f"{person['id']!r} is already used by people[{seen[person['id']]}]",
+            )
         seen.setdefault(person["id"], i)
     if not any(p["admin"] for p in b["people"]):
         out.add(("people",), "at least one person must be an administrator (admin: true)")
@@ -231,7 +248,9 @@ def _check_baseline(b: dict[str, Any], out: _Collector) -> None:
                 out.add(("alerts", "routes", i, "recipients", j), f"{who!r} is not in people")
         for j, channel in enumerate(route["channels"]):
             if channel == "email" and "email" not in alerts:
-                out.add(("alerts", "routes", i, "channels", j), "uses email but alerts.email is not set")
+                out.add(
+                    ("alerts", "routes", i, "channels", j), "uses email but alerts.email is not set"
+                )
             if channel.startswith("webhook:") and channel[8:] not in webhooks:
                 out.add(("alerts", "routes", i, "channels", j), f"no webhook named {channel[8:]!r}")
         if "email" in route["channels"] and not route["recipients"]:
@@ -256,7 +275,9 @@ def _check_election(
         out.add(("rounds",), "two rounds on the same day")
     hold = e["legal_hold"]
     if hold["active"] and not hold["reason"].strip():
-        out.add(("legal_hold", "reason"), "a legal hold needs a reason (e.g. the court case reference)")
+        out.add(
+            ("legal_hold", "reason"), "a legal hold needs a reason (e.g. the court case reference)"
+        )
     datasets = e["datasets"]
     names: set[str] = set()
     for i, ds in enumerate(datasets):
@@ -266,18 +287,32 @@ def _check_election(
         for j, other in enumerate(datasets[:i]):
             a, c = ds["bucket_prefix"], other["bucket_prefix"]
             if a.startswith(c) or c.startswith(a):
-                out.add(("datasets", i, "bucket_prefix"),
-                        f"{a!r} overlaps datasets[{j}] ({c!r}): a purge of one would touch the other")
+                out.add(
+                    ("datasets", i, "bucket_prefix"),
+                    f"{a!r} overlaps datasets[{j}] ({c!r}): a purge of one would touch the other",
+                )
             pa, pc = PurePosixPath(ds["share_path"]), PurePosixPath(other["share_path"])
             if pa == pc or pa in pc.parents or pc in pa.parents:
-                out.add(("datasets", i, "share_path"), f"{str(pa)!r} overlaps datasets[{j}] ({str(pc)!r})")
+                out.add(
+                    ("datasets", i, "share_path"),
+                    f"{str(pa)!r} overlaps datasets[{j}] ({str(pc)!r})",
+                )
         if ".." in PurePosixPath(ds["share_path"]).parts:
             out.add(("datasets", i, "share_path"), "must not contain ..")
         tab = ds.get("tabular")
-        if tab and ds["category"] == "campaign" and "consent" in tab and "email_column" not in tab \
-                and "phone_column" not in tab and "opt_out" in tab:
-            out.add(("datasets", i, "tabular"),
-                    "an opt_out column needs email_column or phone_column to build the suppression list")
+        if (
+            tab
+            and ds["category"] == "campaign"
+            and "consent" in tab
+            and "email_column" not in tab
+            and "phone_column" not in tab
+            and "opt_out" in tab
+        ):
+            out.add(
+                ("datasets", i, "tabular"),
+                "an opt_out column needs email_column or phone_column "
+                "to build the suppression list",
+            )
     if b is None:
         return
     known = {p["id"] for p in b["people"]}
@@ -286,8 +321,11 @@ def _check_election(
             out.add(("members", i), f"{who!r} is not in the baseline's people")
     region = e.get("region", b["regions"]["default"])
     if region not in b["regions"]["allowed"]:
-        out.add(("region",), f"{region!r} is not in the baseline's allowed regions "
-                             f"({', '.join(b['regions']['allowed'])})")
+        out.add(
+            ("region",),
+            f"{region!r} is not in the baseline's allowed regions "
+            f"({', '.join(b['regions']['allowed'])})",
+        )
     bucket = e.get("bucket") or f"{b['organisation']['slug']}-{e['id']}"
     if len(bucket) > 63:
         out.add(("id",), f"the bucket name {bucket!r} is longer than 63 characters; shorten the id")
@@ -312,8 +350,11 @@ def _check_election(
                 out.add(where, f"retention ends {due}, not after the last round ({last})")
             ceiling = Duration.parse(b["retention"]["max_after_last_round"]).after(last)
             if due > ceiling:
-                out.add(where, f"retention ends {due}, later than the baseline's maximum "
-                               f"({b['retention']['max_after_last_round']} after {last}: {ceiling})")
+                out.add(
+                    where,
+                    f"retention ends {due}, later than the baseline's maximum "
+                    f"({b['retention']['max_after_last_round']} after {last}: {ceiling})",
+                )
 
 
 # ------------------------------------------------------------------ build
@@ -321,22 +362,33 @@ def _check_election(
 
 def _build_baseline(b: dict[str, Any]) -> m.Baseline:
     org, pw, lk, ret, al = (
-        b["organisation"], b["passwords"], b["lockout"], b["retention"], b["alerts"],
+        b["organisation"],
+        b["passwords"],
+        b["lockout"],
+        b["retention"],
+        b["alerts"],
     )
     email = al.get("email")
     return m.Baseline(
         organisation=m.Organisation(
-            party=org["party"], slug=org["slug"],
+            party=org["party"],
+            slug=org["slug"],
             controller_name=org["controller"]["name"],
             controller_address=org["controller"]["address"],
             representative=org["controller"]["representative"],
-            rights_contact=org["rights_contact"], dpo_contact=org["dpo_contact"],
+            rights_contact=org["rights_contact"],
+            dpo_contact=org["dpo_contact"],
             unsubscribe=org["unsubscribe"],
         ),
         regions=m.Regions(b["regions"]["default"], tuple(b["regions"]["allowed"])),
         passwords=m.PasswordRules(
-            pw["profile"], pw["min_length"], pw["min_classes"], pw["passphrase_words"],
-            pw["dictionary_check"], pw["reuse_prevention"], pw["max_age_days"],
+            pw["profile"],
+            pw["min_length"],
+            pw["min_classes"],
+            pw["passphrase_words"],
+            pw["dictionary_check"],
+            pw["reuse_prevention"],
+            pw["max_age_days"],
         ),
         lockout=m.Lockout(lk["attempts"], lk["window_seconds"], lk["unlock_seconds"]),
         mfa=m.Mfa(b["mfa"]["required"], b["mfa"]["method"]),
@@ -352,28 +404,40 @@ def _build_baseline(b: dict[str, Any]) -> m.Baseline:
             for p in b["people"]
         ),
         alerts=m.Alerts(
-            language=al["language"], min_severity=al["min_severity"],
+            language=al["language"],
+            min_severity=al["min_severity"],
             renotify_hours=al["renotify_hours"],
             flood_max_alerts=al["flood"]["max_alerts"],
             flood_window_minutes=al["flood"]["window_minutes"],
-            digest_enabled=al["digest"]["enabled"], digest_time=al["digest"]["time"],
+            digest_enabled=al["digest"]["enabled"],
+            digest_time=al["digest"]["time"],
             email=m.EmailChannel(
-                email["host"], email["port"], email["security"], email["from"],
+                email["host"],
+                email["port"],
+                email["security"],
+                email["from"],
                 email["credentials_file"],
-            ) if email else None,
+            )
+            if email
+            else None,
             webhooks=tuple(
                 m.Webhook(w["name"], w["url"], w["template"], w["secret_file"])
                 for w in al["webhooks"]
             ),
             routes=tuple(
-                m.Route(tuple(r["recipients"]), tuple(r["channels"]), r["min_severity"],
-                        tuple(r["elections"]))
+                m.Route(
+                    tuple(r["recipients"]),
+                    tuple(r["channels"]),
+                    r["min_severity"],
+                    tuple(r["elections"]),
+                )
                 for r in al["routes"]
             ),
         ),
         schedules=m.Schedules(**b["schedules"]),
         hosts=m.Hosts(
-            b["hosts"]["share_root"], tuple(b["hosts"]["admin_networks"]),
+            b["hosts"]["share_root"],
+            tuple(b["hosts"]["admin_networks"]),
             tuple(b["hosts"]["stray_data_paths"]),
         ),
         identity=m.Identity(**b["identity"]),
@@ -390,23 +454,37 @@ def _build_election(e: dict[str, Any], b: m.Baseline, source: str) -> m.Election
     datasets = []
     for ds in e["datasets"]:
         tab = ds.get("tabular")
-        datasets.append(m.Dataset(
-            name=ds["name"], bucket_prefix=ds["bucket_prefix"], share_path=ds["share_path"],
-            origin=ds["origin"], legal_basis=ds["legal_basis"], category=ds["category"],
-            tabular=m.Tabular(
-                consent=_column_rule(tab.get("consent")),
-                opt_out=_column_rule(tab.get("opt_out")),
-                email_column=tab.get("email_column"), phone_column=tab.get("phone_column"),
-            ) if tab is not None else None,
-        ))
+        datasets.append(
+            m.Dataset(
+                name=ds["name"],
+                bucket_prefix=ds["bucket_prefix"],
+                share_path=ds["share_path"],
+                origin=ds["origin"],
+                legal_basis=ds["legal_basis"],
+                category=ds["category"],
+                tabular=m.Tabular(
+                    consent=_column_rule(tab.get("consent")),
+                    opt_out=_column_rule(tab.get("opt_out")),
+                    email_column=tab.get("email_column"),
+                    phone_column=tab.get("phone_column"),
+                )
+                if tab is not None
+                else None,
+            )
+        )
     return m.Election(
-        id=e["id"], label=e["label"], kind=e["kind"], scope=e["scope"],
+        id=e["id"],
+        label=e["label"],
+        kind=e["kind"],
+        scope=e["scope"],
         region=e.get("region", b.regions.default),
         rounds=tuple(date.fromisoformat(r) for r in e["rounds"]),
         retention_after=Duration.parse(retention["after"]) if "after" in retention else None,
         retention_date=date.fromisoformat(retention["date"]) if "date" in retention else None,
-        legal_hold=e["legal_hold"]["active"], legal_hold_reason=e["legal_hold"]["reason"],
-        members=tuple(e["members"]), datasets=tuple(datasets),
+        legal_hold=e["legal_hold"]["active"],
+        legal_hold_reason=e["legal_hold"]["reason"],
+        members=tuple(e["members"]),
+        datasets=tuple(datasets),
         bucket_name=e.get("bucket") or f"{b.organisation.slug}-{e['id']}",
         share_path=e.get("share") or str(PurePosixPath(b.hosts.share_root) / e["id"]),
         source=source,
@@ -419,20 +497,27 @@ def _check_across(elections: list[tuple[str, Source | None, m.Election]]) -> lis
     buckets: dict[str, str] = {}
     shares: list[tuple[PurePosixPath, str]] = []
     for file, src, el in elections:
+
         def add(path: Path_, reason: str, file: str = file, src: Source | None = src) -> None:
             problems.append(Problem(file, src.line_of(path) if src else 0, _field(path), reason))
+
         if el.id in ids:
             add(("id",), f"{el.id!r} is already the id of {ids[el.id]}")
         ids.setdefault(el.id, file)
         if el.bucket_name in buckets:
-            add(("bucket",), f"bucket {el.bucket_name!r} is already used by {buckets[el.bucket_name]}")
+            add(
+                ("bucket",),
+                f"bucket {el.bucket_name!r} is already used by {buckets[el.bucket_name]}",
+            )
         buckets.setdefault(el.bucket_name, file)
         share = PurePosixPath(el.share_path)
         for other, other_file in shares:
             if share == other or other in share.parents or share in other.parents:
-                add(("share",) if src and ("share",) in src.lines else ("datasets",),
+                add(
+                    ("share",) if src and ("share",) in src.lines else ("datasets",),
                     f"share {share} overlaps the share of {other_file} ({other}): "
-                    "each election's files must be segregated")
+                    "each election's files must be segregated",
+                )
         shares.append((share, file))
     return problems
 
@@ -493,7 +578,9 @@ def _assemble(
     problems = _check_across(built)
     if problems:
         raise PolicyError(problems)
-    return m.Policies(baseline=b, elections=tuple(sorted((e for _, _, e in built), key=lambda e: e.id)))
+    return m.Policies(
+        baseline=b, elections=tuple(sorted((e for _, _, e in built), key=lambda e: e.id))
+    )
 
 
 def load_policies(directory: str | Path = "policies") -> m.Policies:
@@ -543,38 +630,55 @@ def normalise(p: m.Policies) -> dict[str, Any]:
     baseline: dict[str, Any] = {
         "version": 1,
         "organisation": {
-            "party": org.party, "slug": org.slug,
-            "controller": {"name": org.controller_name, "address": org.controller_address,
-                           "representative": org.representative},
-            "rights_contact": org.rights_contact, "dpo_contact": org.dpo_contact,
+            "party": org.party,
+            "slug": org.slug,
+            "controller": {
+                "name": org.controller_name,
+                "address": org.controller_address,
+                "representative": org.representative,
+            },
+            "rights_contact": org.rights_contact,
+            "dpo_contact": org.dpo_contact,
             "unsubscribe": org.unsubscribe,
         },
         "regions": {"default": b.regions.default, "allowed": list(b.regions.allowed)},
         "passwords": {
-            "profile": b.passwords.profile, "min_length": b.passwords.min_length,
+            "profile": b.passwords.profile,
+            "min_length": b.passwords.min_length,
             "min_classes": b.passwords.min_classes,
             "passphrase_words": b.passwords.passphrase_words,
             "dictionary_check": b.passwords.dictionary_check,
             "reuse_prevention": b.passwords.reuse_prevention,
             "max_age_days": b.passwords.max_age_days,
         },
-        "lockout": {"attempts": b.lockout.attempts, "window_seconds": b.lockout.window_seconds,
-                    "unlock_seconds": b.lockout.unlock_seconds},
+        "lockout": {
+            "attempts": b.lockout.attempts,
+            "window_seconds": b.lockout.window_seconds,
+            "unlock_seconds": b.lockout.unlock_seconds,
+        },
         "mfa": {"required": b.mfa.required, "method": b.mfa.method},
         "retention": {
             "max_after_last_round": _duration_text(b.retention.max_after_last_round),
             "warn_days": list(b.retention.warn_days),
             "kms_deletion_window_days": b.retention.kms_deletion_window_days,
-            "permanent_contacts": {"path": b.retention.contacts_path,
-                                   "columns": list(b.retention.contacts_columns)},
+            "permanent_contacts": {
+                "path": b.retention.contacts_path,
+                "columns": list(b.retention.contacts_columns),
+            },
         },
         "people": [
-            {"id": x.id, "name": x.name, "email": x.email, "admin": x.admin,
-             "ssh_keys": list(x.ssh_keys)}
+            {
+                "id": x.id,
+                "name": x.name,
+                "email": x.email,
+                "admin": x.admin,
+                "ssh_keys": list(x.ssh_keys),
+            }
             for x in b.people
         ],
         "alerts": {
-            "language": al.language, "min_severity": al.min_severity,
+            "language": al.language,
+            "min_severity": al.min_severity,
             "renotify_hours": al.renotify_hours,
             "flood": {"max_alerts": al.flood_max_alerts, "window_minutes": al.flood_window_minutes},
             "digest": {"enabled": al.digest_enabled, "time": al.digest_time},
@@ -583,8 +687,12 @@ def normalise(p: m.Policies) -> dict[str, Any]:
                 for w in al.webhooks
             ],
             "routes": [
-                {"recipients": list(r.recipients), "channels": list(r.channels),
-                 "min_severity": r.min_severity, "elections": list(r.elections)}
+                {
+                    "recipients": list(r.recipients),
+                    "channels": list(r.channels),
+                    "min_severity": r.min_severity,
+                    "elections": list(r.elections),
+                }
                 for r in al.routes
             ],
         },
@@ -594,8 +702,11 @@ def normalise(p: m.Policies) -> dict[str, Any]:
             "retention_time": b.schedules.retention_time,
             "jitter_seconds": b.schedules.jitter_seconds,
         },
-        "hosts": {"share_root": b.hosts.share_root, "admin_networks": list(b.hosts.admin_networks),
-                  "stray_data_paths": list(b.hosts.stray_data_paths)},
+        "hosts": {
+            "share_root": b.hosts.share_root,
+            "admin_networks": list(b.hosts.admin_networks),
+            "stray_data_paths": list(b.hosts.stray_data_paths),
+        },
         "identity": {"max_access_key_age_days": b.identity.max_access_key_age_days},
         "remediation": {
             "s3_public_access_block": b.remediation.s3_public_access_block,
@@ -606,20 +717,28 @@ def normalise(p: m.Policies) -> dict[str, Any]:
     }
     if al.email:
         baseline["alerts"]["email"] = {
-            "host": al.email.host, "port": al.email.port, "security": al.email.security,
-            "from": al.email.sender, "credentials_file": al.email.credentials_file,
+            "host": al.email.host,
+            "port": al.email.port,
+            "security": al.email.security,
+            "from": al.email.sender,
+            "credentials_file": al.email.credentials_file,
         }
     elections = []
     for e in p.elections:
         retention = (
-            {"after": _duration_text(e.retention_after)} if e.retention_after is not None
+            {"after": _duration_text(e.retention_after)}
+            if e.retention_after is not None
             else {"date": e.retention_date.isoformat() if e.retention_date else ""}
         )
         datasets = []
         for ds in e.datasets:
             item: dict[str, Any] = {
-                "name": ds.name, "bucket_prefix": ds.bucket_prefix, "share_path": ds.share_path,
-                "origin": ds.origin, "legal_basis": ds.legal_basis, "category": ds.category,
+                "name": ds.name,
+                "bucket_prefix": ds.bucket_prefix,
+                "share_path": ds.share_path,
+                "origin": ds.origin,
+                "legal_basis": ds.legal_basis,
+                "category": ds.category,
             }
             if ds.tabular is not None:
                 tab: dict[str, Any] = {}
@@ -632,23 +751,34 @@ def normalise(p: m.Policies) -> dict[str, Any]:
                     tab["phone_column"] = ds.tabular.phone_column
                 item["tabular"] = tab
             datasets.append(item)
-        elections.append({
-            "source": e.source,
-            "policy": {
-                "id": e.id, "label": e.label, "kind": e.kind, "scope": e.scope,
-                "region": e.region, "bucket": e.bucket_name, "share": e.share_path,
-                "rounds": [r.isoformat() for r in e.rounds], "retention": retention,
-                "legal_hold": {"active": e.legal_hold, "reason": e.legal_hold_reason},
-                "members": list(e.members), "datasets": datasets,
-            },
-        })
+        elections.append(
+            {
+                "source": e.source,
+                "policy": {
+                    "id": e.id,
+                    "label": e.label,
+                    "kind": e.kind,
+                    "scope": e.scope,
+                    "region": e.region,
+                    "bucket": e.bucket_name,
+                    "share": e.share_path,
+                    "rounds": [r.isoformat() for r in e.rounds],
+                    "retention": retention,
+                    "legal_hold": {"active": e.legal_hold, "reason": e.legal_hold_reason},
+                    "members": list(e.members),
+                    "datasets": datasets,
+                },
+            }
+        )
     return {"format": RENDERED_FORMAT, "baseline": baseline, "elections": elections}
 
 
 def from_normalised(data: Any, shown: str = "agent.json") -> m.Policies:
     """Rebuild Policies from `normalise`'s output, validating it again."""
     if not isinstance(data, dict) or data.get("format") != RENDERED_FORMAT:
-        raise PolicyError([Problem(shown, 0, "format", f"not a rendered config of format {RENDERED_FORMAT}")])
+        raise PolicyError(
+            [Problem(shown, 0, "format", f"not a rendered config of format {RENDERED_FORMAT}")]
+        )
     baseline, problems = _validate_baseline(data.get("baseline"), None, shown)
     elections: list[tuple[str, Source | None, dict[str, Any]]] = []
     raw_elections = data.get("elections")
@@ -660,9 +790,7 @@ def from_normalised(data: Any, shown: str = "agent.json") -> m.Policies:
             continue
         policy = item["policy"]
         source = str(item.get("source", shown))
-        election, found = _validate_election(
-            policy, None, source, str(policy.get("id")), baseline
-        )
+        election, found = _validate_election(policy, None, source, str(policy.get("id")), baseline)
         problems += found
         if election is not None:
             elections.append((source, None, election))

@@ -53,14 +53,17 @@ def _scalar(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
     return str(node.value)
 
 
+MAX_NODES = 100_000
+
+
 def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, src: Source) -> Any:
+    if len(src.lines) > MAX_NODES:
+        raise SourceError(node.start_mark.line + 1, f"more than {MAX_NODES} values (alias bomb?)")
     src.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.ScalarNode):
         return _scalar(loader, node)
     if isinstance(node, yaml.SequenceNode):
-        return [
-            _convert(loader, item, (*path, i), src) for i, item in enumerate(node.value)
-        ]
+        return [_convert(loader, item, (*path, i), src) for i, item in enumerate(node.value)]
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
         result: dict[str, Any] = {}
@@ -80,9 +83,10 @@ def parse(text: str) -> Source:
     """Parse one YAML document. Raises SourceError with a line number."""
     if len(text) > MAX_FILE_BYTES:
         raise SourceError(1, f"file larger than {MAX_FILE_BYTES} bytes")
-    loader = yaml.SafeLoader(text)
     src = Source(data=None)
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         if node is None:
             raise SourceError(1, "the file is empty")
@@ -96,5 +100,6 @@ def parse(text: str) -> Source:
     except RecursionError:
         raise SourceError(1, "the document is nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return src

@@ -1,0 +1,238 @@
+"""`isoloir policy validate`: the example passes; each rule's bad case exits 2
+with `file:line: field: reason` pointing at the offending line."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from isoloir.cli import main
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "policies"
+ELECTION = "elections/exempleville-2027.yml"
+
+
+@pytest.fixture()
+def policies(tmp_path: Path) -> Path:
+    target = tmp_path / "policies"
+    shutil.copytree(EXAMPLE, target, symlinks=True)
+    return target
+
+
+def edit(root: Path, rel: str, old: str, new: str) -> int:
+    """Replace one line fragment; return the (1-based) line it is on."""
+    path = root / rel
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, f"{old!r} must occur once in {rel}"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return text[: text.index(old)].count("\n") + 1
+
+
+def run_validate(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+    code = main(["policy", "validate", str(root)])
+    err = capsys.readouterr().err
+    return code, [line for line in err.splitlines() if not line.endswith("nothing was changed.")]
+
+
+def test_example_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["policy", "validate", str(EXAMPLE)]) == 0
+    assert "valid (1 election(s)" in capsys.readouterr().out
+
+
+# (name, file, old fragment, new fragment, field, words in the reason)
+CASES = [
+    (
+        "retention not ISO-8601",
+        ELECTION,
+        "after: P2M",
+        'after: "6 mois"',
+        "retention.after",
+        "is not valid (an ISO-8601 duration (e.g. P6M))",
+    ),
+    (
+        "retention before last round",
+        ELECTION,
+        "after: P2M",
+        "date: 2027-03-01",
+        "retention.date",
+        "not after the last round (2027-03-21)",
+    ),
+    (
+        "retention beyond the baseline maximum",
+        ELECTION,
+        "after: P2M",
+        "after: P2Y",
+        "retention.after",
+        "later than the baseline's maximum",
+    ),
+    (
+        "region not allowed",
+        ELECTION,
+        "kind: municipales",
+        "kind: municipales\nregion: eu-north-1",
+        "region",
+        "not in the baseline's allowed regions",
+    ),
+    (
+        "region outside the EU",
+        "baseline.yml",
+        "default: eu-west-3",
+        "default: eu-west-2",
+        "regions.default",
+        "is not one of",
+    ),
+    (
+        "id not bucket-safe",
+        ELECTION,
+        "id: exempleville-2027",
+        "id: Exempleville_2027",
+        "id",
+        "bucket-safe slug",
+    ),
+    (
+        "id not the file name",
+        ELECTION,
+        "id: exempleville-2027",
+        "id: autreville-2027",
+        "id",
+        "does not match the file name",
+    ),
+    (
+        "member unknown",
+        ELECTION,
+        "members: [cfictive, dmodele]",
+        "members: [cfictive, inconnu]",
+        "members[1]",
+        "'inconnu' is not in the baseline's people",
+    ),
+    (
+        "mfa switched off",
+        "baseline.yml",
+        "required: true                     # cannot",
+        "required: false                     # cannot",
+        "mfa.required",
+        "cannot be switched off",
+    ),
+    (
+        "password too weak",
+        "baseline.yml",
+        "min_length: 14",
+        "min_length: 10",
+        "passwords.min_length",
+        "below the 80 bits",
+    ),
+    (
+        "legal hold without reason",
+        ELECTION,
+        "active: false",
+        "active: true",
+        "legal_hold.reason",
+        "needs a reason",
+    ),
+    (
+        "unknown field with suggestion",
+        ELECTION,
+        "legal_hold:",
+        "legal_hold_:",
+        "legal_hold_",
+        "did you mean 'legal_hold'",
+    ),
+    (
+        "yes read as a boolean",
+        ELECTION,
+        'consentement, accepted: [oui, "yes", "1"]',
+        'consentement, accepted: [oui, yes, "1"]',
+        "datasets[0].tabular.consent.accepted[1]",
+        "quote it",
+    ),
+    (
+        "overlapping dataset prefixes",
+        ELECTION,
+        "bucket_prefix: porte-a-porte/",
+        "bucket_prefix: prospects/terrain/",
+        "datasets[1].bucket_prefix",
+        "overlaps datasets[0]",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "rel", "old", "new", "field", "reason"), CASES, ids=[c[0] for c in CASES]
+)
+def test_each_rule_names_file_line_and_field(
+    policies: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    rel: str,
+    old: str,
+    new: str,
+    field: str,
+    reason: str,
+) -> None:
+    line = edit(policies, rel, old, new)
+    if field in ("region", "legal_hold.reason"):
+        line += 1  # the offending field is on the line after the edited one
+    code, errors = run_validate(policies, capsys)
+    assert code == 2
+    shown = policies / rel
+    wanted = [e for e in errors if e.startswith(f"{shown}:") and f": {field}: " in e]
+    assert wanted, errors
+    location, _, rest = wanted[0].partition(f": {field}: ")
+    assert location == f"{shown}:{line}"
+    assert reason in rest
+
+
+def test_all_errors_are_reported_at_once(
+    policies: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edit(policies, ELECTION, "after: P2M", 'after: "6 mois"')
+    edit(policies, "baseline.yml", "min_length: 14", "min_length: 10")
+    code, errors = run_validate(policies, capsys)
+    assert code == 2
+    assert len(errors) == 2
+
+
+def test_segregation_two_elections_one_share(
+    policies: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    second = (policies / ELECTION).read_text().replace("exempleville-2027", "autreville-2027")
+    (policies / "elections/autreville-2027.yml").write_text(
+        second.replace("kind: municipales", "kind: municipales\nshare: /srv/elections/commun")
+    )
+    edit(policies, ELECTION, "kind: municipales", "kind: municipales\nshare: /srv/elections/commun")
+    code, errors = run_validate(policies, capsys)
+    assert code == 2
+    assert any(": share: share /srv/elections/commun overlaps" in e for e in errors), errors
+
+
+def test_duplicate_ids(policies: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copy(policies / ELECTION, policies / "elections/exempleville-2027.yaml")
+    code, errors = run_validate(policies, capsys)
+    assert code == 2
+    assert any("is already the id of" in e for e in errors), errors
+
+
+def test_yaml_syntax_error_has_a_line(policies: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    line = edit(policies, ELECTION, "members: [cfictive, dmodele]", "members: [cfictive, dmodele")
+    code, errors = run_validate(policies, capsys)
+    assert code == 2
+    assert errors[0].startswith(f"{policies / ELECTION}:")
+    assert int(errors[0].split(":")[1]) >= line
+    assert "not valid YAML" in errors[0]
+
+
+def test_missing_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, errors = run_validate(tmp_path / "absent", capsys)
+    assert code == 2
+    assert "no such policies directory" in errors[0]
+
+
+def test_validate_touches_nothing(policies: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = sorted((p, p.read_bytes()) for p in policies.rglob("*") if p.is_file())
+    edit(policies, ELECTION, "after: P2M", 'after: "6 mois"')
+    snapshot = sorted((p, p.read_bytes()) for p in policies.rglob("*") if p.is_file())
+    run_validate(policies, capsys)
+    assert sorted((p, p.read_bytes()) for p in policies.rglob("*") if p.is_file()) == snapshot
+    assert len(before) == len(snapshot)
