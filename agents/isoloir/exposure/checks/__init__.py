@@ -1,0 +1,1 @@
+"""One module per check; the module name is the check id (see registry.py)."""

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from isoloir.exposure.model import Inventory
+from isoloir.exposure.registry import Hit, check
+from isoloir.findings import Severity
+
+CLASSES = ("RequireLowercaseCharacters", "RequireUppercaseCharacters", "RequireNumbers",
+           "RequireSymbols")  # fmt: skip
+
+
+@check(
+    id="iam_password_policy",
+    title="Account password policy weaker than the policies",
+    severity=Severity.HIGH,
+    scope="identity",
+    reflex="secure the data",
+    remediation="Apply the password policy rendered from the policies (terraform apply of "
+    "the account baseline).",
+    permissions=("iam:GetAccountPasswordPolicy",),
+)
+def evaluate(inv: Inventory) -> Iterator[Hit]:
+    if inv.identity is None or not inv.identity.iam_fetched:
+        return
+    rules = inv.policies.baseline.passwords
+    pp = inv.identity.password_policy
+    if pp is None:
+        yield Hit(
+            resource="aws-account:password-policy",
+            message="The AWS account has no password policy.",
+        )
+        return
+    weak: list[str] = []
+    if int(pp.get("MinimumPasswordLength", 0)) < rules.min_length:
+        weak.append(f"minimum length {pp.get('MinimumPasswordLength')} < {rules.min_length}")
+    if sum(1 for c in CLASSES if pp.get(c)) < rules.min_classes:
+        weak.append(f"fewer than {rules.min_classes} character classes required")
+    if int(pp.get("PasswordReusePrevention", 0)) < rules.reuse_prevention:
+        weak.append(
+            f"reuse prevention {pp.get('PasswordReusePrevention', 0)} < {rules.reuse_prevention}"
+        )
+    if weak:
+        yield Hit(
+            resource="aws-account:password-policy",
+            message="The AWS account password policy is weaker than the policies: "
+            + "; ".join(weak)
+            + ".",
+            evidence={"weaknesses": weak},
+        )

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from isoloir.exposure.model import Inventory
+from isoloir.exposure.registry import Hit, check
+from isoloir.findings import Severity
+
+
+@check(
+    id="iam_user_no_mfa",
+    title="IAM user with console access and no MFA",
+    severity=Severity.HIGH,
+    scope="identity",
+    reflex="secure the data",
+    remediation="Enrol an MFA device for the user (policies: mfa.required) or remove the "
+    "console password.",
+    permissions=("iam:ListUsers", "iam:GetLoginProfile", "iam:ListMFADevices"),
+)
+def evaluate(inv: Inventory) -> Iterator[Hit]:
+    if inv.identity is None:
+        return
+    for user in inv.identity.iam_users:
+        if user.console_access and user.mfa_devices == 0:
+            yield Hit(
+                resource=user.arn,
+                message=f"IAM user {user.name} can sign in to the console without MFA.",
+            )

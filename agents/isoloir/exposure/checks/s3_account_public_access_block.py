@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from isoloir.exposure.model import PAB_FLAGS, Inventory
+from isoloir.exposure.registry import Hit, check
+from isoloir.findings import Severity
+
+
+@check(
+    id="s3_account_public_access_block",
+    title="Account-level S3 public access block is not fully on",
+    severity=Severity.HIGH,
+    scope="s3",
+    reflex="secure the data",
+    remediation="Turn on the four flags of the account-level S3 Block Public Access.",
+    permissions=("s3:GetAccountPublicAccessBlock", "sts:GetCallerIdentity"),
+    fix="s3_public_access_block",
+)
+def evaluate(inv: Inventory) -> Iterator[Hit]:
+    if inv.s3 is None or "account_public_access_block" in inv.s3.errors:
+        return
+    pab = inv.s3.account_public_access_block or {}
+    off = [f for f in PAB_FLAGS if not pab.get(f)]
+    if off:
+        yield Hit(
+            resource=f"aws-account:{inv.s3.account_id or 'current'}",
+            message=f"The account's S3 public access block is off for {', '.join(off)}.",
+            evidence={"flags_off": off},
+            target="account",
+        )

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from isoloir.exposure.breach import rank
+from isoloir.exposure.checks._common import READ_S3, effective_pab, public_statements, s3_buckets
+from isoloir.exposure.model import Inventory
+from isoloir.exposure.pii import merge
+from isoloir.exposure.registry import Hit, check
+from isoloir.findings import Severity
+
+
+@check(
+    id="s3_bucket_policy_public",
+    title='Bucket policy allows Principal "*" without a restricting condition',
+    severity=Severity.CRITICAL,
+    scope="s3",
+    reflex="secure the data",
+    remediation='Remove the statements that allow Principal "*", or restrict them with '
+    "aws:SourceVpce, aws:SourceIp or aws:PrincipalOrgID.",
+    permissions=(*READ_S3, "s3:GetBucketPolicy", "s3:ListBucket", "s3:GetObject"),
+    fix="s3_public_grants",
+)
+def evaluate(inv: Inventory) -> Iterator[Hit]:
+    for s3, bucket, election in s3_buckets(inv):
+        statements = public_statements(bucket.policy)
+        if not statements or effective_pab(s3, bucket)["RestrictPublicBuckets"]:
+            continue
+        resource = f"s3://{bucket.name}"
+        reports = [s.pii for s in bucket.public_samples if s.pii is not None]
+        severity, extra, evidence = rank(
+            merge(reports) if reports else None,
+            Severity.CRITICAL,
+            resource=resource,
+            exposure="bucket readable by anyone on the internet through its policy",
+            election=election,
+            aware_at=inv.now,
+            measures="public statements removed, previous policy kept in the agent journal",
+        )
+        sids = [str(st.get("Sid", f"#{i}")) for i, st in statements]
+        message = f"Bucket {bucket.name} policy allows anyone ({', '.join(sids)})"
+        yield Hit(
+            resource=resource,
+            message=message + (f": {extra}." if extra else "."),
+            election=election,
+            evidence={"public_statements": sids, **evidence},
+            severity=severity,
+            target=bucket.name,
+            location=bucket.region,
+        )

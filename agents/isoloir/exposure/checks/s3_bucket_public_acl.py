@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from isoloir.exposure.checks._common import READ_S3, effective_pab, s3_buckets
+from isoloir.exposure.model import Inventory
+from isoloir.exposure.registry import Hit, check
+from isoloir.findings import Severity
+
+
+@check(
+    id="s3_bucket_public_acl",
+    title="Bucket ACL grants access to AllUsers or AuthenticatedUsers",
+    severity=Severity.CRITICAL,
+    scope="s3",
+    reflex="secure the data",
+    remediation="Remove the AllUsers/AuthenticatedUsers grants from the bucket ACL and "
+    "set Object Ownership to BucketOwnerEnforced.",
+    permissions=(*READ_S3, "s3:GetBucketAcl", "s3:GetBucketPublicAccessBlock"),
+    fix="s3_public_grants",
+)
+def evaluate(inv: Inventory) -> Iterator[Hit]:
+    for s3, bucket, election in s3_buckets(inv):
+        grants = [g for g in bucket.acl if g.public]
+        if not grants or effective_pab(s3, bucket)["IgnorePublicAcls"]:
+            continue
+        yield Hit(
+            resource=f"s3://{bucket.name}",
+            message=f"Bucket {bucket.name} grants "
+            + ", ".join(
+                sorted({f"{g.permission} to {g.grantee.rsplit('/', 1)[-1]}" for g in grants})
+            )
+            + " through its ACL.",
+            election=election,
+            evidence={"public_grants": len(grants)},
+            target=bucket.name,
+            location=bucket.region,
+        )

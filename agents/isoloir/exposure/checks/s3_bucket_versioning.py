@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from isoloir.exposure.checks._common import READ_S3, s3_buckets
+from isoloir.exposure.model import Inventory
+from isoloir.exposure.registry import Hit, check
+from isoloir.findings import Severity
+
+
+@check(
+    id="s3_bucket_versioning",
+    title="Versioning is off",
+    severity=Severity.MEDIUM,
+    scope="s3",
+    reflex="secure the data",
+    remediation="Enable versioning (with a NoncurrentVersionExpiration lifecycle rule so "
+    "old versions are destroyed with the campaign files).",
+    permissions=(*READ_S3, "s3:GetBucketVersioning"),
+)
+def evaluate(inv: Inventory) -> Iterator[Hit]:
+    for _, bucket, election in s3_buckets(inv):
+        if "versioning" in bucket.errors or bucket.versioning == "Enabled":
+            continue
+        yield Hit(
+            resource=f"s3://{bucket.name}",
+            message=f"Bucket {bucket.name} versioning is {bucket.versioning or 'off'}.",
+            election=election,
+            evidence={"versioning": bucket.versioning},
+            location=bucket.region,
+        )

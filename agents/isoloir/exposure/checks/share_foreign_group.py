@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from isoloir.exposure.checks._common import SHARE_PERMS
+from isoloir.exposure.model import Inventory
+from isoloir.exposure.registry import Hit, check
+from isoloir.findings import Severity
+
+
+@check(
+    id="share_foreign_group",
+    title="File owned by another election's group",
+    severity=Severity.HIGH,
+    scope="shares",
+    reflex="segregate files",
+    remediation="chgrp the path to the share's election group.",
+    permissions=SHARE_PERMS,
+    fix="share_group_ownership",
+)
+def evaluate(inv: Inventory) -> Iterator[Hit]:
+    if inv.shares is None:
+        return
+    for tree in inv.shares.trees:
+        for entry in tree.entries:
+            other = tree.other_election_gids.get(entry.gid)
+            if entry.kind == "link" or other is None:
+                continue
+            yield Hit(
+                resource=entry.display,
+                message=f"{entry.display} in the share of {tree.election} belongs to the group "
+                f"of election {other}.",
+                election=tree.election,
+                evidence={"group_of": other, "expected_group": tree.group},
+                target=(entry.path, tree.gid),
+            )

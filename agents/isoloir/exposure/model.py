@@ -1,0 +1,211 @@
+"""The inventories the checks read: fetched once, then only read.
+
+An inventory is plain data. `inventory_s3`, `inventory_shares` and
+`inventory_identity` fill it (they make every API call and system call);
+checks never touch the network or the file system. Tests build inventories
+directly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from isoloir.exposure.pii import PiiReport
+from isoloir.policy.model import Policies
+
+ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
+AUTHENTICATED_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
+PUBLIC_GRANTEES = frozenset({ALL_USERS, AUTHENTICATED_USERS})
+PAB_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+
+
+def display_path(path: bytes | str) -> str:
+    """A path as printable text: bytes that are not UTF-8 shown as \\xNN escapes."""
+    raw = path if isinstance(path, bytes) else os.fsencode(path)
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
+# ---------------------------------------------------------------- S3
+
+
+@dataclass(frozen=True)
+class Grant:
+    grantee: str  # group URI, canonical id or email
+    permission: str
+
+    @property
+    def public(self) -> bool:
+        return self.grantee in PUBLIC_GRANTEES
+
+
+@dataclass(frozen=True)
+class ObjectSample:
+    key: str
+    size: int
+    pii: PiiReport | None
+
+
+@dataclass
+class Bucket:
+    name: str
+    region: str = ""
+    acl: tuple[Grant, ...] = ()
+    policy: Mapping[str, Any] | None = None
+    public_access_block: Mapping[str, bool] | None = None  # None: not configured
+    ownership: str | None = None  # None: no ownership controls (ACLs enabled)
+    encryption: tuple[Mapping[str, Any], ...] = ()  # ApplyServerSideEncryptionByDefault dicts
+    versioning: str | None = None  # Enabled | Suspended | None
+    lifecycle: tuple[Mapping[str, Any], ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    kms_key_state: str | None = None  # KeyState of the default-encryption key
+    kms_deletion_date: datetime | None = None
+    object_acls: Mapping[str, tuple[Grant, ...]] = field(default_factory=dict)  # key -> grants
+    objects_listed: bool = False
+    objects_truncated: bool = False
+    public_samples: tuple[ObjectSample, ...] = ()
+    errors: Mapping[str, str] = field(default_factory=dict)  # API operation -> error code
+
+    @property
+    def acls_enabled(self) -> bool:
+        return self.ownership != "BucketOwnerEnforced"
+
+
+@dataclass
+class S3Inventory:
+    account_id: str = ""
+    account_public_access_block: Mapping[str, bool] | None = None
+    buckets: list[Bucket] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)  # bucket or operation -> error
+    api_calls: int = 0
+
+
+# ---------------------------------------------------------------- shares
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file-system entry that deviates from a share's baseline."""
+
+    path: bytes  # absolute, raw bytes (names need not be UTF-8)
+    kind: str  # file | dir | link | other
+    mode: int
+    uid: int
+    gid: int
+    size: int = 0
+    has_default_acl: bool | None = None  # directories only
+    link_target: bytes | None = None  # symlinks only, as read (never followed)
+    pii: PiiReport | None = None
+
+    @property
+    def display(self) -> str:
+        return display_path(self.path)
+
+
+@dataclass
+class ShareTree:
+    election: str | None
+    root: bytes
+    group: str  # the election's Unix group
+    gid: int | None  # None when the group does not exist on the host
+    other_election_gids: Mapping[int, str] = field(default_factory=dict)  # gid -> election id
+    entries: list[Entry] = field(default_factory=list)
+    scanned_entries: int = 0
+    unreadable: list[bytes] = field(default_factory=list)  # dirs the scan could not open
+    missing: bool = False
+    mount_point: str = ""
+    fs_type: str = ""
+    device: str = ""
+    encrypted: bool | None = None  # None: unknown (heuristic could not tell)
+
+
+@dataclass(frozen=True)
+class SambaShare:
+    name: str
+    params: Mapping[str, str]  # lower-case names, as testparm resolves them
+
+
+@dataclass
+class SambaConfig:
+    path: str
+    globals: Mapping[str, str] = field(default_factory=dict)
+    shares: tuple[SambaShare, ...] = ()
+
+    def effective(self, share: SambaShare, name: str, default: str = "") -> str:
+        return share.params.get(name, self.globals.get(name, default))
+
+
+@dataclass(frozen=True)
+class StrayFile:
+    path: bytes
+    mode: int
+    size: int
+    pii: PiiReport
+
+    @property
+    def display(self) -> str:
+        return display_path(self.path)
+
+
+@dataclass
+class SharesInventory:
+    trees: list[ShareTree] = field(default_factory=list)
+    samba: SambaConfig | None = None
+    stray: list[StrayFile] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- identity
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    key_id: str
+    status: str
+    created: datetime
+
+
+@dataclass(frozen=True)
+class IamUser:
+    name: str
+    arn: str
+    console_access: bool
+    mfa_devices: int
+    access_keys: tuple[AccessKey, ...] = ()
+
+
+@dataclass(frozen=True)
+class HostUser:
+    name: str
+    groups: tuple[str, ...]  # election groups the user belongs to
+    home: str
+    totp_enrolled: bool
+
+
+@dataclass
+class IdentityInventory:
+    iam_users: list[IamUser] = field(default_factory=list)
+    password_policy: Mapping[str, Any] | None = None  # None: no account password policy
+    host_users: list[HostUser] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    iam_fetched: bool = False
+
+
+# ---------------------------------------------------------------- all
+
+
+@dataclass
+class Inventory:
+    policies: Policies
+    now: datetime
+    s3: S3Inventory | None = None
+    shares: SharesInventory | None = None
+    identity: IdentityInventory | None = None
+    host: str = ""
+
+    @property
+    def today(self) -> date:
+        return self.now.date()
