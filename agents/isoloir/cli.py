@@ -16,6 +16,8 @@ from isoloir import __version__
 
 COMMAND_MODULES = [
     "isoloir.policy.cli",
+    "isoloir.daemon",
+    "isoloir.alerts.cli",
 ]
 
 EXIT_OK = 0

@@ -1,0 +1,175 @@
+"""A local SMTP server that keeps what it receives in a maildir (local target, tests).
+
+    python -m isoloir.alerts.sink --maildir DIR --host 127.0.0.1 --port N \
+        [--tls-cert CERT --tls-key KEY [--implicit-tls]] [--auth-file FILE] [--pidfile FILE]
+
+It listens on a loopback address only. With a certificate it offers STARTTLS
+and requires it (or speaks TLS from the first byte with --implicit-tls); with an
+auth file (the same root-only JSON as the agent's SMTP credentials) it requires
+AUTH after TLS. Every message is stored once per envelope recipient with a
+`Delivered-To` header, as a real mail server would deliver it. SIGTERM stops it
+and removes the pidfile. Read the maildir with `isoloir alerts maildir DIR`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import ipaddress
+import json
+import mailbox
+import os
+import signal
+import ssl
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from isoloir.alerts.secrets import read_smtp_credentials
+
+
+class MaildirHandler:
+    """aiosmtpd handler: store each message in a maildir; optionally refuse the first K."""
+
+    def __init__(self, maildir: Path, *, refuse_first: int = 0) -> None:
+        self.maildir = maildir
+        self.box = mailbox.Maildir(str(maildir), create=True)
+        self.refuse_first = refuse_first
+        self.refused = 0
+        self.accepted = 0
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self._lock:
+            if self.refused < self.refuse_first:
+                self.refused += 1
+                return "451 4.3.0 Temporary failure, try again later"
+            raw = envelope.original_content or envelope.content or b""
+            if isinstance(raw, str):
+                raw = raw.encode()
+            for rcpt in envelope.rcpt_tos:
+                self.box.add(f"Delivered-To: {rcpt}\r\n".encode() + raw)
+            self.accepted += 1
+        return "250 2.0.0 Stored"
+
+
+def _authenticator(username: str, password: str) -> Any:
+    def check(
+        server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        ok = hmac.compare_digest(auth_data.login, username.encode()) and hmac.compare_digest(
+            auth_data.password, password.encode()
+        )
+        return AuthResult(success=ok, handled=False)
+
+    return check
+
+
+def server_tls_context(cert: str, key: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def _check_loopback(host: str) -> None:
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise SystemExit(f"refusing to listen on {host}: loopback addresses only")
+
+
+def make_controller(
+    handler: MaildirHandler,
+    host: str,
+    port: int,
+    *,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    implicit_tls: bool = False,
+    credentials: tuple[str, str] | None = None,
+) -> Controller:
+    """An aiosmtpd controller (not started) for the given security settings."""
+    _check_loopback(host)
+    kwargs: dict[str, Any] = {"hostname": host, "port": port, "server_hostname": "isoloir-sink"}
+    if tls_cert and tls_key:
+        context = server_tls_context(tls_cert, tls_key)
+        if implicit_tls:
+            kwargs["ssl_context"] = context
+        else:
+            kwargs.update(tls_context=context, require_starttls=True)
+    if credentials is not None:
+        kwargs.update(
+            authenticator=_authenticator(*credentials), auth_required=True, auth_require_tls=True
+        )
+    return Controller(handler, **kwargs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m isoloir.alerts.sink", description=__doc__)
+    parser.add_argument("--maildir", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
+    parser.add_argument("--implicit-tls", action="store_true")
+    parser.add_argument("--auth-file", help="root-only JSON {username, password}")
+    parser.add_argument("--pidfile", help="default: <maildir>/sink.pid")
+    args = parser.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    credentials = None
+    if args.auth_file:
+        creds = read_smtp_credentials(args.auth_file)
+        credentials = (creds.username, creds.password)
+    maildir = Path(args.maildir)
+    handler = MaildirHandler(maildir)
+    controller = make_controller(
+        handler,
+        args.host,
+        args.port,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        implicit_tls=args.implicit_tls,
+        credentials=credentials,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    controller.start()
+    pidfile = Path(args.pidfile) if args.pidfile else maildir / "sink.pid"
+    pidfile.write_text(f"{os.getpid()}\n")
+    tls = "implicit" if args.implicit_tls else ("starttls" if args.tls_cert else "none")
+    print(
+        json.dumps(
+            {
+                "event": "sink listening",
+                "host": args.host,
+                "port": args.port,
+                "tls": tls,
+                "auth": credentials is not None,
+                "maildir": str(maildir),
+            }
+        ),
+        flush=True,
+    )
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        controller.stop()
+        pidfile.unlink(missing_ok=True)
+    print(json.dumps({"event": "sink stopped", "messages": handler.accepted}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
