@@ -1,0 +1,238 @@
+"""The retention job the daemon runs daily: warnings, holds, purges.
+
+Findings (no personal data: election ids, paths, counts, the hold's reason
+from the policy):
+
+- RET-WARN    J-30 / J-7 / J-1 before the due date (baseline.retention.warn_days);
+              one finding per threshold so each warning is sent once.
+- RET-DUE     due and not purged (dry run, or the purge failed).
+- RET-HOLD    due, but a legal hold stops the purge: says why, nothing deleted.
+- RET-PURGED  a completed purge, with its certificate (reported for a day).
+- RET-KEY     the KMS key was not scheduled for deletion, and why.
+- RET-FAILED  the purge stopped with an error; the next run resumes it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from isoloir import runtime
+from isoloir.findings import Finding, Severity
+from isoloir.jobs import JobContext
+from isoloir.policy.model import Election, Policies
+from isoloir.retention import planning
+from isoloir.retention.journal import Journal
+from isoloir.retention.journal import db_path as journal_path
+from isoloir.retention.purge import HoldError, Outcome, PurgeError, Purger
+
+REPORT_PURGED_FOR = timedelta(days=1)
+
+
+def _resource(election: Election, suffix: str = "") -> str:
+    return f"election/{election.id}/retention{suffix}"
+
+
+def _hold_note(election: Election) -> str:
+    if not election.legal_hold:
+        return ""
+    return f" A legal hold is active ({election.legal_hold_reason}): nothing will be deleted."
+
+
+def warning_finding(st: planning.ElectionStatus, now: datetime) -> Finding:
+    e = st.election
+    assert st.threshold is not None
+    return Finding(
+        rule_id="RET-WARN",
+        severity=Severity.HIGH if st.threshold <= 1 else Severity.MEDIUM,
+        resource=_resource(e, f"/J-{st.threshold}"),
+        election=e.id,
+        message=(
+            f"The campaign data of {e.id} must be destroyed on {st.due.isoformat()} "
+            f"({st.days_left} day(s) left).{_hold_note(e)}"
+        ),
+        remediation=(
+            "Check what will be kept with `isoloir retention plan --election "
+            f"{e.id}`; consenting contacts are kept automatically."
+        ),
+        evidence={
+            "due": st.due.isoformat(),
+            "days_left": st.days_left,
+            "threshold": st.threshold,
+            "legal_hold": e.legal_hold,
+        },
+        observed_at=now,
+    )
+
+
+def hold_finding(st: planning.ElectionStatus, now: datetime) -> Finding:
+    e = st.election
+    return Finding(
+        rule_id="RET-HOLD",
+        severity=Severity.HIGH,
+        resource=_resource(e, "/legal-hold"),
+        election=e.id,
+        message=(
+            f"Retention of {e.id} was due on {st.due.isoformat()} but a legal hold stops the "
+            f"purge: {e.legal_hold_reason}. Nothing was deleted."
+        ),
+        remediation="Lift the hold in the election's policy once the case is closed.",
+        evidence={
+            "due": st.due.isoformat(),
+            "days_overdue": -st.days_left,
+            "legal_hold": True,
+            "reason": e.legal_hold_reason,
+            "deleted": 0,
+        },
+        observed_at=now,
+    )
+
+
+def due_finding(st: planning.ElectionStatus, now: datetime, why: str) -> Finding:
+    e = st.election
+    return Finding(
+        rule_id="RET-DUE",
+        severity=Severity.HIGH,
+        resource=_resource(e),
+        election=e.id,
+        message=(
+            f"The campaign data of {e.id} was due for destruction on {st.due.isoformat()}: {why}."
+        ),
+        remediation=f"Run `isoloir retention run --election {e.id}`.",
+        evidence={"due": st.due.isoformat(), "days_overdue": -st.days_left},
+        observed_at=now,
+    )
+
+
+def failed_finding(e: Election, now: datetime, error: BaseException) -> Finding:
+    return Finding(
+        rule_id="RET-FAILED",
+        severity=Severity.HIGH,
+        resource=_resource(e, "/purge"),
+        election=e.id,
+        message=(
+            f"The purge of {e.id} stopped ({type(error).__name__}: {error}); "
+            "the next run resumes it from the journal."
+        ),
+        remediation="Fix the cause, then run `isoloir retention run --election " + e.id + "`.",
+        evidence={"error": type(error).__name__},
+        observed_at=now,
+    )
+
+
+def purged_findings(
+    e: Election, document: dict[str, Any], path: str, now: datetime
+) -> list[Finding]:
+    body = document["certificate"]
+    totals = body["totals"]
+    key = body["key"]
+    out = [
+        Finding(
+            rule_id="RET-PURGED",
+            severity=Severity.MEDIUM,
+            resource=_resource(e, "/certificate"),
+            election=e.id,
+            message=(
+                f"The campaign data of {e.id} was destroyed: {totals['versions']} object "
+                f"versions, {totals['delete_markers']} delete markers and {totals['files']} "
+                f"files; {totals['contacts_kept']} consenting contacts kept. "
+                f"Certificate: {path}."
+            ),
+            remediation="Send the certificate to the data-protection officer "
+            "(`isoloir certificate show --lang fr " + path + "`).",
+            evidence={
+                **totals,
+                "certificate": path,
+                "key_deletion_date": key.get("deletion_date"),
+            },
+            observed_at=now,
+        )
+    ]
+    if not key.get("deletion_date"):
+        out.append(
+            Finding(
+                rule_id="RET-KEY",
+                severity=Severity.MEDIUM,
+                resource=_resource(e, "/key"),
+                election=e.id,
+                message=f"The KMS key of {e.id} was not scheduled for deletion: "
+                f"{key.get('deferred_reason')}.",
+                remediation="Schedule the key deletion once nothing else depends on it.",
+                evidence={"certificate": path},
+                observed_at=now,
+            )
+        )
+    return out
+
+
+def _load(path: str) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data
+
+
+def evaluate(
+    policies: Policies,
+    *,
+    state_dir: Path,
+    secrets_dir: Path,
+    now: datetime,
+    dry_run: bool,
+    only: str | None = None,
+    purge: bool = True,
+) -> tuple[list[Finding], list[Outcome]]:
+    """Warnings for every election; the purge of each due one (unless dry run or hold)."""
+    findings: list[Finding] = []
+    outcomes: list[Outcome] = []
+    warn_days = policies.baseline.retention.warn_days
+    with Journal(journal_path(state_dir)) as journal:
+        completed = {e.id: journal.last_complete(e.id) for e in policies.elections}
+    for e in policies.elections:
+        if only is not None and e.id != only:
+            continue
+        done = completed[e.id]
+        st = planning.status(e, now.date(), warn_days, purged=done is not None)
+        if st.phase == planning.PURGED:
+            assert done is not None and done.certificate and done.finished_at
+            finished = datetime.fromisoformat(done.finished_at)
+            document = _load(done.certificate)
+            if document is not None and now - finished <= REPORT_PURGED_FOR:
+                findings += purged_findings(e, document, done.certificate, now)
+            continue
+        if st.phase == planning.WARNING:
+            findings.append(warning_finding(st, now))
+        elif st.phase == planning.HELD:
+            findings.append(hold_finding(st, now))
+        elif st.phase == planning.DUE:
+            if dry_run or not purge:
+                findings.append(due_finding(st, now, "dry run, nothing deleted"))
+                continue
+            try:
+                outcome = Purger(policies, e, state_dir=state_dir, secrets_dir=secrets_dir).run()
+            except HoldError:  # pragma: no cover - the phase is HELD then
+                findings.append(hold_finding(st, now))
+                continue
+            except (PurgeError, ClientError, BotoCoreError, OSError) as exc:
+                findings.append(failed_finding(e, now, exc))
+                findings.append(due_finding(st, now, "the purge did not complete"))
+                continue
+            outcomes.append(outcome)
+            findings += purged_findings(e, outcome.document, str(outcome.certificate), now)
+    return findings, outcomes
+
+
+def retention_job(ctx: JobContext) -> list[Finding]:
+    findings, _ = evaluate(
+        ctx.policies,
+        state_dir=ctx.state_dir,
+        secrets_dir=runtime.secrets_dir(),
+        now=ctx.now,
+        dry_run=ctx.dry_run,
+    )
+    return findings

@@ -1,0 +1,104 @@
+"""The retention agent's secrets: the HMAC key of the suppression list and the
+Ed25519 key that signs deletion certificates. Both live in the secrets
+directory, are created 0600 when absent, and are refused when readable by others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+HMAC_KEY_FILE = "retention-hmac.key"
+SIGNING_KEY_FILE = "retention-signing.key"
+
+
+class SecretError(RuntimeError):
+    """A secret file is missing, malformed or too widely readable."""
+
+
+def _check_private(path: Path) -> None:
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise SecretError(f"{path} is readable by others (mode {stat.S_IMODE(mode):o}); chmod 600")
+
+
+def _create_private(path: Path, content: bytes) -> None:
+    """Write `content` to a new 0600 file; a concurrent creator wins and is kept."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(fd, content)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)  # fails if it exists: never overwrite a key
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+
+
+def _read_private(path: Path) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read()
+
+
+def hmac_key(secrets_dir: Path) -> bytes:
+    """The suppression list's HMAC key (32 random bytes, stored hex)."""
+    path = secrets_dir / HMAC_KEY_FILE
+    if not path.exists():
+        _create_private(path, secrets.token_hex(32).encode() + b"\n")
+    _check_private(path)
+    text = _read_private(path).decode("ascii", errors="replace").strip()
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise SecretError(f"{path} does not hold a hex key") from None
+    if len(key) < 16:
+        raise SecretError(f"{path}: key shorter than 128 bits")
+    return key
+
+
+def signing_key(secrets_dir: Path) -> Ed25519PrivateKey:
+    """The Ed25519 key that signs deletion certificates (PKCS#8 PEM)."""
+    path = secrets_dir / SIGNING_KEY_FILE
+    if not path.exists():
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        _create_private(path, pem)
+    _check_private(path)
+    key = serialization.load_pem_private_key(_read_private(path), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SecretError(f"{path} is not an Ed25519 private key")
+    return key
+
+
+def public_pem(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    key = serialization.load_pem_public_key(path.read_bytes())
+    if not isinstance(key, Ed25519PublicKey):
+        raise SecretError(f"{path} is not an Ed25519 public key")
+    return key
+
+
+def public_key_id(key: Ed25519PublicKey) -> str:
+    """sha256 of the raw public key, hex: names the key in a certificate."""
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()
