@@ -244,36 +244,49 @@ def xml_text(fragment: str) -> str:
     return out
 
 
-def _open_nofollow(path: Path) -> int:
+def _open_nofollow(path: str | bytes | os.PathLike[str]) -> int:
     return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_NOATIME", 0))
 
 
-def sample_file(path: str | os.PathLike[str], *, limit: int = SAMPLE_BYTES) -> PiiReport | None:
+def sample_file(
+    path: str | bytes | os.PathLike[str], *, limit: int = SAMPLE_BYTES
+) -> PiiReport | None:
     """Sample a file for personal data; None when the type is not sampled or unreadable.
 
     Reads at most `limit` bytes of text (of the decompressed member for zip
     containers); a 10 GiB sparse file costs one small read.
     """
-    p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix not in SAMPLED_SUFFIXES:
+    name = os.fsdecode(os.path.basename(os.fspath(path)))
+    if Path(name).suffix.lower() not in SAMPLED_SUFFIXES:
         return None
     try:
-        fd = _open_nofollow(p)
+        fd = _open_nofollow(path)
     except OSError:
         return None
     try:
         with os.fdopen(fd, "rb", closefd=True) as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if suffix in TEXT_SUFFIXES:
-                raw = fh.read(limit)
-                text = _decode(raw)
-                if size > len(raw):
-                    text = _drop_partial_line(text)
-                used = len(text.encode())
-                scale = size / used if used else 1.0
-                return analyse_text(text, scale=scale, sampled_bytes=len(raw))
-            return _sample_zip(fh, ZIP_MEMBERS[suffix], suffix.lstrip("."), limit)
+            return sample_stream(fh, name, os.fstat(fh.fileno()).st_size, limit=limit)
+    except OSError:
+        return None
+
+
+def sample_stream(
+    fh: BinaryIO, name: str, size: int, *, limit: int = SAMPLE_BYTES
+) -> PiiReport | None:
+    """Sample an open, seekable binary stream of `size` bytes named `name`."""
+    suffix = Path(name).suffix.lower()
+    if suffix not in SAMPLED_SUFFIXES:
+        return None
+    try:
+        if suffix in TEXT_SUFFIXES:
+            raw = fh.read(limit)
+            text = _decode(raw)
+            if size > len(raw):
+                text = _drop_partial_line(text)
+            used = len(text.encode())
+            scale = size / used if used else 1.0
+            return analyse_text(text, scale=scale, sampled_bytes=len(raw))
+        return _sample_zip(fh, ZIP_MEMBERS[suffix], suffix.lstrip("."), limit)
     except (OSError, zipfile.BadZipFile, RuntimeError, ValueError, EOFError):
         return None
 

@@ -1,0 +1,286 @@
+"""Fetch the S3 inventory the checks read (every S3, S3 Control, STS and KMS call).
+
+API calls per bucket are a constant (about a dozen) unless the bucket accepts
+ACLs, where each object's ACL must be read, or the bucket is public, where the
+first page of keys is listed and a few objects are sampled with ranged GETs.
+A bucket with ACLs disabled and no public access costs the same for 10 or
+10 million objects. One unreachable bucket is recorded in `errors` and the scan
+goes on.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from isoloir import aws
+from isoloir.exposure import pii
+from isoloir.exposure.checks._common import effective_pab, public_statements
+from isoloir.exposure.model import Bucket, Grant, ObjectSample, S3Inventory
+from isoloir.policy.model import Policies
+
+# Error codes that mean "not configured" rather than "could not read".
+NOT_CONFIGURED = {
+    "policy": {"NoSuchBucketPolicy"},
+    "public_access_block": {"NoSuchPublicAccessBlockConfiguration"},
+    "ownership": {"OwnershipControlsNotFoundError"},
+    "encryption": {"ServerSideEncryptionConfigurationNotFoundError"},
+    "lifecycle": {"NoSuchLifecycleConfiguration"},
+    "tags": {"NoSuchTagSet", "NoSuchTagSetError"},
+}
+MAX_OBJECT_ACLS = 10_000  # objects whose ACL is read per ACL-enabled bucket
+PUBLIC_LIST_KEYS = 1000  # keys listed in a public bucket to pick samples
+MAX_SAMPLES = 20  # objects sampled per public bucket
+RANGE_BLOCK = 64 * 1024
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "ClientError"))
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, **_: Any) -> None:
+        self.calls += 1
+
+
+@dataclass
+class _Clients:
+    counter: _Counter
+    made: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    def get(self, service: str, region: str | None = None) -> Any:
+        key = (service, region or aws.default_region())
+        if key not in self.made:
+            c = aws.client(service, region=key[1])
+            c.meta.events.register("before-call", self.counter)
+            self.made[key] = c
+        return self.made[key]
+
+
+class RangedObject(io.RawIOBase):
+    """A read-only, seekable view of an S3 object through ranged GETs (64 KiB blocks)."""
+
+    def __init__(self, client: Any, bucket: str, key: str, size: int, budget: int = 8) -> None:
+        self._c, self._b, self._k, self._size = client, bucket, key, size
+        self._pos = 0
+        self._blocks: dict[int, bytes] = {}
+        self._budget = budget  # GETs at most
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def _block(self, index: int) -> bytes:
+        if index not in self._blocks:
+            if self._budget <= 0:
+                raise OSError("sampling budget exhausted")
+            self._budget -= 1
+            start = index * RANGE_BLOCK
+            end = min(start + RANGE_BLOCK, self._size) - 1
+            resp = self._c.get_object(Bucket=self._b, Key=self._k, Range=f"bytes={start}-{end}")
+            self._blocks[index] = resp["Body"].read()
+        return self._blocks[index]
+
+    def readinto(self, buffer: Any) -> int:
+        want = min(len(buffer), self._size - self._pos)
+        if want <= 0:
+            return 0
+        out = bytearray()
+        while len(out) < want:
+            index, offset = divmod(self._pos + len(out), RANGE_BLOCK)
+            chunk = self._block(index)[offset:]
+            if not chunk:
+                break
+            out += chunk[: want - len(out)]
+        buffer[: len(out)] = out
+        self._pos += len(out)
+        return len(out)
+
+
+def _grants(acl: dict[str, Any]) -> tuple[Grant, ...]:
+    out = []
+    for g in acl.get("Grants", []):
+        grantee = g.get("Grantee", {})
+        who = grantee.get("URI") or grantee.get("ID") or grantee.get("EmailAddress") or "?"
+        out.append(Grant(str(who), str(g.get("Permission", ""))))
+    return tuple(out)
+
+
+def _region(location: dict[str, Any]) -> str:
+    value = location.get("LocationConstraint")
+    if not value:
+        return "us-east-1"
+    return "eu-west-1" if value == "EU" else str(value)
+
+
+def _call(bucket: Bucket, op: str, func: Callable[[], Any]) -> Any:
+    """Run one read; record its error code on the bucket; None when it failed."""
+    try:
+        return func()
+    except ClientError as exc:
+        code = _code(exc)
+        if code not in NOT_CONFIGURED.get(op, set()):
+            bucket.errors = {**bucket.errors, op: code}
+        return None
+    except BotoCoreError as exc:
+        bucket.errors = {**bucket.errors, op: type(exc).__name__}
+        return None
+
+
+def _fetch_bucket(clients: _Clients, name: str, inv: S3Inventory, sample: bool) -> Bucket:
+    b = Bucket(name=name)
+    s3 = clients.get("s3")
+    loc = _call(b, "location", lambda: s3.get_bucket_location(Bucket=name))
+    if loc is None:
+        return b
+    b.region = _region(loc)
+    c = clients.get("s3", b.region)
+    acl = _call(b, "acl", lambda: c.get_bucket_acl(Bucket=name))
+    b.acl = _grants(acl) if acl else ()
+    pol = _call(b, "policy", lambda: c.get_bucket_policy(Bucket=name))
+    if pol:
+        try:
+            b.policy = json.loads(pol["Policy"])
+        except ValueError:
+            b.errors = {**b.errors, "policy": "unparsable"}
+    pab = _call(b, "public_access_block", lambda: c.get_public_access_block(Bucket=name))
+    if pab:
+        b.public_access_block = dict(pab["PublicAccessBlockConfiguration"])
+    own = _call(b, "ownership", lambda: c.get_bucket_ownership_controls(Bucket=name))
+    if own:
+        rules = own["OwnershipControls"].get("Rules", [])
+        b.ownership = str(rules[0]["ObjectOwnership"]) if rules else None
+    enc = _call(b, "encryption", lambda: c.get_bucket_encryption(Bucket=name))
+    if enc:
+        b.encryption = tuple(
+            r.get("ApplyServerSideEncryptionByDefault", {})
+            for r in enc["ServerSideEncryptionConfiguration"].get("Rules", [])
+        )
+    ver = _call(b, "versioning", lambda: c.get_bucket_versioning(Bucket=name))
+    if ver is not None:
+        b.versioning = ver.get("Status")
+    lc = _call(b, "lifecycle", lambda: c.get_bucket_lifecycle_configuration(Bucket=name))
+    if lc:
+        b.lifecycle = tuple(lc.get("Rules", []))
+    tags = _call(b, "tags", lambda: c.get_bucket_tagging(Bucket=name))
+    if tags:
+        b.tags = {t["Key"]: t["Value"] for t in tags.get("TagSet", [])}
+    key_id = next((r.get("KMSMasterKeyID") for r in b.encryption if r.get("KMSMasterKeyID")), None)
+    if key_id:
+        kms = clients.get("kms", b.region)
+        desc = _call(b, "kms", lambda: kms.describe_key(KeyId=key_id))
+        if desc:
+            meta = desc["KeyMetadata"]
+            b.kms_key_state = str(meta.get("KeyState", ""))
+            b.kms_deletion_date = meta.get("DeletionDate")
+    _fetch_objects(c, b, inv, sample)
+    return b
+
+
+def _fetch_objects(c: Any, b: Bucket, inv: S3Inventory, sample: bool) -> None:
+    pab = effective_pab(inv, b)
+    acl_public = any(g.public for g in b.acl) and not pab["IgnorePublicAcls"]
+    policy_public = bool(public_statements(b.policy)) and not pab["RestrictPublicBuckets"]
+    to_sample: dict[str, int] = {}
+    if b.acls_enabled and not pab["IgnorePublicAcls"]:
+        acls: dict[str, tuple[Grant, ...]] = {}
+        paginator = c.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=b.name):
+                for obj in page.get("Contents", []):
+                    if len(acls) >= MAX_OBJECT_ACLS:
+                        b.objects_truncated = True
+                        break
+                    key = str(obj["Key"])
+                    got = _call(b, "object_acl", partial(c.get_object_acl, Bucket=b.name, Key=key))
+                    grants = _grants(got) if got else ()
+                    acls[key] = grants
+                    if any(g.public for g in grants) and len(to_sample) < MAX_SAMPLES:
+                        to_sample[key] = int(obj.get("Size", 0))
+                if b.objects_truncated:
+                    break
+        except (ClientError, BotoCoreError) as exc:
+            code = _code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+            b.errors = {**b.errors, "list_objects": code}
+        b.object_acls = acls
+        b.objects_listed = True
+    if (acl_public or policy_public) and len(to_sample) < MAX_SAMPLES:
+        page = _call(
+            b, "list_objects", lambda: c.list_objects_v2(Bucket=b.name, MaxKeys=PUBLIC_LIST_KEYS)
+        )
+        for obj in (page or {}).get("Contents", []):
+            key = str(obj["Key"])
+            if len(to_sample) >= MAX_SAMPLES:
+                break
+            if key.lower().endswith(tuple(pii.SAMPLED_SUFFIXES)):
+                to_sample.setdefault(key, int(obj.get("Size", 0)))
+    if not sample:
+        b.public_samples = tuple(ObjectSample(k, s, None) for k, s in to_sample.items())
+        return
+    samples = []
+    for key, size in to_sample.items():
+        report = None
+        if key.lower().endswith(tuple(pii.SAMPLED_SUFFIXES)) and size > 0:
+            try:
+                reader = io.BufferedReader(RangedObject(c, b.name, key, size), RANGE_BLOCK)
+                report = pii.sample_stream(reader, key.rsplit("/", 1)[-1], size)
+            except (ClientError, BotoCoreError, OSError):
+                report = None
+        samples.append(ObjectSample(key, size, report))
+    b.public_samples = tuple(samples)
+
+
+def fetch(policies: Policies, *, sample: bool = True, region: str | None = None) -> S3Inventory:
+    """The S3 inventory of the account the credentials belong to."""
+    del policies  # every bucket of the account is inventoried, declared or not
+    counter = _Counter()
+    clients = _Clients(counter)
+    inv = S3Inventory()
+    try:
+        inv.account_id = str(clients.get("sts", region).get_caller_identity()["Account"])
+    except (ClientError, BotoCoreError) as exc:
+        inv.errors["sts"] = _code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+    if inv.account_id:
+        try:
+            resp = clients.get("s3control", region).get_public_access_block(
+                AccountId=inv.account_id
+            )
+            inv.account_public_access_block = dict(resp["PublicAccessBlockConfiguration"])
+        except ClientError as exc:
+            if _code(exc) != "NoSuchPublicAccessBlockConfiguration":
+                inv.errors["account_public_access_block"] = _code(exc)
+        except BotoCoreError as exc:
+            inv.errors["account_public_access_block"] = type(exc).__name__
+    try:
+        names = [str(b["Name"]) for b in clients.get("s3", region).list_buckets()["Buckets"]]
+    except (ClientError, BotoCoreError) as exc:
+        inv.errors["list_buckets"] = (
+            _code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+        )
+        names = []
+    for name in sorted(names):
+        bucket = _fetch_bucket(clients, name, inv, sample)
+        if "location" in bucket.errors:
+            inv.errors[name] = bucket.errors["location"]
+        inv.buckets.append(bucket)
+    inv.api_calls = counter.calls
+    return inv

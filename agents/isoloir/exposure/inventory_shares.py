@@ -1,0 +1,327 @@
+"""Fetch the share inventory: the trees under each election's share, Samba's
+configuration as `testparm` resolves it, and stray personal data elsewhere.
+
+The walk uses `os.scandir` on bytes paths (names need not be UTF-8), takes
+`lstat` of every entry and never follows a symlink: a symlink is recorded with
+the target it names, never opened. A directory that cannot be opened is
+recorded and the walk goes on. Files are sampled through `pii.sample_file`
+(O_NOFOLLOW, first KiB only), so a huge sparse file costs one small read.
+
+To keep memory flat on large trees, a tree keeps only the entries that deviate
+from the share's baseline (any permission bit for others, a directory without
+setgid or without a default ACL, a group of another election, a symlink); the
+checks decide what each deviation means.
+
+Encryption at rest (heuristic, Linux): the share root's mount is the longest
+mount point of /proc/mounts containing it. The file system counts as encrypted
+when its device is a device-mapper node whose uuid (/sys/block/dm-N/dm/uuid)
+starts with "CRYPT-" (dm-crypt/LUKS), directly or through its slaves (LVM on
+LUKS), or when the file system type is ecryptfs. A plain block device counts
+as unencrypted. Virtual or network file systems (tmpfs, overlay, nfs, cifs,
+fuse, zfs, btrfs on several devices...) are "unknown" and not reported:
+fscrypt, ZFS native encryption and self-encrypting drives are not detected.
+"""
+
+from __future__ import annotations
+
+import errno
+import grp
+import os
+import stat
+import subprocess
+from collections.abc import Iterable, Iterator
+from pathlib import Path, PurePosixPath
+
+from isoloir.exposure import pii
+from isoloir.exposure.model import (
+    Entry,
+    SambaConfig,
+    SambaShare,
+    SharesInventory,
+    ShareTree,
+    StrayFile,
+)
+from isoloir.policy.model import Election, Policies
+
+MAX_SAMPLES_PER_TREE = 5000
+MAX_STRAY_ENTRIES = 200_000  # entries visited per stray-data path
+STRAY_MIN_RECORDS = 3  # records with personal data in a sample to call a file contact-like
+STRAY_SUFFIXES = frozenset({".csv", ".tsv", ".xlsx", ".ods", ".txt"})
+DEFAULT_ACL_XATTR = "system.posix_acl_default"
+UNKNOWN_FS = frozenset(
+    {"tmpfs", "overlay", "nfs", "nfs4", "cifs", "smb3", "fuse", "zfs", "ramfs", "9p", "virtiofs"}
+)
+
+
+def _gid(group: str) -> int | None:
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        return None
+
+
+def _default_acl(path: bytes) -> bool | None:
+    try:
+        os.getxattr(path, DEFAULT_ACL_XATTR, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in (errno.ENODATA, getattr(errno, "ENOATTR", errno.ENODATA)):
+            return False
+        return None  # no ACL support, or unreadable
+    return True
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "link"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    if stat.S_ISREG(mode):
+        return "file"
+    return "other"
+
+
+def _entry(path: bytes, st: os.stat_result, tree: ShareTree, budget: list[int]) -> Entry | None:
+    mode = st.st_mode
+    kind = _kind(mode)
+    if kind == "link":
+        try:
+            target: bytes | None = os.readlink(path)
+        except OSError:
+            target = None
+        return Entry(path, kind, mode, st.st_uid, st.st_gid, st.st_size, link_target=target)
+    has_acl: bool | None = None
+    deviates = bool(mode & 0o007) or st.st_gid in tree.other_election_gids
+    if kind == "dir":
+        has_acl = _default_acl(path)
+        deviates = deviates or not mode & stat.S_ISGID or has_acl is False
+    if not deviates:
+        return None
+    report = None
+    if kind == "file" and mode & 0o004 and budget[0] > 0:
+        name = path.rsplit(b"/", 1)[-1].lower()
+        if name.endswith(tuple(s.encode() for s in pii.SAMPLED_SUFFIXES)):
+            budget[0] -= 1
+            report = pii.sample_file(path)
+    return Entry(path, kind, mode, st.st_uid, st.st_gid, st.st_size, has_acl, None, report)
+
+
+def walk(root: bytes, on_unreadable: list[bytes]) -> Iterator[tuple[bytes, os.stat_result]]:
+    """Every entry under `root` (root excluded) with its lstat; symlinks never followed."""
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        try:
+            it = os.scandir(directory)
+        except OSError:
+            on_unreadable.append(directory)
+            continue
+        with it:
+            for entry in it:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue  # vanished between readdir and lstat
+                yield entry.path, st
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(entry.path)
+
+
+def scan_tree(tree: ShareTree) -> ShareTree:
+    root = tree.root
+    try:
+        st = os.lstat(root)
+    except OSError:
+        tree.missing = True
+        return tree
+    budget = [MAX_SAMPLES_PER_TREE]
+    entries: list[Entry] = []
+    first = _entry(root, st, tree, budget)
+    if first is not None:
+        entries.append(first)
+    count = 1
+    if stat.S_ISDIR(st.st_mode):
+        for path, est in walk(root, tree.unreadable):
+            count += 1
+            found = _entry(path, est, tree, budget)
+            if found is not None:
+                entries.append(found)
+    tree.entries = entries
+    tree.scanned_entries = count
+    return tree
+
+
+# ------------------------------------------------------------ encryption
+
+
+def _unescape_mount(field: str) -> str:
+    return (
+        field.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+    )
+
+
+def mount_of(path: str, mounts_text: str) -> tuple[str, str, str]:
+    """(mount point, device, fs type) of the longest mount point containing `path`."""
+    best = ("", "", "")
+    for line in mounts_text.splitlines():
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        device, point, fstype = _unescape_mount(parts[0]), _unescape_mount(parts[1]), parts[2]
+        inside = path == point or path.startswith(point.rstrip("/") + "/") or point == "/"
+        if inside and len(point) >= len(best[0]):
+            best = (point, device, fstype)
+    return best
+
+
+def dm_encrypted(name: str, sys_block: Path, depth: int = 0) -> bool:
+    """Is block device `name` (dm-N, sdX...) dm-crypt, directly or below LVM?"""
+    if depth > 8:
+        return False
+    base = sys_block / name
+    try:
+        uuid = (base / "dm" / "uuid").read_text().strip()
+    except OSError:
+        uuid = ""
+    if uuid.startswith("CRYPT-"):
+        return True
+    try:
+        slaves = [p.name for p in (base / "slaves").iterdir()]
+    except OSError:
+        return False
+    return any(dm_encrypted(s, sys_block, depth + 1) for s in slaves)
+
+
+def encryption_of(
+    path: str, *, mounts: Path = Path("/proc/mounts"), sys_block: Path = Path("/sys/block")
+) -> tuple[str, str, str, bool | None]:
+    try:
+        text = mounts.read_text(errors="replace")
+    except OSError:
+        return "", "", "", None
+    point, device, fstype = mount_of(os.path.realpath(path), text)
+    if fstype == "ecryptfs":
+        return point, device, fstype, True
+    if fstype in UNKNOWN_FS or fstype.startswith("fuse") or not device.startswith("/dev/"):
+        return point, device, fstype, None
+    name = os.path.basename(os.path.realpath(device))
+    return point, device, fstype, dm_encrypted(name, sys_block)
+
+
+# ------------------------------------------------------------ Samba
+
+
+def parse_testparm(text: str, path: str) -> SambaConfig:
+    globals_: dict[str, str] = {}
+    shares: list[SambaShare] = []
+    current: dict[str, str] | None = None
+    name = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            if current is not None and name.lower() != "global":
+                shares.append(SambaShare(name, current))
+            name = line[1:-1]
+            current = globals_ if name.lower() == "global" else {}
+            continue
+        if current is None or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        current[" ".join(key.lower().split())] = value.strip()
+    if current is not None and name.lower() != "global":
+        shares.append(SambaShare(name, current))
+    return SambaConfig(path=path, globals=globals_, shares=tuple(shares))
+
+
+def read_samba(smb_conf: str) -> SambaConfig:
+    """Samba's configuration as testparm resolves it (includes, defaults, synonyms)."""
+    proc = subprocess.run(
+        ["testparm", "-s", "-v", "--suppress-prompt", smb_conf],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if proc.returncode != 0 and not proc.stdout.strip():
+        raise RuntimeError(f"testparm failed on {smb_conf} (exit {proc.returncode})")
+    return parse_testparm(proc.stdout, smb_conf)
+
+
+# ------------------------------------------------------------ stray data
+
+
+def find_stray(paths: Iterable[str], exclude: Iterable[bytes]) -> list[StrayFile]:
+    excluded = [os.path.normpath(e).rstrip(b"/") + b"/" for e in exclude]
+    suffixes = tuple(s.encode() for s in STRAY_SUFFIXES)
+    found: list[StrayFile] = []
+    for top in paths:
+        root = os.fsencode(top)
+        if not os.path.isdir(root) or os.path.islink(root):
+            continue
+        seen = 0
+        for path, st in walk(root, []):
+            seen += 1
+            if seen > MAX_STRAY_ENTRIES:
+                break
+            if not stat.S_ISREG(st.st_mode) or not path.lower().endswith(suffixes):
+                continue
+            if any((path + b"/").startswith(e) or path.startswith(e) for e in excluded):
+                continue
+            report = pii.sample_file(path)
+            if report is not None and report.records_sampled >= STRAY_MIN_RECORDS:
+                found.append(StrayFile(path, st.st_mode, st.st_size, report))
+    return found
+
+
+# ------------------------------------------------------------ all
+
+
+def share_dir(election: Election, policies: Policies, share_root: str | None) -> str:
+    if share_root is None:
+        return election.share_path
+    base = PurePosixPath(policies.baseline.hosts.share_root)
+    path = PurePosixPath(election.share_path)
+    try:
+        return str(PurePosixPath(share_root) / path.relative_to(base))
+    except ValueError:
+        return str(PurePosixPath(share_root) / election.id)
+
+
+def fetch(
+    policies: Policies,
+    *,
+    share_root: str | None = None,
+    smb_conf: str | None = None,
+    stray_paths: Iterable[str] | None = None,
+    mounts: Path = Path("/proc/mounts"),
+    sys_block: Path = Path("/sys/block"),
+) -> SharesInventory:
+    inv = SharesInventory()
+    gids = {e.id: _gid(e.share_group) for e in policies.elections}
+    for election in policies.elections:
+        others = {g: eid for eid, g in gids.items() if g is not None and eid != election.id}
+        root = share_dir(election, policies, share_root)
+        tree = ShareTree(
+            election=election.id,
+            root=os.fsencode(root),
+            group=election.share_group,
+            gid=gids[election.id],
+            other_election_gids=others,
+        )
+        scan_tree(tree)
+        if not tree.missing:
+            point, device, fstype, enc = encryption_of(root, mounts=mounts, sys_block=sys_block)
+            tree.mount_point, tree.device, tree.fs_type, tree.encrypted = point, device, fstype, enc
+        inv.trees.append(tree)
+    if smb_conf is not None:
+        try:
+            inv.samba = read_samba(smb_conf)
+        except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
+            inv.errors["samba"] = str(exc)
+    paths = policies.baseline.hosts.stray_data_paths if stray_paths is None else stray_paths
+    inv.stray = find_stray(paths, [t.root for t in inv.trees])
+    return inv
