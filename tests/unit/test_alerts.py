@@ -1,0 +1,361 @@
+"""Alerting logic with in-memory transports: routing, text, de-dup, resolved, flood, retries."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from isoloir.alerts import messages
+from isoloir.alerts.routing import Destination, all_destinations, destinations
+from isoloir.alerts.secrets import SecretError, read_secret_bytes, read_smtp_credentials
+from isoloir.alerts.service import AlertService, backoff_delay
+from isoloir.alerts.smtp import build_email
+from isoloir.alerts.transport import DeliveryError, Outgoing
+from isoloir.alerts.webhook import payload, retry_after_seconds, sign, verify
+from isoloir.findings import Finding, Severity
+from isoloir.policy import load_policies
+from isoloir.policy.model import Policies, Route, Webhook
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "policies"
+ELECTION = "exempleville-2027"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Recorder:
+    """A transport that records, and fails the first `fail` sends."""
+
+    def __init__(self, fail: int = 0, retry_after: float | None = None) -> None:
+        self.sent: list[Outgoing] = []
+        self.fail = fail
+        self.retry_after = retry_after
+        self.calls = 0
+
+    def send(self, message: Outgoing) -> None:
+        self.calls += 1
+        if self.calls <= self.fail:
+            raise DeliveryError("smtp: SMTPDataError 451", retry_after=self.retry_after)
+        self.sent.append(message)
+
+
+def policies(**alerts_changes: object) -> Policies:
+    p = load_policies(EXAMPLE)
+    hook = Webhook("equipe", "https://chat.example/hook", "slack", "/nonexistent")
+    alerts = dataclasses.replace(
+        p.baseline.alerts,
+        webhooks=(hook,),
+        routes=(
+            Route(("cfictive", "bexemple"), ("email",), "medium", ("*",)),
+            Route((), ("webhook:equipe",), "high", ("*",)),
+        ),
+    )
+    alerts = dataclasses.replace(alerts, **alerts_changes)  # type: ignore[arg-type]
+    return dataclasses.replace(p, baseline=dataclasses.replace(p.baseline, alerts=alerts))
+
+
+def finding(n: int = 1, severity: Severity = Severity.CRITICAL, **kw: object) -> Finding:
+    base: dict[str, object] = {
+        "rule_id": "s3-public-object",
+        "severity": severity,
+        "resource": f"arn:aws:s3:::mouvement-exemple-{ELECTION}/prospects/liste-{n}.csv",
+        "message": f"Object prospects/liste-{n}.csv is readable by anyone.",
+        "election": ELECTION,
+        "location": "eu-west-3",
+        "remediation": "Remove the public grant and turn the bucket's public access block on.",
+        "evidence": {"rows": 1042, "public_grants": 1},
+    }
+    base.update(kw)
+    return Finding(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> tuple[AlertService, Clock, Recorder, Recorder]:
+    clock = Clock()
+    email, hook = Recorder(), Recorder()
+    svc = AlertService(
+        policies(),
+        tmp_path,
+        transports={"email": email, "webhook:equipe": hook},
+        time_source=clock,
+        rng=random.Random(1),
+    )
+    yield svc, clock, email, hook
+    svc.close()
+
+
+def test_routing_by_severity_and_election() -> None:
+    b = policies().baseline
+    crit = destinations(b, Severity.CRITICAL, ELECTION)
+    assert [d.label for d in crit] == ["email:bexemple", "email:cfictive", "webhook:equipe"]
+    assert all(d.address.endswith(".example") for d in crit if d.channel == "email")
+    medium = destinations(b, Severity.MEDIUM, ELECTION)
+    assert [d.label for d in medium] == ["email:bexemple", "email:cfictive"]
+    assert destinations(b, Severity.LOW, ELECTION) == []
+    scoped = dataclasses.replace(
+        b.alerts, routes=(Route(("ptest",), ("email",), "info", ("autre-2028",)),)
+    )
+    b2 = dataclasses.replace(b, alerts=scoped)
+    assert destinations(b2, Severity.CRITICAL, ELECTION) == []
+    assert [d.label for d in destinations(b2, Severity.CRITICAL, "autre-2028")] == ["email:ptest"]
+    assert [d.label for d in all_destinations(b2)] == ["email:ptest"]
+
+
+def test_french_by_default_english_available() -> None:
+    f = finding()
+    fr = messages.render_finding(f, "fr", first_seen=None)
+    assert fr.subject == f"[Isoloir] Alerte CRITIQUE · {ELECTION} · s3-public-object"
+    for label in ("Quoi : ", "Où : ", "Depuis : ", "Comment corriger : ", "Élection : "):
+        assert label in fr.body
+    assert f.resource in fr.body and f.remediation in fr.body and "rows: 1042" in fr.body
+    en = messages.render_finding(f, "en", first_seen=None)
+    assert en.subject == f"[Isoloir] Alert CRITICAL · {ELECTION} · s3-public-object"
+    for label in ("What: ", "Where: ", "Since: ", "How to fix: "):
+        assert label in en.body
+
+
+def test_alert_never_carries_people(env: tuple[AlertService, Clock, Recorder, Recorder]) -> None:
+    svc, _, email, hook = env
+    svc.process("scan", [finding()])
+    svc.flush()
+    people = svc.baseline.people
+    for m in [*email.sent, *hook.sent]:
+        text = m.subject + m.body + repr(m.payload) + repr(m.headers)
+        for person in people:
+            assert person.email not in text and person.name not in text
+    # Each email names exactly one recipient, which is the only place an address appears.
+    assert sorted(m.address for m in email.sent) == sorted(
+        svc.baseline.person(pid).email for pid in ("cfictive", "bexemple")
+    )
+    msg = build_email("isoloir@mouvement-exemple.example", email.sent[0])
+    assert msg["To"] == email.sent[0].address and msg["Cc"] is None and msg["Bcc"] is None
+
+
+def test_same_finding_many_times_one_alert_then_reminder(
+    env: tuple[AlertService, Clock, Recorder, Recorder],
+) -> None:
+    svc, clock, email, hook = env
+    for _ in range(100):
+        svc.process("scan", [finding()])
+        clock.t += 60
+        svc.flush()
+    assert len(email.sent) == 2 and len(hook.sent) == 1
+    clock.t += 24 * 3600  # renotify_hours in the example policies
+    svc.process("scan", [finding()])
+    svc.flush()
+    assert [m.kind for m in email.sent] == ["alert", "alert", "reminder", "reminder"]
+    assert "Rappel" in email.sent[-1].subject
+
+
+def test_worse_severity_alerts_again(env: tuple[AlertService, Clock, Recorder, Recorder]) -> None:
+    svc, _, email, hook = env
+    svc.process("scan", [finding(severity=Severity.MEDIUM)])
+    svc.process("scan", [finding(severity=Severity.MEDIUM)])
+    assert len(hook.sent) == 0
+    svc.process("scan", [finding(severity=Severity.CRITICAL)])
+    svc.flush()
+    assert len(email.sent) == 4 and len(hook.sent) == 1
+
+
+def test_resolved_notice_once_and_only_from_same_job(
+    env: tuple[AlertService, Clock, Recorder, Recorder],
+) -> None:
+    svc, _, email, _ = env
+    svc.process("scan", [finding(1), finding(2)])
+    svc.process("retention", [])  # another job's empty results resolve nothing
+    svc.flush()
+    assert len(email.sent) == 4
+    report = svc.process("scan", [finding(2)])
+    assert report.resolved == 1
+    svc.process("scan", [finding(2)])
+    svc.flush()
+    resolved = [m for m in email.sent if m.kind == "resolved"]
+    assert len(resolved) == 2 and all("Résolu" in m.subject for m in resolved)
+    assert all("liste-1.csv" in m.body for m in resolved)
+    # It comes back: a fresh alert.
+    svc.process("scan", [finding(1), finding(2)])
+    svc.flush()
+    assert [m.kind for m in email.sent].count("alert") == 6
+
+
+def test_below_threshold_is_tracked_not_sent(
+    env: tuple[AlertService, Clock, Recorder, Recorder],
+) -> None:
+    svc, _, email, hook = env
+    svc.process("scan", [finding(severity=Severity.LOW)])
+    svc.process("scan", [])
+    svc.flush()
+    assert email.sent == [] and hook.sent == []
+
+
+def test_flood_guard_groups_beyond_the_limit(tmp_path: Path) -> None:
+    clock, email, hook = Clock(), Recorder(), Recorder()
+    svc = AlertService(
+        policies(flood_max_alerts=5, flood_window_minutes=10),
+        tmp_path,
+        transports={"email": email, "webhook:equipe": hook},
+        time_source=clock,
+    )
+    report = svc.process("scan", [finding(n) for n in range(30)])
+    svc.flush()
+    assert report.grouped == 25 * 3
+    per_person = [m for m in email.sent if m.recipient == "cfictive"]
+    assert [m.kind for m in per_person] == ["alert"] * 5 + ["summary"]
+    summary = per_person[-1]
+    assert "25" in summary.subject and "s3-public-object" in summary.body
+    assert len(hook.sent) == 6
+    # Later in the same window: still over the limit, one more summary at most.
+    clock.t += 60
+    svc.process("scan", [finding(n) for n in range(30, 40)] + [finding(n) for n in range(30)])
+    svc.flush()
+    assert [m.kind for m in email.sent if m.recipient == "cfictive"][6:] == ["summary"]
+    # After the window: individual alerts again.
+    clock.t += 11 * 60
+    svc.process("scan", [finding(n) for n in range(41)])
+    svc.flush()
+    assert [m.kind for m in email.sent if m.recipient == "cfictive"][7:] == ["alert"]
+    svc.close()
+
+
+def test_retries_with_backoff_until_delivered_once(tmp_path: Path) -> None:
+    clock, email = Clock(), Recorder(fail=3)
+    p = policies(routes=(Route(("cfictive",), ("email",), "info", ("*",)),), webhooks=())
+    svc = AlertService(p, tmp_path, transports={"email": email}, time_source=clock)
+    svc.process("scan", [finding()])
+    delays = []
+    for _ in range(3):
+        assert svc.flush().failed == 1
+        due = svc.next_due_in()
+        assert due is not None and due > 0
+        delays.append(due)
+        assert svc.flush().failed == 0  # not due yet: nothing attempted
+        clock.t += due
+    assert svc.flush().sent == 1
+    assert svc.flush().sent == 0 and len(email.sent) == 1
+    assert delays[0] < delays[1] < delays[2]  # exponential (jitter is +/- 20 %)
+    assert svc.stats()["pending"] == 0
+
+
+def test_retry_after_is_honoured(tmp_path: Path) -> None:
+    clock, hook = Clock(), Recorder(fail=1, retry_after=120)
+    p = policies(routes=(Route((), ("webhook:equipe",), "info", ("*",)),))
+    svc = AlertService(p, tmp_path, transports={"webhook:equipe": hook}, time_source=clock)
+    svc.process("scan", [finding()])
+    svc.flush()
+    assert svc.next_due_in() == 120
+    clock.t += 119
+    assert svc.flush().sent == 0
+    clock.t += 1
+    assert svc.flush().sent == 1
+
+
+def test_backoff_delay_bounds() -> None:
+    rng = random.Random(0)
+    for attempts, base in ((1, 30), (2, 60), (5, 480), (20, 3600)):
+        d = backoff_delay(attempts, rng)
+        assert base * 0.8 <= d <= base * 1.2
+    assert backoff_delay(3, rng, retry_after=7) == 7
+
+
+def test_retry_after_header_forms() -> None:
+    assert retry_after_seconds("42") == 42
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10
+    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+
+
+def test_legal_hold_reason_in_every_alert(tmp_path: Path) -> None:
+    p = policies()
+    reason = "Recours devant le tribunal administratif"
+    held = dataclasses.replace(p.elections[0], legal_hold=True, legal_hold_reason=reason)
+    p = dataclasses.replace(p, elections=(held,))
+    email = Recorder()
+    svc = AlertService(p, tmp_path, transports={"email": email, "webhook:equipe": Recorder()})
+    svc.process("retention", [finding(rule_id="retention-due")])
+    svc.flush()
+    assert email.sent and all(
+        "Gel juridique (purge suspendue) : Recours devant le tribunal administratif" in m.body
+        for m in email.sent
+    )
+    # A finding carrying its own reason keeps it, in English too.
+    en = messages.render_finding(
+        finding(evidence={"legal_hold": True, "legal_hold_reason": "Contested result"}),
+        "en",
+        first_seen=None,
+    )
+    assert "Legal hold (purge suspended): Contested result" in en.body
+    svc.close()
+
+
+def test_webhook_signature_and_templates() -> None:
+    secret, body = b"k" * 32, b'{"a": 1}'
+    sig = sign(secret, "1700000000", body)
+    assert sig.startswith("sha256=") and verify(secret, "1700000000", body, sig)
+    assert not verify(secret, "1700000001", body, sig)
+    assert not verify(b"other", "1700000000", body, sig)
+    meta = {"severity": "critical", "fingerprint": "abc"}
+    generic = payload("generic", kind="alert", subject="S", body="B", meta=meta)
+    assert generic["fingerprint"] == "abc" and generic["text"] == "B"
+    assert payload("slack", kind="alert", subject="S", body="B", meta=meta)["text"] == "S"
+    assert "#### S" in payload("mattermost", kind="alert", subject="S", body="B", meta=meta)["text"]
+    teams = payload("teams", kind="alert", subject="S", body="B", meta=meta)
+    assert teams["attachments"][0]["content"]["type"] == "AdaptiveCard"
+
+
+def test_secret_files_must_be_private(tmp_path: Path) -> None:
+    creds = tmp_path / "smtp.json"
+    creds.write_text('{"username": "isoloir", "password": "pw-fictif"}')
+    os.chmod(creds, 0o640)
+    with pytest.raises(SecretError, match="group or others"):
+        read_smtp_credentials(creds)
+    os.chmod(creds, 0o600)
+    c = read_smtp_credentials(creds)
+    assert c.username == "isoloir" and "pw-fictif" not in repr(c)
+    key = tmp_path / "hook.key"
+    key.write_text("secret\n")
+    os.chmod(key, 0o604)
+    with pytest.raises(SecretError):
+        read_secret_bytes(key)
+    os.chmod(key, 0o600)
+    assert read_secret_bytes(key) == b"secret"
+    with pytest.raises(SecretError, match="does not exist"):
+        read_secret_bytes(tmp_path / "missing")
+
+
+def test_unconfigured_channel_fails_and_stays_queued(tmp_path: Path) -> None:
+    clock = Clock()
+    svc = AlertService(policies(), tmp_path, transports={}, time_source=clock)
+    svc.process("scan", [finding()])
+    report = svc.flush()
+    assert report.failed == 3 and report.sent == 0
+    assert svc.stats()["pending"] == 3 and svc.stats()["retrying"] == 3
+    assert all("not configured" in e for e in report.errors)
+    svc.close()
+
+
+def test_spool_survives_reopen(tmp_path: Path) -> None:
+    clock = Clock()
+    first = AlertService(policies(), tmp_path, transports={}, time_source=clock)
+    first.process("scan", [finding()])
+    first.close()
+    email, hook = Recorder(), Recorder()
+    second = AlertService(
+        policies(), tmp_path, transports={"email": email, "webhook:equipe": hook}, time_source=clock
+    )
+    second.process("scan", [finding()])  # already known: nothing new queued
+    assert second.flush().sent == 3
+    assert len(email.sent) == 2 and len(hook.sent) == 1
+    second.close()
+
+
+def test_destination_label_hides_address() -> None:
+    d = Destination("email", "cfictive", "claire.fictive@mouvement-exemple.example")
+    assert d.label == "email:cfictive"
