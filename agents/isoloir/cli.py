@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "isoloir.retention.cli",
     "isoloir.daemon",
     "isoloir.alerts.cli",
+    "isoloir.exposure.cli",
 ]
 
 EXIT_OK = 0

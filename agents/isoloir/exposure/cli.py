@@ -1,0 +1,142 @@
+"""`isoloir scan`: find exposure on S3, on the shares and in identities.
+
+Exit 0: nothing at or above the threshold; 1: findings at or above it (after
+the fixes applied by `--fix`); 2: an error (policies unreadable, a whole scope
+unreachable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from isoloir import clock, runtime
+from isoloir.exposure.scan import ScanOptions, ScanReport, remaining, run
+from isoloir.findings import Finding, Severity
+from isoloir.policy import PolicyError, load_policies, load_rendered
+from isoloir.policy.model import Policies
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_ERROR = 2
+
+
+def _policies(config: str | None) -> Policies | None:
+    path = runtime.config_path(config)
+    try:
+        return load_policies(path) if path.is_dir() else load_rendered(path)
+    except PolicyError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+    except OSError as exc:
+        print(f"cannot read {path}: {exc}", file=sys.stderr)
+    return None
+
+
+def _cell(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def table(findings: list[Finding]) -> str:
+    if not findings:
+        return "No findings."
+    rows = [("SEVERITY", "RULE", "ELECTION", "RESOURCE")]
+    rows += [
+        (str(f.severity).upper(), f.rule_id, f.election or "-", _cell(f.resource, 60))
+        for f in findings
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.append("")
+    for f in findings:
+        state = f.evidence.get("remediation")
+        suffix = f" [fix {state}]" if state else ""
+        lines.append(f"- {f.rule_id}: {f.message}{suffix}")
+    return "\n".join(lines)
+
+
+def emit(report: ScanReport, fmt: str, out: Any = sys.stdout) -> None:
+    if fmt == "json":
+        for f in report.findings:
+            print(f.to_json(), file=out)
+        for a in report.actions:
+            print(json.dumps({"type": "action", **a.to_dict()}, sort_keys=True), file=out)
+        return
+    print(table(report.findings), file=out)
+    if report.actions:
+        print("", file=out)
+        verb = "Would" if not any(a.applied for a in report.actions) else "Did"
+        print(f"{verb} remediate:", file=out)
+        for a in report.actions:
+            status = "done" if a.applied else (f"failed ({a.error})" if a.error else "dry run")
+            print(f"  {a.action:<60} {a.resource}  [{status}]", file=out)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    policies = _policies(args.config)
+    if policies is None:
+        return EXIT_ERROR
+    chosen = args.s3 or args.shares or args.identity
+    opts = ScanOptions(
+        s3=args.s3 or not chosen,
+        shares=args.shares or not chosen,
+        identity=args.identity or not chosen,
+        share_root=args.share_root,
+        smb_conf=args.smb_conf,
+        stray_paths=tuple(args.stray_path) if args.stray_path is not None else None,
+        group_file=Path(args.group_file),
+        passwd_file=Path(args.passwd_file),
+    )
+    try:
+        threshold = Severity.parse(args.fail_on or policies.baseline.alerts.min_severity)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        report = run(
+            policies,
+            clock.now(),
+            opts,
+            fix=args.fix,
+            dry_run=args.dry_run,
+            state_dir=runtime.state_dir(args.state_dir),
+        )
+    except (OSError, ValueError, clock.ClockError) as exc:
+        print(f"scan failed: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    emit(report, args.format)
+    for where, code in sorted(report.errors.items()):
+        print(f"warning: could not read {where}: {code}", file=sys.stderr)
+    if report.fatal:
+        return EXIT_ERROR
+    left = remaining(report)
+    return EXIT_FINDINGS if any(f.severity >= threshold for f in left) else EXIT_OK
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "scan",
+        help="find public sharing and weak settings (S3, shares, identities)",
+        description="Scan S3, the shares and the identities; all three unless one is chosen.",
+    )
+    runtime.add_runtime_arguments(p)
+    p.add_argument("--s3", action="store_true", help="scan S3 buckets")
+    p.add_argument("--shares", action="store_true", help="scan share trees, Samba, stray data")
+    p.add_argument("--identity", action="store_true", help="scan IAM and host accounts")
+    p.add_argument("--fix", action="store_true", help="apply the fixes the policies allow")
+    p.add_argument("--dry-run", action="store_true", help="list what --fix would change")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--fail-on", help="severity threshold for exit 1 (default: alerts.min_severity)")
+    p.add_argument("--share-root", help="root of the election shares (default: from policies)")
+    p.add_argument("--smb-conf", help="smb.conf to resolve with testparm (default: /etc/samba)")
+    p.add_argument(
+        "--stray-path",
+        action="append",
+        help="where to look for stray data (repeatable; default: from policies)",
+    )
+    p.add_argument("--group-file", default="/etc/group", help=argparse.SUPPRESS)
+    p.add_argument("--passwd-file", default="/etc/passwd", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_scan)

@@ -1,0 +1,290 @@
+"""Remediation: the fixes the policies allow (baseline.remediation), rule by rule.
+
+It never deletes data: it re-enables the public access block, removes public
+grants and public policy statements, removes the permissions of others
+(chmod o-rwx) and gives files back to their election's group. Before each S3
+change the previous ACL, policy or block is saved in the journal (SQLite,
+`<state dir>/exposure-journal.sqlite`). With `dry_run` nothing is changed and
+every object an action would touch is listed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from isoloir import aws
+from isoloir.exposure.checks._common import public_statements
+from isoloir.exposure.registry import Result
+from isoloir.policy.model import Policies
+
+JOURNAL = "exposure-journal.sqlite"
+PAB_ON = {
+    "BlockPublicAcls": True,
+    "IgnorePublicAcls": True,
+    "BlockPublicPolicy": True,
+    "RestrictPublicBuckets": True,
+}
+
+
+@dataclass(frozen=True)
+class Action:
+    rule_id: str
+    resource: str
+    action: str  # what is (or would be) done, in words
+    fingerprint: str
+    applied: bool
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule_id": self.rule_id,
+            "resource": self.resource,
+            "action": self.action,
+            "fingerprint": self.fingerprint,
+            "applied": self.applied,
+            "error": self.error,
+        }
+
+
+class Journal:
+    """What the agent changed and what was there before."""
+
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / JOURNAL
+        self.db = sqlite3.connect(self.path)
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS actions ("
+            " id INTEGER PRIMARY KEY, at TEXT NOT NULL, rule_id TEXT NOT NULL,"
+            " resource TEXT NOT NULL, action TEXT NOT NULL, previous TEXT,"
+            " outcome TEXT NOT NULL)"
+        )
+
+    def record(
+        self, at: datetime, rule_id: str, resource: str, action: str, previous: Any, outcome: str
+    ) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT INTO actions (at, rule_id, resource, action, previous, outcome)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    at.isoformat(),
+                    rule_id,
+                    resource,
+                    action,
+                    None if previous is None else json.dumps(previous, default=str),
+                    outcome,
+                ),
+            )
+
+    def entries(self) -> list[dict[str, Any]]:
+        cur = self.db.execute(
+            "SELECT at, rule_id, resource, action, previous, outcome FROM actions ORDER BY id"
+        )
+        cols = ["at", "rule_id", "resource", "action", "previous", "outcome"]
+        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+# ------------------------------------------------------------ S3 actions
+
+
+def _bucket_pab(bucket: str, journal: Journal, at: datetime, rule: str) -> None:
+    c = aws.client("s3")
+    try:
+        prev: Any = c.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    except ClientError:
+        prev = None
+    journal.record(at, rule, f"s3://{bucket}", "put_public_access_block", prev, "saved")
+    c.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=PAB_ON)
+
+
+def _account_pab(journal: Journal, at: datetime, rule: str) -> None:
+    account = aws.client("sts").get_caller_identity()["Account"]
+    ctl = aws.client("s3control")
+    try:
+        prev: Any = ctl.get_public_access_block(AccountId=account)["PublicAccessBlockConfiguration"]
+    except ClientError:
+        prev = None
+    journal.record(at, rule, f"aws-account:{account}", "put_public_access_block", prev, "saved")
+    ctl.put_public_access_block(AccountId=account, PublicAccessBlockConfiguration=PAB_ON)
+
+
+def _private_grants(acl: Mapping[str, Any]) -> list[Any]:
+    public = {
+        "http://acs.amazonaws.com/groups/global/AllUsers",
+        "http://acs.amazonaws.com/groups/global/AuthenticatedUsers",
+    }
+    return [g for g in acl.get("Grants", []) if g.get("Grantee", {}).get("URI") not in public]
+
+
+def _bucket_acl(bucket: str, journal: Journal, at: datetime, rule: str) -> None:
+    c = aws.client("s3")
+    acl = c.get_bucket_acl(Bucket=bucket)
+    prev = {"Owner": acl["Owner"], "Grants": acl["Grants"]}
+    journal.record(at, rule, f"s3://{bucket}", "put_bucket_acl", prev, "saved")
+    c.put_bucket_acl(
+        Bucket=bucket,
+        AccessControlPolicy={"Owner": acl["Owner"], "Grants": _private_grants(acl)},
+    )
+
+
+def _object_acl(bucket: str, key: str, journal: Journal, at: datetime, rule: str) -> None:
+    c = aws.client("s3")
+    acl = c.get_object_acl(Bucket=bucket, Key=key)
+    prev = {"Owner": acl["Owner"], "Grants": acl["Grants"]}
+    journal.record(at, rule, f"s3://{bucket}/{key}", "put_object_acl", prev, "saved")
+    c.put_object_acl(
+        Bucket=bucket,
+        Key=key,
+        AccessControlPolicy={"Owner": acl["Owner"], "Grants": _private_grants(acl)},
+    )
+
+
+def _bucket_policy(bucket: str, journal: Journal, at: datetime, rule: str) -> None:
+    c = aws.client("s3")
+    policy = json.loads(c.get_bucket_policy(Bucket=bucket)["Policy"])
+    journal.record(at, rule, f"s3://{bucket}", "put_bucket_policy", policy, "saved")
+    drop = {i for i, _ in public_statements(policy)}
+    statements = policy.get("Statement", [])
+    if isinstance(statements, dict):
+        statements = [statements]
+    kept = [st for i, st in enumerate(statements) if i not in drop]
+    if kept:
+        c.put_bucket_policy(Bucket=bucket, Policy=json.dumps({**policy, "Statement": kept}))
+    else:
+        c.delete_bucket_policy(Bucket=bucket)
+
+
+# ------------------------------------------------------------ host actions
+
+
+def _open_nofollow(path: bytes) -> int:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    st = os.fstat(fd)
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        os.close(fd)
+        raise OSError(f"not a regular file or directory: {path!r}")
+    return fd
+
+
+def chmod_o_rwx(path: bytes) -> dict[str, Any]:
+    """Remove every permission of others; returns the previous mode."""
+    fd = _open_nofollow(path)
+    try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        os.fchmod(fd, mode & ~0o007)
+    finally:
+        os.close(fd)
+    return {"mode": oct(mode)}
+
+
+def chgrp(path: bytes, gid: int) -> dict[str, Any]:
+    """Give the path to group `gid`; returns the previous group id."""
+    fd = _open_nofollow(path)
+    try:
+        st = os.fstat(fd)
+        os.fchown(fd, -1, gid)
+        os.fchmod(fd, stat.S_IMODE(st.st_mode))  # chown may clear setgid; keep the mode
+    finally:
+        os.close(fd)
+    return {"gid": st.st_gid}
+
+
+# ------------------------------------------------------------ dispatch
+
+
+def _describe(rule: str, target: Any) -> str | None:
+    if rule == "s3_account_public_access_block":
+        return "turn on the four account-level public access block flags"
+    if rule == "s3_bucket_public_access_block":
+        return "turn on the four bucket-level public access block flags"
+    if rule == "s3_bucket_public_acl":
+        return "remove the AllUsers/AuthenticatedUsers grants of the bucket ACL"
+    if rule == "s3_object_public_acl":
+        return "remove the AllUsers/AuthenticatedUsers grants of the object ACL"
+    if rule == "s3_bucket_policy_public":
+        return 'remove the bucket-policy statements allowing Principal "*"'
+    if rule == "share_world_accessible":
+        return "chmod o-rwx"
+    if rule == "share_foreign_group" and isinstance(target, tuple) and target[1] is not None:
+        return f"chgrp to gid {target[1]}"
+    return None
+
+
+def _apply(rule: str, target: Any, journal: Journal, at: datetime) -> Any:
+    """Do it; S3 actions journal the previous state themselves, host actions return it."""
+    if rule == "s3_account_public_access_block":
+        _account_pab(journal, at, rule)
+    elif rule == "s3_bucket_public_access_block":
+        _bucket_pab(str(target), journal, at, rule)
+    elif rule == "s3_bucket_public_acl":
+        _bucket_acl(str(target), journal, at, rule)
+    elif rule == "s3_object_public_acl":
+        _object_acl(target[0], target[1], journal, at, rule)
+    elif rule == "s3_bucket_policy_public":
+        _bucket_policy(str(target), journal, at, rule)
+    elif rule == "share_world_accessible":
+        return chmod_o_rwx(target)
+    elif rule == "share_foreign_group":
+        return chgrp(target[0], int(target[1]))
+    else:  # pragma: no cover - _describe filters unknown rules
+        raise ValueError(rule)
+    return None
+
+
+def allowed(policies: Policies, fix: str | None) -> bool:
+    return fix is not None and bool(getattr(policies.baseline.remediation, fix, False))
+
+
+def remediate(
+    results: Iterable[Result],
+    policies: Policies,
+    *,
+    state_dir: Path,
+    now: datetime,
+    dry_run: bool,
+) -> list[Action]:
+    """Apply (or, with dry_run, list) the allowed fixes of `results`."""
+    actions: list[Action] = []
+    journal = None if dry_run else Journal(state_dir)
+    try:
+        for r in results:
+            if not allowed(policies, r.check.fix) or r.target is None:
+                continue
+            text = _describe(r.check.id, r.target)
+            if text is None:
+                continue
+            f = r.finding
+            if journal is None:
+                actions.append(Action(r.check.id, f.resource, text, f.fingerprint, False))
+                continue
+            try:
+                previous = _apply(r.check.id, r.target, journal, now)
+            except (ClientError, BotoCoreError, OSError, KeyError, ValueError) as exc:
+                code = (
+                    str(exc.response.get("Error", {}).get("Code"))
+                    if isinstance(exc, ClientError)
+                    else type(exc).__name__
+                )
+                journal.record(now, r.check.id, f.resource, text, None, f"failed: {code}")
+                actions.append(Action(r.check.id, f.resource, text, f.fingerprint, False, code))
+                continue
+            journal.record(now, r.check.id, f.resource, text, previous, "applied")
+            actions.append(Action(r.check.id, f.resource, text, f.fingerprint, True))
+    finally:
+        if journal is not None:
+            journal.close()
+    return actions

@@ -1,0 +1,117 @@
+"""One scan: fetch the inventories, run the checks, apply the allowed fixes."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+from isoloir.exposure import inventory_identity, inventory_s3, inventory_shares, registry
+from isoloir.exposure.model import Inventory
+from isoloir.exposure.remediate import Action, remediate
+from isoloir.findings import Finding
+from isoloir.policy.model import Policies
+
+DEFAULT_SMB_CONF = "/etc/samba/smb.conf"
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    s3: bool = True
+    shares: bool = True
+    identity: bool = True
+    share_root: str | None = None
+    smb_conf: str | None = None  # None: /etc/samba/smb.conf when it exists
+    stray_paths: tuple[str, ...] | None = None  # None: baseline.hosts.stray_data_paths
+    group_file: Path = Path("/etc/group")
+    passwd_file: Path = Path("/etc/passwd")
+    iam: bool = True  # identity: also read IAM (not only host accounts)
+    sample: bool = True
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        return tuple(s for s, on in (("s3", self.s3), ("shares", self.shares),
+                                     ("identity", self.identity)) if on)  # fmt: skip
+
+
+@dataclass
+class ScanReport:
+    findings: list[Finding]
+    results: list[registry.Result]
+    actions: list[Action] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)  # partial problems (scan went on)
+    fatal: dict[str, str] = field(default_factory=dict)  # a whole scope could not be read
+    inventory: Inventory | None = None
+
+
+def collect(
+    policies: Policies, now: datetime, opts: ScanOptions
+) -> tuple[Inventory, dict[str, str], dict[str, str]]:
+    inv = Inventory(policies=policies, now=now, host=socket.gethostname())
+    errors: dict[str, str] = {}
+    fatal: dict[str, str] = {}
+    if opts.s3:
+        inv.s3 = inventory_s3.fetch(policies, sample=opts.sample)
+        errors.update({f"s3:{k}": v for k, v in inv.s3.errors.items()})
+        for b in inv.s3.buckets:
+            errors.update({f"s3:{b.name}:{op}": code for op, code in b.errors.items()})
+        for key in ("sts", "list_buckets"):
+            if key in inv.s3.errors:
+                fatal[f"s3:{key}"] = inv.s3.errors[key]
+    if opts.shares:
+        smb = opts.smb_conf
+        if smb is None and os.path.exists(DEFAULT_SMB_CONF):
+            smb = DEFAULT_SMB_CONF
+        inv.shares = inventory_shares.fetch(
+            policies, share_root=opts.share_root, smb_conf=smb, stray_paths=opts.stray_paths
+        )
+        errors.update({f"shares:{k}": v for k, v in inv.shares.errors.items()})
+        if "samba" in inv.shares.errors:
+            fatal["shares:samba"] = inv.shares.errors["samba"]
+    if opts.identity:
+        inv.identity = inventory_identity.fetch(
+            policies, iam=opts.iam, group_file=opts.group_file, passwd_file=opts.passwd_file
+        )
+        errors.update({f"identity:{k}": v for k, v in inv.identity.errors.items()})
+        for key in ("iam:ListUsers", "host_users"):
+            if key in inv.identity.errors:
+                fatal[f"identity:{key}"] = inv.identity.errors[key]
+    return inv, errors, fatal
+
+
+def run(
+    policies: Policies,
+    now: datetime,
+    opts: ScanOptions,
+    *,
+    fix: bool = False,
+    dry_run: bool = False,
+    state_dir: Path | None = None,
+) -> ScanReport:
+    inv, errors, fatal = collect(policies, now, opts)
+    results = registry.run(inv, scopes=opts.scopes, observed_at=now)
+    actions: list[Action] = []
+    if fix or dry_run:
+        if state_dir is None and not dry_run:
+            raise ValueError("a state directory is needed to journal the fixes")
+        actions = remediate(
+            results, policies, state_dir=state_dir or Path("."), now=now, dry_run=dry_run
+        )
+    by_fp = {a.fingerprint: a for a in actions}
+    findings = []
+    for r in results:
+        f = r.finding
+        act = by_fp.get(f.fingerprint)
+        if act is not None:
+            state = "applied" if act.applied else ("failed" if act.error else "planned")
+            f = replace(f, evidence={**f.evidence, "remediation": state, "action": act.action})
+        findings.append(f)
+    return ScanReport(findings, results, actions, errors, fatal, inv)
+
+
+def remaining(report: ScanReport) -> list[Finding]:
+    """Findings still true after the scan: those not fixed by an applied action."""
+    fixed = {a.fingerprint for a in report.actions if a.applied}
+    return [f for f in report.findings if f.fingerprint not in fixed]
