@@ -446,7 +446,10 @@ class Purger:
         meta = self.kms.describe_key(KeyId=key_id)["KeyMetadata"]
         arn = str(meta["Arn"])
         if meta.get("KeyState") != "PendingDeletion":
-            response = self.kms.schedule_key_deletion(KeyId=arn, PendingWindowInDays=window)
+            # the bare key id: accepted everywhere (the emulator refuses an ARN here)
+            response = self.kms.schedule_key_deletion(
+                KeyId=str(meta["KeyId"]), PendingWindowInDays=window
+            )
             deletion = response["DeletionDate"]
         else:
             deletion = meta["DeletionDate"]

@@ -102,7 +102,12 @@ class SuppressionList:
         return int(row[0])
 
     def contains(self, email: str | None, phone: str | None) -> bool:
-        for kind, value in (("email", email), ("phone", phone)):
+        """Whether this email or phone (normalised here) was suppressed."""
+        normalised = (
+            ("email", tabular.normalise_email(email)),
+            ("phone", tabular.normalise_phone(phone)),
+        )
+        for kind, value in normalised:
             if value:
                 row = self._db.execute(
                     "SELECT 1 FROM suppressed WHERE kind = ? AND digest = ?",
