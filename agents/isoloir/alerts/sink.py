@@ -23,6 +23,7 @@ import signal
 import ssl
 import sys
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -104,11 +105,16 @@ def make_controller(
         context = server_tls_context(tls_cert, tls_key)
         if implicit_tls:
             kwargs["ssl_context"] = context
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
         else:
             kwargs.update(tls_context=context, require_starttls=True)
     if credentials is not None:
+        # aiosmtpd only counts STARTTLS as TLS; with implicit TLS the whole
+        # connection is already encrypted, so AUTH may be offered at once.
         kwargs.update(
-            authenticator=_authenticator(*credentials), auth_required=True, auth_require_tls=True
+            authenticator=_authenticator(*credentials),
+            auth_required=True,
+            auth_require_tls=not implicit_tls,
         )
     return Controller(handler, **kwargs)
 

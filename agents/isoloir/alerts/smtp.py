@@ -32,11 +32,11 @@ def build_email(sender: str, message: Outgoing) -> EmailMessage:
     msg["Date"] = formatdate(usegmt=True)
     msg["Message-ID"] = message.message_id
     msg["Auto-Submitted"] = "auto-generated"
-    msg["Content-Language"] = message.language
     msg["X-Isoloir-Kind"] = message.kind
     for name, value in sorted(message.headers.items()):
         msg[name] = value
     msg.set_content(message.body, charset="utf-8")
+    msg["Content-Language"] = message.language  # after set_content, which resets Content-*
     return msg
 
 
