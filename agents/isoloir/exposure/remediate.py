@@ -171,21 +171,27 @@ def _bucket_policy(bucket: str, journal: Journal, at: datetime, rule: str) -> No
 # ------------------------------------------------------------ host actions
 
 
-def _open_nofollow(path: bytes) -> int:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+def _pin(path: bytes) -> int:
+    """An O_PATH descriptor of `path` itself, refusing a symlink (never followed).
+
+    The change is then made through /proc/self/fd/N, which names the pinned
+    inode: a file swapped for a symlink after the scan is not reached, and
+    nothing is opened for reading (FIFOs do not block).
+    """
+    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW)
     st = os.fstat(fd)
-    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+    if stat.S_ISLNK(st.st_mode):
         os.close(fd)
-        raise OSError(f"not a regular file or directory: {path!r}")
+        raise OSError(f"refusing a symlink: {path!r}")
     return fd
 
 
 def chmod_o_rwx(path: bytes) -> dict[str, Any]:
     """Remove every permission of others; returns the previous mode."""
-    fd = _open_nofollow(path)
+    fd = _pin(path)
     try:
         mode = stat.S_IMODE(os.fstat(fd).st_mode)
-        os.fchmod(fd, mode & ~0o007)
+        os.chmod(f"/proc/self/fd/{fd}", mode & ~0o007)
     finally:
         os.close(fd)
     return {"mode": oct(mode)}
@@ -193,11 +199,11 @@ def chmod_o_rwx(path: bytes) -> dict[str, Any]:
 
 def chgrp(path: bytes, gid: int) -> dict[str, Any]:
     """Give the path to group `gid`; returns the previous group id."""
-    fd = _open_nofollow(path)
+    fd = _pin(path)
     try:
         st = os.fstat(fd)
-        os.fchown(fd, -1, gid)
-        os.fchmod(fd, stat.S_IMODE(st.st_mode))  # chown may clear setgid; keep the mode
+        os.chown(f"/proc/self/fd/{fd}", -1, gid)
+        os.chmod(f"/proc/self/fd/{fd}", stat.S_IMODE(st.st_mode))  # chown may clear setgid
     finally:
         os.close(fd)
     return {"gid": st.st_gid}
