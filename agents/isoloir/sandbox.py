@@ -490,6 +490,8 @@ def inventory(hosts: Sequence[SandboxHost], group: str = "isoloir_hosts") -> dic
                 " -o IdentitiesOnly=yes"
             ),
             "isoloir_listen_addresses": [host.address],
+            # Samba takes an address that is no interface's own only with a mask.
+            "election_shares_interfaces": [f"{host.address}/8"],
             "hardening_ssh_port": host.ssh_port,
         }
     return {

@@ -1,0 +1,131 @@
+"""What `playbooks/site.yml` needs from the controller: an inventory and a wheelhouse.
+
+- `from_terraform(outputs)`: the Ansible inventory of the aws target, from
+  `terraform output -json` (the output ``file_share_hosts``, a map of host name
+  to ``{"address": ..., "ssh_user": ...}``).
+- `isoloir.sandbox.inventory(hosts)`: the inventory of the local target.
+- `build_wheelhouse(out)`: the isoloir wheel and the wheels of its pinned
+  dependencies, so hosts install the agents without any package index. The
+  dependency wheels are cached outside the repository, keyed by the lock file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from isoloir.sandbox import CACHE_DIR, DEPLOY_USER
+
+REPO = Path(__file__).resolve().parents[2]
+GROUP = "isoloir_hosts"
+TERRAFORM_OUTPUT = "file_share_hosts"
+
+
+class InventoryError(ValueError):
+    """The Terraform outputs do not describe the file-share hosts."""
+
+
+def from_terraform(
+    outputs: Mapping[str, Any],
+    key_file: str | None = None,
+    deploy_sources: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Inventory of the aws target from `terraform output -json`."""
+    entry = outputs.get(TERRAFORM_OUTPUT)
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("value"), Mapping):
+        raise InventoryError(f"terraform output {TERRAFORM_OUTPUT!r} is missing or not a map")
+    hosts: dict[str, Any] = {}
+    for name, host in sorted(entry["value"].items()):
+        if not isinstance(host, Mapping) or not host.get("address"):
+            raise InventoryError(f"host {name!r} of {TERRAFORM_OUTPUT!r} has no address")
+        hostvars: dict[str, Any] = {
+            "ansible_host": str(host["address"]),
+            "ansible_user": str(host.get("ssh_user", DEPLOY_USER)),
+        }
+        if key_file:
+            hostvars["ansible_ssh_private_key_file"] = key_file
+        hosts[str(name)] = hostvars
+    group_vars: dict[str, Any] = {"isoloir_service_manager": "systemd"}
+    if deploy_sources:
+        group_vars["hardening_deploy_sources"] = list(deploy_sources)
+    return {"all": {"children": {GROUP: {"hosts": hosts, "vars": group_vars}}}}
+
+
+def _dependencies(repo: Path) -> list[str]:
+    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
+    return [str(dep) for dep in project.get("dependencies", [])]
+
+
+def build_wheelhouse(out: Path, repo: Path = REPO, cache_dir: Path = CACHE_DIR) -> Path:
+    """Write the isoloir wheel and its dependencies' wheels into `out`."""
+    lock = repo / "requirements.lock"
+    deps = _dependencies(repo)
+    key = hashlib.sha256(
+        (lock.read_text() + "\n" + "\n".join(sorted(deps)) + sys.version[:4]).encode()
+    ).hexdigest()[:16]
+    cached = cache_dir / f"wheels-{key}"
+    if not cached.is_dir():
+        partial = cache_dir / f"wheels-{key}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+             "--wheel-dir", str(partial), "--constraint", str(lock), *deps],
+            check=True,
+        )
+        partial.rename(cached)
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("isoloir-*.whl"):
+        old.unlink()
+    for wheel in cached.glob("*.whl"):
+        target = out / wheel.name
+        if not target.exists():
+            shutil.copy2(wheel, target)
+    build = out.parent / (out.name + ".build")
+    shutil.rmtree(build, ignore_errors=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+         "--no-deps", "--wheel-dir", str(build), str(repo)],
+        check=True,
+    )
+    for wheel in build.glob("isoloir-*.whl"):
+        shutil.move(str(wheel), out / wheel.name)
+    shutil.rmtree(build, ignore_errors=True)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m isoloir.inventory")
+    sub = parser.add_subparsers(dest="action", required=True)
+    wheels = sub.add_parser("wheelhouse", help="build the wheelhouse for the agents role")
+    wheels.add_argument("--out", type=Path, required=True)
+    tf = sub.add_parser("terraform", help="inventory from `terraform output -json`")
+    tf.add_argument("outputs", type=Path, help="file written by `terraform output -json`")
+    tf.add_argument("--out", type=Path, required=True)
+    tf.add_argument("--key-file")
+    tf.add_argument("--deploy-source", action="append", default=[])
+    args = parser.parse_args(argv)
+    if args.action == "wheelhouse":
+        print(build_wheelhouse(args.out))
+        return 0
+    try:
+        inv = from_terraform(json.loads(args.outputs.read_text()), args.key_file,
+                             args.deploy_source)
+    except InventoryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    args.out.write_text(json.dumps(inv, indent=2) + "\n")
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
