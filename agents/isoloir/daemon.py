@@ -326,7 +326,7 @@ class Daemon:
     ) -> None:
         self.config = config
         self.state_dir = state_dir
-        self.command = list(command or [sys.executable, "-m", "isoloir.cli"])
+        self.command = list(command or [sys.executable, "-m", "isoloir.daemon"])
         self.initial_scan = initial_scan
         self.stop = threading.Event()
         self.started = time.time()
@@ -436,6 +436,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.job and not args.once:
         print("--job goes with --once", file=sys.stderr)
         return EXIT_ERROR
+    if not args.once and not _lean and not os.environ.get(_LEAN_ENV):
+        _reexec_lean(args)
     if not args.once:
         daemon = Daemon(args.config, state_dir, initial_scan=not args.no_initial_scan)
         _install_stop_handlers(daemon.stop)
@@ -458,6 +460,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             worst = max(worst, run_job_once(name, policies, state_dir, dry_run=args.dry_run))
     return worst
+
+
+_LEAN_ENV = "ISOLOIR_DAEMON_LEAN"
+_lean = False  # set by main(): we are `python -m isoloir.daemon`, not the full CLI
+
+
+def _reexec_lean(args: argparse.Namespace) -> None:
+    """Replace this process (same pid) by `python -m isoloir.daemon run ...`.
+
+    `isoloir` imports every part's command module (boto3 and the like) to build
+    its parser; the long-running daemon needs none of them, so it sheds them.
+    """
+    argv = [sys.executable, "-m", "isoloir.daemon", "run", "--state-dir", str(args.state_dir or "")]
+    if not args.state_dir:
+        argv = argv[:-2]
+    if args.config:
+        argv += ["--config", args.config]
+    if args.no_initial_scan:
+        argv.append("--no-initial-scan")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.environ[_LEAN_ENV] = "1"
+    os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter and module
 
 
 def _run_alert_task(name: str, policies: Policies, state_dir: Path) -> int:
@@ -590,3 +615,17 @@ def register(subparsers: Any) -> None:
     runtime.add_runtime_arguments(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=cmd_status)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m isoloir.daemon run|status`: the daemon without the rest of the CLI."""
+    global _lean
+    _lean = True
+    parser = argparse.ArgumentParser(prog="isoloir")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
