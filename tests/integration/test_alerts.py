@@ -416,6 +416,70 @@ def test_alerts_test_command_reports_each_channel(
     assert "ok     email:bexemple" in out
 
 
+def test_alerts_flush_command_delivers_after_an_outage(
+    pki: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()  # nothing listens yet: the mail server is down
+    p = make_policies(tmp_path, pki, port)
+    write(p, tmp_path / "rendered")
+    args = [
+        "--config",
+        str(tmp_path / "rendered" / AGENT_CONFIG),
+        "--state-dir",
+        str(tmp_path / "state"),
+    ]
+    svc = AlertService(p, tmp_path / "state")
+    svc.process("scan", [public_file()])
+    report = svc.flush()
+    assert report.failed == 2 and all("network error" in e for e in report.errors)
+    svc.close()
+    _, cert, key = pki
+    handler = MaildirHandler(tmp_path / "maildir")
+    controller = make_controller(
+        handler,
+        "127.0.0.1",
+        port,
+        tls_cert=str(cert),
+        tls_key=str(key),
+        credentials=(SMTP_USER, SMTP_PASSWORD),
+    )
+    controller.start()
+    try:
+        # Not due yet (backoff): nothing sent; --revive-dead is not needed either.
+        assert main(["alerts", "flush", *args]) == 0
+        assert "sent 0" in capsys.readouterr().out and handler.accepted == 0
+        spool = Spool(spool_path(tmp_path / "state"))
+        with spool.transaction():
+            spool.db.execute("UPDATE outbox SET next_attempt_at = 0")  # time passes
+        spool.close()
+        assert main(["alerts", "flush", *args]) == 0
+        assert "sent 2, failed 0" in capsys.readouterr().out
+        assert main(["alerts", "flush", *args]) == 0
+        assert "sent 0" in capsys.readouterr().out
+    finally:
+        controller.stop()
+    assert handler.accepted == 2
+
+
+def test_local_sink_override(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pki: tuple[Path, Path, Path]
+) -> None:
+    handler = MaildirHandler(tmp_path / "maildir")
+    port = free_port()
+    controller = make_controller(handler, "127.0.0.1", port)  # plain, no auth: local only
+    controller.start()
+    try:
+        p = make_policies(tmp_path, pki, 1)  # the policy's server is never contacted
+        monkeypatch.setenv("ISOLOIR_SMTP_SINK", f"127.0.0.1:{port}")
+        svc = AlertService(p, tmp_path / "state")
+        svc.process("scan", [public_file()])
+        assert svc.flush().sent == 2
+        svc.close()
+    finally:
+        controller.stop()
+    assert handler.accepted == 2
+
+
 # -- the daemon killed between commit and send ----------------------------------------
 
 FAKE_JOBS = """

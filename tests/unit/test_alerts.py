@@ -359,3 +359,56 @@ def test_spool_survives_reopen(tmp_path: Path) -> None:
 def test_destination_label_hides_address() -> None:
     d = Destination("email", "cfictive", "claire.fictive@mouvement-exemple.example")
     assert d.label == "email:cfictive"
+
+
+def test_legal_hold_survives_the_flood_summary_and_digest(tmp_path: Path) -> None:
+    p = policies(flood_max_alerts=1, digest_enabled=True)
+    held = dataclasses.replace(
+        p.elections[0], legal_hold=True, legal_hold_reason="Recours en cours"
+    )
+    p = dataclasses.replace(p, elections=(held,))
+    clock, email = Clock(), Recorder()
+    svc = AlertService(
+        p, tmp_path, transports={"email": email, "webhook:equipe": Recorder()}, time_source=clock
+    )
+    svc.process("retention", [finding(n) for n in range(3)])
+    svc.flush()
+    summary = [m for m in email.sent if m.kind == "summary"]
+    assert len(summary) == 2
+    assert all(
+        f"Gel juridique (purge suspendue) : {ELECTION} — Recours en cours" in m.body
+        for m in summary
+    )
+    assert svc.digest_due()
+    assert svc.queue_digest() == 3  # two people and the webhook
+    assert not svc.digest_due() and svc.queue_digest() == 0  # once a day
+    svc.flush()
+    digests = [m for m in email.sent if m.kind == "digest"]
+    assert len(digests) == 2
+    assert all(
+        "3 problème(s) ouvert(s)" in m.subject and "Recours en cours" in m.body for m in digests
+    )
+    clock.t += 86400
+    assert svc.digest_due()
+    svc.close()
+
+
+def test_sink_override_is_loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from isoloir.alerts.smtp import sink_address
+
+    monkeypatch.delenv("ISOLOIR_SMTP_SINK", raising=False)
+    assert sink_address() is None
+    monkeypatch.setenv("ISOLOIR_SMTP_SINK", "127.0.0.1:2525")
+    assert sink_address() == ("127.0.0.1", 2525)
+    monkeypatch.setenv("ISOLOIR_SMTP_SINK", "smtp.example:25")
+    with pytest.raises(DeliveryError, match="loopback"):
+        sink_address()
+
+
+def test_webhook_url_must_be_https_unless_loopback() -> None:
+    from isoloir.alerts.webhook import check_url
+
+    check_url("https://chat.example/hook")
+    check_url("http://127.0.0.1:8080/hook")
+    with pytest.raises(DeliveryError, match="https"):
+        check_url("http://chat.example/hook")

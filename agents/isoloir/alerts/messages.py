@@ -210,7 +210,20 @@ def render_resolved(
         f"{t['resolved_at']}{sep}{_fmt_time(resolved_at)}",
         f"{t['fingerprint']}{sep}{finding.fingerprint}",
     ]
+    hold = legal_hold_reason(finding)
+    if hold:
+        lines.append(f"{t['legal_hold']}{sep}{hold}")
     return Rendered(subject, "\n".join([*lines, "", t["footer"]]) + "\n")
+
+
+def _holds(findings: Iterable[Finding], t: Mapping[str, str], sep: str) -> list[str]:
+    """One line per election under legal hold: the reason survives any grouping."""
+    reasons = {f.election or t["no_election"]: legal_hold_reason(f) for f in findings}
+    return [
+        f"{t['legal_hold']}{sep}{election} — {reason}"
+        for election, reason in sorted(reasons.items())
+        if reason
+    ]
 
 
 def render_summary(
@@ -230,6 +243,7 @@ def render_summary(
         lines.append(f"  - {t.get(kind, kind)} · {rule} · {election}: {n}")
     worst = max((f.severity for _, f in items), default=Severity.INFO)
     lines.append(f"{t['severity']}{sep}{severity_label(worst, language)} (max)")
+    lines.extend(_holds((f for _, f in items), t, sep))
     return Rendered(subject, "\n".join([*lines, "", t["footer"]]) + "\n")
 
 
@@ -239,6 +253,7 @@ def render_digest(
     t = texts(language)
     subject = _subject(t["digest"], [t["digest_subject"].format(count=len(open_findings))])
     lines = [t["digest_body"].format(date=now.strftime("%Y-%m-%d")), ""]
+    sep = " : " if language == "fr" else ": "
     if not open_findings:
         lines.append(t["digest_none"])
     ordered = sorted(open_findings, key=lambda x: (-x[0].severity, x[0].rule_id, x[0].resource))
@@ -247,6 +262,9 @@ def render_digest(
             f"  - [{severity_label(f.severity, language)}] {f.election or t['no_election']} · "
             f"{f.rule_id} · {f.resource} ({t['since'].lower()} {_fmt_time(first_seen)})"
         )
+    holds = _holds((f for f, _ in open_findings), t, sep)
+    if holds:
+        lines += ["", *holds]
     return Rendered(subject, "\n".join([*lines, "", t["footer"]]) + "\n")
 
 
