@@ -1,0 +1,296 @@
+"""`isoloir deploy`: from the policies to hardened hosts and running agents.
+
+Steps, each announced, each idempotent so that a failed deploy is resumed by
+running it again:
+
+1. policies   validate and render (nothing else reads the YAML)
+2. target     local only: start the emulator, the SMTP sink, the sandbox host
+3. terraform  init, plan (summary shown), apply
+4. inventory  from the sandbox (local) or the Terraform outputs (aws)
+5. ansible    converge the hosts (playbooks/site.yml)
+6. agents     run every agent job once on each host
+7. summary    what exists, where, what to do next
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from isoloir.policy import PolicyError, load_policies
+from isoloir.policy import render as policy_render
+from isoloir.policy.model import Policies
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOK = REPO / "playbooks" / "site.yml"
+AGENT_VENV = "/opt/isoloir/venv"
+HOST_CA_PATH = "/etc/isoloir/emulator-ca.pem"
+_RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
+
+
+class StepError(RuntimeError):
+    """A step failed; `state` says what it left behind."""
+
+    def __init__(self, message: str, state: str = "") -> None:
+        super().__init__(message)
+        self.state = state
+
+
+@dataclass
+class Deployment:
+    target: str
+    policies_dir: Path
+    run_dir: Path
+    key_file: str | None = None
+    run_agents: bool = True
+    out: Callable[[str], None] = print
+    policies: Policies | None = None
+    rendered: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    inventory: Path | None = None
+    terraform_changes: int | None = None
+    terraform_outputs: dict[str, Any] = field(default_factory=dict)
+    ansible_changed: dict[str, int] = field(default_factory=dict)
+    agent_results: dict[str, int] = field(default_factory=dict)
+
+    # ------------------------------------------------------------- steps
+    def step_policies(self) -> None:
+        try:
+            self.policies = load_policies(self.policies_dir)
+        except PolicyError as exc:
+            for problem in exc.problems:
+                self.out(f"    {problem}")
+            raise StepError(f"{len(exc.problems)} problem(s) in {self.policies_dir}",
+                            "nothing was changed") from None
+        self.rendered = self.run_dir / "rendered"
+        policy_render.write(self.policies, self.rendered)
+        self.out(f"    {len(self.policies.elections)} election(s); rendered into {self.rendered}")
+
+    def step_target(self) -> None:
+        if self.target != "local":
+            self.out("    aws target: using the AWS credentials of this shell "
+                     f"(profile {os.environ.get('AWS_PROFILE', 'default')})")
+            return
+        from isoloir.localtarget import LocalTarget
+
+        local = LocalTarget(self.run_dir / "local")
+        state = local.up(log=lambda msg: self.out(f"    {msg}"))
+        self.env = {**local.env(), "ISOLOIR_SMTP_SINK": f"127.0.0.1:{state['smtp']['port']}"}
+        host = local.host()
+        self.out(f"    emulator {state['emulator']['endpoint']}, sandbox host "
+                 f"{host.address}:{host.ssh_port}, SMTP sink 127.0.0.1:{state['smtp']['port']}")
+
+    def step_terraform(self) -> None:
+        from isoloir.infra import runner
+
+        assert self.rendered is not None
+        result = runner.deploy(
+            target=self.target,
+            rendered=self.rendered,
+            env=self.env,
+            out=lambda line: self.out(f"    {line}"),
+        )
+        self.terraform_changes = result.changes
+        self.terraform_outputs = result.outputs
+
+    def step_inventory(self) -> None:
+        from isoloir import inventory, sandbox
+        from isoloir.localtarget import LocalTarget
+
+        if self.target == "local":
+            data = sandbox.inventory([LocalTarget(self.run_dir / "local").host()])
+        else:
+            data = inventory.from_terraform(self.terraform_outputs, key_file=self.key_file)
+        self.inventory = self.run_dir / "inventory.json"
+        self.inventory.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        hosts = data["all"]["children"][inventory.GROUP]["hosts"]
+        self.out(f"    {len(hosts)} host(s): {', '.join(sorted(hosts))} -> {self.inventory}")
+        if not hosts:
+            raise StepError("no file-share host in the inventory",
+                            "the cloud resources exist; no host was converged")
+
+    def _extra_vars(self) -> Path:
+        from isoloir import inventory
+
+        assert self.rendered is not None
+        wheelhouse = inventory.build_wheelhouse(self.run_dir / "wheelhouse")
+        extra: dict[str, Any] = {
+            "agents_wheelhouse": str(wheelhouse),
+            "agents_config_src": str(self.rendered / policy_render.AGENT_CONFIG),
+        }
+        if self.target == "local":
+            # The agents on the sandbox host reach the emulator and the SMTP sink on loopback.
+            extra["agents_environment"] = {
+                "ISOLOIR_AWS_ENDPOINT": self.env["ISOLOIR_AWS_ENDPOINT"],
+                "AWS_CA_BUNDLE": HOST_CA_PATH,
+                "AWS_ACCESS_KEY_ID": self.env["AWS_ACCESS_KEY_ID"],
+                "AWS_SECRET_ACCESS_KEY": self.env["AWS_SECRET_ACCESS_KEY"],
+                "AWS_DEFAULT_REGION": self.env["AWS_DEFAULT_REGION"],
+                "AWS_EC2_METADATA_DISABLED": "true",
+                "ISOLOIR_SMTP_SINK": self.env["ISOLOIR_SMTP_SINK"],
+            }
+            extra["agents_ca_bundle_src"] = self.env["AWS_CA_BUNDLE"]
+        path = self.run_dir / "deploy-vars.json"
+        path.write_text(json.dumps(extra, indent=2, sort_keys=True) + "\n")
+        os.chmod(path, 0o600)
+        return path
+
+    def step_ansible(self) -> None:
+        assert self.rendered is not None and self.inventory is not None
+        extra = self._extra_vars()
+        cmd = [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i", str(self.inventory), str(PLAYBOOK),
+            "-e", f"@{self.rendered / policy_render.ANSIBLE_VARS}",
+            "-e", f"@{extra}",
+        ]
+        env = {**os.environ, "ANSIBLE_CONFIG": str(PLAYBOOK.parent / "ansible.cfg"),
+               "ANSIBLE_FORCE_COLOR": "0"}
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env=env, cwd=str(PLAYBOOK.parent))
+        assert proc.stdout is not None
+        in_recap = False
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            if line.startswith(("TASK [", "PLAY [", "PLAY RECAP")) or in_recap \
+                    or line.startswith(("fatal:", "failed:", "changed:")) or "ERROR" in line:
+                self.out(f"    {line}")
+            in_recap = in_recap or line.startswith("PLAY RECAP")
+            match = _RECAP.match(line)
+            if match:
+                host, _ok, changed, unreachable, failed = match.groups()
+                self.ansible_changed[host] = int(changed)
+                if int(unreachable) or int(failed):
+                    in_recap = True
+        if proc.wait() != 0:
+            raise StepError(f"ansible-playbook exited with {proc.returncode}",
+                            "cloud resources applied; hosts partly converged")
+
+    def step_agents(self) -> None:
+        if not self.run_agents:
+            self.out("    skipped (--no-agents)")
+            return
+        if self.target == "local":
+            from isoloir.localtarget import LocalTarget
+
+            host = LocalTarget(self.run_dir / "local").host()
+            proc = host.chroot(
+                "runuser", "-u", "isoloir", "--", "env", *self._agent_env_args(),
+                f"{AGENT_VENV}/bin/isoloir", "run", "--once", check=False,
+            )
+            for line in (proc.stdout + proc.stderr).splitlines()[-15:]:
+                self.out(f"    {line}")
+            self.agent_results[host.name] = proc.returncode
+        else:
+            assert self.inventory is not None
+            cmd = [str(Path(sys.executable).parent / "ansible"), "-i", str(self.inventory),
+                   "isoloir_hosts", "-b", "-m", "ansible.builtin.systemd_service",
+                   "-a", "name=isoloir-agent state=restarted"]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            self.agent_results["all"] = proc.returncode
+        failed = {h: rc for h, rc in self.agent_results.items() if rc not in (0, 1)}
+        if failed:
+            raise StepError(f"the agents failed on {', '.join(failed)}",
+                            "hosts converged; agents installed but their first run failed")
+
+    def _agent_env_args(self) -> list[str]:
+        if self.target != "local":
+            return []
+        env = {
+            "ISOLOIR_CONFIG": "/etc/isoloir/agent.json",
+            "ISOLOIR_STATE_DIR": "/var/lib/isoloir",
+            "ISOLOIR_AWS_ENDPOINT": self.env["ISOLOIR_AWS_ENDPOINT"],
+            "AWS_CA_BUNDLE": HOST_CA_PATH,
+            "AWS_ACCESS_KEY_ID": self.env["AWS_ACCESS_KEY_ID"],
+            "AWS_SECRET_ACCESS_KEY": self.env["AWS_SECRET_ACCESS_KEY"],
+            "AWS_DEFAULT_REGION": self.env["AWS_DEFAULT_REGION"],
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "ISOLOIR_SMTP_SINK": self.env["ISOLOIR_SMTP_SINK"],
+        }
+        extra = os.environ.get("ISOLOIR_NOW")
+        if extra:
+            env["ISOLOIR_NOW"] = extra
+        return [f"{k}={v}" for k, v in sorted(env.items())]
+
+    def step_summary(self) -> None:
+        assert self.policies is not None
+        tf = ("no change" if self.terraform_changes == 0
+              else f"{self.terraform_changes} change(s) applied")
+        ansible = ", ".join(f"{h}: changed={c}" for h, c in sorted(self.ansible_changed.items()))
+        self.out(f"    terraform: {tf}")
+        self.out(f"    ansible:   {ansible or 'not run'}")
+        for e in self.policies.elections:
+            hold = f", LEGAL HOLD: {e.legal_hold_reason}" if e.legal_hold else ""
+            self.out(f"    election {e.id}: bucket {e.bucket_name} ({e.region}), share "
+                     f"{e.share_path}, retention due {e.retention_due}{hold}")
+        self.out("    next: enrol the administrators' TOTP (docs/hosts.md), check "
+                 "`isoloir status` on the hosts, keep policies/ under review")
+
+    STEPS: tuple[tuple[str, str], ...] = (
+        ("policies", "step_policies"),
+        ("target", "step_target"),
+        ("terraform", "step_terraform"),
+        ("inventory", "step_inventory"),
+        ("ansible", "step_ansible"),
+        ("agents", "step_agents"),
+        ("summary", "step_summary"),
+    )
+
+    def run(self) -> int:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        total = len(self.STEPS)
+        for index, (name, method) in enumerate(self.STEPS, start=1):
+            started = time.monotonic()
+            self.out(f"==> [{index}/{total}] {name}")
+            try:
+                getattr(self, method)()
+            except StepError as exc:
+                return self._failed(name, str(exc), exc.state)
+            except Exception as exc:  # noqa: BLE001 - every failure is reported the same way
+                return self._failed(name, f"{type(exc).__name__}: {exc}", "")
+            self.out(f"    done in {time.monotonic() - started:.1f}s")
+        return 0
+
+    def _failed(self, name: str, message: str, state: str) -> int:
+        self.out(f"deploy failed at step '{name}': {message}")
+        if state:
+            self.out(f"state left: {state}")
+        self.out(f"to resume: fix the cause, then run `make deploy TARGET={self.target}` again "
+                 "(every step is idempotent)")
+        return 2
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir or f".run/{args.target}")
+    deployment = Deployment(
+        target=args.target, policies_dir=Path(args.policies), run_dir=run_dir.resolve(),
+        key_file=args.key_file, run_agents=not args.no_agents,
+        out=lambda line: print(line, flush=True),
+    )
+    return deployment.run()
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("deploy", help="policies -> terraform -> ansible -> agents")
+    p.add_argument("--target", choices=("local", "aws"), default="local")
+    p.add_argument("--policies", default="policies")
+    p.add_argument("--run-dir", help="working directory (default .run/<target>)")
+    p.add_argument("--key-file", help="aws target: SSH private key for the deploy user")
+    p.add_argument("--no-agents", action="store_true", help="do not run the agents once")
+    p.set_defaults(func=cmd_deploy)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="isoloir")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
