@@ -1,0 +1,248 @@
+"""`isoloir demo` (make demo): the exposed-contacts-file incident, replayed.
+
+1. deploy the example policies on the local target (emulator, sandbox host,
+   SMTP sink, all on loopback);
+2. seed the campaign's files (fake contacts) in the bucket and the share;
+3. the incident: a volunteer copies the contacts file into the share with a
+   world-readable mode, and an object in the bucket is made public;
+4. one scan cycle of the agents finds both, fixes what the policies allow and
+   alerts the administrators; the alerts are printed from the maildir;
+5. the clock moves past the election's retention date (an override for the
+   demo and the tests only): the retention agent purges, keeps the consenting
+   contacts, records the opt-outs, shreds the key and signs a certificate,
+   which is verified.
+
+Each step returns what it observed, so the end-to-end test asserts on exactly
+what the demo shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from isoloir import aws, fakedata
+from isoloir.deploy import AGENT_VENV, Deployment
+from isoloir.localtarget import LocalTarget
+from isoloir.policy.model import Election
+
+REPO = Path(__file__).resolve().parents[2]
+VOLUNTEER = "dmodele"
+CONTACTS = 60
+LEAKED_NAME = "export-contacts.csv"
+PUBLIC_KEY = "prospects/contacts-2027.csv"
+
+
+@dataclass
+class Demo:
+    run_dir: Path
+    out: Any = print
+    deployment: Deployment | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------ helpers
+    @property
+    def local(self) -> LocalTarget:
+        return LocalTarget(self.run_dir / "local")
+
+    @property
+    def election(self) -> Election:
+        assert self.deployment is not None and self.deployment.policies is not None
+        return self.deployment.policies.elections[0]
+
+    def _env(self) -> None:
+        assert self.deployment is not None
+        os.environ.update({k: v for k, v in self.deployment.env.items()})
+
+    def s3(self) -> Any:
+        self._env()
+        return aws.client("s3", region=self.election.region)
+
+    def host_path(self, path: str) -> Path:
+        return self.local.host().root / path.lstrip("/")
+
+    def agents(self, *args: str, now: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run the agents' CLI inside the sandbox host, as their own user."""
+        assert self.deployment is not None
+        env_args = self.deployment._agent_env_args()
+        if now:
+            env_args.append(f"ISOLOIR_NOW={now}")
+        return self.local.host().chroot(
+            "runuser", "-u", "isoloir", "--", "env", *env_args,
+            f"{AGENT_VENV}/bin/isoloir", *args, check=False,
+        )
+
+    def show(self, proc: subprocess.CompletedProcess[str], limit: int = 40) -> None:
+        lines = (proc.stdout + proc.stderr).splitlines()
+        for line in lines[:limit]:
+            self.out(f"    {line}")
+        if len(lines) > limit:
+            self.out(f"    ... ({len(lines) - limit} more lines)")
+
+    # -------------------------------------------------------------- steps
+    def deploy(self) -> int:
+        self.deployment = Deployment(
+            target="local", policies_dir=REPO / "policies", run_dir=self.run_dir,
+            out=self.out,
+        )
+        code = self.deployment.run()
+        self.facts["deploy_exit"] = code
+        return code
+
+    def seed(self) -> None:
+        """The campaign's files, as the team would have stored them."""
+        e = self.election
+        people = fakedata.contacts(CONTACTS)
+        text = fakedata.csv_text(people)
+        s3 = self.s3()
+        # two versions of the contacts file, a door-to-door sheet, the volunteers list
+        s3.put_object(Bucket=e.bucket_name, Key=PUBLIC_KEY, Body=text[: len(text) // 2].encode())
+        s3.put_object(Bucket=e.bucket_name, Key=PUBLIC_KEY, Body=text.encode())
+        s3.put_object(Bucket=e.bucket_name, Key="porte-a-porte/tournee-1.csv",
+                      Body=fakedata.csv_text(people[:10]).encode())
+        s3.put_object(Bucket=e.bucket_name, Key="benevoles/liste.csv",
+                      Body=fakedata.csv_text(people[:5]).encode())
+        share = self.host_path(e.share_path)
+        for rel, body in (("prospects/contacts-2027.csv", text),
+                          ("porte-a-porte/tournee-1.csv", fakedata.csv_text(people[:10]))):
+            self._write_as_member(share / rel, body, mode="0660")
+        self.facts["consenting"] = sum(1 for p in people if p.consentement == "oui")
+        self.facts["opt_outs"] = sum(1 for p in people if p.desinscrit == "oui")
+        self.out(f"    {CONTACTS} fake contacts in s3://{e.bucket_name}/{PUBLIC_KEY} "
+                 f"(2 versions) and in {e.share_path}/prospects/")
+
+    def _write_as_member(self, target: Path, body: str, mode: str) -> None:
+        host = self.local.host()
+        inside = "/" + str(target.relative_to(host.root))
+        host.chroot("runuser", "-u", VOLUNTEER, "--", "sh", "-c",
+                    f'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod {mode} "$1"', "sh",
+                    inside, input=body)
+
+    def incident(self) -> None:
+        e = self.election
+        leaked = self.host_path(e.share_path) / "prospects" / LEAKED_NAME
+        self._write_as_member(leaked, fakedata.csv_text(fakedata.contacts(CONTACTS)), "0644")
+        self.facts["leaked_mode_before"] = oct(leaked.stat().st_mode & 0o777)
+        self.out(f"    a volunteer copied {e.share_path}/prospects/{LEAKED_NAME} "
+                 f"with mode {self.facts['leaked_mode_before']} (readable by anyone on the host)")
+        s3 = self.s3()
+        s3.delete_public_access_block(Bucket=e.bucket_name)
+        policy = json.loads(s3.get_bucket_policy(Bucket=e.bucket_name)["Policy"])
+        policy["Statement"].append({
+            "Sid": "ShareWithPrintShop", "Effect": "Allow", "Principal": "*",
+            "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{e.bucket_name}/{PUBLIC_KEY}",
+        })
+        s3.put_bucket_policy(Bucket=e.bucket_name, Policy=json.dumps(policy))
+        self.out(f"    someone removed the public access block of {e.bucket_name} and "
+                 f"made {PUBLIC_KEY} readable by anyone")
+
+    def scan_cycle(self) -> None:
+        proc = self.agents("run", "--once", "--job", "scan")
+        self.show(proc, limit=25)
+        e = self.election
+        leaked = self.host_path(e.share_path) / "prospects" / LEAKED_NAME
+        self.facts["leaked_mode_after"] = oct(leaked.stat().st_mode & 0o777)
+        s3 = self.s3()
+        block = s3.get_public_access_block(Bucket=e.bucket_name)["PublicAccessBlockConfiguration"]
+        policy = json.loads(s3.get_bucket_policy(Bucket=e.bucket_name)["Policy"])
+        self.facts["public_access_block"] = block
+        self.facts["public_statements"] = [
+            s for s in policy["Statement"] if s.get("Principal") == "*" and s["Effect"] == "Allow"
+        ]
+        self.out(f"    after one scan cycle: {LEAKED_NAME} mode {self.facts['leaked_mode_after']}, "
+                 f"public access block {'on' if all(block.values()) else 'OFF'}, "
+                 f"{len(self.facts['public_statements'])} public statement(s) left")
+
+    def alerts(self) -> None:
+        maildir = Path(self.local.state()["smtp"]["maildir"])
+        proc = subprocess.run(
+            [sys.executable, "-m", "isoloir.cli", "alerts", "maildir", str(maildir), "--json"],
+            capture_output=True, text=True, check=False,
+        )
+        messages = json.loads(proc.stdout or "[]")
+        self.facts["alerts"] = messages
+        printed = subprocess.run(
+            [sys.executable, "-m", "isoloir.cli", "alerts", "maildir", str(maildir)],
+            capture_output=True, text=True, check=False,
+        )
+        self.show(printed, limit=80)
+
+    def retention(self) -> None:
+        e = self.election
+        now = (e.retention_due + timedelta(days=1)).isoformat() + "T05:00:00+00:00"
+        self.out(f"    clock override for the demo: ISOLOIR_NOW={now} "
+                 f"(retention was due {e.retention_due})")
+        proc = self.agents("run", "--once", "--job", "retention", now=now)
+        self.show(proc, limit=25)
+        s3 = self.s3()
+        left = s3.list_object_versions(Bucket=e.bucket_name)
+        keys = [v["Key"] for v in left.get("Versions", []) + left.get("DeleteMarkers", [])]
+        campaign = [d.bucket_prefix for d in e.datasets if d.campaign_specific]
+        self.facts["campaign_versions_left"] = sum(
+            1 for k in keys if any(k.startswith(p) for p in campaign))
+        self.facts["permanent_objects_left"] = sum(
+            1 for k in keys if not any(k.startswith(p) for p in campaign))
+        share = self.host_path(e.share_path)
+        self.facts["campaign_files_left"] = sum(
+            1 for d in e.datasets if d.campaign_specific
+            for p in (share / d.share_path).rglob("*") if p.is_file())
+        assert self.deployment is not None and self.deployment.policies is not None
+        contacts_dir = self.host_path(self.deployment.policies.baseline.retention.contacts_path)
+        kept = 0
+        for path in contacts_dir.rglob("*.csv"):
+            kept += sum(1 for _ in csv.DictReader(io.StringIO(path.read_text())))
+        self.facts["contacts_kept"] = kept
+        certs = sorted(self.host_path("/var/lib/isoloir").rglob("*certificate*.json"))
+        self.facts["certificates"] = [str(c) for c in certs]
+        self.out(f"    campaign object versions left: {self.facts['campaign_versions_left']}, "
+                 f"campaign files left: {self.facts['campaign_files_left']}, "
+                 f"contacts kept: {kept}")
+        if certs:
+            inside = "/" + str(certs[-1].relative_to(self.local.host().root))
+            verify = self.agents("certificate", "verify", inside)
+            self.facts["certificate_verify_exit"] = verify.returncode
+            self.show(verify)
+            self.show(self.agents("certificate", "show", "--lang", "fr", inside), limit=40)
+
+    def run(self, keep: bool = False) -> int:
+        steps = (
+            ("deploy the example policies on the local target", self.deploy),
+            ("seed the campaign's files", self.seed),
+            ("the incident", self.incident),
+            ("one scan cycle of the agents", self.scan_cycle),
+            ("the administrators' alerts (from the maildir)", self.alerts),
+            ("after the election: retention", self.retention),
+        )
+        try:
+            for i, (title, func) in enumerate(steps, start=1):
+                self.out(f"\n######## demo {i}/{len(steps)}: {title}")
+                result = func()
+                if isinstance(result, int) and result != 0:
+                    return result
+            ok = self.facts.get("certificate_verify_exit") == 0
+            self.out("\ndemo finished: " + ("certificate verified" if ok else "CHECK THE OUTPUT"))
+            return 0 if ok else 1
+        finally:
+            if not keep:
+                self.out("\nstopping the local target (make demo KEEP=1 keeps it running)")
+                self.local.down(log=lambda msg: self.out(f"    {msg}"))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return Demo(Path(args.run_dir).resolve(), out=lambda s: print(s, flush=True)).run(args.keep)
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("demo", help="replay the exposed-contacts-file incident locally")
+    p.add_argument("--run-dir", default=".run/demo")
+    p.add_argument("--keep", action="store_true", help="leave the local target running")
+    p.set_defaults(func=cmd_demo)
