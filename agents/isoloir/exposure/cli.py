@@ -89,6 +89,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         stray_paths=tuple(args.stray_path) if args.stray_path is not None else None,
         group_file=Path(args.group_file),
         passwd_file=Path(args.passwd_file),
+        buckets=tuple(args.bucket) if args.bucket else None,
     )
     try:
         threshold = Severity.parse(args.fail_on or policies.baseline.alerts.min_severity)
@@ -137,6 +138,7 @@ def register(subparsers: Any) -> None:
         action="append",
         help="where to look for stray data (repeatable; default: from policies)",
     )
+    p.add_argument("--bucket", action="append", help="scan only this bucket (repeatable)")
     p.add_argument("--group-file", default="/etc/group", help=argparse.SUPPRESS)
     p.add_argument("--passwd-file", default="/etc/passwd", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_scan)

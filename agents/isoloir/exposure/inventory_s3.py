@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -60,10 +61,23 @@ class _Clients:
     def get(self, service: str, region: str | None = None) -> Any:
         key = (service, region or aws.default_region())
         if key not in self.made:
-            c = aws.client(service, region=key[1])
+            c = control_client(key[1]) if service == "s3control" else aws.client(service, key[1])
             c.meta.events.register("before-call", self.counter)
             self.made[key] = c
         return self.made[key]
+
+
+def _strip_account_host(request: Any, **_: Any) -> None:
+    """S3 Control puts the account id in the host name: an emulator endpoint has none."""
+    request.url = re.sub(r"//\d{12}\.", "//", request.url, count=1)
+
+
+def control_client(region: str | None = None) -> Any:
+    """An S3 Control client; against the emulator, without the account host prefix."""
+    c = aws.client("s3control", region)
+    if aws.endpoint_url():
+        c.meta.events.register("before-sign.s3-control", _strip_account_host)
+    return c
 
 
 class RangedObject(io.RawIOBase):
@@ -249,8 +263,14 @@ def _fetch_objects(c: Any, b: Bucket, inv: S3Inventory, sample: bool) -> None:
     b.public_samples = tuple(samples)
 
 
-def fetch(policies: Policies, *, sample: bool = True, region: str | None = None) -> S3Inventory:
-    """The S3 inventory of the account the credentials belong to."""
+def fetch(
+    policies: Policies,
+    *,
+    sample: bool = True,
+    region: str | None = None,
+    only: Iterable[str] | None = None,
+) -> S3Inventory:
+    """The S3 inventory of the account the credentials belong to (`only`: these buckets)."""
     del policies  # every bucket of the account is inventoried, declared or not
     counter = _Counter()
     clients = _Clients(counter)
@@ -277,6 +297,9 @@ def fetch(policies: Policies, *, sample: bool = True, region: str | None = None)
             _code(exc) if isinstance(exc, ClientError) else type(exc).__name__
         )
         names = []
+    if only is not None:
+        wanted = set(only)
+        names = [n for n in names if n in wanted]
     for name in sorted(names):
         bucket = _fetch_bucket(clients, name, inv, sample)
         if "location" in bucket.errors:

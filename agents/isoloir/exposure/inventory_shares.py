@@ -24,6 +24,7 @@ fscrypt, ZFS native encryption and self-encrypting drives are not detected.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import grp
 import os
@@ -289,6 +290,17 @@ def share_dir(election: Election, policies: Policies, share_root: str | None) ->
         return str(PurePosixPath(share_root) / path.relative_to(base))
     except ValueError:
         return str(PurePosixPath(share_root) / election.id)
+
+
+def rebase(policies: Policies, share_root: str | None) -> Policies:
+    """The policies with every election's share moved under `share_root` (--share-root)."""
+    if share_root is None:
+        return policies
+    elections = tuple(
+        dataclasses.replace(e, share_path=share_dir(e, policies, share_root))
+        for e in policies.elections
+    )
+    return dataclasses.replace(policies, elections=elections)
 
 
 def fetch(

@@ -24,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from isoloir import aws
 from isoloir.exposure.checks._common import public_statements
+from isoloir.exposure.inventory_s3 import control_client
 from isoloir.exposure.registry import Result
 from isoloir.policy.model import Policies
 
@@ -113,7 +114,7 @@ def _bucket_pab(bucket: str, journal: Journal, at: datetime, rule: str) -> None:
 
 def _account_pab(journal: Journal, at: datetime, rule: str) -> None:
     account = aws.client("sts").get_caller_identity()["Account"]
-    ctl = aws.client("s3control")
+    ctl = control_client()
     try:
         prev: Any = ctl.get_public_access_block(AccountId=account)["PublicAccessBlockConfiguration"]
     except ClientError:

@@ -28,6 +28,7 @@ class ScanOptions:
     group_file: Path = Path("/etc/group")
     passwd_file: Path = Path("/etc/passwd")
     iam: bool = True  # identity: also read IAM (not only host accounts)
+    buckets: tuple[str, ...] | None = None  # None: every bucket of the account
     sample: bool = True
 
     @property
@@ -53,7 +54,7 @@ def collect(
     errors: dict[str, str] = {}
     fatal: dict[str, str] = {}
     if opts.s3:
-        inv.s3 = inventory_s3.fetch(policies, sample=opts.sample)
+        inv.s3 = inventory_s3.fetch(policies, sample=opts.sample, only=opts.buckets)
         errors.update({f"s3:{k}": v for k, v in inv.s3.errors.items()})
         for b in inv.s3.buckets:
             errors.update({f"s3:{b.name}:{op}": code for op, code in b.errors.items()})
@@ -90,6 +91,9 @@ def run(
     dry_run: bool = False,
     state_dir: Path | None = None,
 ) -> ScanReport:
+    if opts.share_root is not None:
+        policies = inventory_shares.rebase(policies, opts.share_root)
+        opts = replace(opts, share_root=None)
     inv, errors, fatal = collect(policies, now, opts)
     results = registry.run(inv, scopes=opts.scopes, observed_at=now)
     actions: list[Action] = []
