@@ -387,7 +387,11 @@ class Daemon:
         write_heartbeat(self.state_dir, **fields)
 
     def run(self) -> int:
-        policies = load_policies(self.config)
+        try:
+            policies = load_policies(self.config)
+        except Exception as exc:  # noqa: BLE001 - report any config problem and exit
+            _event("cannot load the agent config", logging.ERROR, error=str(exc))
+            return EXIT_ERROR
         alerts = policies.baseline.alerts
         scheduler = build_scheduler(
             policies.baseline.schedules,
