@@ -332,6 +332,7 @@ class Daemon:
         self.started = time.time()
         self.current: str | None = None
         self.last_exit: dict[str, int] = {}
+        self.scheduler: schedule.Scheduler | None = None
 
     def _child_args(self, *extra: str) -> list[str]:
         args = [*self.command, "run", "--once", "--state-dir", str(self.state_dir)]
@@ -343,7 +344,7 @@ class Daemon:
         if self.stop.is_set():
             return
         self.current = name
-        self._heartbeat("running")
+        self._heartbeat("running", self.scheduler)
         try:
             # The child inherits stdout (its JSON logs join ours). If the daemon is
             # asked to stop, the child still finishes: we wait for it.
@@ -401,6 +402,7 @@ class Daemon:
             on_flush=self.flush,
         )
         del policies  # the children load their own copy; keep the daemon small
+        self.scheduler = scheduler
         _event(
             "daemon started",
             state_dir=str(self.state_dir),
