@@ -41,7 +41,12 @@ def read_secret_bytes(path: str | os.PathLike[str]) -> bytes:
     """The content of a root-only secret file, surrounding whitespace removed."""
     p = Path(path)
     _check_file(p)
-    data = p.read_bytes().strip()
+    try:
+        data = p.read_bytes().strip()
+    except PermissionError:
+        raise SecretError(
+            f"secret file {p} cannot be read by this user (owner only: root or the agent's user)"
+        ) from None
     if not data:
         raise SecretError(f"secret file {p} is empty")
     return data
