@@ -44,6 +44,7 @@ log = logging.getLogger("isoloir.daemon")
 JOB_ORDER = ("scan", "identity", "retention")
 HEARTBEAT_SECONDS = 30.0
 FLUSH_SECONDS = 60.0
+JOB_TIMEOUT_SECONDS = 6 * 3600.0  # a job still running after this is stopped
 # Test-only: JSON object {job name: "module:function"} merged into isoloir.jobs.JOBS,
 # so the process tests can run fake jobs in a real daemon. Never set in production.
 JOBS_OVERRIDE_ENV = "ISOLOIR_JOBS_OVERRIDE"
@@ -323,6 +324,7 @@ class Daemon:
         *,
         command: Sequence[str] | None = None,
         initial_scan: bool = True,
+        job_timeout: float = JOB_TIMEOUT_SECONDS,
     ) -> None:
         self.config = config
         self.state_dir = state_dir
@@ -333,6 +335,7 @@ class Daemon:
         self.current: str | None = None
         self.last_exit: dict[str, int] = {}
         self.scheduler: schedule.Scheduler | None = None
+        self.job_timeout = job_timeout
 
     def _child_args(self, *extra: str) -> list[str]:
         args = [*self.command, "run", "--once", "--state-dir", str(self.state_dir)]
@@ -348,12 +351,26 @@ class Daemon:
         try:
             # The child inherits stdout (its JSON logs join ours). If the daemon is
             # asked to stop, the child still finishes: we wait for it.
-            code = subprocess.call(self._child_args("--job", name))
+            code = self._run_child(name)
             self.last_exit[name] = code
             if code != EXIT_OK:
                 _event("job exited with an error", logging.WARNING, job=name, exit_code=code)
         finally:
             self.current = None
+
+    def _run_child(self, name: str) -> int:
+        proc = subprocess.Popen(self._child_args("--job", name))
+        try:
+            return proc.wait(timeout=self.job_timeout)
+        except subprocess.TimeoutExpired:
+            # A hung agent must not stop every other job: ask, then insist.
+            _event("job timed out", logging.ERROR, job=name, timeout_seconds=self.job_timeout)
+            proc.terminate()
+            try:
+                return proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                return proc.wait()
 
     def digest(self) -> None:
         if not self.stop.is_set():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -368,6 +369,8 @@ def test_legal_hold_survives_the_flood_summary_and_digest(tmp_path: Path) -> Non
     )
     p = dataclasses.replace(p, elections=(held,))
     clock, email = Clock(), Recorder()
+    # 07:00 local time on some day: before the example's digest time (08:00).
+    clock.t = datetime(2027, 3, 15, 7, 0).timestamp()
     svc = AlertService(
         p, tmp_path, transports={"email": email, "webhook:equipe": Recorder()}, time_source=clock
     )
@@ -379,6 +382,8 @@ def test_legal_hold_survives_the_flood_summary_and_digest(tmp_path: Path) -> Non
         f"Gel juridique (purge suspendue) : {ELECTION} — Recours en cours" in m.body
         for m in summary
     )
+    assert not svc.digest_due()
+    clock.t += 3600
     assert svc.digest_due()
     assert svc.queue_digest() == 3  # two people and the webhook
     assert not svc.digest_due() and svc.queue_digest() == 0  # once a day

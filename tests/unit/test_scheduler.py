@@ -198,3 +198,17 @@ def test_stopping_daemon_starts_no_job(tmp_path: Path) -> None:
     d.stop = threading.Event()
     d.start_job("scan")
     assert d.last_exit == {"scan": 1}
+
+
+def test_hung_job_is_stopped(tmp_path: Path) -> None:
+    import signal
+    import sys
+
+    d = Daemon(
+        None,
+        tmp_path,
+        command=[sys.executable, "-c", "import time; time.sleep(120)"],
+        job_timeout=0.5,
+    )
+    d.start_job("scan")
+    assert d.last_exit == {"scan": -signal.SIGTERM}

@@ -292,13 +292,20 @@ class AlertService:
     # -- digest ---------------------------------------------------------------
 
     def digest_due(self) -> bool:
-        today = _dt(self.time()).date().isoformat()
-        return self.baseline.alerts.digest_enabled and self.spool.get_meta("digest") != today
+        """Enabled, past today's `digest.time` (host local time) and not sent yet today."""
+        alerts = self.baseline.alerts
+        if not alerts.digest_enabled:
+            return False
+        local = datetime.fromtimestamp(self.time())  # host local time, like the schedules
+        hours, minutes = (int(x) for x in alerts.digest_time.split(":")[:2])
+        if (local.hour, local.minute) < (hours, minutes):
+            return False
+        return self.spool.get_meta("digest") != local.date().isoformat()
 
     def queue_digest(self) -> int:
         """One digest of the open findings per destination, at most once a day."""
         now = self.time()
-        today = _dt(now).date().isoformat()
+        today = datetime.fromtimestamp(now).date().isoformat()  # the host's local day
         queued = 0
         with self.spool.transaction():
             if self.spool.get_meta("digest") == today:
