@@ -544,7 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     states = (
         [args.work_dir / n / STATE_FILE for n in args.names]
         if args.names
-        else sorted(args.work_dir.glob(f"*/{STATE_FILE}"))
+        else sorted([*args.work_dir.glob(f"*/{STATE_FILE}"), *args.work_dir.glob(f"*/*/{STATE_FILE}")])
     )
     for state in states:
         if state.is_file():
