@@ -168,7 +168,7 @@ def _finding_lines(
         k: v for k, v in finding.evidence.items() if k not in LEGAL_HOLD_KEYS and k != "legal_hold"
     }
     if details:
-        lines.append(f"{t['details']}{sep}")
+        lines.append(f"{t['details']}{sep.rstrip()}")
         lines.extend(f"  - {k}: {_value(details[k])}" for k in sorted(details))
     lines.append(f"{t['fix']}{sep}{finding.remediation or t['no_fix']}")
     lines.append(f"{t['fingerprint']}{sep}{finding.fingerprint}")
@@ -237,7 +237,7 @@ def render_summary(
     lines = [
         t["summary_body"].format(limit=limit, window=window_minutes),
         "",
-        f"{t['by_rule']}{sep}",
+        f"{t['by_rule']}{sep.rstrip()}",
     ]
     for (kind, rule, election), n in sorted(counts.items()):
         lines.append(f"  - {t.get(kind, kind)} · {rule} · {election}: {n}")
