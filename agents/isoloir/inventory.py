@@ -77,8 +77,19 @@ def build_wheelhouse(out: Path, repo: Path = REPO, cache_dir: Path = CACHE_DIR) 
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-             "--wheel-dir", str(partial), "--constraint", str(lock), *deps],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--wheel-dir",
+                str(partial),
+                "--constraint",
+                str(lock),
+                *deps,
+            ],
             check=True,
         )
         partial.rename(cached)
@@ -92,8 +103,18 @@ def build_wheelhouse(out: Path, repo: Path = REPO, cache_dir: Path = CACHE_DIR) 
     build = out.parent / (out.name + ".build")
     shutil.rmtree(build, ignore_errors=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-         "--no-deps", "--wheel-dir", str(build), str(repo)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--wheel-dir",
+            str(build),
+            str(repo),
+        ],
         check=True,
     )
     for wheel in build.glob("isoloir-*.whl"):
@@ -117,8 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(build_wheelhouse(args.out))
         return 0
     try:
-        inv = from_terraform(json.loads(args.outputs.read_text()), args.key_file,
-                             args.deploy_source)
+        inv = from_terraform(
+            json.loads(args.outputs.read_text()), args.key_file, args.deploy_source
+        )
     except InventoryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -66,7 +66,8 @@ PACKAGES: tuple[str, ...] = (
     "unattended-upgrades",
 )
 CACHE_DIR = Path(os.environ.get("ISOLOIR_SANDBOX_CACHE", "/var/cache/isoloir"))
-WORK_DIR = Path(os.environ.get("ISOLOIR_SANDBOX_DIR", "/var/tmp/isoloir-sandbox"))
+# Trees of running hosts (root-only: made by root, with root's umask).
+WORK_DIR = Path(os.environ.get("ISOLOIR_SANDBOX_DIR", "/var/tmp/isoloir-sandbox"))  # noqa: S108
 DEPLOY_USER = "isoloir-deploy"
 SERVICE_SCRIPT = "/usr/local/sbin/isoloir-sandbox-service"
 STATE_FILE = "sandbox.json"
@@ -114,7 +115,8 @@ case "$action" in
   start) start "$@" ;;
   stop) stop ;;
   restart) stop; start "$@" ;;
-  reload) if running; then kill -HUP "$(cat "$pidfile")"; echo "$name reloaded"; else start "$@"; fi ;;
+  reload)
+    if running; then kill -HUP "$(cat "$pidfile")"; echo "$name reloaded"; else start "$@"; fi ;;
   status) if running; then echo "$name running"; else echo "$name stopped"; exit 3; fi ;;
   *) echo "unknown action: $action" >&2; exit 2 ;;
 esac
@@ -122,7 +124,7 @@ esac
 
 # sshd configuration of a fresh sandbox host, before the hardening role
 # replaces it: the deploy account only, with its key only.
-_BOOTSTRAP_SSHD = """# Bootstrap configuration written by isoloir.sandbox; the hardening role replaces it.
+_BOOTSTRAP_SSHD = """# Written by isoloir.sandbox; the hardening role replaces it.
 ListenAddress {address}:{port}
 HostKey /etc/ssh/ssh_host_ed25519_key
 PermitRootLogin no
@@ -164,22 +166,36 @@ class SandboxHost:
         self, *argv: str, input: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         """Run a command inside the host as root (no login, no PAM session)."""
-        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-               "LANG": "C.UTF-8", "HOME": "/root"}
+        env = {
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG": "C.UTF-8",
+            "HOME": "/root",
+        }
         return subprocess.run(
             ["chroot", str(self.root), *argv],
-            input=input, capture_output=True, text=True, check=check, env=env,
+            input=input,
+            capture_output=True,
+            text=True,
+            check=check,
+            env=env,
         )
 
     def ssh_command(self, user: str | None = None, key: str | None = None) -> list[str]:
         """The ssh command line that reaches this host (add the remote command)."""
         return [
-            "ssh", "-p", str(self.ssh_port),
-            "-i", key or self.key,
-            "-o", "IdentitiesOnly=yes",
-            "-o", f"UserKnownHostsFile={self.known_hosts}",
-            "-o", "StrictHostKeyChecking=yes",
-            "-o", "ConnectTimeout=10",
+            "ssh",
+            "-p",
+            str(self.ssh_port),
+            "-i",
+            key or self.key,
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "ConnectTimeout=10",
             f"{user or self.user}@{self.address}",
         ]
 
@@ -241,9 +257,17 @@ def base_tarball(cache_dir: Path = CACHE_DIR, log: Path | None = None) -> Path:
     out = open(log, "a", encoding="utf-8") if log else subprocess.DEVNULL  # noqa: SIM115
     try:
         subprocess.run(
-            ["debootstrap", f"--variant={VARIANT}", f"--include={','.join(PACKAGES)}",
-             SUITE, str(build), debian_mirror()],
-            check=True, stdout=out, stderr=subprocess.STDOUT,
+            [
+                "debootstrap",
+                f"--variant={VARIANT}",
+                f"--include={','.join(PACKAGES)}",
+                SUITE,
+                str(build),
+                debian_mirror(),
+            ],
+            check=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
         subprocess.run(["chroot", str(build), "apt-get", "clean"], check=True, stdout=out)
     finally:
@@ -252,8 +276,19 @@ def base_tarball(cache_dir: Path = CACHE_DIR, log: Path | None = None) -> Path:
     # No mounts were made in the build tree, so it can be packed and removed.
     partial = tarball.with_suffix(".partial")
     subprocess.run(
-        ["tar", "--numeric-owner", "--xattrs", "--acls", "-I", "zstd -T0",
-         "-C", str(build), "-cf", str(partial), "."],
+        [
+            "tar",
+            "--numeric-owner",
+            "--xattrs",
+            "--acls",
+            "-I",
+            "zstd -T0",
+            "-C",
+            str(build),
+            "-cf",
+            str(partial),
+            ".",
+        ],
         check=True,
     )
     partial.rename(tarball)
@@ -283,14 +318,20 @@ def _mount(root: Path) -> None:
 
     mnt("proc", "/proc", "nosuid,nodev,noexec")
     mnt("tmpfs", "/dev", "nosuid,mode=0755,size=16m")
-    for name, major, minor in (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7),
-                               ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)):
+    for name, major, minor in (
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ):
         node = root / "dev" / name
         os.mknod(node, 0o666 | 0o020000, os.makedev(major, minor))
-        os.chmod(node, 0o666)
+        os.chmod(node, 0o666)  # noqa: S103 - the usual mode of these device nodes
     mnt("devpts", "/dev/pts", "newinstance,ptmxmode=0666,mode=0620,gid=5,nosuid,noexec")
     os.symlink("pts/ptmx", root / "dev" / "ptmx")
-    mnt("tmpfs", "/dev/shm", "nosuid,nodev,mode=1777")
+    mnt("tmpfs", "/dev/shm", "nosuid,nodev,mode=1777")  # noqa: S108 - inside the tree
     os.symlink("/proc/self/fd", root / "dev" / "fd")
     mnt("tmpfs", "/run", "nosuid,nodev,mode=0755")
     (root / "run" / "lock").mkdir(mode=0o1777)
@@ -400,14 +441,32 @@ def up(
     root.mkdir(parents=True)
     key = workdir / "id_ed25519"
     host = SandboxHost(
-        name=name, workdir=str(workdir), address=address, ssh_port=ssh_port,
-        user=DEPLOY_USER, key=str(key), known_hosts=str(workdir / "known_hosts"),
+        name=name,
+        workdir=str(workdir),
+        address=address,
+        ssh_port=ssh_port,
+        user=DEPLOY_USER,
+        key=str(key),
+        known_hosts=str(workdir / "known_hosts"),
     )
     # Record the host first so that `down` can clean up whatever happens next.
     host.state_file.write_text(json.dumps(asdict(host), indent=2) + "\n")
     try:
-        subprocess.run(["tar", "--numeric-owner", "--xattrs", "--acls", "-I", "zstd",
-                        "-C", str(root), "-xf", str(tarball)], check=True)
+        subprocess.run(
+            [
+                "tar",
+                "--numeric-owner",
+                "--xattrs",
+                "--acls",
+                "-I",
+                "zstd",
+                "-C",
+                str(root),
+                "-xf",
+                str(tarball),
+            ],
+            check=True,
+        )
         _mount(root)
         _configure(host)
         host.chroot(SERVICE_SCRIPT, "sshd", "start")
@@ -434,10 +493,24 @@ def _configure(host: SandboxHost) -> None:
     policy.write_text("#!/bin/sh\nexit 101\n")
     policy.chmod(0o755)
     # The deploy account: key only, password-less sudo (Ansible's `become`).
-    host.chroot("useradd", "--system", "--create-home", "--shell", "/bin/bash",
-                "--user-group", DEPLOY_USER)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
-                    f"isoloir-deploy@{host.name}", "-f", host.key], check=True)
+    host.chroot(
+        "useradd", "--system", "--create-home", "--shell", "/bin/bash", "--user-group", DEPLOY_USER
+    )
+    subprocess.run(
+        [
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            f"isoloir-deploy@{host.name}",
+            "-f",
+            host.key,
+        ],
+        check=True,
+    )
     ssh_dir = root / "home" / DEPLOY_USER / ".ssh"
     ssh_dir.mkdir(mode=0o700)
     (ssh_dir / "authorized_keys").write_text(Path(host.key + ".pub").read_text())
@@ -448,8 +521,9 @@ def _configure(host: SandboxHost) -> None:
     # Fresh host keys for this host, and the bootstrap sshd configuration.
     for old in (root / "etc/ssh").glob("ssh_host_*"):
         old.unlink()
-    host.chroot("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
-                "/etc/ssh/ssh_host_ed25519_key")
+    host.chroot(
+        "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", "/etc/ssh/ssh_host_ed25519_key"
+    )
     (root / "etc/ssh/sshd_config").write_text(
         _BOOTSTRAP_SSHD.format(address=host.address, port=host.ssh_port, user=DEPLOY_USER)
     )
@@ -515,8 +589,9 @@ def inventory(hosts: Sequence[SandboxHost], group: str = "isoloir_hosts") -> dic
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m isoloir.sandbox",
-                                     description="Sandbox Debian hosts (chroot + sshd).")
+    parser = argparse.ArgumentParser(
+        prog="python -m isoloir.sandbox", description="Sandbox Debian hosts (chroot + sshd)."
+    )
     parser.add_argument("--work-dir", type=Path, default=WORK_DIR)
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
     sub = parser.add_subparsers(dest="action", required=True)
@@ -544,7 +619,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     states = (
         [args.work_dir / n / STATE_FILE for n in args.names]
         if args.names
-        else sorted([*args.work_dir.glob(f"*/{STATE_FILE}"), *args.work_dir.glob(f"*/*/{STATE_FILE}")])
+        else sorted(
+            [*args.work_dir.glob(f"*/{STATE_FILE}"), *args.work_dir.glob(f"*/*/{STATE_FILE}")]
+        )
     )
     for state in states:
         if state.is_file():

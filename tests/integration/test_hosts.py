@@ -58,12 +58,28 @@ class Site:
     def playbook(self, *extra: str) -> subprocess.CompletedProcess[str]:
         test_vars = self.workdir / "test_vars.json"
         test_vars.write_text(json.dumps(self.test_vars))
-        env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "playbooks" / "ansible.cfg"),
-                   ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+        env = dict(
+            os.environ,
+            ANSIBLE_CONFIG=str(REPO / "playbooks" / "ansible.cfg"),
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_FORCE_COLOR="0",
+        )
         return subprocess.run(
-            [str(ANSIBLE_PLAYBOOK), "-i", str(self.inventory), "-e", f"@{self.vars_file}",
-             "-e", f"@{test_vars}", *extra, str(REPO / "playbooks" / "site.yml")],
-            capture_output=True, text=True, env=env, cwd=REPO / "playbooks",
+            [
+                str(ANSIBLE_PLAYBOOK),
+                "-i",
+                str(self.inventory),
+                "-e",
+                f"@{self.vars_file}",
+                "-e",
+                f"@{test_vars}",
+                *extra,
+                str(REPO / "playbooks" / "site.yml"),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO / "playbooks",
         )
 
 
@@ -107,9 +123,20 @@ def render_policies(workdir: Path) -> Path:
     (policies / "elections" / f"{ELECTION_B}.yml").write_text(b)
     out = workdir / "render"
     subprocess.run(
-        [sys.executable, "-m", "isoloir.cli", "policy", "render", "--policies", str(policies),
-         "--out", str(out)],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "isoloir.cli",
+            "policy",
+            "render",
+            "--policies",
+            str(policies),
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return out
 
@@ -128,19 +155,36 @@ def site(sandbox_factory, tmp_path_factory) -> Site:  # type: ignore[no-untyped-
     keys = workdir / "keys"
     keys.mkdir()
     for person in people:
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", person["id"],
-                        "-f", str(keys / person["id"])], check=True)
+        subprocess.run(
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                person["id"],
+                "-f",
+                str(keys / person["id"]),
+            ],
+            check=True,
+        )
         person["ssh_keys"] = [(keys / f"{person['id']}.pub").read_text().strip()]
     inv = workdir / "inventory.json"
     inv.write_text(json.dumps(inventory(hosts)))
     s = Site(
-        hosts=hosts, workdir=workdir, render=render, vars_file=vars_file,
+        hosts=hosts,
+        workdir=workdir,
+        render=render,
+        vars_file=vars_file,
         test_vars={
             "isoloir_people": people,
             "agents_wheelhouse": str(build_wheelhouse(workdir / "wheelhouse")),
             "agents_config_src": str(render / "agent" / "agent.json"),
         },
-        inventory=inv, runs=[],
+        inventory=inv,
+        runs=[],
     )
     s.runs.append(s.playbook())
     if s.runs[0].returncode == 0:
@@ -152,23 +196,39 @@ def key(site: Site, person: str) -> str:
     return str(site.workdir / "keys" / person)
 
 
-def ssh(site: Site, person: str, *command: str, code: str | None = None,
-        host: SandboxHost | None = None) -> subprocess.CompletedProcess[str]:
+def ssh(
+    site: Site, person: str, *command: str, code: str | None = None, host: SandboxHost | None = None
+) -> subprocess.CompletedProcess[str]:
     """A real SSH login; `code` answers the keyboard-interactive (TOTP) prompt."""
     host = host or site.host
     env = dict(os.environ)
-    opts = ["-o", "NumberOfPasswordPrompts=1", "-o", "PreferredAuthentications=publickey,keyboard-interactive"]
+    opts = [
+        "-o",
+        "NumberOfPasswordPrompts=1",
+        "-o",
+        "PreferredAuthentications=publickey,keyboard-interactive",
+    ]
     if code is None:
         opts += ["-o", "BatchMode=yes"]
     else:
         askpass = site.workdir / "askpass"
         askpass.write_text('#!/bin/sh\nprintf "%s\\n" "$ISOLOIR_TEST_CODE"\n')
         askpass.chmod(0o700)
-        env.update(SSH_ASKPASS=str(askpass), SSH_ASKPASS_REQUIRE="force",
-                   ISOLOIR_TEST_CODE=code, DISPLAY=env.get("DISPLAY", ":0"))
+        env.update(
+            SSH_ASKPASS=str(askpass),
+            SSH_ASKPASS_REQUIRE="force",
+            ISOLOIR_TEST_CODE=code,
+            DISPLAY=env.get("DISPLAY", ":0"),
+        )
     argv = host.ssh_command(user=person, key=key(site, person))
-    return subprocess.run([*argv[:-1], *opts, argv[-1], *command], capture_output=True,
-                          text=True, env=env, stdin=subprocess.DEVNULL, timeout=60)
+    return subprocess.run(
+        [*argv[:-1], *opts, argv[-1], *command],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
 
 
 def sshd_log(site: Site) -> str:
@@ -196,8 +256,13 @@ def test_several_hosts_on_their_own_loopback_addresses(site: Site) -> None:
     assert len(addresses) == len(site.hosts)
     for host in site.hosts:
         assert host.address.startswith("127.")
-        run = subprocess.run([*host.ssh_command(), "hostname", "-s"], capture_output=True,
-                             text=True, stdin=subprocess.DEVNULL, timeout=60)
+        run = subprocess.run(
+            [*host.ssh_command(), "hostname", "-s"],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=60,
+        )
         assert run.returncode == 0, run.stderr
         assert (host.root / "etc/hostname").read_text().strip() == host.name
 
@@ -256,8 +321,13 @@ def test_root_login_is_refused_even_with_an_authorized_key(site: Site) -> None:
         path.write_text(pub)
     try:
         env_argv = site.host.ssh_command(user="root", key=key(site, MEMBER_B))
-        run = subprocess.run([*env_argv[:-1], "-o", "BatchMode=yes", env_argv[-1], "id"],
-                             capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+        run = subprocess.run(
+            [*env_argv[:-1], "-o", "BatchMode=yes", env_argv[-1], "id"],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=60,
+        )
         assert run.returncode == 255 and "uid=0" not in run.stdout
         effective = site.host.chroot("/usr/sbin/sshd", "-T").stdout
         assert "permitrootlogin no" in effective
@@ -273,8 +343,13 @@ def test_sshd_offers_only_modern_algorithms(site: Site) -> None:
     macs = re.search(r"(?m)^macs (.*)$", effective).group(1).split(",")  # type: ignore[union-attr]
     assert not [c for c in ciphers if "cbc" in c or "3des" in c]
     assert all("etm" in m for m in macs)
-    run = subprocess.run([*site.host.ssh_command(), "-o", "Ciphers=aes128-cbc", "true"],
-                         capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    run = subprocess.run(
+        [*site.host.ssh_command(), "-o", "Ciphers=aes128-cbc", "true"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
     assert run.returncode == 255 and "no matching cipher" in run.stderr
 
 
@@ -293,13 +368,15 @@ def random_password(length: int = 14) -> str:
 
 
 def chauthtok(site: Site, person: str, password: str) -> subprocess.CompletedProcess[str]:
-    return site.host.chroot("pamtester", "passwd", person, "chauthtok",
-                            input=f"{password}\n{password}\n", check=False)
+    return site.host.chroot(
+        "pamtester", "passwd", person, "chauthtok", input=f"{password}\n{password}\n", check=False
+    )
 
 
 def authenticate(site: Site, person: str, password: str) -> subprocess.CompletedProcess[str]:
-    return site.host.chroot("pamtester", "login", person, "authenticate",
-                            input=f"{password}\n", check=False)
+    return site.host.chroot(
+        "pamtester", "login", person, "authenticate", input=f"{password}\n", check=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -356,10 +433,15 @@ def smb_passwords(site: Site) -> dict[str, Path]:
     return files
 
 
-def smbclient(site: Site, share: str, *args: str, command: str = "ls") -> subprocess.CompletedProcess[str]:
+def smbclient(
+    site: Site, share: str, *args: str, command: str = "ls"
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["smbclient", f"//{site.host.address}/{share}", "-m", "SMB3", *args, "-c", command],
-        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
     )
 
 
@@ -368,8 +450,13 @@ def test_member_writes_to_own_share_and_others_cannot_read_the_file(
 ) -> None:
     local = site.workdir / "liste.csv"
     local.write_text("nom;telephone\nFictif;0600000000\n")
-    run = smbclient(site, ELECTION_A, "-A", str(smb_passwords[MEMBER_A]),
-                    command=f"put {local} prospects/liste.csv")
+    run = smbclient(
+        site,
+        ELECTION_A,
+        "-A",
+        str(smb_passwords[MEMBER_A]),
+        command=f"put {local} prospects/liste.csv",
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     on_disk = site.host.root / "srv/elections" / ELECTION_A / "prospects/liste.csv"
     assert on_disk.read_text() == local.read_text()
@@ -378,8 +465,15 @@ def test_member_writes_to_own_share_and_others_cannot_read_the_file(
     facl = subprocess.run(["getfacl", "-pc", str(on_disk)], capture_output=True, text=True).stdout
     assert "other::---" in facl
     # A person of another election, on the host itself, cannot read it either.
-    probe = site.host.chroot("runuser", "-u", MEMBER_B, "--", "cat",
-                             f"/srv/elections/{ELECTION_A}/prospects/liste.csv", check=False)
+    probe = site.host.chroot(
+        "runuser",
+        "-u",
+        MEMBER_B,
+        "--",
+        "cat",
+        f"/srv/elections/{ELECTION_A}/prospects/liste.csv",
+        check=False,
+    )
     assert probe.returncode != 0 and "Permission denied" in probe.stderr
 
 
@@ -391,9 +485,20 @@ def test_member_is_denied_on_another_election_share(
     assert "NT_STATUS_ACCESS_DENIED" in run.stdout + run.stderr
     run = smbclient(site, ELECTION_A, "-A", str(smb_passwords[MEMBER_B]))
     assert "NT_STATUS_ACCESS_DENIED" in run.stdout + run.stderr
-    shares = subprocess.run(["smbclient", "-L", f"//{site.host.address}", "-m", "SMB3",
-                             "-A", str(smb_passwords[MEMBER_A])],
-                            capture_output=True, text=True, stdin=subprocess.DEVNULL).stdout
+    shares = subprocess.run(
+        [
+            "smbclient",
+            "-L",
+            f"//{site.host.address}",
+            "-m",
+            "SMB3",
+            "-A",
+            str(smb_passwords[MEMBER_A]),
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    ).stdout
     assert ELECTION_A in shares and ELECTION_B not in shares
 
 
@@ -408,10 +513,23 @@ def test_guest_and_anonymous_are_refused(site: Site, smb_passwords: dict[str, Pa
 def test_smb1_and_unencrypted_sessions_are_refused(
     site: Site, smb_passwords: dict[str, Path]
 ) -> None:
-    old = subprocess.run(["smbclient", f"//{site.host.address}/{ELECTION_A}", "-m", "NT1",
-                          "--option=client min protocol=NT1", "-A",
-                          str(smb_passwords[MEMBER_A]), "-c", "ls"],
-                         capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    old = subprocess.run(
+        [
+            "smbclient",
+            f"//{site.host.address}/{ELECTION_A}",
+            "-m",
+            "NT1",
+            "--option=client min protocol=NT1",
+            "-A",
+            str(smb_passwords[MEMBER_A]),
+            "-c",
+            "ls",
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
     assert old.returncode != 0
     conf = site.host.chroot("testparm", "-s", "--parameter-name=server smb encrypt").stdout
     assert conf.strip() == "required"
@@ -437,12 +555,17 @@ def test_agent_unit_passes_systemd_analyze_verify(site: Site) -> None:
     run = site.host.chroot("systemd-analyze", "verify", unit, check=False)
     assert run.returncode == 0 and run.stderr.strip() == "", run.stderr
     text = (site.host.root / unit.lstrip("/")).read_text()
-    for directive in ("NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes",
-                      "CapabilityBoundingSet=\n"):
+    for directive in (
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "PrivateTmp=yes",
+        "CapabilityBoundingSet=\n",
+    ):
         assert directive in text
     rw = re.search(r"(?m)^ReadWritePaths=(.*)$", text).group(1).split()  # type: ignore[union-attr]
-    assert sorted(rw) == sorted(["/var/lib/isoloir", f"/srv/elections/{ELECTION_A}",
-                                 f"/srv/elections/{ELECTION_B}"])
+    assert sorted(rw) == sorted(
+        ["/var/lib/isoloir", f"/srv/elections/{ELECTION_A}", f"/srv/elections/{ELECTION_B}"]
+    )
 
 
 def test_agent_installed_from_the_wheelhouse_with_its_config(site: Site) -> None:
@@ -463,15 +586,28 @@ def test_agent_user_has_only_election_groups_and_reads_the_shares(
     assert sorted(groups) == sorted(["isoloir", f"el-{ELECTION_A}", f"el-{ELECTION_B}"])
     local = site.workdir / "probe.csv"
     local.write_text("nom\nFictif\n")
-    put = smbclient(site, ELECTION_B, "-A", str(smb_passwords[MEMBER_B]),
-                    command=f"put {local} porte-a-porte/probe.csv")
+    put = smbclient(
+        site,
+        ELECTION_B,
+        "-A",
+        str(smb_passwords[MEMBER_B]),
+        command=f"put {local} porte-a-porte/probe.csv",
+    )
     assert put.returncode == 0, put.stdout + put.stderr
-    for path in (f"/srv/elections/{ELECTION_B}/porte-a-porte/probe.csv",
-                 f"/srv/elections/{ELECTION_A}/prospects"):
+    for path in (
+        f"/srv/elections/{ELECTION_B}/porte-a-porte/probe.csv",
+        f"/srv/elections/{ELECTION_A}/prospects",
+    ):
         probe = site.host.chroot("runuser", "-u", "isoloir", "--", "ls", "-l", path, check=False)
         assert probe.returncode == 0, probe.stderr
-    read = site.host.chroot("runuser", "-u", "isoloir", "--", "cat",
-                            f"/srv/elections/{ELECTION_B}/porte-a-porte/probe.csv")
+    read = site.host.chroot(
+        "runuser",
+        "-u",
+        "isoloir",
+        "--",
+        "cat",
+        f"/srv/elections/{ELECTION_B}/porte-a-porte/probe.csv",
+    )
     assert read.stdout == local.read_text()
 
 
