@@ -40,6 +40,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 SUITE = "bookworm"
 VARIANT = "minbase"
@@ -550,9 +551,9 @@ def down(host: SandboxHost, remove: bool = True) -> None:
 # -- inventory ------------------------------------------------------------------------
 
 
-def inventory(hosts: Sequence[SandboxHost], group: str = "isoloir_hosts") -> dict[str, object]:
+def inventory(hosts: Sequence[SandboxHost], group: str = "isoloir_hosts") -> dict[str, Any]:
     """An Ansible inventory (YAML/JSON form) for the sandbox hosts (local target)."""
-    hostvars: dict[str, object] = {}
+    hostvars: dict[str, Any] = {}
     for host in hosts:
         hostvars[host.name] = {
             "ansible_host": host.address,
