@@ -20,6 +20,8 @@ COMMAND_MODULES = [
     "isoloir.daemon",
     "isoloir.alerts.cli",
     "isoloir.exposure.cli",
+    "isoloir.deploy",
+    "isoloir.demo",
 ]
 
 EXIT_OK = 0
