@@ -45,6 +45,7 @@ from isoloir.exposure.model import (
 from isoloir.policy.model import Election, Policies
 
 MAX_SAMPLES_PER_TREE = 5000
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 MAX_STRAY_ENTRIES = 200_000  # entries visited per stray-data path
 STRAY_MIN_RECORDS = 3  # records with personal data in a sample to call a file contact-like
 STRAY_SUFFIXES = frozenset({".csv", ".tsv", ".xlsx", ".ods", ".txt"})
@@ -128,6 +129,7 @@ def walk(root: bytes, on_unreadable: list[bytes]) -> Iterator[tuple[bytes, os.st
 
 
 def scan_tree(tree: ShareTree) -> ShareTree:
+    """Walk the share (the walk of `walk()`, inlined: this loop is the hot path)."""
     root = tree.root
     try:
         st = os.lstat(root)
@@ -140,12 +142,42 @@ def scan_tree(tree: ShareTree) -> ShareTree:
     if first is not None:
         entries.append(first)
     count = 1
-    if stat.S_ISDIR(st.st_mode):
-        for path, est in walk(root, tree.unreadable):
-            count += 1
-            found = _entry(path, est, tree, budget)
-            if found is not None:
-                entries.append(found)
+    others = tree.other_election_gids
+    unreadable = tree.unreadable
+    stack = [root] if stat.S_ISDIR(st.st_mode) else []
+    while stack:
+        directory = stack.pop()
+        # Opened by descriptor (O_NOFOLLOW: a directory swapped for a symlink after it
+        # was listed is not entered); entries are then stat'ed relative to it.
+        try:
+            dfd = os.open(directory, _DIR_FLAGS)
+        except OSError:
+            unreadable.append(directory)
+            continue
+        prefix = directory.rstrip(b"/") + b"/"
+        try:
+            with os.scandir(dfd) as it:
+                for dirent in it:
+                    try:
+                        est = dirent.stat(follow_symlinks=False)
+                    except OSError:
+                        continue  # vanished between readdir and lstat
+                    count += 1
+                    mode = est.st_mode
+                    # a regular file with no bit for others and a group of its own
+                    # election is the common case: nothing to record
+                    if mode & 0o170007 == 0o100000 and est.st_gid not in others:
+                        continue
+                    path = prefix + os.fsencode(dirent.name)
+                    if mode & 0o170000 == 0o040000:
+                        stack.append(path)
+                    found = _entry(path, est, tree, budget)
+                    if found is not None:
+                        entries.append(found)
+        except OSError:
+            unreadable.append(directory)
+        finally:
+            os.close(dfd)
     tree.entries = entries
     tree.scanned_entries = count
     return tree

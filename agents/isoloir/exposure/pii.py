@@ -57,6 +57,8 @@ _IBAN_LENGTHS: Final = {
     "PT": 25, "CH": 21, "GB": 22, "IE": 22, "AT": 20, "GR": 27, "PL": 28,
 }  # fmt: skip
 
+_MAYBE_IBAN = re.compile(r"[A-Z]{2}\d{2}")
+
 _PHONE_RE = re.compile(
     r"(?<![\w+])"
     r"(?:(?:\+|00)33" + _SEP + r"(?:\(0\)" + _SEP + r")?|0)"
@@ -74,6 +76,11 @@ _STREET_TYPES = (
     r"quai|cours|square|sq\.|r[ée]sidence|lotissement|lieu-dit|hameau|passage|voie|"
     r"faubourg|fg|villa|cit[ée]|mont[ée]e|sentier|esplanade|parvis|rond-point"
 )
+# A cheap prefilter: the address pattern only runs when a street word is present.
+_WORD = re.compile(r"[a-zà-ÿ-]+")
+_STREET_WORDS = frozenset(
+    w.replace("\\.", "").replace("[ée]", "e") for w in _STREET_TYPES.split("|")
+) | frozenset({"allée", "résidence", "cité", "montée"})
 _ADDRESS_RE = re.compile(
     r"(?<![\w])\d{1,4}(?: ?(?:bis|ter|quater|[A-D]))?,? (?:" + _STREET_TYPES + r")\b"
     r"[^\n\r]{1,80}?"
@@ -160,32 +167,37 @@ def _iban_in(candidate: str) -> tuple[int, int] | None:
     return None
 
 
-def _blank(text: str, start: int, end: int) -> str:
-    return text[:start] + " " * (end - start) + text[end:]
-
-
 def find_kinds(text: str) -> dict[str, list[tuple[int, int]]]:
-    """Spans of every recognised value, by kind. Internal: callers keep counts only."""
+    """Spans of every recognised value, by kind. Internal: callers keep counts only.
+
+    Kinds are tried from the most specific (IBAN, NIR) to the least (phone,
+    address); a later kind skips text an earlier one already claimed.
+    """
     spans: dict[str, list[tuple[int, int]]] = {k: [] for k in KINDS}
-    work = text
-    for m in _IBAN_RE.finditer(text):
-        hit = _iban_in(m.group(0))
-        if hit is not None:
-            start, end = m.start() + hit[0], m.start() + hit[1]
-            spans["iban"].append((start, end))
-            work = _blank(work, start, end)
-    for m in _NIR_RE.finditer(work):
-        if nir_key_valid(m.group(0)):
-            spans["nir"].append(m.span())
-            work = _blank(work, *m.span())
-    for m in _EMAIL_RE.finditer(work):
-        spans["email"].append(m.span())
-        work = _blank(work, *m.span())
-    for m in _PHONE_RE.finditer(work):
-        spans["phone"].append(m.span())
-        work = _blank(work, *m.span())
-    for m in _ADDRESS_RE.finditer(work):
-        spans["address"].append(m.span())
+    mask = bytearray(len(text))  # 1 where a value was already recognised
+    if _MAYBE_IBAN.search(text):
+        for m in _IBAN_RE.finditer(text):
+            hit = _iban_in(m.group(0))
+            if hit is not None:
+                start, end = m.start() + hit[0], m.start() + hit[1]
+                spans["iban"].append((start, end))
+                mask[start:end] = b"\x01" * (end - start)
+    for kind, regex in (("nir", _NIR_RE), ("email", _EMAIL_RE), ("phone", _PHONE_RE)):
+        if kind == "email" and "@" not in text:
+            continue
+        found = spans[kind]
+        for m in regex.finditer(text):
+            start, end = m.span()
+            if mask.find(1, start, end) >= 0:
+                continue
+            if kind == "nir" and not nir_key_valid(m.group(0)):
+                continue
+            found.append((start, end))
+            mask[start:end] = b"\x01" * (end - start)
+    if not _STREET_WORDS.isdisjoint(_WORD.findall(text.lower())):
+        for m in _ADDRESS_RE.finditer(text):
+            if not mask[m.start()]:
+                spans["address"].append(m.span())
     return spans
 
 
