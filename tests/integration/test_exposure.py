@@ -289,6 +289,23 @@ def test_s3_misconfigurations_found_and_twin_clean(seeded: None, policies: Any) 
         assert "@example.org" not in f.to_json()
 
 
+def test_daemon_jobs_dry_run(seeded: None, policies: Any, tmp_path: Path) -> None:
+    from isoloir.exposure.jobs import identity_job, scan_job
+    from isoloir.jobs import JobContext, resolve
+
+    assert resolve("scan") is scan_job and resolve("identity") is identity_job
+    ctx = JobContext(policies, tmp_path / "state", datetime.now(UTC), dry_run=True)
+    found = {(f.rule_id, f.resource) for f in scan_job(ctx)}
+    assert ("s3_bucket_public_acl", f"s3://{ACL}") in found
+    assert ("s3_object_public_acl", f"s3://{ACL}/export/contacts.csv") in found
+    s3 = aws.client("s3")
+    assert any(
+        g["Grantee"].get("URI") == ALL_USERS for g in s3.get_bucket_acl(Bucket=ACL)["Grants"]
+    )
+    ids = {f.rule_id for f in identity_job(ctx)}
+    assert {"iam_user_no_mfa", "iam_password_policy"} <= ids
+
+
 def test_identity_misconfigurations_found_and_twin_clean(
     seeded: None, policies: Any, tmp_path: Path
 ) -> None:

@@ -58,7 +58,8 @@ def table(findings: list[Finding]) -> str:
     return "\n".join(lines)
 
 
-def emit(report: ScanReport, fmt: str, out: Any = sys.stdout) -> None:
+def emit(report: ScanReport, fmt: str, out: Any = None) -> None:
+    out = out or sys.stdout
     if fmt == "json":
         for f in report.findings:
             print(f.to_json(), file=out)
