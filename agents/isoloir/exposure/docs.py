@@ -1,6 +1,6 @@
 """Generate the check table of docs/exposure.md from the registry.
 
-    python -m isoloir.exposure.docs docs/exposure.md   # rewrite the table in place
+python -m isoloir.exposure.docs docs/exposure.md   # rewrite the table in place
 """
 
 from __future__ import annotations
