@@ -14,9 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -506,3 +504,156 @@ def test_plan_lists_without_deleting(world: World, clients: tuple[Any, Any]) -> 
     dry = world.cli("retention", "run", "--dry-run")
     assert dry.returncode == 1 and "RET-DUE" in dry.stdout
     assert bucket_state(s3, bucket) == before
+
+
+# ------------------------------------------------------- kill -9 and resume
+#
+# 5,000 objects x 3 versions. The emulator (moto) copies every version of the
+# bucket on each ListObjectVersions call and serves ~100 requests/s on a busy
+# 2-core machine, so seeding and re-listing dominate the runtime: the test runs
+# the interrupted purge once and compares it with the state an uninterrupted
+# run produces (computed from the seeded data; test_purge_of_a_due_election
+# proves that state on a real uninterrupted run), and kills it KILLS times.
+
+OBJECTS = int(os.environ.get("ISOLOIR_TEST_RETENTION_OBJECTS", "5000"))
+VERSIONS = 3
+SHARE_FILES = 1500
+KILLS = int(os.environ.get("ISOLOIR_TEST_RETENTION_KILLS", "10"))
+
+
+def test_kill_9_at_random_points_then_resume(world: World, clients: tuple[Any, Any]) -> None:
+    s3, kms = clients
+    eid = "kill-2026"
+    people = fake_people(30, seed=9)
+    for i, p in enumerate(people):
+        p["consentement"], p["desinscrit"] = (
+            ("oui" if i % 3 == 0 else ""),
+            ("1" if i % 4 == 0 else ""),
+        )
+    bucket = world.add_election(
+        eid,
+        [{"name": "prospects", "tabular": True}, {"name": "benevoles", "category": "permanent"}],
+    )
+    key_id = make_bucket(s3, kms, bucket)
+    items = [("prospects/liste.csv", prospect_csv(people))] * VERSIONS
+    items += [
+        (f"prospects/fiches/{i:05d}.txt", f"{v}".encode())
+        for i in range(OBJECTS - 1)
+        for v in range(VERSIONS)
+    ]
+    items += [(f"benevoles/{i}.txt", f"benevole {i}".encode()) for i in range(5)]
+    items += [(f"prospects-archive/{i}.txt", b"hors perimetre") for i in range(5)]
+    put_many(s3, bucket, items, workers=16)
+    share_dir = world.share_root / eid
+    (share_dir / "prospects" / "lots").mkdir(parents=True)
+    for i in range(SHARE_FILES):
+        (share_dir / "prospects" / "lots" / f"{i:04d}.txt").write_bytes(b"f" * (i % 50))
+    (share_dir / "benevoles").mkdir()
+    (share_dir / "benevoles" / "liste.txt").write_bytes(b"garder")
+    other = world.outside / "autre-election"
+    other.mkdir()
+    (other / "x.txt").write_bytes(b"autre")
+    (share_dir / "prospects" / "lien").symlink_to(other, target_is_directory=True)
+
+    out_of_scope = bucket_state(s3, bucket, "benevoles/") + bucket_state(
+        s3, bucket, "prospects-archive/"
+    )
+    seeded = set()
+    for page in s3.get_paginator("list_object_versions").paginate(
+        Bucket=bucket, Prefix="prospects/"
+    ):
+        seeded |= {(v["Key"], v["VersionId"]) for v in page.get("Versions", [])}
+    assert len(seeded) == OBJECTS * VERSIONS
+    tree_before = tree_state(world.root / "outside") | {
+        "benevoles": tree_state(share_dir / "benevoles")
+    }
+
+    rng = random.Random(int(os.environ.get("ISOLOIR_TEST_SEED", "20261123")))
+    args = [sys.executable, "-m", "isoloir.cli", "retention", "run", "--election", eid]
+    kills, points = 0, []
+    while kills < KILLS:
+        if kills % 2 == 0:  # at a random journal checkpoint (test-only hook)
+            at = rng.randint(1, 6)
+            proc = subprocess.run(
+                args,
+                env={**world.env(), CRASH_ENV: str(at)},
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            rc = proc.returncode
+            points.append(f"checkpoint {at}")
+        else:  # after a random delay
+            delay = rng.uniform(1.0, 6.0)
+            popen = subprocess.Popen(
+                args, env=world.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            try:
+                popen.wait(timeout=delay)
+            except subprocess.TimeoutExpired:
+                os.kill(popen.pid, signal.SIGKILL)
+            rc = popen.wait(timeout=600)
+            points.append(f"{delay:.1f}s")
+        assert rc in (-signal.SIGKILL, 0), (rc, points)
+        if rc == 0:
+            break
+        kills += 1
+    assert kills == KILLS, f"the purge finished after {kills} kills ({points})"
+    final = world.cli("retention", "run", "--election", eid)
+    assert final.returncode == 0, final.stdout + final.stderr
+    assert "resumed an interrupted run" in final.stdout
+
+    # the state an uninterrupted run leaves: the scope emptied, nothing else touched
+    assert count_versions(s3, bucket, "prospects/") == (0, 0)
+    assert (
+        bucket_state(s3, bucket, "benevoles/") + bucket_state(s3, bucket, "prospects-archive/")
+        == out_of_scope
+    )
+    assert list((share_dir / "prospects").iterdir()) == []
+    assert (
+        tree_state(world.root / "outside") | {"benevoles": tree_state(share_dir / "benevoles")}
+        == tree_before
+    )
+    consenting = [p for p in people if p["consentement"] == "oui" and not p["desinscrit"]]
+    _h, kept = tabular.read_table((world.contacts / f"{eid}--prospects.csv").read_bytes())
+    assert [tuple(r.values()) for r in kept] == [
+        tuple(p[c] for c in CONTACT_COLUMNS) for p in consenting
+    ]
+    opted = [p for p in people if p["desinscrit"]]
+    secret = bytes.fromhex((world.secrets / "retention-hmac.key").read_text().strip())
+    with SuppressionList(suppression_db(world.state), secret) as store:
+        assert store.count() == 2 * len(opted)
+        assert all(store.contains(p["email"], p["telephone"]) for p in opted)
+    # the bucket keeps permanent data, so the key is not shredded, and the certificate says why
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
+    cert_path = world.state / "retention" / "certificates" / f"{eid}.json"
+    cert = json.loads(cert_path.read_text())["certificate"]
+    assert "10 object versions outside the campaign datasets" in cert["key"]["deferred_reason"]
+    (ds,) = cert["datasets"]
+    assert (ds["objects"], ds["versions"], ds["delete_markers"]) == (OBJECTS, OBJECTS * VERSIONS, 0)
+    assert (ds["files"], ds["directories"]) == (SHARE_FILES + 1, 1)
+    assert ds["share_bytes"] == sum(i % 50 for i in range(SHARE_FILES)) + len(str(other))
+    assert (ds["contacts_kept"], ds["suppression_entries_added"]) == (
+        len(consenting),
+        2 * len(opted),
+    )
+    assert world.cli("certificate", "verify", str(cert_path)).returncode == 0
+
+    # nothing missed, nothing done twice: each seeded version is in exactly one journaled batch
+    db = sqlite3.connect(world.state / "retention" / "journal.sqlite")
+    batches = [
+        json.loads(p) for (p,) in db.execute("SELECT payload FROM steps WHERE kind = 's3-batch'")
+    ]
+    entries = [(k, v) for b in batches for k, v, _m, _s in b["entries"]]
+    assert len(entries) == len(set(entries)) and set(entries) == seeded
+    assert all(len(b["entries"]) <= 1000 for b in batches) and len(batches) == -(
+        -len(seeded) // 1000
+    )
+    files = [
+        f
+        for (p,) in db.execute("SELECT payload FROM steps WHERE kind = 'share-batch'")
+        for f, _s, _l in json.loads(p)["files"]
+    ]
+    assert len(files) == len(set(files)) == SHARE_FILES + 1
+    assert db.execute("SELECT COUNT(*) FROM steps WHERE status != 'done'").fetchone() == (0,)
+    assert db.execute("SELECT COUNT(*) FROM runs").fetchone() == (1,)
