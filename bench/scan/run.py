@@ -69,9 +69,11 @@ import os, sys, time
 sys.path.insert(0, sys.argv[2])
 from isoloir.exposure import inventory_shares
 from isoloir.exposure.model import ShareTree
+inventory_shares.MAX_SAMPLES_PER_TREE = int(sys.argv[3])
 t0 = time.perf_counter()
 tree = inventory_shares.scan_tree(ShareTree(None, os.fsencode(sys.argv[1]), "g", None))
-print(tree.scanned_entries, len(tree.entries), time.perf_counter() - t0)
+sampled = sum(1 for e in tree.entries if e.pii is not None)
+print(tree.scanned_entries, len(tree.entries), time.perf_counter() - t0, sampled)
 """
 
 
@@ -81,25 +83,35 @@ def bench_walk(root: Path) -> dict[str, float]:
     find_s = min(
         wait_rss(["find", str(share), "-perm", "-o+r"])[0] for _ in range(3)
     )  # warm cache, best of 3
-    walks = []
-    for _ in range(3):
-        out = subprocess.run(
-            [sys.executable, "-c", WALK, str(share), str(ROOT / "agents")],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
-        walks.append((float(out[2]), int(out[0]), int(out[1])))
-    walk_s, entries, kept = min(walks)
+
+    def walk(samples: int) -> tuple[float, int, int, int]:
+        runs = []
+        for _ in range(3):
+            out = subprocess.run(
+                [sys.executable, "-c", WALK, str(share), str(ROOT / "agents"), str(samples)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()
+            runs.append((float(out[2]), int(out[0]), int(out[1]), int(out[3])))
+        return min(runs)
+
+    walk_s, entries, kept, sampled = walk(5000)  # as the agent runs: exposed files sampled
+    bare_s = walk(0)[0]  # the walk alone, no content sampled
     return {
         "entries": entries,
         "entries_kept": kept,
+        "files_sampled": sampled,
         "scan_seconds": round(walk_s, 3),
         "scan_entries_per_second": round(entries / walk_s),
+        "walk_only_seconds": round(bare_s, 3),
+        "walk_only_entries_per_second": round(entries / bare_s),
         "find_seconds": round(find_s, 3),
         "find_entries_per_second": round(entries / find_s),
         "ratio_to_find": round(find_s / walk_s, 3),
+        "walk_only_ratio_to_find": round(find_s / bare_s, 3),
         "goal_ratio_to_find": 0.5,
+        "load_average_1min": round(os.getloadavg()[0], 2),
     }
 
 
