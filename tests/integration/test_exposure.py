@@ -117,6 +117,27 @@ def account_settings(emulator: Any) -> Iterator[None]:
         iam.update_account_password_policy(**keep)
 
 
+def _iban(n: int) -> str:
+    bban = f"{n:023d}"
+    digits = "".join(str(int(c, 36)) for c in bban + "FR00")
+    return f"FR{98 - int(digits) % 97:02d}{bban}"
+
+
+def _xlsx_with_ibans() -> bytes:
+    """A spreadsheet whose shared strings hold (fake, valid-checksum) IBANs, padded with a
+    large media member so the strings sit far from the end: read through ranged GETs."""
+    import io
+    import zipfile
+
+    strings = "".join(f"<si><t>Donateur {i}</t></si><si><t>{_iban(i)}</t></si>" for i in range(50))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("[Content_Types].xml", "<Types/>")
+        zf.writestr("xl/sharedStrings.xml", f"<sst>{strings}</sst>")
+        zf.writestr("xl/media/logo.bin", os.urandom(300_000), zipfile.ZIP_STORED)
+    return buf.getvalue()
+
+
 def _make(name: str, region: str = "eu-west-3") -> Any:
     s3 = aws.client("s3", region)
     if region == "us-east-1":
@@ -223,6 +244,7 @@ def seeded(emulator: Any, policies: Any, account_settings: None) -> None:
     }
     s3.put_bucket_policy(Bucket=POL, Policy=json.dumps({"Statement": [open_stmt]}))
     s3.put_object(Bucket=POL, Key="fichier.csv", Body=CONTACTS.encode())
+    s3.put_object(Bucket=POL, Key="dons/virements.xlsx", Body=_xlsx_with_ibans())
 
     _make(US, "us-east-1")
 
@@ -287,6 +309,9 @@ def test_s3_misconfigurations_found_and_twin_clean(seeded: None, policies: Any) 
         draft = f.evidence["breach_register_draft"]
         assert set(draft["data_categories"]) >= {"email addresses", "phone numbers"}
         assert "@example.org" not in f.to_json()
+    pol_draft = crit[f"s3://{POL}"].evidence["breach_register_draft"]
+    assert "bank account numbers (IBAN)" in pol_draft["data_categories"]  # xlsx, ranged reads
+    assert pol_draft["inform_data_subjects"] is True
 
 
 def test_daemon_jobs_dry_run(seeded: None, policies: Any, tmp_path: Path) -> None:
