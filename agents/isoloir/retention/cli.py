@@ -105,6 +105,9 @@ def _print_plan(entry: dict[str, Any], with_lists: bool) -> None:
         print(f"  purged; certificate {entry['certificate']}")
         return
     for d in entry["datasets"]:
+        if d["error"]:
+            print(f"  {d['name']} ({d['category']}): could not survey: {d['error']}")
+            continue
         verb = "would delete" if d["action"] == "delete" else "keeps"
         print(
             f"  {d['name']} ({d['category']}): {verb} {_n(d['objects'])} objects "
@@ -118,8 +121,6 @@ def _print_plan(entry: dict[str, Any], with_lists: bool) -> None:
                 f"{_n(d['contacts_to_keep'])} consenting contacts, record {_n(d['opt_outs'])} "
                 "opt-outs"
             )
-        if d["error"]:
-            print(f"    could not survey: {d['error']}")
         if with_lists and d["action"] == "delete":
             for v in d["object_versions"]:
                 kind = "delete marker" if v["delete_marker"] else f"{v['size']} bytes"
@@ -154,6 +155,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     for o in outcomes:
         resumed = " (resumed an interrupted run)" if o.resumed else ""
         print(f"purged {o.election}{resumed}; certificate {o.certificate}")
+    if not findings and not outcomes:
+        today = clock.today()
+        for e in _elections(p, args.election) or []:
+            print(f"{e.id}: not due until {e.retention_due} ({e.days_left(today)} days)")
     bad = {"RET-FAILED", "RET-HOLD", "RET-DUE"}
     return EXIT_FINDINGS if any(f.rule_id in bad for f in findings) else EXIT_OK
 

@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from isoloir import __version__, aws, clock
 from isoloir.policy.model import Dataset, Election, Policies
@@ -642,7 +642,7 @@ def survey(
                 split = split_tables(tables, ds, keep_columns, None)
                 s.tables, s.rows = len(tables), split.rows
                 s.contacts_to_keep, s.opt_outs = len(split.kept), split.opted_out
-        except (ClientError, share.ShareError, OSError) as exc:
+        except (ClientError, BotoCoreError, share.ShareError, OSError) as exc:
             s.error = f"{type(exc).__name__}: {exc}"
         out.append(s)
     return out
