@@ -458,6 +458,7 @@ def _share_tree(root: Path, *, good: bool) -> None:
     if not good:
         (root / "prospects" / "lien").symlink_to("/etc")
         os.chmod(root / "prospects", 0o775)
+        (root / "sans-acl").mkdir(mode=0o2770)  # no default ACL
 
 
 def test_cli_shares_with_testparm_bad_then_twin(policy_dir: Path, tmp_path: Path) -> None:
@@ -479,6 +480,7 @@ def test_cli_shares_with_testparm_bad_then_twin(policy_dir: Path, tmp_path: Path
     assert found[str(share / "prospects" / "liste.csv")] == {"share_world_accessible"}
     assert found[str(share / "prospects")] == {"share_world_accessible", "share_setgid_missing"}
     assert found[str(share / "prospects" / "lien")] == {"share_symlink_escape"}
+    assert found[str(share / "sans-acl")] == {"share_default_acl_missing"}
     assert found["smb:exempleville-2027"] == {"samba_guest_ok", "samba_encryption_off"}
     assert found["smb:partage"] >= {"samba_share_undeclared"}
     assert found["smb:[global]"] == {"samba_map_to_guest", "samba_min_protocol"}

@@ -29,6 +29,16 @@ from isoloir.exposure.registry import Result
 from isoloir.policy.model import Policies
 
 JOURNAL = "exposure-journal.sqlite"
+# What the fixes need on top of the checks' read permissions.
+PERMISSIONS = (
+    "s3:PutBucketPublicAccessBlock",
+    "s3:PutAccountPublicAccessBlock",
+    "s3:PutBucketAcl",
+    "s3:PutObjectAcl",
+    "s3:PutBucketPolicy",
+    "s3:DeleteBucketPolicy",
+    "host:chmod and chgrp under the share roots (root)",
+)
 PAB_ON = {
     "BlockPublicAcls": True,
     "IgnorePublicAcls": True,

@@ -8,7 +8,7 @@ from typing import Any
 
 from isoloir.exposure.model import Bucket, Inventory, S3Inventory, SambaConfig, SambaShare
 
-READ_S3 = ("s3:ListAllMyBuckets", "s3:GetBucketLocation")
+READ_S3 = ("s3:ListAllMyBuckets", "s3:GetBucketLocation", "s3:GetBucketTagging")
 
 # Condition keys that narrow "Principal: *" to a network, an organisation or an
 # account: a statement restricted by one of them is not public.
