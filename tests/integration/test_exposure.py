@@ -458,7 +458,8 @@ def _share_tree(root: Path, *, good: bool) -> None:
     if not good:
         (root / "prospects" / "lien").symlink_to("/etc")
         os.chmod(root / "prospects", 0o775)
-        (root / "sans-acl").mkdir(mode=0o2770)  # no default ACL
+        (root / "sans-acl").mkdir(mode=0o2770)
+        subprocess.run(["setfacl", "-k", str(root / "sans-acl")], check=True)  # inherited: drop
 
 
 def test_cli_shares_with_testparm_bad_then_twin(policy_dir: Path, tmp_path: Path) -> None:
