@@ -144,6 +144,8 @@ def render_policies(workdir: Path) -> Path:
 @pytest.fixture(scope="module")
 def site(sandbox_factory, tmp_path_factory) -> Site:  # type: ignore[no-untyped-def]
     workdir = tmp_path_factory.mktemp("hosts")
+    # Two hosts run at once; the converge runs on the first only (keeps the
+    # session short), the second proves a separate address, sshd and tree.
     hosts = [sandbox_factory("isoloir-a"), sandbox_factory("isoloir-b")]
     render = render_policies(workdir)
     vars_file = render / "ansible" / "isoloir_vars.json"
@@ -172,7 +174,7 @@ def site(sandbox_factory, tmp_path_factory) -> Site:  # type: ignore[no-untyped-
         )
         person["ssh_keys"] = [(keys / f"{person['id']}.pub").read_text().strip()]
     inv = workdir / "inventory.json"
-    inv.write_text(json.dumps(inventory(hosts)))
+    inv.write_text(json.dumps(inventory(hosts[:1])))
     s = Site(
         hosts=hosts,
         workdir=workdir,
@@ -245,7 +247,7 @@ def test_converge_passes_and_second_run_changes_nothing(site: Site) -> None:
     second = site.runs[1]
     assert second.returncode == 0, second.stdout[-4000:]
     stats = recap(second)
-    assert set(stats) == {h.name for h in site.hosts}
+    assert set(stats) == {site.host.name}
     for name, counts in stats.items():
         assert counts["failed"] == 0 and counts["unreachable"] == 0, name
         assert counts["changed"] == 0, (name, changed_tasks(second.stdout))
@@ -257,14 +259,17 @@ def test_several_hosts_on_their_own_loopback_addresses(site: Site) -> None:
     for host in site.hosts:
         assert host.address.startswith("127.")
         run = subprocess.run(
-            [*host.ssh_command(), "hostname", "-s"],
+            [*host.ssh_command(), "cat", "/etc/hostname"],
             capture_output=True,
             text=True,
             stdin=subprocess.DEVNULL,
             timeout=60,
         )
         assert run.returncode == 0, run.stderr
-        assert (host.root / "etc/hostname").read_text().strip() == host.name
+        # Each address leads into its own tree.
+        assert run.stdout.strip() == host.name
+        sshd_pid = int((host.root / "run/sshd.pid").read_text())
+        assert os.readlink(f"/proc/{sshd_pid}/root") == str(host.root.resolve())
 
 
 # -- SSH with TOTP --------------------------------------------------------------------
@@ -569,7 +574,9 @@ def test_agent_unit_passes_systemd_analyze_verify(site: Site) -> None:
 
 
 def test_agent_installed_from_the_wheelhouse_with_its_config(site: Site) -> None:
-    run = site.host.chroot("/opt/isoloir/venv/bin/isoloir", "--version")
+    run = site.host.chroot(
+        "runuser", "-u", "isoloir", "--", "/opt/isoloir/venv/bin/isoloir", "--version"
+    )
     assert run.stdout.startswith("isoloir ")
     config = site.host.root / "etc/isoloir/agent.json"
     st = config.stat()
@@ -609,6 +616,32 @@ def test_agent_user_has_only_election_groups_and_reads_the_shares(
         f"/srv/elections/{ELECTION_B}/porte-a-porte/probe.csv",
     )
     assert read.stdout == local.read_text()
+    # One real scan of the shares, as the agents' user: a file opened to others
+    # on disk is found, the files created over SMB are not.
+    leak = site.host.root / "srv/elections" / ELECTION_B / "porte-a-porte/ouvert.csv"
+    leak.write_text("nom\nFictif\n")
+    leak.chmod(0o664)
+    subprocess.run(["setfacl", "-m", "o::r", str(leak)], check=True)
+    try:
+        scan = site.host.chroot(
+            "runuser",
+            "-u",
+            "isoloir",
+            "--",
+            "/opt/isoloir/venv/bin/isoloir",
+            "scan",
+            "--shares",
+            "--format",
+            "json",
+            check=False,
+        )
+    finally:
+        leak.unlink()
+    assert scan.returncode in (0, 1), scan.stderr
+    findings = [json.loads(line) for line in scan.stdout.splitlines() if line.startswith("{")]
+    resources = {f["resource"] for f in findings}
+    assert f"/srv/elections/{ELECTION_B}/porte-a-porte/ouvert.csv" in resources
+    assert f"/srv/elections/{ELECTION_B}/porte-a-porte/probe.csv" not in resources
 
 
 # -- people removed from the policies (runs last: it changes the host) ----------------
