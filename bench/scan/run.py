@@ -142,8 +142,8 @@ def bench_s3(objects: int, tmp: Path) -> dict[str, object]:
     with Emulator.start(tmp / "emulator") as emu:
         os.environ.update(emu.env())
         s3 = aws.client("s3")
-        for count in (10, objects):
-            name = f"bench-scan-{count}"
+        for i, count in enumerate((10, objects)):
+            name = f"bench-scan-{i}-{count}"
             s3.create_bucket(
                 Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-3"}
             )

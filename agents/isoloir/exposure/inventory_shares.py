@@ -27,10 +27,14 @@ from __future__ import annotations
 import dataclasses
 import errno
 import grp
+import multiprocessing
 import os
 import stat
 import subprocess
+import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path, PurePosixPath
 
 from isoloir.exposure import pii
@@ -45,11 +49,13 @@ from isoloir.exposure.model import (
 from isoloir.policy.model import Election, Policies
 
 MAX_SAMPLES_PER_TREE = 5000
+SAMPLE_BATCH = 64
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 MAX_STRAY_ENTRIES = 200_000  # entries visited per stray-data path
 STRAY_MIN_RECORDS = 3  # records with personal data in a sample to call a file contact-like
 STRAY_SUFFIXES = frozenset({".csv", ".tsv", ".xlsx", ".ods", ".txt"})
 DEFAULT_ACL_XATTR = "system.posix_acl_default"
+_SAMPLED = tuple(s.encode() for s in pii.SAMPLED_SUFFIXES)
 UNKNOWN_FS = frozenset(
     {"tmpfs", "overlay", "nfs", "nfs4", "cifs", "smb3", "fuse", "zfs", "ramfs", "9p", "virtiofs"}
 )
@@ -82,7 +88,67 @@ def _kind(mode: int) -> str:
     return "other"
 
 
-def _entry(path: bytes, st: os.stat_result, tree: ShareTree, budget: list[int]) -> Entry | None:
+def _sample_batch(paths: list[bytes]) -> list[pii.PiiReport | None]:
+    return [pii.sample_file(p) for p in paths]
+
+
+class _Sampler:
+    """Samples the exposed files found by a walk, at most MAX_SAMPLES_PER_TREE.
+
+    On a multi-CPU host, once a batch is full, batches go to one forked worker
+    process so sampling (regular expressions, CPU-bound) overlaps the walk
+    (system calls); a handful of files is sampled inline, without a worker.
+    """
+
+    def __init__(self) -> None:
+        self.budget = MAX_SAMPLES_PER_TREE
+        self.pending: list[bytes] = []
+        self.futures: list[tuple[list[bytes], Future[list[pii.PiiReport | None]]]] = []
+        self.results: dict[bytes, pii.PiiReport | None] = {}
+        self.pool: ProcessPoolExecutor | None = None
+        self.parallel = (os.cpu_count() or 1) > 1 and threading.active_count() == 1
+
+    def add(self, path: bytes) -> None:
+        if self.budget <= 0:
+            return
+        self.budget -= 1
+        self.pending.append(path)
+        if len(self.pending) >= SAMPLE_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        batch, self.pending = self.pending, []
+        if not batch:
+            return
+        if self.parallel and self.pool is None:
+            try:
+                self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+            except (OSError, ValueError):
+                self.parallel = False
+        if self.pool is not None:
+            self.futures.append((batch, self.pool.submit(_sample_batch, batch)))
+        else:
+            self.results.update(zip(batch, _sample_batch(batch), strict=True))
+
+    def finish(self) -> dict[bytes, pii.PiiReport | None]:
+        if self.pool is None:
+            self.results.update(zip(self.pending, _sample_batch(self.pending), strict=True))
+            self.pending = []
+            return self.results
+        self._flush()
+        try:
+            for batch, fut in self.futures:
+                try:
+                    reports = fut.result()
+                except (OSError, BrokenProcessPool):
+                    reports = _sample_batch(batch)
+                self.results.update(zip(batch, reports, strict=True))
+        finally:
+            self.pool.shutdown()
+        return self.results
+
+
+def _entry(path: bytes, st: os.stat_result, tree: ShareTree, sampler: _Sampler) -> Entry | None:
     mode = st.st_mode
     kind = _kind(mode)
     if kind == "link":
@@ -98,13 +164,11 @@ def _entry(path: bytes, st: os.stat_result, tree: ShareTree, budget: list[int]) 
         deviates = deviates or not mode & stat.S_ISGID or has_acl is False
     if not deviates:
         return None
-    report = None
-    if kind == "file" and mode & 0o004 and budget[0] > 0:
+    if kind == "file" and mode & 0o004:
         name = path.rsplit(b"/", 1)[-1].lower()
-        if name.endswith(tuple(s.encode() for s in pii.SAMPLED_SUFFIXES)):
-            budget[0] -= 1
-            report = pii.sample_file(path)
-    return Entry(path, kind, mode, st.st_uid, st.st_gid, st.st_size, has_acl, None, report)
+        if name.endswith(_SAMPLED):
+            sampler.add(path)
+    return Entry(path, kind, mode, st.st_uid, st.st_gid, st.st_size, has_acl)
 
 
 def walk(root: bytes, on_unreadable: list[bytes]) -> Iterator[tuple[bytes, os.stat_result]]:
@@ -136,9 +200,9 @@ def scan_tree(tree: ShareTree) -> ShareTree:
     except OSError:
         tree.missing = True
         return tree
-    budget = [MAX_SAMPLES_PER_TREE]
+    sampler = _Sampler()
     entries: list[Entry] = []
-    first = _entry(root, st, tree, budget)
+    first = _entry(root, st, tree, sampler)
     if first is not None:
         entries.append(first)
     count = 1
@@ -171,13 +235,18 @@ def scan_tree(tree: ShareTree) -> ShareTree:
                     path = prefix + os.fsencode(dirent.name)
                     if mode & 0o170000 == 0o040000:
                         stack.append(path)
-                    found = _entry(path, est, tree, budget)
+                    found = _entry(path, est, tree, sampler)
                     if found is not None:
                         entries.append(found)
         except OSError:
             unreadable.append(directory)
         finally:
             os.close(dfd)
+    reports = sampler.finish()
+    if reports:
+        entries = [
+            dataclasses.replace(e, pii=reports[e.path]) if e.path in reports else e for e in entries
+        ]
     tree.entries = entries
     tree.scanned_entries = count
     return tree
