@@ -23,6 +23,11 @@ def sandbox_factory() -> Iterator[Callable[[str], SandboxHost]]:
     for tool in ("debootstrap", "chroot", "zstd", "ssh", "smbclient"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is missing; run `make system-deps`")
+    # Hosts left by a test session that was killed: stop them first (by pid).
+    for stale in sandbox.WORK_DIR.glob(f"pytest-*/*/{sandbox.STATE_FILE}"):
+        owner = stale.parent.parent.name.removeprefix("pytest-")
+        if owner.isdigit() and not os.path.exists(f"/proc/{owner}"):
+            sandbox.down(sandbox.load(stale))
     work_dir = sandbox.WORK_DIR / f"pytest-{os.getpid()}"
     started: list[SandboxHost] = []
 
