@@ -276,3 +276,42 @@ def test_french_rendering() -> None:
     assert "22 mai 2026" in text and "1 juillet 2026 à 04:00 UTC" in text
     assert "Signature et contenu **vérifiés**" in text
     assert "Deletion certificate" in certificate.render(doc, "en")
+
+
+# ------------------------------------------------------------------ findings
+def test_warnings_once_per_threshold_and_holds_say_why(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from isoloir.findings import Finding
+    from isoloir.policy.model import Policies
+    from isoloir.retention.jobs import evaluate
+
+    policies = load_policies(REPO / "policies")
+    e = policies.election("exempleville-2027")
+    held = replace(e, legal_hold=True, legal_hold_reason="Recours fictif n° 1")
+
+    def run(p: Policies, day: str) -> list[Finding]:
+        findings, outcomes = evaluate(
+            p,
+            state_dir=tmp_path / "state",
+            secrets_dir=tmp_path / "secrets",
+            now=datetime.fromisoformat(day + "T04:00:00+00:00"),
+            dry_run=True,
+        )
+        assert outcomes == []
+        return findings
+
+    assert run(policies, "2027-01-01") == []
+    (j30,) = run(policies, "2027-04-25")
+    (j7,) = run(policies, "2027-05-16")
+    (j1,) = run(policies, "2027-05-20")
+    assert [f.evidence["threshold"] for f in (j30, j7, j1)] == [30, 7, 1]
+    assert len({f.fingerprint for f in (j30, j7, j1)}) == 3
+    (due,) = run(policies, "2027-05-21")
+    assert due.rule_id == "RET-DUE"
+    with_hold = replace(policies, elections=(held,))
+    (warn,) = run(with_hold, "2027-05-20")
+    assert "Recours fictif n° 1" in warn.message
+    (hold,) = run(with_hold, "2027-06-01")
+    assert hold.rule_id == "RET-HOLD" and "Nothing was deleted" in hold.message
+    assert not (tmp_path / "secrets").exists()  # a dry run creates no key

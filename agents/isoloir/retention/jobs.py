@@ -15,6 +15,7 @@ from the policy):
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -218,7 +219,14 @@ def evaluate(
             except HoldError:  # pragma: no cover - the phase is HELD then
                 findings.append(hold_finding(st, now))
                 continue
-            except (PurgeError, ClientError, BotoCoreError, OSError) as exc:
+            except (
+                PurgeError,
+                RuntimeError,
+                ClientError,
+                BotoCoreError,
+                OSError,
+                sqlite3.Error,
+            ) as exc:
                 findings.append(failed_finding(e, now, exc))
                 findings.append(due_finding(st, now, "the purge did not complete"))
                 continue
