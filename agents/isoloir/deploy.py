@@ -90,17 +90,43 @@ class Deployment:
                  f"{host.address}:{host.ssh_port}, SMTP sink 127.0.0.1:{state['smtp']['port']}")
 
     def step_terraform(self) -> None:
-        from isoloir.infra import runner
+        from isoloir.emulator import Emulator
+        from isoloir.infra import targets
 
         assert self.rendered is not None
-        result = runner.deploy(
-            target=self.target,
-            rendered=self.rendered,
-            env=self.env,
-            out=lambda line: self.out(f"    {line}"),
-        )
-        self.terraform_changes = result.changes
-        self.terraform_outputs = result.outputs
+        tfvars = targets.load_tfvars(self.rendered)
+
+        def log(line: str) -> None:
+            self.out(f"    {line}")
+
+        if self.target == "local":
+            emulator = Emulator(endpoint=self.env["ISOLOIR_AWS_ENDPOINT"],
+                                ca_bundle=Path(self.env["AWS_CA_BUNDLE"]))
+            # the sandbox host plays the file-share host: no EC2 instance locally
+            target = targets.local_target(self.run_dir, tfvars, log, create_hosts=False,
+                                          emulator=emulator)
+        else:
+            target = targets.aws_target(self.run_dir, None)
+        tf = target.terraform(log=log)
+        var_files = [self.rendered / targets.TFVARS, *target.var_files]
+        plan_file = target.state_dir / "tfplan"
+        try:
+            tf.init()
+            _, summary = tf.plan(var_files, plan_file)
+            self.out(f"    {summary.line()}")
+            for address, actions in sorted(summary.addresses.items()):
+                self.out(f"      {'/'.join(actions):16} {address}")
+            if summary.changed:
+                tf.apply(plan_file)
+            if self.target == "local":
+                targets.set_account_public_access_block(target.env)
+            self.terraform_outputs = tf.output()
+        except Exception as exc:
+            raise StepError(str(exc), "Terraform state is consistent with what was applied; "
+                            "a new plan shows what is left") from exc
+        finally:
+            plan_file.unlink(missing_ok=True)
+        self.terraform_changes = summary.add + summary.change + summary.destroy
 
     def step_inventory(self) -> None:
         from isoloir import inventory, sandbox
@@ -109,7 +135,8 @@ class Deployment:
         if self.target == "local":
             data = sandbox.inventory([LocalTarget(self.run_dir / "local").host()])
         else:
-            data = inventory.from_terraform(self.terraform_outputs, key_file=self.key_file)
+            outputs = {k: {"value": v} for k, v in self.terraform_outputs.items()}
+            data = inventory.from_terraform(outputs, key_file=self.key_file)
         self.inventory = self.run_dir / "inventory.json"
         self.inventory.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
         hosts = data["all"]["children"][inventory.GROUP]["hosts"]
