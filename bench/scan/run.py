@@ -77,27 +77,28 @@ print(tree.scanned_entries, len(tree.entries), time.perf_counter() - t0, sampled
 """
 
 
-def bench_walk(root: Path) -> dict[str, float]:
+def bench_walk(root: Path, rounds: int = 5) -> dict[str, float]:
+    """Best of `rounds`, find / scan / walk alone interleaved so load spikes hit all three."""
     share = root / ELECTION
     subprocess.run(["find", str(share), "-perm", "-o+r"], stdout=subprocess.DEVNULL, check=True)
-    find_s = min(
-        wait_rss(["find", str(share), "-perm", "-o+r"])[0] for _ in range(3)
-    )  # warm cache, best of 3
 
     def walk(samples: int) -> tuple[float, int, int, int]:
-        runs = []
-        for _ in range(3):
-            out = subprocess.run(
-                [sys.executable, "-c", WALK, str(share), str(ROOT / "agents"), str(samples)],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.split()
-            runs.append((float(out[2]), int(out[0]), int(out[1]), int(out[3])))
-        return min(runs)
+        out = subprocess.run(
+            [sys.executable, "-c", WALK, str(share), str(ROOT / "agents"), str(samples)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        return float(out[2]), int(out[0]), int(out[1]), int(out[3])
 
-    walk_s, entries, kept, sampled = walk(5000)  # as the agent runs: exposed files sampled
-    bare_s = walk(0)[0]  # the walk alone, no content sampled
+    finds, scans, bares = [], [], []
+    for _ in range(rounds):
+        finds.append(wait_rss(["find", str(share), "-perm", "-o+r"])[0])
+        scans.append(walk(5000))  # as the agent runs: exposed files sampled
+        bares.append(walk(0))  # the walk alone, no content sampled
+    find_s = min(finds)
+    walk_s, entries, kept, sampled = min(scans)
+    bare_s = min(bares)[0]
     return {
         "entries": entries,
         "entries_kept": kept,
@@ -112,6 +113,7 @@ def bench_walk(root: Path) -> dict[str, float]:
         "walk_only_ratio_to_find": round(find_s / bare_s, 3),
         "goal_ratio_to_find": 0.5,
         "load_average_1min": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count() or 1,
     }
 
 
