@@ -46,6 +46,7 @@ PUBLIC_KEY = "prospects/contacts-2027.csv"
 class Demo:
     run_dir: Path
     out: Any = print
+    emulator: Any = None  # a running Emulator to use (tests); else the local target starts one
     deployment: Deployment | None = None
     facts: dict[str, Any] = field(default_factory=dict)
 
@@ -77,8 +78,15 @@ class Demo:
         if now:
             env_args.append(f"ISOLOIR_NOW={now}")
         return self.local.host().chroot(
-            "runuser", "-u", "isoloir", "--", "env", *env_args,
-            f"{AGENT_VENV}/bin/isoloir", *args, check=False,
+            "runuser",
+            "-u",
+            "isoloir",
+            "--",
+            "env",
+            *env_args,
+            f"{AGENT_VENV}/bin/isoloir",
+            *args,
+            check=False,
         )
 
     def show(self, proc: subprocess.CompletedProcess[str], limit: int = 40) -> None:
@@ -91,8 +99,11 @@ class Demo:
     # -------------------------------------------------------------- steps
     def deploy(self) -> int:
         self.deployment = Deployment(
-            target="local", policies_dir=REPO / "policies", run_dir=self.run_dir,
+            target="local",
+            policies_dir=REPO / "policies",
+            run_dir=self.run_dir,
             out=self.out,
+            emulator=self.emulator,
         )
         code = self.deployment.run()
         self.facts["deploy_exit"] = code
@@ -107,43 +118,71 @@ class Demo:
         # two versions of the contacts file, a door-to-door sheet, the volunteers list
         s3.put_object(Bucket=e.bucket_name, Key=PUBLIC_KEY, Body=text[: len(text) // 2].encode())
         s3.put_object(Bucket=e.bucket_name, Key=PUBLIC_KEY, Body=text.encode())
-        s3.put_object(Bucket=e.bucket_name, Key="porte-a-porte/tournee-1.csv",
-                      Body=fakedata.csv_text(people[:10]).encode())
-        s3.put_object(Bucket=e.bucket_name, Key="benevoles/liste.csv",
-                      Body=fakedata.csv_text(people[:5]).encode())
+        s3.put_object(
+            Bucket=e.bucket_name,
+            Key="porte-a-porte/tournee-1.csv",
+            Body=fakedata.csv_text(people[:10]).encode(),
+        )
+        s3.put_object(
+            Bucket=e.bucket_name,
+            Key="benevoles/liste.csv",
+            Body=fakedata.csv_text(people[:5]).encode(),
+        )
         share = self.host_path(e.share_path)
-        for rel, body in (("prospects/contacts-2027.csv", text),
-                          ("porte-a-porte/tournee-1.csv", fakedata.csv_text(people[:10]))):
+        for rel, body in (
+            ("prospects/contacts-2027.csv", text),
+            ("porte-a-porte/tournee-1.csv", fakedata.csv_text(people[:10])),
+        ):
             self._write_as_member(share / rel, body, mode="0660")
         self.facts["consenting"] = sum(1 for p in people if p.consentement == "oui")
         self.facts["opt_outs"] = sum(1 for p in people if p.desinscrit == "oui")
-        self.out(f"    {CONTACTS} fake contacts in s3://{e.bucket_name}/{PUBLIC_KEY} "
-                 f"(2 versions) and in {e.share_path}/prospects/")
+        self.out(
+            f"    {CONTACTS} fake contacts in s3://{e.bucket_name}/{PUBLIC_KEY} "
+            f"(2 versions) and in {e.share_path}/prospects/"
+        )
 
     def _write_as_member(self, target: Path, body: str, mode: str) -> None:
         host = self.local.host()
         inside = "/" + str(target.relative_to(host.root))
-        host.chroot("runuser", "-u", VOLUNTEER, "--", "sh", "-c",
-                    f'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod {mode} "$1"', "sh",
-                    inside, input=body)
+        host.chroot(
+            "runuser",
+            "-u",
+            VOLUNTEER,
+            "--",
+            "sh",
+            "-c",
+            f'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod {mode} "$1"',
+            "sh",
+            inside,
+            input=body,
+        )
 
     def incident(self) -> None:
         e = self.election
         leaked = self.host_path(e.share_path) / "prospects" / LEAKED_NAME
         self._write_as_member(leaked, fakedata.csv_text(fakedata.contacts(CONTACTS)), "0644")
         self.facts["leaked_mode_before"] = oct(leaked.stat().st_mode & 0o777)
-        self.out(f"    a volunteer copied {e.share_path}/prospects/{LEAKED_NAME} "
-                 f"with mode {self.facts['leaked_mode_before']} (readable by anyone on the host)")
+        self.out(
+            f"    a volunteer copied {e.share_path}/prospects/{LEAKED_NAME} "
+            f"with mode {self.facts['leaked_mode_before']} (readable by anyone on the host)"
+        )
         s3 = self.s3()
         s3.delete_public_access_block(Bucket=e.bucket_name)
         policy = json.loads(s3.get_bucket_policy(Bucket=e.bucket_name)["Policy"])
-        policy["Statement"].append({
-            "Sid": "ShareWithPrintShop", "Effect": "Allow", "Principal": "*",
-            "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{e.bucket_name}/{PUBLIC_KEY}",
-        })
+        policy["Statement"].append(
+            {
+                "Sid": "ShareWithPrintShop",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{e.bucket_name}/{PUBLIC_KEY}",
+            }
+        )
         s3.put_bucket_policy(Bucket=e.bucket_name, Policy=json.dumps(policy))
-        self.out(f"    someone removed the public access block of {e.bucket_name} and "
-                 f"made {PUBLIC_KEY} readable by anyone")
+        self.out(
+            f"    someone removed the public access block of {e.bucket_name} and "
+            f"made {PUBLIC_KEY} readable by anyone"
+        )
 
     def scan_cycle(self) -> None:
         proc = self.agents("run", "--once", "--job", "scan")
@@ -158,29 +197,37 @@ class Demo:
         self.facts["public_statements"] = [
             s for s in policy["Statement"] if s.get("Principal") == "*" and s["Effect"] == "Allow"
         ]
-        self.out(f"    after one scan cycle: {LEAKED_NAME} mode {self.facts['leaked_mode_after']}, "
-                 f"public access block {'on' if all(block.values()) else 'OFF'}, "
-                 f"{len(self.facts['public_statements'])} public statement(s) left")
+        self.out(
+            f"    after one scan cycle: {LEAKED_NAME} mode {self.facts['leaked_mode_after']}, "
+            f"public access block {'on' if all(block.values()) else 'OFF'}, "
+            f"{len(self.facts['public_statements'])} public statement(s) left"
+        )
 
     def alerts(self) -> None:
         maildir = Path(self.local.state()["smtp"]["maildir"])
         proc = subprocess.run(
             [sys.executable, "-m", "isoloir.cli", "alerts", "maildir", str(maildir), "--json"],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         messages = json.loads(proc.stdout or "[]")
         self.facts["alerts"] = messages
         printed = subprocess.run(
             [sys.executable, "-m", "isoloir.cli", "alerts", "maildir", str(maildir)],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         self.show(printed, limit=80)
 
     def retention(self) -> None:
         e = self.election
         now = (e.retention_due + timedelta(days=1)).isoformat() + "T05:00:00+00:00"
-        self.out(f"    clock override for the demo: ISOLOIR_NOW={now} "
-                 f"(retention was due {e.retention_due})")
+        self.out(
+            f"    clock override for the demo: ISOLOIR_NOW={now} "
+            f"(retention was due {e.retention_due})"
+        )
         proc = self.agents("run", "--once", "--job", "retention", now=now)
         self.show(proc, limit=25)
         s3 = self.s3()
@@ -188,13 +235,19 @@ class Demo:
         keys = [v["Key"] for v in left.get("Versions", []) + left.get("DeleteMarkers", [])]
         campaign = [d.bucket_prefix for d in e.datasets if d.campaign_specific]
         self.facts["campaign_versions_left"] = sum(
-            1 for k in keys if any(k.startswith(p) for p in campaign))
+            1 for k in keys if any(k.startswith(p) for p in campaign)
+        )
         self.facts["permanent_objects_left"] = sum(
-            1 for k in keys if not any(k.startswith(p) for p in campaign))
+            1 for k in keys if not any(k.startswith(p) for p in campaign)
+        )
         share = self.host_path(e.share_path)
         self.facts["campaign_files_left"] = sum(
-            1 for d in e.datasets if d.campaign_specific
-            for p in (share / d.share_path).rglob("*") if p.is_file())
+            1
+            for d in e.datasets
+            if d.campaign_specific
+            for p in (share / d.share_path).rglob("*")
+            if p.is_file()
+        )
         assert self.deployment is not None and self.deployment.policies is not None
         contacts_dir = self.host_path(self.deployment.policies.baseline.retention.contacts_path)
         kept = 0
@@ -203,9 +256,11 @@ class Demo:
         self.facts["contacts_kept"] = kept
         certs = sorted(self.host_path("/var/lib/isoloir").rglob("*certificate*.json"))
         self.facts["certificates"] = [str(c) for c in certs]
-        self.out(f"    campaign object versions left: {self.facts['campaign_versions_left']}, "
-                 f"campaign files left: {self.facts['campaign_files_left']}, "
-                 f"contacts kept: {kept}")
+        self.out(
+            f"    campaign object versions left: {self.facts['campaign_versions_left']}, "
+            f"campaign files left: {self.facts['campaign_files_left']}, "
+            f"contacts kept: {kept}"
+        )
         if certs:
             inside = "/" + str(certs[-1].relative_to(self.local.host().root))
             verify = self.agents("certificate", "verify", inside)

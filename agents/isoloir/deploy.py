@@ -53,6 +53,7 @@ class Deployment:
     key_file: str | None = None
     run_agents: bool = True
     out: Callable[[str], None] = print
+    emulator: Any = None  # local target: a running Emulator to use instead of starting one
     policies: Policies | None = None
     rendered: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
@@ -69,25 +70,30 @@ class Deployment:
         except PolicyError as exc:
             for problem in exc.problems:
                 self.out(f"    {problem}")
-            raise StepError(f"{len(exc.problems)} problem(s) in {self.policies_dir}",
-                            "nothing was changed") from None
+            raise StepError(
+                f"{len(exc.problems)} problem(s) in {self.policies_dir}", "nothing was changed"
+            ) from None
         self.rendered = self.run_dir / "rendered"
         policy_render.write(self.policies, self.rendered)
         self.out(f"    {len(self.policies.elections)} election(s); rendered into {self.rendered}")
 
     def step_target(self) -> None:
         if self.target != "local":
-            self.out("    aws target: using the AWS credentials of this shell "
-                     f"(profile {os.environ.get('AWS_PROFILE', 'default')})")
+            self.out(
+                "    aws target: using the AWS credentials of this shell "
+                f"(profile {os.environ.get('AWS_PROFILE', 'default')})"
+            )
             return
         from isoloir.localtarget import LocalTarget
 
         local = LocalTarget(self.run_dir / "local")
-        state = local.up(log=lambda msg: self.out(f"    {msg}"))
+        state = local.up(log=lambda msg: self.out(f"    {msg}"), emulator=self.emulator)
         self.env = {**local.env(), "ISOLOIR_SMTP_SINK": f"127.0.0.1:{state['smtp']['port']}"}
         host = local.host()
-        self.out(f"    emulator {state['emulator']['endpoint']}, sandbox host "
-                 f"{host.address}:{host.ssh_port}, SMTP sink 127.0.0.1:{state['smtp']['port']}")
+        self.out(
+            f"    emulator {state['emulator']['endpoint']}, sandbox host "
+            f"{host.address}:{host.ssh_port}, SMTP sink 127.0.0.1:{state['smtp']['port']}"
+        )
 
     def step_terraform(self) -> None:
         from isoloir.emulator import Emulator
@@ -100,11 +106,13 @@ class Deployment:
             self.out(f"    {line}")
 
         if self.target == "local":
-            emulator = Emulator(endpoint=self.env["ISOLOIR_AWS_ENDPOINT"],
-                                ca_bundle=Path(self.env["AWS_CA_BUNDLE"]))
+            emulator = Emulator(
+                endpoint=self.env["ISOLOIR_AWS_ENDPOINT"], ca_bundle=Path(self.env["AWS_CA_BUNDLE"])
+            )
             # the sandbox host plays the file-share host: no EC2 instance locally
-            target = targets.local_target(self.run_dir, tfvars, log, create_hosts=False,
-                                          emulator=emulator)
+            target = targets.local_target(
+                self.run_dir, tfvars, log, create_hosts=False, emulator=emulator
+            )
         else:
             target = targets.aws_target(self.run_dir, None)
         tf = target.terraform(log=log)
@@ -122,8 +130,11 @@ class Deployment:
                 targets.set_account_public_access_block(target.env)
             self.terraform_outputs = tf.output()
         except Exception as exc:
-            raise StepError(str(exc), "Terraform state is consistent with what was applied; "
-                            "a new plan shows what is left") from exc
+            raise StepError(
+                str(exc),
+                "Terraform state is consistent with what was applied; "
+                "a new plan shows what is left",
+            ) from exc
         finally:
             plan_file.unlink(missing_ok=True)
         self.terraform_changes = summary.add + summary.change + summary.destroy
@@ -142,8 +153,10 @@ class Deployment:
         hosts = data["all"]["children"][inventory.GROUP]["hosts"]
         self.out(f"    {len(hosts)} host(s): {', '.join(sorted(hosts))} -> {self.inventory}")
         if not hosts:
-            raise StepError("no file-share host in the inventory",
-                            "the cloud resources exist; no host was converged")
+            raise StepError(
+                "no file-share host in the inventory",
+                "the cloud resources exist; no host was converged",
+            )
 
     def _extra_vars(self) -> Path:
         from isoloir import inventory
@@ -176,20 +189,37 @@ class Deployment:
         extra = self._extra_vars()
         cmd = [
             str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i", str(self.inventory), str(PLAYBOOK),
-            "-e", f"@{self.rendered / policy_render.ANSIBLE_VARS}",
-            "-e", f"@{extra}",
+            "-i",
+            str(self.inventory),
+            str(PLAYBOOK),
+            "-e",
+            f"@{self.rendered / policy_render.ANSIBLE_VARS}",
+            "-e",
+            f"@{extra}",
         ]
-        env = {**os.environ, "ANSIBLE_CONFIG": str(PLAYBOOK.parent / "ansible.cfg"),
-               "ANSIBLE_FORCE_COLOR": "0"}
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, env=env, cwd=str(PLAYBOOK.parent))
+        env = {
+            **os.environ,
+            "ANSIBLE_CONFIG": str(PLAYBOOK.parent / "ansible.cfg"),
+            "ANSIBLE_FORCE_COLOR": "0",
+        }
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd=str(PLAYBOOK.parent),
+        )
         assert proc.stdout is not None
         in_recap = False
         for line in proc.stdout:
             line = line.rstrip("\n")
-            if line.startswith(("TASK [", "PLAY [", "PLAY RECAP")) or in_recap \
-                    or line.startswith(("fatal:", "failed:", "changed:")) or "ERROR" in line:
+            if (
+                line.startswith(("TASK [", "PLAY [", "PLAY RECAP"))
+                or in_recap
+                or line.startswith(("fatal:", "failed:", "changed:"))
+                or "ERROR" in line
+            ):
                 self.out(f"    {line}")
             in_recap = in_recap or line.startswith("PLAY RECAP")
             match = _RECAP.match(line)
@@ -199,8 +229,10 @@ class Deployment:
                 if int(unreachable) or int(failed):
                     in_recap = True
         if proc.wait() != 0:
-            raise StepError(f"ansible-playbook exited with {proc.returncode}",
-                            "cloud resources applied; hosts partly converged")
+            raise StepError(
+                f"ansible-playbook exited with {proc.returncode}",
+                "cloud resources applied; hosts partly converged",
+            )
 
     def step_agents(self) -> None:
         if not self.run_agents:
@@ -211,23 +243,41 @@ class Deployment:
 
             host = LocalTarget(self.run_dir / "local").host()
             proc = host.chroot(
-                "runuser", "-u", "isoloir", "--", "env", *self._agent_env_args(),
-                f"{AGENT_VENV}/bin/isoloir", "run", "--once", check=False,
+                "runuser",
+                "-u",
+                "isoloir",
+                "--",
+                "env",
+                *self._agent_env_args(),
+                f"{AGENT_VENV}/bin/isoloir",
+                "run",
+                "--once",
+                check=False,
             )
             for line in (proc.stdout + proc.stderr).splitlines()[-15:]:
                 self.out(f"    {line}")
             self.agent_results[host.name] = proc.returncode
         else:
             assert self.inventory is not None
-            cmd = [str(Path(sys.executable).parent / "ansible"), "-i", str(self.inventory),
-                   "isoloir_hosts", "-b", "-m", "ansible.builtin.systemd_service",
-                   "-a", "name=isoloir-agent state=restarted"]
+            cmd = [
+                str(Path(sys.executable).parent / "ansible"),
+                "-i",
+                str(self.inventory),
+                "isoloir_hosts",
+                "-b",
+                "-m",
+                "ansible.builtin.systemd_service",
+                "-a",
+                "name=isoloir-agent state=restarted",
+            ]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             self.agent_results["all"] = proc.returncode
         failed = {h: rc for h, rc in self.agent_results.items() if rc not in (0, 1)}
         if failed:
-            raise StepError(f"the agents failed on {', '.join(failed)}",
-                            "hosts converged; agents installed but their first run failed")
+            raise StepError(
+                f"the agents failed on {', '.join(failed)}",
+                "hosts converged; agents installed but their first run failed",
+            )
 
     def _agent_env_args(self) -> list[str]:
         if self.target != "local":
@@ -250,17 +300,24 @@ class Deployment:
 
     def step_summary(self) -> None:
         assert self.policies is not None
-        tf = ("no change" if self.terraform_changes == 0
-              else f"{self.terraform_changes} change(s) applied")
+        tf = (
+            "no change"
+            if self.terraform_changes == 0
+            else f"{self.terraform_changes} change(s) applied"
+        )
         ansible = ", ".join(f"{h}: changed={c}" for h, c in sorted(self.ansible_changed.items()))
         self.out(f"    terraform: {tf}")
         self.out(f"    ansible:   {ansible or 'not run'}")
         for e in self.policies.elections:
             hold = f", LEGAL HOLD: {e.legal_hold_reason}" if e.legal_hold else ""
-            self.out(f"    election {e.id}: bucket {e.bucket_name} ({e.region}), share "
-                     f"{e.share_path}, retention due {e.retention_due}{hold}")
-        self.out("    next: enrol the administrators' TOTP (docs/hosts.md), check "
-                 "`isoloir status` on the hosts, keep policies/ under review")
+            self.out(
+                f"    election {e.id}: bucket {e.bucket_name} ({e.region}), share "
+                f"{e.share_path}, retention due {e.retention_due}{hold}"
+            )
+        self.out(
+            "    next: enrol the administrators' TOTP (docs/hosts.md), check "
+            "`isoloir status` on the hosts, keep policies/ under review"
+        )
 
     STEPS: tuple[tuple[str, str], ...] = (
         ("policies", "step_policies"),
@@ -291,16 +348,21 @@ class Deployment:
         self.out(f"deploy failed at step '{name}': {message}")
         if state:
             self.out(f"state left: {state}")
-        self.out(f"to resume: fix the cause, then run `make deploy TARGET={self.target}` again "
-                 "(every step is idempotent)")
+        self.out(
+            f"to resume: fix the cause, then run `make deploy TARGET={self.target}` again "
+            "(every step is idempotent)"
+        )
         return 2
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir or f".run/{args.target}")
     deployment = Deployment(
-        target=args.target, policies_dir=Path(args.policies), run_dir=run_dir.resolve(),
-        key_file=args.key_file, run_agents=not args.no_agents,
+        target=args.target,
+        policies_dir=Path(args.policies),
+        run_dir=run_dir.resolve(),
+        key_file=args.key_file,
+        run_agents=not args.no_agents,
         out=lambda line: print(line, flush=True),
     )
     return deployment.run()

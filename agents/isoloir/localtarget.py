@@ -98,7 +98,9 @@ class LocalTarget:
         log = open(workdir / "server.log", "ab")  # noqa: SIM115 - handed to the child
         proc = subprocess.Popen(  # noqa: S603 - fixed argv
             [sys.executable, "-m", "isoloir.localtarget", "serve-emulator", str(workdir)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
         log.close()
@@ -123,9 +125,22 @@ class LocalTarget:
         pidfile = workdir / "sink.pid"
         log = open(workdir / "sink.log", "ab")  # noqa: SIM115 - handed to the child
         proc = subprocess.Popen(  # noqa: S603 - fixed argv
-            [sys.executable, "-m", "isoloir.alerts.sink", "--maildir", str(maildir),
-             "--host", "127.0.0.1", "--port", str(port), "--pidfile", str(pidfile)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "isoloir.alerts.sink",
+                "--maildir",
+                str(maildir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--pidfile",
+                str(pidfile),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
         log.close()
@@ -135,19 +150,34 @@ class LocalTarget:
                 raise LocalTargetError(f"the SMTP sink exited; see {workdir / 'sink.log'}")
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    return {"pid": proc.pid, "host": "127.0.0.1", "port": port,
-                            "maildir": str(maildir)}
+                    return {
+                        "pid": proc.pid,
+                        "host": "127.0.0.1",
+                        "port": port,
+                        "maildir": str(maildir),
+                    }
             except OSError:
                 time.sleep(0.2)
         _stop_pid(proc.pid)
         raise LocalTargetError("the SMTP sink did not start")
 
     # ------------------------------------------------------------ public
-    def up(self, log: Any = print) -> dict[str, Any]:
-        """Start what is not running yet; return the state."""
+    def up(self, log: Any = print, emulator: Emulator | None = None) -> dict[str, Any]:
+        """Start what is not running yet; return the state.
+
+        `emulator`: use this running emulator (the tests' session emulator)
+        instead of starting one; it is then not stopped by `down()`.
+        """
         state = self.state()
         emu = state.get("emulator")
-        if not emu or not _alive(int(emu["pid"])):
+        if emulator is not None:
+            state["emulator"] = {
+                "endpoint": emulator.endpoint,
+                "ca_bundle": str(emulator.ca_bundle),
+                "external": True,
+            }
+            self._save(state)
+        elif not emu or emu.get("external") or not _alive(int(emu["pid"])):
             log("starting the AWS emulator (moto, TLS, 127.0.0.1)")
             state["emulator"] = self._start_emulator()
             self._save(state)
@@ -194,7 +224,7 @@ class LocalTarget:
             sandbox.down(sandbox.load(Path(state["sandbox"])))
         for name in ("smtp", "emulator"):
             svc = state.get(name)
-            if svc:
+            if svc and not svc.get("external"):
                 log(f"stopping {name} (pid {svc['pid']})")
                 _stop_pid(int(svc["pid"]))
         self.state_path.unlink(missing_ok=True)

@@ -1,0 +1,107 @@
+"""End to end: the demo's scenario on the local target, each step's effect asserted.
+
+Real Terraform and AWS provider against the session's emulator, a real sandbox
+host converged by Ansible over SSH, the agents run inside it as their own user,
+a real SMTP sink receiving the alerts. The steps run in order, sharing one
+deployment; a later step is meaningless if an earlier one failed, so each test
+checks that its predecessor completed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from isoloir.demo import LEAKED_NAME, Demo
+from isoloir.emulator import Emulator
+
+pytestmark = pytest.mark.integration
+
+if os.geteuid() != 0:
+    pytest.skip("the sandbox host needs root", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, emulator: Emulator) -> Iterator[Demo]:
+    emulator.reset()
+    lines: list[str] = []
+    d = Demo(tmp_path_factory.mktemp("e2e"), out=lines.append, emulator=emulator)
+    d.facts["log"] = lines
+    try:
+        yield d
+    finally:
+        d.local.down(log=lines.append)
+
+
+def _log(demo: Demo) -> str:
+    return "\n".join(demo.facts["log"])
+
+
+def test_deploy_converges_everything(demo: Demo) -> None:
+    assert demo.deploy() == 0, _log(demo)
+    assert demo.deployment is not None
+    assert all(rc in (0, 1) for rc in demo.deployment.agent_results.values())
+    e = demo.election
+    s3 = demo.s3()
+    enc = s3.get_bucket_encryption(Bucket=e.bucket_name)["ServerSideEncryptionConfiguration"]
+    assert enc["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    share = demo.host_path(e.share_path)
+    assert share.is_dir() and (share.stat().st_mode & 0o7777) == 0o2770
+
+
+def test_second_deploy_changes_nothing(demo: Demo) -> None:
+    assert demo.facts.get("deploy_exit") == 0
+    assert demo.deploy() == 0, _log(demo)
+    assert demo.deployment is not None
+    assert demo.deployment.terraform_changes == 0
+    assert demo.deployment.ansible_changed and all(
+        c == 0 for c in demo.deployment.ansible_changed.values()
+    ), demo.deployment.ansible_changed
+
+
+def test_incident_is_found_and_fixed_in_one_scan_cycle(demo: Demo) -> None:
+    assert demo.facts.get("deploy_exit") == 0
+    demo.seed()
+    demo.incident()
+    assert demo.facts["leaked_mode_before"] == "0o644"
+    demo.scan_cycle()
+    # the share file no longer readable by others, the bucket private again
+    assert int(demo.facts["leaked_mode_after"], 8) & 0o007 == 0
+    assert all(demo.facts["public_access_block"].values())
+    assert demo.facts["public_statements"] == []
+
+
+def test_administrators_received_the_alerts_without_personal_data(demo: Demo) -> None:
+    assert "leaked_mode_after" in demo.facts
+    demo.alerts()
+    messages: list[dict[str, Any]] = demo.facts["alerts"]
+    assert messages, _log(demo)
+    admins = {"claire.fictive@mouvement-exemple.example", "bruno.exemple@mouvement-exemple.example"}
+    recipients = {m["headers"].get("To") for m in messages}
+    assert recipients <= admins and recipients
+    text = json.dumps(messages, ensure_ascii=False)
+    assert LEAKED_NAME in text  # the path is named ...
+    for needle in ("electeurs.example", "06 39 98", "rue de l'Exemple"):
+        assert needle not in text  # ... never the content
+
+
+def test_retention_purges_keeps_consenting_contacts_and_signs(demo: Demo) -> None:
+    assert "alerts" in demo.facts
+    demo.retention()
+    assert demo.facts["campaign_versions_left"] == 0
+    assert demo.facts["campaign_files_left"] == 0
+    assert demo.facts["permanent_objects_left"] >= 1  # the volunteers' list is permanent
+    assert demo.facts["contacts_kept"] > 0
+    assert demo.facts["certificates"], _log(demo)
+    assert demo.facts["certificate_verify_exit"] == 0
+    cert = Path(demo.facts["certificates"][-1])
+    tampered = cert.with_name("tampered.json")
+    data = cert.read_bytes()
+    tampered.write_bytes(data.replace(b'"election"', b'"electioN"', 1))
+    inside = "/" + str(tampered.relative_to(demo.local.host().root))
+    assert demo.agents("certificate", "verify", inside).returncode != 0
