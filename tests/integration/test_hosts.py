@@ -358,6 +358,26 @@ def test_sshd_offers_only_modern_algorithms(site: Site) -> None:
     assert run.returncode == 255 and "no matching cipher" in run.stderr
 
 
+def test_sudo_asks_administrators_for_their_totp_code(site: Site) -> None:
+    admin = "cfictive"  # an administrator in the example policies
+    secret = (site.host.root / "var/lib/isoloir-totp" / admin).read_text().splitlines()[0]
+    wrong = site.host.chroot(
+        "pamtester", "sudo", admin, "authenticate", input="000000\n", check=False
+    )
+    assert wrong.returncode != 0
+    assert "Verification code" in wrong.stderr + wrong.stdout
+    if 30 - time.time() % 30 < 5:
+        time.sleep(30 - time.time() % 30 + 0.5)
+    right = site.host.chroot(
+        "pamtester", "sudo", admin, "authenticate", input=f"{totp(secret)}\n", check=False
+    )
+    assert right.returncode == 0, right.stderr
+    rights = site.host.chroot("sudo", "-l", "-U", admin).stdout
+    assert "(ALL : ALL) ALL" in rights
+    member = site.host.chroot("sudo", "-l", "-U", MEMBER_A).stdout
+    assert "not allowed to run sudo" in member
+
+
 # -- PAM: password quality and lock-out ----------------------------------------------
 
 
