@@ -292,21 +292,7 @@ def enrolled(site: Site) -> str:
     return secret
 
 
-def test_key_without_totp_code_is_refused(site: Site, enrolled: str) -> None:
-    run = ssh(site, MEMBER_A, "id")
-    assert run.returncode == 255
-    assert "Permission denied" in run.stderr
-    assert "uid=" not in run.stdout
-
-
-def test_wrong_totp_code_is_refused(site: Site, enrolled: str) -> None:
-    good = {totp(enrolled, time.time() + d) for d in (-90, -60, -30, 0, 30, 60, 90)}
-    wrong = next(c for c in ("000000", "123456", "999999") if c not in good)
-    run = ssh(site, MEMBER_A, "id", code=wrong)
-    assert run.returncode == 255
-    assert "uid=" not in run.stdout
-
-
+# Order matters: the correct code first (a success resets the lock-out count).
 def test_key_and_correct_totp_code_are_accepted(site: Site, enrolled: str) -> None:
     # Start inside a time step, not at its very end, so the code is still the
     # current one when sshd checks it.
@@ -316,6 +302,29 @@ def test_key_and_correct_totp_code_are_accepted(site: Site, enrolled: str) -> No
     assert run.returncode == 0, run.stderr
     groups = run.stdout.split()
     assert f"el-{ELECTION_A}" in groups and f"el-{ELECTION_B}" not in groups
+
+
+def failures(site: Site, person: str) -> int:
+    tally = site.host.chroot("faillock", "--user", person).stdout
+    return len(re.findall(r"(?m)^\d{4}-\d\d-\d\d .* V$", tally))
+
+
+def test_wrong_totp_code_is_refused(site: Site, enrolled: str) -> None:
+    good = {totp(enrolled, time.time() + d) for d in (-90, -60, -30, 0, 30, 60, 90)}
+    wrong = next(c for c in ("000000", "123456", "999999") if c not in good)
+    before = failures(site, MEMBER_A)
+    run = ssh(site, MEMBER_A, "id", code=wrong)
+    assert run.returncode == 255
+    assert "uid=" not in run.stdout
+    # Refused by the TOTP check itself: the failure counts towards the lock-out.
+    assert failures(site, MEMBER_A) == before + 1
+
+
+def test_key_without_totp_code_is_refused(site: Site, enrolled: str) -> None:
+    run = ssh(site, MEMBER_A, "id")
+    assert run.returncode == 255
+    assert "Permission denied" in run.stderr
+    assert "uid=" not in run.stdout
 
 
 def test_root_login_is_refused_even_with_an_authorized_key(site: Site) -> None:
