@@ -16,6 +16,7 @@ from isoloir import __version__
 
 COMMAND_MODULES = [
     "isoloir.policy.cli",
+    "isoloir.infra.cli",
     "isoloir.retention.cli",
     "isoloir.daemon",
     "isoloir.alerts.cli",

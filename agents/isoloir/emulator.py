@@ -170,11 +170,14 @@ class Emulator:
         *,
         auth: bool = False,
         timeout: float = START_TIMEOUT_S,
+        log_path: str | os.PathLike[str] | None = None,
     ) -> Emulator:
         """Start `moto_server` over TLS on 127.0.0.1 and wait until it answers.
 
         `workdir` receives the certificates (a temporary directory when None,
-        removed at `stop()`).
+        removed at `stop()`). With `log_path`, moto's output goes to that file
+        and the server outlives this process (the local target keeps it
+        between commands; `stop_pid()` ends it later).
         """
         owned = workdir is None
         wd = Path(tempfile.mkdtemp(prefix="isoloir-emulator-")) if owned else Path(str(workdir))
@@ -199,9 +202,10 @@ class Emulator:
             "--ssl-key",
             str(key_path),
         ]
+        log_file = open(log_path, "wb") if log_path is not None else None  # noqa: SIM115
         proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             cmd,
-            stdout=subprocess.PIPE,
+            stdout=log_file if log_file is not None else subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
@@ -215,7 +219,11 @@ class Emulator:
             _proc=proc,
             _workdir=wd if owned else None,
         )
-        port = emu._wait_for_port(timeout)
+        if log_file is not None:
+            log_file.close()
+            port = emu._wait_for_port_in_file(Path(str(log_path)), timeout)
+        else:
+            port = emu._wait_for_port(timeout)
         emu.endpoint = f"https://{HOST}:{port}"
         emu._wait_ready(time.monotonic() + timeout)
         return emu
@@ -245,24 +253,70 @@ class Emulator:
             raise EmulatorError(f"moto_server did not report its port:\n{tail}")
         return found[0]
 
+    def _wait_for_port_in_file(self, path: Path, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = _RUNNING_RE.search(path.read_text("utf-8", "replace"))
+            if match:
+                return int(match.group(1))
+            if self._proc is not None and self._proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        self.stop()
+        raise EmulatorError(f"moto_server did not report its port (see {path})")
+
+    def detach(self) -> None:
+        """Let the server outlive this object (only with `log_path`)."""
+        self._proc = None
+        self._workdir = None
+
+    @staticmethod
+    def stop_pid(pid: int) -> None:
+        """Stop a detached emulator by the pid recorded when it started."""
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+
+    def alive(self) -> bool:
+        """Does the endpoint answer?"""
+        try:
+            return self._ping()
+        except (urllib.error.URLError, OSError):
+            return False
+
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_bundle))
 
     def _wait_ready(self, deadline: float) -> None:
-        url = f"{self.endpoint}/moto-api/data.json"
         last: Exception | None = None
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
                 raise EmulatorError(f"moto_server exited with {self._proc.returncode}")
             try:
-                with urllib.request.urlopen(url, context=self.ssl_context(), timeout=5) as resp:  # noqa: S310
-                    if resp.status == 200:
-                        return
+                if self._ping():
+                    return
             except (urllib.error.URLError, OSError) as exc:
                 last = exc
             time.sleep(0.1)
         self.stop()
         raise EmulatorError(f"moto_server not ready at {self.endpoint}: {last}")
+
+    def _ping(self) -> bool:
+        """A cheap request any moto server answers (GET on the reset API: 400)."""
+        try:
+            with urllib.request.urlopen(  # noqa: S310
+                f"{self.endpoint}/moto-api/reset", context=self.ssl_context(), timeout=10
+            ) as resp:
+                return bool(resp.status < 500)
+        except urllib.error.HTTPError as exc:
+            return exc.code < 500
 
     # ------------------------------------------------------------- reuse
     @classmethod

@@ -1,0 +1,1 @@
+"""Provisioning: the Terraform driver (`isoloir infra`) and its targets."""

@@ -1,0 +1,107 @@
+"""`isoloir infra plan|apply|destroy --target local|aws [--rendered DIR]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from isoloir.infra.runner import TerraformError, default_run_dir, stderr_log
+from isoloir.infra.targets import (
+    Target,
+    aws_target,
+    load_tfvars,
+    local_target,
+    set_account_public_access_block,
+    stop_recorded_emulator,
+)
+
+EXIT_OK = 0
+EXIT_ERROR = 2
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "infra",
+        help="provision the cloud side with Terraform (local emulator or AWS)",
+        description="Run Terraform on infra/ with the variables `isoloir policy render` wrote.",
+    )
+    sub = parser.add_subparsers(dest="infra_command", metavar="ACTION", required=True)
+    for action, text in (
+        ("plan", "show what would change (adds, changes, destroys)"),
+        ("apply", "plan, then apply that plan"),
+        ("destroy", "destroy everything this configuration created"),
+    ):
+        p = sub.add_parser(action, help=text)
+        p.add_argument("--target", choices=("local", "aws"), default="local")
+        p.add_argument(
+            "--rendered",
+            type=Path,
+            default=default_run_dir() / "rendered",
+            help="directory written by `isoloir policy render --out` (default .run/rendered)",
+        )
+        p.add_argument("--run-dir", type=Path, default=default_run_dir(), help=argparse.SUPPRESS)
+        p.add_argument(
+            "--hosts",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="create the file-share EC2 hosts (default: yes on aws; no on local, where "
+            "the sandbox host serves the shares)",
+        )
+        p.add_argument("--var-file", type=Path, help="extra Terraform variables (aws target)")
+        p.set_defaults(func=lambda args, a=action: run(a, args))
+    stop = sub.add_parser("emulator-stop", help="stop the emulator the local target started")
+    stop.add_argument("--run-dir", type=Path, default=default_run_dir(), help=argparse.SUPPRESS)
+    stop.set_defaults(func=_emulator_stop)
+
+
+def _emulator_stop(args: argparse.Namespace) -> int:
+    pid = stop_recorded_emulator(args.run_dir)
+    print("no emulator recorded" if pid is None else f"emulator (pid {pid}) stopped")
+    return EXIT_OK
+
+
+def _target(args: argparse.Namespace, tfvars: dict[str, Any]) -> Target:
+    if args.target == "local":
+        return local_target(args.run_dir, tfvars, stderr_log, create_hosts=bool(args.hosts))
+    return aws_target(args.run_dir, args.var_file, create_hosts=args.hosts is not False)
+
+
+def run(action: str, args: argparse.Namespace) -> int:
+    try:
+        tfvars = load_tfvars(args.rendered)
+    except (FileNotFoundError, json.JSONDecodeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    tfvars_path = args.rendered / "terraform" / "terraform.tfvars.json"
+    target = _target(args, tfvars)
+    tf = target.terraform(log=stderr_log)
+    var_files = [tfvars_path, *target.var_files]
+    plan_file = target.state_dir / "tfplan"
+    try:
+        tf.init()
+        if action == "destroy":
+            tf.destroy(var_files)
+            print(f"destroyed ({target.name})")
+            return EXIT_OK
+        _, summary = tf.plan(var_files, plan_file)
+        print(summary.line())
+        for address, actions in sorted(summary.addresses.items()):
+            print(f"  {'/'.join(actions):16} {address}")
+        if action == "apply":
+            if summary.changed:
+                tf.apply(plan_file)
+            if target.name == "local":
+                set_account_public_access_block(target.env)
+            outputs = tf.output()
+            out_path = target.state_dir / "outputs.json"
+            out_path.write_text(json.dumps(outputs, indent=2, sort_keys=True) + "\n", "utf-8")
+            print(f"applied ({target.name}); outputs in {out_path}")
+    except TerraformError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        plan_file.unlink(missing_ok=True)
+    return EXIT_OK

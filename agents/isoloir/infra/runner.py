@@ -1,0 +1,302 @@
+"""A thin wrapper around the Terraform CLI, and the targets it runs against.
+
+Why not python-terraform (pinned in requirements.lock): its last release
+predates Terraform 1.x. `destroy()` always passes `-force`, a flag Terraform
+0.15 removed, so it fails; it either captures the whole output until the
+command ends or hands the terminal over, never both, so progress cannot be
+streamed and summarised; it reads the environment only from `os.environ`, so
+the emulator's settings would leak into the calling process; and it treats
+`plan -detailed-exitcode`'s 2 ("changes present") as a failure. The few
+commands needed here are plain `subprocess` calls (docs/infra.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROVIDER_GLOB = "terraform-provider-aws*"
+MIRROR_SEARCH_ROOTS = (
+    "/opt",
+    "/usr/local/share",
+    "/usr/share",
+    "/var/lib",
+    "~/.terraform.d",
+    "~/.local/share",
+)
+_MIRROR_MAX_DEPTH = 8
+_NOISY = (": Still creating", ": Still destroying", ": Still modifying", ": Still reading")
+
+Log = Callable[[str], None]
+
+
+class TerraformError(RuntimeError):
+    """A Terraform command failed."""
+
+    def __init__(self, args: Sequence[str], code: int, tail: Sequence[str]) -> None:
+        self.code = code
+        self.tail = list(tail)
+        super().__init__(f"terraform {' '.join(args[:1])} failed with exit code {code}")
+
+
+def repo_root() -> Path:
+    """The checkout this package lives in (agents/isoloir/infra -> repo)."""
+    return Path(__file__).resolve().parents[3]
+
+
+def default_infra_dir() -> Path:
+    return repo_root() / "infra"
+
+
+def default_run_dir() -> Path:
+    return repo_root() / ".run"
+
+
+# ------------------------------------------------------------ provider mirror
+
+
+def find_provider_mirror(roots: Iterable[str] = MIRROR_SEARCH_ROOTS) -> Path | None:
+    """A local filesystem mirror holding hashicorp/aws, found at run time.
+
+    The layout is <mirror>/registry.terraform.io/hashicorp/aws/<version>/<os_arch>/<binary>;
+    `ISOLOIR_TF_MIRROR` names one explicitly.
+    """
+    explicit = os.environ.get("ISOLOIR_TF_MIRROR")
+    if explicit:
+        return Path(explicit) if Path(explicit).is_dir() else None
+    for root in roots:
+        base = Path(root).expanduser()
+        if not base.is_dir():
+            continue
+        base_depth = len(base.parts)
+        for dirpath, dirnames, filenames in os.walk(base):
+            here = Path(dirpath)
+            if len(here.parts) - base_depth >= _MIRROR_MAX_DEPTH:
+                dirnames[:] = []
+            for name in filenames:
+                if name.startswith("terraform-provider-aws"):
+                    binary = here / name
+                    parents = binary.parents
+                    if len(parents) > 5 and parents[4].name == "registry.terraform.io":
+                        return parents[5]
+    return None
+
+
+def write_cli_config(run_dir: Path, mirror: Path | None) -> Path | None:
+    """Write a Terraform CLI config using `mirror` for hashicorp/* (None: no file)."""
+    if mirror is None:
+        return None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "terraformrc"
+    path.write_text(
+        "# Written by isoloir infra: use the local provider mirror found at run time.\n"
+        "provider_installation {\n"
+        "  filesystem_mirror {\n"
+        f'    path    = "{mirror}"\n'
+        '    include = ["registry.terraform.io/hashicorp/*"]\n'
+        "  }\n"
+        "  direct {\n"
+        '    exclude = ["registry.terraform.io/hashicorp/*"]\n'
+        "  }\n"
+        "}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def terraform_env(run_dir: Path, data_dir: Path) -> dict[str, str]:
+    """Environment every Terraform call gets: mirror config, data dir, plugin cache."""
+    env: dict[str, str] = {
+        "TF_IN_AUTOMATION": "1",
+        "TF_INPUT": "0",
+        "TF_DATA_DIR": str(data_dir),
+        "TF_PLUGIN_CACHE_DIR": str(run_dir / "tf-plugin-cache"),
+        "CHECKPOINT_DISABLE": "1",
+    }
+    (run_dir / "tf-plugin-cache").mkdir(parents=True, exist_ok=True)
+    config = write_cli_config(run_dir, find_provider_mirror())
+    if config is not None:
+        env["TF_CLI_CONFIG_FILE"] = str(config)
+    return env
+
+
+# ------------------------------------------------------------ plan summary
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """What a saved plan would do, counted from `terraform show -json`."""
+
+    add: int
+    change: int
+    destroy: int
+    addresses: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.add or self.change or self.destroy)
+
+    def line(self) -> str:
+        return f"Plan: {self.add} to add, {self.change} to change, {self.destroy} to destroy."
+
+
+def summarise_plan(plan_json: Mapping[str, Any]) -> PlanSummary:
+    add = change = destroy = 0
+    addresses: dict[str, tuple[str, ...]] = {}
+    for rc in plan_json.get("resource_changes", []):
+        if rc.get("mode") != "managed":
+            continue
+        actions = tuple(rc.get("change", {}).get("actions", []))
+        if actions in {("no-op",), ("read",)}:
+            continue
+        addresses[str(rc["address"])] = actions
+        if "create" in actions:
+            add += 1
+        if "delete" in actions:
+            destroy += 1
+        if actions == ("update",):
+            change += 1
+    return PlanSummary(add, change, destroy, addresses)
+
+
+# ------------------------------------------------------------ the wrapper
+
+
+@dataclass
+class Terraform:
+    """Terraform CLI on one configuration directory with one state.
+
+    `state_path` set: local backend at that path (the `backend "local"` block
+    in infra/backend.tf takes it as `-backend-config=path=...`).
+    """
+
+    infra_dir: Path
+    data_dir: Path
+    env: dict[str, str]
+    state_path: Path | None = None
+    backend_config: Path | None = None
+    log: Log = field(default=lambda line: print(line, flush=True))
+    binary: str = "terraform"
+
+    def _command(self, args: Sequence[str]) -> list[str]:
+        exe = shutil.which(self.binary) or self.binary
+        return [exe, f"-chdir={self.infra_dir}", *args]
+
+    def _environ(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.env)
+        return env
+
+    def run(
+        self,
+        args: Sequence[str],
+        *,
+        ok: Sequence[int] = (0,),
+        stream: bool = True,
+    ) -> tuple[int, list[str]]:
+        """Run terraform, streaming its lines to `log`; returns (code, lines)."""
+        lines: list[str] = []
+        with subprocess.Popen(  # noqa: S603 - argv list, no shell
+            self._command(args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self._environ(),
+            text=True,
+            errors="replace",
+        ) as proc:
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                line = raw.rstrip("\n")
+                lines.append(line)
+                if stream and not any(noise in line for noise in _NOISY):
+                    self.log(line)
+            code = proc.wait()
+        if code not in ok:
+            if not stream:
+                for line in lines[-40:]:
+                    self.log(line)
+            raise TerraformError(args, code, lines[-40:])
+        return code, lines
+
+    def capture(self, args: Sequence[str]) -> str:
+        """Run terraform and return its standard output (no streaming)."""
+        proc = subprocess.run(  # noqa: S603
+            self._command(args),
+            capture_output=True,
+            text=True,
+            env=self._environ(),
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise TerraformError(args, proc.returncode, proc.stderr.splitlines()[-40:])
+        return proc.stdout
+
+    # -------------------------------------------------------------- commands
+    def init(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = ["init", "-input=false", "-no-color", "-lockfile=readonly"]
+        if self.state_path is not None:
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+            args.append(f"-backend-config=path={self.state_path}")
+        if self.backend_config is not None:
+            args.append(f"-backend-config={self.backend_config}")
+        self.run(args, stream=False)
+
+    def plan(
+        self,
+        var_files: Sequence[Path],
+        out: Path,
+        *,
+        destroy: bool = False,
+        refresh: bool = True,
+    ) -> tuple[int, PlanSummary]:
+        """`plan -detailed-exitcode -out`: returns (0 none | 2 changes, summary)."""
+        args = ["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={out}"]
+        args += [f"-var-file={f}" for f in var_files]
+        if destroy:
+            args.append("-destroy")
+        if not refresh:
+            args.append("-refresh=false")
+        code, _ = self.run(args, ok=(0, 2))
+        summary = self.show_plan(out)
+        return code, summary
+
+    def show_plan(self, plan: Path) -> PlanSummary:
+        data = json.loads(self.capture(["show", "-json", str(plan)]))
+        return summarise_plan(data)
+
+    def apply(self, plan: Path) -> None:
+        self.run(["apply", "-input=false", "-no-color", str(plan)])
+
+    def destroy(self, var_files: Sequence[Path]) -> None:
+        args = ["destroy", "-auto-approve", "-input=false", "-no-color"]
+        args += [f"-var-file={f}" for f in var_files]
+        self.run(args)
+
+    def output(self) -> dict[str, Any]:
+        data = json.loads(self.capture(["output", "-json"]))
+        return {k: v.get("value") for k, v in data.items()}
+
+    def state_addresses(self) -> list[str]:
+        text = self.capture(["state", "list"])
+        return [line for line in text.splitlines() if line.strip()]
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.monotonic()
+    result = fn()
+    return time.monotonic() - start, result
+
+
+def stderr_log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

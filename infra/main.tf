@@ -1,0 +1,198 @@
+# The root: the account baseline once, and per EU region the region module
+# (log bucket, election storage for_each, file-share host) with that region's
+# provider alias. See docs/infra.md.
+
+data "aws_caller_identity" "current" {}
+
+locals {
+  tags = merge(var.extra_tags, {
+    "isoloir:org"        = var.org_slug
+    "isoloir:managed-by" = "terraform"
+  })
+  account_id = data.aws_caller_identity.current.account_id
+
+  # Who may touch an election's objects: its members and the agents' role.
+  data_principals = {
+    for id, e in var.elections : id => concat(
+      [for m in sort(e.members) : module.account_baseline.user_arns[m]],
+      [module.account_baseline.agent_role_arn],
+    )
+  }
+
+  by_region = {
+    for r in ["eu-west-3", "eu-west-1", "eu-central-1", "eu-north-1", "eu-south-1", "eu-south-2"] : r => {
+      for id, e in var.elections : id => {
+        bucket_name         = e.bucket_name
+        retention_date      = e.retention_date
+        legal_hold          = e.legal_hold
+        data_principal_arns = local.data_principals[id]
+      } if e.region == r
+    }
+  }
+
+  regional_common = {
+    default_region           = var.default_region
+    org_slug                 = var.org_slug
+    log_bucket_name          = var.log_bucket_name
+    kms_deletion_window_days = var.kms_deletion_window_days
+    account_id               = local.account_id
+    admin_networks           = var.admin_networks
+  }
+}
+
+module "account_baseline" {
+  source = "./modules/account_baseline"
+
+  org_slug        = var.org_slug
+  password_policy = var.password_policy
+  people          = var.people
+  administrators  = var.administrators
+  elections = {
+    for id, e in var.elections : id => {
+      members     = e.members
+      bucket_arn  = "arn:aws:s3:::${e.bucket_name}"
+      kms_key_arn = local.storage[id].kms_key_arn
+    }
+  }
+  manage_account_public_access_block = var.manage_account_public_access_block
+  tags                               = local.tags
+}
+
+module "eu_west_3" {
+  source    = "./modules/region"
+  count     = length(local.by_region["eu-west-3"]) > 0 ? 1 : 0
+  providers = { aws = aws.eu_west_3 }
+
+  region                   = "eu-west-3"
+  elections                = local.by_region["eu-west-3"]
+  default_region           = local.regional_common.default_region
+  org_slug                 = local.regional_common.org_slug
+  log_bucket_name          = local.regional_common.log_bucket_name
+  kms_deletion_window_days = local.regional_common.kms_deletion_window_days
+  account_id               = local.regional_common.account_id
+  admin_networks           = local.regional_common.admin_networks
+  create_host              = var.create_hosts
+  host_image_id            = lookup(var.host_image_ids, "eu-west-3", null)
+  host_detailed_monitoring = var.host_detailed_monitoring
+  subnet_id                = lookup(var.subnet_ids, "eu-west-3", null)
+  instance_profile         = module.account_baseline.agent_instance_profile
+  tags                     = local.tags
+}
+
+module "eu_west_1" {
+  source    = "./modules/region"
+  count     = length(local.by_region["eu-west-1"]) > 0 ? 1 : 0
+  providers = { aws = aws.eu_west_1 }
+
+  region                   = "eu-west-1"
+  elections                = local.by_region["eu-west-1"]
+  default_region           = local.regional_common.default_region
+  org_slug                 = local.regional_common.org_slug
+  log_bucket_name          = local.regional_common.log_bucket_name
+  kms_deletion_window_days = local.regional_common.kms_deletion_window_days
+  account_id               = local.regional_common.account_id
+  admin_networks           = local.regional_common.admin_networks
+  create_host              = var.create_hosts
+  host_image_id            = lookup(var.host_image_ids, "eu-west-1", null)
+  host_detailed_monitoring = var.host_detailed_monitoring
+  subnet_id                = lookup(var.subnet_ids, "eu-west-1", null)
+  instance_profile         = module.account_baseline.agent_instance_profile
+  tags                     = local.tags
+}
+
+module "eu_central_1" {
+  source    = "./modules/region"
+  count     = length(local.by_region["eu-central-1"]) > 0 ? 1 : 0
+  providers = { aws = aws.eu_central_1 }
+
+  region                   = "eu-central-1"
+  elections                = local.by_region["eu-central-1"]
+  default_region           = local.regional_common.default_region
+  org_slug                 = local.regional_common.org_slug
+  log_bucket_name          = local.regional_common.log_bucket_name
+  kms_deletion_window_days = local.regional_common.kms_deletion_window_days
+  account_id               = local.regional_common.account_id
+  admin_networks           = local.regional_common.admin_networks
+  create_host              = var.create_hosts
+  host_image_id            = lookup(var.host_image_ids, "eu-central-1", null)
+  host_detailed_monitoring = var.host_detailed_monitoring
+  subnet_id                = lookup(var.subnet_ids, "eu-central-1", null)
+  instance_profile         = module.account_baseline.agent_instance_profile
+  tags                     = local.tags
+}
+
+module "eu_north_1" {
+  source    = "./modules/region"
+  count     = length(local.by_region["eu-north-1"]) > 0 ? 1 : 0
+  providers = { aws = aws.eu_north_1 }
+
+  region                   = "eu-north-1"
+  elections                = local.by_region["eu-north-1"]
+  default_region           = local.regional_common.default_region
+  org_slug                 = local.regional_common.org_slug
+  log_bucket_name          = local.regional_common.log_bucket_name
+  kms_deletion_window_days = local.regional_common.kms_deletion_window_days
+  account_id               = local.regional_common.account_id
+  admin_networks           = local.regional_common.admin_networks
+  create_host              = var.create_hosts
+  host_image_id            = lookup(var.host_image_ids, "eu-north-1", null)
+  host_detailed_monitoring = var.host_detailed_monitoring
+  subnet_id                = lookup(var.subnet_ids, "eu-north-1", null)
+  instance_profile         = module.account_baseline.agent_instance_profile
+  tags                     = local.tags
+}
+
+module "eu_south_1" {
+  source    = "./modules/region"
+  count     = length(local.by_region["eu-south-1"]) > 0 ? 1 : 0
+  providers = { aws = aws.eu_south_1 }
+
+  region                   = "eu-south-1"
+  elections                = local.by_region["eu-south-1"]
+  default_region           = local.regional_common.default_region
+  org_slug                 = local.regional_common.org_slug
+  log_bucket_name          = local.regional_common.log_bucket_name
+  kms_deletion_window_days = local.regional_common.kms_deletion_window_days
+  account_id               = local.regional_common.account_id
+  admin_networks           = local.regional_common.admin_networks
+  create_host              = var.create_hosts
+  host_image_id            = lookup(var.host_image_ids, "eu-south-1", null)
+  host_detailed_monitoring = var.host_detailed_monitoring
+  subnet_id                = lookup(var.subnet_ids, "eu-south-1", null)
+  instance_profile         = module.account_baseline.agent_instance_profile
+  tags                     = local.tags
+}
+
+module "eu_south_2" {
+  source    = "./modules/region"
+  count     = length(local.by_region["eu-south-2"]) > 0 ? 1 : 0
+  providers = { aws = aws.eu_south_2 }
+
+  region                   = "eu-south-2"
+  elections                = local.by_region["eu-south-2"]
+  default_region           = local.regional_common.default_region
+  org_slug                 = local.regional_common.org_slug
+  log_bucket_name          = local.regional_common.log_bucket_name
+  kms_deletion_window_days = local.regional_common.kms_deletion_window_days
+  account_id               = local.regional_common.account_id
+  admin_networks           = local.regional_common.admin_networks
+  create_host              = var.create_hosts
+  host_image_id            = lookup(var.host_image_ids, "eu-south-2", null)
+  host_detailed_monitoring = var.host_detailed_monitoring
+  subnet_id                = lookup(var.subnet_ids, "eu-south-2", null)
+  instance_profile         = module.account_baseline.agent_instance_profile
+  tags                     = local.tags
+}
+
+locals {
+  regional = concat(
+    module.eu_west_3,
+    module.eu_west_1,
+    module.eu_central_1,
+    module.eu_north_1,
+    module.eu_south_1,
+    module.eu_south_2
+  )
+  storage = merge([for m in local.regional : m.elections]...)
+  hosts   = { for m in local.regional : m.host.region => m.host if m.host != null }
+}

@@ -1,0 +1,98 @@
+variable "election_id" {
+  description = "The election's id from its policy file (lower-case slug)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$", var.election_id))
+    error_message = "election_id must be a lower-case slug (letters, digits, dashes), 3 to 40 characters."
+  }
+}
+
+variable "region" {
+  description = "The AWS region the election's data must stay in; must be the region of the provider passed to this module."
+  type        = string
+
+  validation {
+    condition     = contains(["eu-west-3", "eu-west-1", "eu-central-1", "eu-north-1", "eu-south-1", "eu-south-2"], var.region)
+    error_message = "region must be an AWS region inside the European Union (eu-west-3, eu-west-1, eu-central-1, eu-north-1, eu-south-1, eu-south-2); London and Zurich are outside the EU."
+  }
+}
+
+variable "bucket_name" {
+  description = "Name of the election's bucket."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.bucket_name))
+    error_message = "bucket_name must be a valid S3 bucket name (3-63 lower-case letters, digits, dots and dashes)."
+  }
+}
+
+variable "retention_date" {
+  description = "Date (YYYY-MM-DD, UTC) at which the campaign data must be gone: current versions expire then."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9]{4}-[0-9]{2}-[0-9]{2}$", var.retention_date)) && can(formatdate("YYYY", "${var.retention_date}T00:00:00Z"))
+    error_message = "retention_date must be a calendar date written YYYY-MM-DD."
+  }
+}
+
+variable "legal_hold" {
+  description = "True while a court case or a campaign-finance review forbids deleting the data: the expiry rule is then disabled."
+  type        = bool
+  default     = false
+}
+
+variable "kms_deletion_window_days" {
+  description = "Days between scheduling the election key's deletion and its destruction (AWS allows 7 to 30)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.kms_deletion_window_days >= 7 && var.kms_deletion_window_days <= 30 && floor(var.kms_deletion_window_days) == var.kms_deletion_window_days
+    error_message = "kms_deletion_window_days must be a whole number of days from 7 to 30."
+  }
+}
+
+variable "noncurrent_version_days" {
+  description = "Days after which a non-current object version is deleted."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.noncurrent_version_days >= 1 && var.noncurrent_version_days <= 30
+    error_message = "noncurrent_version_days must be from 1 to 30: old versions of campaign files must not linger."
+  }
+}
+
+variable "log_bucket_name" {
+  description = "The account's access-log bucket in this region (server access logs must stay in the bucket's region)."
+  type        = string
+}
+
+variable "data_principal_arns" {
+  description = "IAM principals (the election's members and the agent role) that may read and write objects; every other principal is denied by the bucket policy."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.data_principal_arns) > 0 && alltrue([for a in var.data_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(user|role)/", a))])
+    error_message = "data_principal_arns must list IAM user or role ARNs."
+  }
+}
+
+variable "account_id" {
+  description = "The AWS account id (the key policy delegates to the account's IAM)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9]{12}$", var.account_id))
+    error_message = "account_id must be 12 digits."
+  }
+}
+
+variable "tags" {
+  description = "Extra tags for every resource of the election."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,122 @@
+# A file-share host: private, IMDSv2 only, encrypted volumes, reachable on SSH
+# and SMB from the admin networks only, running the agents under their role.
+
+data "aws_partition" "current" {}
+
+data "aws_iam_policy_document" "volume_key" {
+  # checkov:skip=CKV_AWS_109:A key policy's Resource "*" means this key only; use is delegated to the account's IAM.
+  # checkov:skip=CKV_AWS_111:Same: "*" in a key policy is the key itself.
+  # checkov:skip=CKV_AWS_356:Same: a key policy cannot name its own key's ARN.
+  statement {
+    sid       = "AccountIamDelegation"
+    actions   = ["kms:*"]
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${var.account_id}:root"]
+    }
+  }
+}
+
+resource "aws_kms_key" "volumes" {
+  description             = "Isoloir host ${var.name}: encrypts its root and data volumes"
+  enable_key_rotation     = true
+  deletion_window_in_days = var.kms_deletion_window_days
+  policy                  = data.aws_iam_policy_document.volume_key.json
+  tags                    = var.tags
+}
+
+resource "aws_security_group" "this" {
+  name        = "${var.name}-shares"
+  description = "Isoloir file-share host: SSH and SMB from the admin networks only"
+  vpc_id      = var.vpc_id
+  tags        = var.tags
+}
+
+resource "aws_vpc_security_group_ingress_rule" "ssh" {
+  for_each = toset(var.admin_networks)
+
+  security_group_id = aws_security_group.this.id
+  description       = "SSH (key + TOTP) from an admin network"
+  ip_protocol       = "tcp"
+  from_port         = 22
+  to_port           = 22
+  cidr_ipv4         = each.value
+}
+
+resource "aws_vpc_security_group_ingress_rule" "smb" {
+  for_each = toset(var.admin_networks)
+
+  security_group_id = aws_security_group.this.id
+  description       = "SMB3 (encrypted) from an admin network"
+  ip_protocol       = "tcp"
+  from_port         = 445
+  to_port           = 445
+  cidr_ipv4         = each.value
+}
+
+resource "aws_vpc_security_group_egress_rule" "https" {
+  for_each = toset(var.egress_cidrs)
+
+  security_group_id = aws_security_group.this.id
+  description       = "HTTPS out: AWS APIs, security updates, alert webhooks"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = each.value
+}
+
+resource "aws_vpc_security_group_egress_rule" "submission" {
+  for_each = toset(var.egress_cidrs)
+
+  security_group_id = aws_security_group.this.id
+  description       = "SMTP submission out: alert e-mails (STARTTLS)"
+  ip_protocol       = "tcp"
+  from_port         = 587
+  to_port           = 587
+  cidr_ipv4         = each.value
+}
+
+resource "aws_instance" "this" {
+  ami                         = var.image_id
+  instance_type               = var.instance_type
+  subnet_id                   = var.subnet_id
+  vpc_security_group_ids      = [aws_security_group.this.id]
+  associate_public_ip_address = var.associate_public_ip
+  iam_instance_profile        = var.instance_profile
+  monitoring                  = var.detailed_monitoring
+  ebs_optimized               = true
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+    instance_metadata_tags      = "disabled"
+  }
+
+  root_block_device {
+    encrypted   = true
+    kms_key_id  = aws_kms_key.volumes.arn
+    volume_type = "gp3"
+    volume_size = 16
+  }
+
+  ebs_block_device {
+    device_name = "/dev/xvdf"
+    encrypted   = true
+    kms_key_id  = aws_kms_key.volumes.arn
+    volume_type = "gp3"
+    volume_size = var.data_volume_size_gb
+  }
+
+  tags = merge(var.tags, {
+    Name                = var.name
+    "isoloir:elections" = join(" ", sort(var.elections))
+  })
+
+  lifecycle {
+    # The elections served change over time; the host is not replaced for it.
+    ignore_changes = [ami]
+  }
+}

@@ -1,0 +1,96 @@
+variable "region" {
+  description = "The region of the provider this module is given (one module block per allowed EU region in the root)."
+  type        = string
+
+  validation {
+    condition     = contains(["eu-west-3", "eu-west-1", "eu-central-1", "eu-north-1", "eu-south-1", "eu-south-2"], var.region)
+    error_message = "region must be an AWS region inside the European Union."
+  }
+}
+
+variable "default_region" {
+  description = "The party's default region: its log bucket carries the plain log_bucket_name, the others get a region suffix."
+  type        = string
+}
+
+variable "org_slug" {
+  description = "The party's slug (names of the host and the log bucket)."
+  type        = string
+}
+
+variable "elections" {
+  description = "The elections stored in this region."
+  type = map(object({
+    bucket_name         = string
+    retention_date      = string
+    legal_hold          = bool
+    data_principal_arns = list(string)
+  }))
+}
+
+variable "log_bucket_name" {
+  description = "Base name of the account's access-log bucket."
+  type        = string
+}
+
+variable "kms_deletion_window_days" {
+  description = "Deletion window of the election keys (7 to 30 days)."
+  type        = number
+}
+
+variable "account_id" {
+  description = "The AWS account id."
+  type        = string
+}
+
+variable "create_host" {
+  description = "Create the file-share host of this region (false: the shares are served elsewhere, e.g. the sandbox host of the local target)."
+  type        = bool
+  default     = true
+}
+
+variable "host_image_id" {
+  description = "Debian 12 AMI id for this region's host (required when create_host)."
+  type        = string
+  default     = null
+}
+
+variable "host_instance_type" {
+  description = "Instance type of the host."
+  type        = string
+  default     = "t3.small"
+}
+
+variable "host_detailed_monitoring" {
+  description = "Detailed monitoring of the host."
+  type        = bool
+  default     = true
+}
+
+variable "subnet_id" {
+  description = "Subnet for the host; null: the first subnet of the region's default VPC."
+  type        = string
+  default     = null
+}
+
+variable "admin_networks" {
+  description = "CIDR blocks allowed to reach SSH and SMB."
+  type        = list(string)
+}
+
+variable "instance_profile" {
+  description = "Instance profile of the agents' role."
+  type        = string
+}
+
+variable "log_retention_days" {
+  description = "Days the access logs are kept."
+  type        = number
+  default     = 365
+}
+
+variable "tags" {
+  description = "Tags for every resource."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,58 @@
+output "account_id" {
+  description = "The AWS account id."
+  value       = local.account_id
+}
+
+output "elections" {
+  description = "Per election: region, bucket, KMS key and IAM group (read by Ansible and the agents)."
+  value = {
+    for id, e in var.elections : id => {
+      region      = e.region
+      bucket_name = local.storage[id].bucket_name
+      bucket_arn  = local.storage[id].bucket_arn
+      kms_key_arn = local.storage[id].kms_key_arn
+      kms_alias   = local.storage[id].kms_alias
+      group       = module.account_baseline.election_groups[id]
+    }
+  }
+}
+
+output "bucket_names" {
+  description = "Bucket of each election."
+  value       = { for id, s in local.storage : id => s.bucket_name }
+}
+
+output "kms_key_arns" {
+  description = "KMS key of each election."
+  value       = { for id, s in local.storage : id => s.kms_key_arn }
+}
+
+output "hosts" {
+  description = "File-share host per region holding elections: instance id, addresses, elections served."
+  value       = local.hosts
+}
+
+output "log_buckets" {
+  description = "Access-log bucket per region in use."
+  value       = { for m in local.regional : m.log_bucket_region => m.log_bucket_name }
+}
+
+output "agent_role_arn" {
+  description = "ARN of the agents' role."
+  value       = module.account_baseline.agent_role_arn
+}
+
+output "agent_instance_profile" {
+  description = "Instance profile of the agents' role."
+  value       = module.account_baseline.agent_instance_profile
+}
+
+output "human_groups" {
+  description = "IAM groups of humans, each with the MFA-required policy attached."
+  value       = module.account_baseline.human_groups
+}
+
+output "mfa_policy_arn" {
+  description = "ARN of the MFA-required policy."
+  value       = module.account_baseline.mfa_policy_arn
+}
