@@ -273,7 +273,7 @@ def test_french_rendering() -> None:
     doc = certificate.sign(_body(keys.public_key_id(key.public_key())), key)
     text = certificate.render(doc, "fr", verified=True)
     assert text.startswith("# Certificat de destruction — Élection fictive")
-    assert "22 mai 2026" in text and "1 juillet 2026 à 04:00 UTC" in text
+    assert "22 mai 2026" in text and "1er juillet 2026 à 04:00 UTC" in text
     assert "Signature et contenu **vérifiés**" in text
     assert "Deletion certificate" in certificate.render(doc, "en")
 

@@ -239,7 +239,8 @@ def _date_fr(value: str | None) -> str:
         moment = datetime.fromisoformat(value)
     except ValueError:
         return value
-    text = f"{moment.day} {_MONTHS_FR[moment.month - 1]} {moment.year}"
+    day = "1er" if moment.day == 1 else str(moment.day)
+    text = f"{day} {_MONTHS_FR[moment.month - 1]} {moment.year}"
     if "T" in value:
         text += f" à {moment.strftime('%H:%M')} UTC"
     return text
@@ -298,7 +299,7 @@ def _render_fr(c: Mapping[str, Any], verified: bool | None) -> str:
     kept = c["kept"]
     lines.append(
         f"- Contacts ayant consenti explicitement à être recontactés : "
-        f"{_n_fr(t['contacts_kept'])}, copiés dans le fichier permanent "
+        f"{_n_fr(t['contacts_kept'])}, copiés dans le répertoire permanent des contacts "
         f"`{kept.get('contacts_store', '—')}`, limités aux colonnes "
         f"{', '.join(kept.get('contacts_columns', [])) or '—'}."
     )
