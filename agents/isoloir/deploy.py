@@ -88,7 +88,11 @@ class Deployment:
 
         local = LocalTarget(self.run_dir / "local")
         state = local.up(log=lambda msg: self.out(f"    {msg}"), emulator=self.emulator)
-        self.env = {**local.env(), "ISOLOIR_SMTP_SINK": f"127.0.0.1:{state['smtp']['port']}"}
+        self.env = {
+            **local.env(),
+            "ISOLOIR_SMTP_SINK": f"127.0.0.1:{state['smtp']['port']}",
+            "ISOLOIR_WEBHOOK_SINK": f"http://127.0.0.1:{state['smtp']['webhook_port']}/",
+        }
         host = local.host()
         self.out(
             f"    emulator {state['emulator']['endpoint']}, sandbox host "
@@ -177,6 +181,7 @@ class Deployment:
                 "AWS_DEFAULT_REGION": self.env["AWS_DEFAULT_REGION"],
                 "AWS_EC2_METADATA_DISABLED": "true",
                 "ISOLOIR_SMTP_SINK": self.env["ISOLOIR_SMTP_SINK"],
+                "ISOLOIR_WEBHOOK_SINK": self.env["ISOLOIR_WEBHOOK_SINK"],
             }
             extra["agents_ca_bundle_src"] = self.env["AWS_CA_BUNDLE"]
         path = self.run_dir / "deploy-vars.json"
@@ -292,6 +297,7 @@ class Deployment:
             "AWS_DEFAULT_REGION": self.env["AWS_DEFAULT_REGION"],
             "AWS_EC2_METADATA_DISABLED": "true",
             "ISOLOIR_SMTP_SINK": self.env["ISOLOIR_SMTP_SINK"],
+            "ISOLOIR_WEBHOOK_SINK": self.env["ISOLOIR_WEBHOOK_SINK"],
         }
         extra = os.environ.get("ISOLOIR_NOW")
         if extra:

@@ -120,8 +120,9 @@ class LocalTarget:
     def _start_sink(self) -> dict[str, Any]:
         workdir = self.run_dir / "smtp"
         maildir = workdir / "maildir"
-        maildir.mkdir(parents=True, exist_ok=True)
+        workdir.mkdir(parents=True, exist_ok=True)
         port = free_port()
+        webhook_port = free_port()
         pidfile = workdir / "sink.pid"
         log = open(workdir / "sink.log", "ab")  # noqa: SIM115 - handed to the child
         proc = subprocess.Popen(  # noqa: S603 - fixed argv
@@ -137,6 +138,10 @@ class LocalTarget:
                 str(port),
                 "--pidfile",
                 str(pidfile),
+                "--webhook-port",
+                str(webhook_port),
+                "--webhook-dir",
+                str(workdir / "webhooks"),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -155,6 +160,8 @@ class LocalTarget:
                         "host": "127.0.0.1",
                         "port": port,
                         "maildir": str(maildir),
+                        "webhook_port": webhook_port,
+                        "webhooks": str(workdir / "webhooks"),
                     }
             except OSError:
                 time.sleep(0.2)

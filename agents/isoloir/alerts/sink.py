@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hmac
+import http.server
 import ipaddress
 import json
 import mailbox
@@ -23,6 +24,7 @@ import signal
 import ssl
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,9 @@ class MaildirHandler:
 
     def __init__(self, maildir: Path, *, refuse_first: int = 0) -> None:
         self.maildir = maildir
+        # Maildir(create=True) makes tmp/new/cur only when the folder itself is new.
+        for sub in ("tmp", "new", "cur"):
+            (Path(maildir) / sub).mkdir(parents=True, exist_ok=True)
         self.box = mailbox.Maildir(str(maildir), create=True)
         self.refuse_first = refuse_first
         self.refused = 0
@@ -119,6 +124,37 @@ def make_controller(
     return Controller(handler, **kwargs)
 
 
+class _WebhookReceiver(http.server.BaseHTTPRequestHandler):
+    """Stores each POSTed webhook (headers + JSON body) as one file."""
+
+    directory: Path
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        length = min(int(self.headers.get("Content-Length") or 0), 1_000_000)
+        body = self.rfile.read(length)
+        record = {
+            "path": self.path,
+            "headers": dict(self.headers.items()),
+            "body": body.decode("utf-8", "replace"),
+        }
+        name = f"{time.time_ns()}.json"
+        (self.directory / name).write_text(json.dumps(record, ensure_ascii=False) + "\n")
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        return
+
+
+def start_webhook_sink(host: str, port: int, directory: Path) -> http.server.HTTPServer:
+    _check_loopback(host)
+    directory.mkdir(parents=True, exist_ok=True)
+    handler = type("Receiver", (_WebhookReceiver,), {"directory": directory})
+    server = http.server.HTTPServer((host, port), handler)
+    threading.Thread(target=server.serve_forever, name="webhook-sink", daemon=True).start()
+    return server
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m isoloir.alerts.sink", description=__doc__)
     parser.add_argument("--maildir", required=True)
@@ -129,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--implicit-tls", action="store_true")
     parser.add_argument("--auth-file", help="root-only JSON {username, password}")
     parser.add_argument("--pidfile", help="default: <maildir>/sink.pid")
+    parser.add_argument("--webhook-port", type=int, help="also receive webhooks over HTTP")
+    parser.add_argument("--webhook-dir", help="where received webhooks are stored")
     args = parser.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
@@ -151,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     controller.start()
+    if args.webhook_port:
+        hooks = Path(args.webhook_dir) if args.webhook_dir else maildir.parent / "webhooks"
+        start_webhook_sink(args.host, args.webhook_port, hooks)
     pidfile = Path(args.pidfile) if args.pidfile else maildir / "sink.pid"
     pidfile.write_text(f"{os.getpid()}\n")
     tls = "implicit" if args.implicit_tls else ("starttls" if args.tls_cert else "none")

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import os
 import time
 import urllib.error
 import urllib.parse
@@ -127,6 +128,24 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
     return max(0.0, when.timestamp() - current)
 
 
+SINK_ENV = "ISOLOIR_WEBHOOK_SINK"
+
+
+def target_url(url: str) -> str:
+    """The URL to POST to: the local target's loopback sink when one is set.
+
+    `ISOLOIR_WEBHOOK_SINK=http://127.0.0.1:PORT` (local target only) replaces
+    every webhook's URL, so the local agents never reach beyond loopback.
+    """
+    sink = os.environ.get(SINK_ENV, "").strip()
+    if not sink:
+        return url
+    parts = urllib.parse.urlsplit(sink)
+    if parts.scheme != "http" or not _is_loopback(parts.hostname or ""):
+        raise DeliveryError(f"{SINK_ENV} must be an http:// URL on a loopback address")
+    return sink
+
+
 class WebhookTransport:
     def __init__(self, hook: Webhook, *, timeout: float = 15.0) -> None:
         if hook.template not in TEMPLATES:
@@ -135,7 +154,8 @@ class WebhookTransport:
         self.timeout = timeout
 
     def send(self, message: Outgoing) -> None:
-        check_url(self.hook.url)
+        url = target_url(self.hook.url)
+        check_url(url)
         try:
             secret = read_secret_bytes(self.hook.secret_file)
         except SecretError as exc:
@@ -143,7 +163,7 @@ class WebhookTransport:
         body = json.dumps(message.payload, ensure_ascii=False, sort_keys=True).encode()
         timestamp = str(int(time.time()))
         request = urllib.request.Request(  # noqa: S310 - scheme checked by check_url
-            self.hook.url,
+            url,
             data=body,
             method="POST",
             headers={
