@@ -17,6 +17,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -528,17 +529,35 @@ def test_plan_lists_without_deleting(world: World, clients: tuple[Any, Any]) -> 
 
 # ------------------------------------------------------- kill -9 and resume
 #
-# 5,000 objects x 3 versions. The emulator (moto) copies every version of the
-# bucket on each ListObjectVersions call and serves ~100 requests/s on a busy
-# 2-core machine, so seeding and re-listing dominate the runtime: the test runs
-# the interrupted purge once and compares it with the state an uninterrupted
-# run produces (computed from the seeded data; test_purge_of_a_due_election
-# proves that state on a real uninterrupted run), and kills it KILLS times.
+# 5,000 objects x 3 versions and 1,500 share files, killed KILLS times: half at
+# a random journal checkpoint (the test-only hook), half after a random delay
+# (cut short once the journal moved one or two writes on, so the purge cannot
+# finish before the last kill). Then one run to the end, compared with the
+# state an uninterrupted run leaves (computed from the seeded data;
+# test_purge_of_a_due_election checks that state on a real uninterrupted run).
+# The emulator copies every version of the bucket on each ListObjectVersions
+# call and serves ~100 requests/s on a busy 2-core machine, so seeding and
+# listing dominate the runtime, not the number of kills.
 
 OBJECTS = int(os.environ.get("ISOLOIR_TEST_RETENTION_OBJECTS", "5000"))
 VERSIONS = 3
 SHARE_FILES = 1500
-KILLS = int(os.environ.get("ISOLOIR_TEST_RETENTION_KILLS", "10"))
+KILLS = int(os.environ.get("ISOLOIR_TEST_RETENTION_KILLS", "20"))
+
+
+def journal_writes(state: Path) -> int:
+    """Step rows written so far (planned + done): how far a purge has gone."""
+    path = state / "retention" / "journal.sqlite"
+    if not path.exists():
+        return 0
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        row = db.execute("SELECT COUNT(*) + SUM(status = 'done') FROM steps").fetchone()
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        db.close()
+    return int(row[0] or 0)
 
 
 def test_kill_9_at_random_points_then_resume(world: World, clients: tuple[Any, Any]) -> None:
@@ -594,7 +613,7 @@ def test_kill_9_at_random_points_then_resume(world: World, clients: tuple[Any, A
     kills, points = 0, []
     while kills < KILLS:
         if kills % 2 == 0:  # at a random journal checkpoint (test-only hook)
-            at = rng.randint(1, 6)
+            at = rng.randint(1, 4)
             proc = subprocess.run(
                 args,
                 env={**world.env(), CRASH_ENV: str(at)},
@@ -604,17 +623,21 @@ def test_kill_9_at_random_points_then_resume(world: World, clients: tuple[Any, A
             )
             rc = proc.returncode
             points.append(f"checkpoint {at}")
-        else:  # after a random delay
-            delay = rng.uniform(1.0, 6.0)
+        else:  # after a random delay, at the latest once the journal moved 1 or 2 writes on
+            delay, moves = rng.uniform(0.5, 8.0), rng.randint(1, 2)
+            start = journal_writes(world.state)
             popen = subprocess.Popen(
                 args, env=world.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            try:
-                popen.wait(timeout=delay)
-            except subprocess.TimeoutExpired:
+            deadline = time.monotonic() + delay
+            while popen.poll() is None and time.monotonic() < deadline:
+                if journal_writes(world.state) - start >= moves:
+                    break
+                time.sleep(0.02)
+            if popen.poll() is None:
                 os.kill(popen.pid, signal.SIGKILL)
             rc = popen.wait(timeout=600)
-            points.append(f"{delay:.1f}s")
+            points.append(f"{delay:.1f}s/{moves}")
         assert rc in (-signal.SIGKILL, 0), (rc, points)
         if rc == 0:
             break
