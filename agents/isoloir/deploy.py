@@ -51,6 +51,8 @@ class Deployment:
     policies_dir: Path
     run_dir: Path
     key_file: str | None = None
+    secrets_dir: Path = REPO / "secrets"
+    vault_password_file: str | None = None
     run_agents: bool = True
     out: Callable[[str], None] = print
     emulator: Any = None  # local target: a running Emulator to use instead of starting one
@@ -184,10 +186,56 @@ class Deployment:
                 "ISOLOIR_WEBHOOK_SINK": self.env["ISOLOIR_WEBHOOK_SINK"],
             }
             extra["agents_ca_bundle_src"] = self.env["AWS_CA_BUNDLE"]
+        extra["agents_secret_files"] = self._secret_files()
         path = self.run_dir / "deploy-vars.json"
         path.write_text(json.dumps(extra, indent=2, sort_keys=True) + "\n")
         os.chmod(path, 0o600)
         return path
+
+    def _secret_files(self) -> dict[str, str]:
+        """Secret files the policies name under /etc/isoloir/secrets -> controller path.
+
+        aws target: taken from the secrets directory (ansible-vault encrypted
+        files are decrypted by Ansible on the way). Local target: generated
+        once in the run directory (the sinks need no credentials).
+        """
+        assert self.policies is not None
+        alerts = self.policies.baseline.alerts
+        wanted = [w.secret_file for w in alerts.webhooks]
+        if alerts.email is not None:
+            wanted.append(alerts.email.credentials_file)
+        found: dict[str, str] = {}
+        missing = []
+        for target_path in wanted:
+            target = Path(target_path)
+            if str(target.parent) != "/etc/isoloir/secrets":
+                continue
+            if self.target == "local":
+                source = self.run_dir / "secrets" / target.name
+                if not source.exists():
+                    source.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                    secret = os.urandom(32).hex()
+                    text = (
+                        json.dumps({"username": "local", "password": secret})
+                        if target.suffix == ".json"
+                        else secret
+                    )
+                    source.write_text(text + "\n")
+                    os.chmod(source, 0o600)
+            else:
+                source = self.secrets_dir / target.name
+                if not source.is_file():
+                    missing.append(str(source))
+                    continue
+            found[target.name] = str(source)
+        if missing:
+            raise StepError(
+                "secret files missing: "
+                + ", ".join(missing)
+                + " (see README: secrets with ansible-vault)",
+                "cloud resources applied; no host was changed",
+            )
+        return found
 
     def step_ansible(self) -> None:
         assert self.rendered is not None and self.inventory is not None
@@ -381,6 +429,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--run-dir", help="working directory (default .run/<target>)")
     p.add_argument("--key-file", help="aws target: SSH private key for the deploy user")
     p.add_argument("--no-agents", action="store_true", help="do not run the agents once")
+    p.add_argument(
+        "--secrets-dir",
+        default=str(REPO / "secrets"),
+        help="aws target: secret files (ansible-vault encrypted), named as in the "
+        "policies (default: secrets/)",
+    )
+    p.add_argument("--vault-password-file", help="ansible-vault password file for the secrets")
     p.set_defaults(func=cmd_deploy)
 
 
