@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -116,6 +117,8 @@ def build_wheelhouse(out: Path, repo: Path = REPO, cache_dir: Path = CACHE_DIR) 
             str(repo),
         ],
         check=True,
+        # Same sources, same wheel bytes: the hosts' copy changes only with the code.
+        env={**os.environ, "SOURCE_DATE_EPOCH": "315532800"},
     )
     for wheel in build.glob("isoloir-*.whl"):
         shutil.move(str(wheel), out / wheel.name)
