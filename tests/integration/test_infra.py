@@ -1,0 +1,248 @@
+"""Terraform against the emulator: the real CLI and AWS provider, one apply shared
+by the module, then boto3 reads back what AWS would report.
+
+The example policies are rendered as `isoloir policy render` does, plus one
+fictitious election in a second EU region (to exercise the provider aliases).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from isoloir import aws
+from isoloir.emulator import Emulator
+from isoloir.infra.evaluate import Decision, Request, evaluate, identity_policies_of_user
+from isoloir.infra.runner import Terraform
+from isoloir.infra.targets import local_target
+from isoloir.policy.loader import load_policies
+from isoloir.policy.render import terraform_vars
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+SECOND = "autreville-2026"
+
+
+@dataclass
+class Deployed:
+    tf: Terraform
+    tfvars: dict[str, Any]
+    var_files: list[Path]
+    workdir: Path
+    outputs: dict[str, Any]
+
+    def write_vars(self, data: dict[str, Any], name: str) -> Path:
+        path = self.workdir / name
+        path.write_text(json.dumps(data), encoding="utf-8")
+        return path
+
+
+def _tfvars() -> dict[str, Any]:
+    data = terraform_vars(load_policies(REPO / "policies"))
+    slug = data["org_slug"]
+    data["allowed_regions"] = sorted({*data["allowed_regions"], "eu-central-1"})
+    data["elections"][SECOND] = {
+        "label": "Municipale fictive d'Autreville 2026",
+        "region": "eu-central-1",
+        "bucket_name": f"{slug}-{SECOND}",
+        "retention_date": "2026-12-31",
+        "legal_hold": False,
+        "members": ["ptest"],
+        "dataset_prefixes": ["prospects/"],
+    }
+    return data
+
+
+@pytest.fixture(scope="module")
+def deployed(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    if shutil.which("terraform") is None:
+        pytest.skip("terraform CLI not on PATH")
+    emulator.reset()
+    workdir = tmp_path_factory.mktemp("infra")
+    tfvars = _tfvars()
+    vars_path = workdir / "terraform.tfvars.json"
+    vars_path.write_text(json.dumps(tfvars), encoding="utf-8")
+    target = local_target(workdir, tfvars, print, create_hosts=False, emulator=emulator)
+    tf = target.terraform()
+    tf.init()
+    var_files = [vars_path, *target.var_files]
+    code, summary = tf.plan(var_files, workdir / "first.tfplan")
+    assert code == 2 and summary.add > 0 and summary.destroy == 0
+    tf.apply(workdir / "first.tfplan")
+    yield Deployed(tf, tfvars, var_files, workdir, tf.output())
+
+
+def _elections(d: Deployed) -> dict[str, dict[str, Any]]:
+    elections: dict[str, dict[str, Any]] = d.tfvars["elections"]
+    return elections
+
+
+@pytest.mark.parametrize("election_id", ["exempleville-2027", SECOND])
+def test_election_storage_as_the_api_reports_it(deployed: Deployed, election_id: str) -> None:
+    e = _elections(deployed)[election_id]
+    out = deployed.outputs["elections"][election_id]
+    region, bucket = e["region"], e["bucket_name"]
+    assert out["region"] == region and out["bucket_name"] == bucket
+    s3 = aws.client("s3", region)
+    kms = aws.client("kms", region)
+
+    assert s3.get_bucket_location(Bucket=bucket)["LocationConstraint"] == region
+
+    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    default = rule["ApplyServerSideEncryptionByDefault"]
+    assert default["SSEAlgorithm"] == "aws:kms"
+    assert default["KMSMasterKeyID"] == out["kms_key_arn"]
+    assert rule["BucketKeyEnabled"] is True
+    key = kms.describe_key(KeyId=out["kms_key_arn"])["KeyMetadata"]
+    assert key["Arn"].split(":")[3] == region
+    assert kms.get_key_rotation_status(KeyId=out["kms_key_arn"])["KeyRotationEnabled"] is True
+    # One key per election: no other election's bucket uses it.
+    outs = deployed.outputs["elections"]
+    others = [o["kms_key_arn"] for k, o in outs.items() if k != election_id]
+    assert out["kms_key_arn"] not in others
+
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    pab = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert pab == {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
+    }
+    owner = s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"]
+    assert owner == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+
+    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    tls = [s for s in policy["Statement"] if s.get("Sid") == "DenyInsecureTransport"]
+    assert len(tls) == 1
+    assert tls[0]["Effect"] == "Deny" and tls[0]["Action"] == "s3:*"
+    assert tls[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert sorted(tls[0]["Resource"]) == [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
+
+    rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+    retention = rules["retention"]
+    assert retention["Status"] == "Enabled"
+    assert retention["Expiration"]["Date"].date().isoformat() == e["retention_date"]
+    assert retention["NoncurrentVersionExpiration"]["NoncurrentDays"] >= 1
+    assert retention["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1
+
+    logging = s3.get_bucket_logging(Bucket=bucket)["LoggingEnabled"]
+    assert logging["TargetBucket"] == deployed.outputs["log_buckets"][region]
+
+    tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
+    assert tags["isoloir:election"] == election_id
+    assert tags["isoloir:retention-due"] == e["retention_date"]
+    assert tags["isoloir:legal-hold"] == str(e["legal_hold"]).lower()
+
+
+def test_account_password_policy_is_the_policies(deployed: Deployed) -> None:
+    want = deployed.tfvars["password_policy"]
+    got = aws.client("iam").get_account_password_policy()["PasswordPolicy"]
+    assert got["MinimumPasswordLength"] == want["minimum_length"]
+    assert got["RequireLowercaseCharacters"] == want["require_lowercase"]
+    assert got["RequireUppercaseCharacters"] == want["require_uppercase"]
+    assert got["RequireNumbers"] == want["require_numbers"]
+    assert got["RequireSymbols"] == want["require_symbols"]
+    assert got["PasswordReusePrevention"] == want["reuse_prevention"]
+    # max_age_days 0: no forced periodic change (CNIL 2022).
+    assert want["max_age_days"] == 0 and got.get("ExpirePasswords") is False
+    assert got.get("MaxPasswordAge", 0) == 0
+
+
+def test_mfa_policy_is_attached_to_every_human_group(deployed: Deployed) -> None:
+    iam = aws.client("iam")
+    mfa_arn = deployed.outputs["mfa_policy_arn"]
+    groups = deployed.outputs["human_groups"]
+    assert {f"el-{k}" for k in _elections(deployed)} <= set(groups)
+    assert {"people", "admins"} <= set(groups)
+    for name in groups.values():
+        attached = iam.list_attached_group_policies(GroupName=name)["AttachedPolicies"]
+        assert mfa_arn in [a["PolicyArn"] for a in attached], name
+    # Every person is in the people group, so no human escapes the MFA rule.
+    members = iam.get_group(GroupName=groups["people"])["Users"]
+    assert sorted(u["UserName"] for u in members) == sorted(deployed.tfvars["people"])
+
+
+def test_second_plan_shows_no_change(deployed: Deployed) -> None:
+    code, summary = deployed.tf.plan(deployed.var_files, deployed.workdir / "again.tfplan")
+    assert (code, summary.changed) == (0, False), summary.addresses
+
+
+def test_adding_and_archiving_elections_touch_only_their_resources(deployed: Deployed) -> None:
+    """One plan adds an election and archives another: every create belongs to
+    the new one, every destroy to the archived one, nothing else changes."""
+    data = copy.deepcopy(deployed.tfvars)
+    new_id = "nouvelleville-2028"
+    data["elections"][new_id] = {
+        "label": "Municipale fictive de Nouvelleville 2028",
+        "region": "eu-central-1",
+        "bucket_name": f"{data['org_slug']}-{new_id}",
+        "retention_date": "2028-06-30",
+        "legal_hold": False,
+        "members": ["dmodele"],
+        "dataset_prefixes": [],
+    }
+    del data["elections"]["exempleville-2027"]
+    files = [deployed.write_vars(data, "changed.tfvars.json"), *deployed.var_files[1:]]
+    code, summary = deployed.tf.plan(files, deployed.workdir / "changed.tfplan", refresh=False)
+    assert code == 2
+    assert summary.change == 0
+    created = [a for a, acts in summary.addresses.items() if "create" in acts]
+    destroyed = [a for a, acts in summary.addresses.items() if "delete" in acts]
+    assert not set(created) & set(destroyed), "nothing is replaced"
+    assert len(created) >= 10 and len(destroyed) >= 10
+    assert all(new_id in a for a in created), created
+    # eu-west-3 holds no other election, so its log bucket goes with the archived
+    # election; everything else destroyed belongs to that election.
+    for address in destroyed:
+        assert "exempleville-2027" in address or address.startswith("module.eu_west_3[0]."), address
+    assert not any(SECOND in a for a in summary.addresses)
+
+
+def _request(user_arn: str, bucket: str, *, mfa: bool = True, tls: bool = True) -> Request:
+    return Request(
+        principal_arn=user_arn,
+        action="s3:GetObject",
+        resource=f"arn:aws:s3:::{bucket}/prospects/fichier.csv",
+        context={
+            "aws:SecureTransport": str(tls).lower(),
+            "aws:MultiFactorAuthPresent": str(mfa).lower(),
+            "aws:username": user_arn.rsplit("/", 1)[1],
+        },
+    )
+
+
+def test_member_of_one_election_cannot_read_another_elections_bucket(deployed: Deployed) -> None:
+    """Evaluated with isoloir.infra.evaluate over the policies read back from the API."""
+    iam = aws.client("iam")
+    a_bucket = _elections(deployed)["exempleville-2027"]["bucket_name"]
+    b_bucket = _elections(deployed)[SECOND]["bucket_name"]
+    a_member = "dmodele"  # member of exempleville-2027 only
+    assert a_member not in _elections(deployed)[SECOND]["members"]
+    user_arn = iam.get_user(UserName=a_member)["User"]["Arn"]
+    identity = identity_policies_of_user(iam, a_member)
+    policy_a = aws.client("s3", "eu-west-3").get_bucket_policy(Bucket=a_bucket)["Policy"]
+    policy_b = aws.client("s3", "eu-central-1").get_bucket_policy(Bucket=b_bucket)["Policy"]
+
+    # Positive control: the same user, signed in with MFA over TLS, reads its own bucket.
+    own = evaluate(_request(user_arn, a_bucket), identity, policy_a)
+    assert own.decision is Decision.ALLOW, own
+
+    other = evaluate(_request(user_arn, b_bucket), identity, policy_b)
+    assert other.decision is Decision.EXPLICIT_DENY
+    assert other.reasons == ("resource:DenyDataToAnyoneButElectionAndAgent",)
+    # Even without the bucket policy, nothing in the identity policies allows it.
+    assert evaluate(_request(user_arn, b_bucket), identity, None).decision is (
+        Decision.IMPLICIT_DENY
+    )
+    # And the guards hold on the member's own bucket too.
+    assert not evaluate(_request(user_arn, a_bucket, mfa=False), identity, policy_a).allowed
+    assert not evaluate(_request(user_arn, a_bucket, tls=False), identity, policy_a).allowed
