@@ -597,8 +597,15 @@ def test_agent_unit_passes_systemd_analyze_verify(site: Site) -> None:
     ):
         assert directive in text
     rw = re.search(r"(?m)^ReadWritePaths=(.*)$", text).group(1).split()  # type: ignore[union-attr]
+    contacts = json.loads(site.vars_file.read_text())["isoloir_contacts_path"]
+    # The state, the shares (purge) and the permanent contacts store, nothing else.
     assert sorted(rw) == sorted(
-        ["/var/lib/isoloir", f"/srv/elections/{ELECTION_A}", f"/srv/elections/{ELECTION_B}"]
+        [
+            "/var/lib/isoloir",
+            contacts,
+            f"/srv/elections/{ELECTION_A}",
+            f"/srv/elections/{ELECTION_B}",
+        ]
     )
 
 
