@@ -1,0 +1,276 @@
+mock_provider "aws" {
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+
+  mock_data "aws_region" {
+    defaults = { name = "eu-west-3" }
+  }
+
+  mock_data "aws_iam_policy_document" {
+    defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
+  }
+}
+
+mock_provider "aws" {
+  alias = "eu_west_3"
+
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+
+  mock_data "aws_region" {
+    defaults = { name = "eu-west-3" }
+  }
+
+  mock_data "aws_iam_policy_document" {
+    defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
+  }
+}
+
+mock_provider "aws" {
+  alias = "eu_west_1"
+
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+
+  mock_data "aws_region" {
+    defaults = { name = "eu-west-1" }
+  }
+
+  mock_data "aws_iam_policy_document" {
+    defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
+  }
+}
+
+mock_provider "aws" {
+  alias = "eu_central_1"
+
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+
+  mock_data "aws_region" {
+    defaults = { name = "eu-central-1" }
+  }
+
+  mock_data "aws_iam_policy_document" {
+    defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
+  }
+}
+
+mock_provider "aws" {
+  alias = "eu_north_1"
+
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+
+  mock_data "aws_region" {
+    defaults = { name = "eu-north-1" }
+  }
+
+  mock_data "aws_iam_policy_document" {
+    defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
+  }
+}
+
+mock_provider "aws" {
+  alias = "eu_south_1"
+
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+
+  mock_data "aws_region" {
+    defaults = { name = "eu-south-1" }
+  }
+
+  mock_data "aws_iam_policy_document" {
+    defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
+  }
+}
+
+mock_provider "aws" {
+  alias = "eu_south_2"
+
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+
+  mock_data "aws_region" {
+    defaults = { name = "eu-south-2" }
+  }
+
+  mock_data "aws_iam_policy_document" {
+    defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
+  }
+}
+
+# Unit-level checks of the root's validation blocks: no AWS, no emulator, the
+# provider is mocked. Each run must fail on the named variable, with its message.
+
+variables {
+  org_slug        = "parti-test"
+  default_region  = "eu-west-3"
+  allowed_regions = ["eu-west-3", "eu-central-1"]
+  password_policy = {
+    minimum_length    = 14
+    require_lowercase = true
+    require_uppercase = true
+    require_numbers   = true
+    require_symbols   = false
+    reuse_prevention  = 24
+    max_age_days      = 0
+  }
+  kms_deletion_window_days = 30
+  admin_networks           = ["10.20.0.0/24"]
+  log_bucket_name          = "parti-test-access-logs"
+  administrators           = ["alice"]
+  people                   = ["alice", "bob"]
+  create_hosts             = false
+  elections                = {}
+}
+
+run "election_outside_the_eu_is_refused" {
+  command = plan
+
+  variables {
+    elections = {
+      "ville-2027" = {
+        label          = "Ville 2027"
+        region         = "eu-west-2"
+        bucket_name    = "parti-test-ville-2027"
+        retention_date = "2027-05-21"
+        legal_hold     = false
+        members        = ["bob"]
+      }
+    }
+  }
+
+  expect_failures = [var.elections]
+}
+
+run "default_region_outside_the_eu_is_refused" {
+  command = plan
+
+  variables {
+    default_region = "eu-central-2"
+  }
+
+  expect_failures = [var.default_region]
+}
+
+run "election_region_not_allowed_by_policy_is_refused" {
+  command = plan
+
+  variables {
+    elections = {
+      "ville-2027" = {
+        label          = "Ville 2027"
+        region         = "eu-north-1"
+        bucket_name    = "parti-test-ville-2027"
+        retention_date = "2027-05-21"
+        legal_hold     = false
+        members        = ["bob"]
+      }
+    }
+  }
+
+  expect_failures = [var.elections]
+}
+
+run "member_who_is_not_a_person_is_refused" {
+  command = plan
+
+  variables {
+    elections = {
+      "ville-2027" = {
+        label          = "Ville 2027"
+        region         = "eu-west-3"
+        bucket_name    = "parti-test-ville-2027"
+        retention_date = "2027-05-21"
+        legal_hold     = false
+        members        = ["mallory"]
+      }
+    }
+  }
+
+  expect_failures = [var.elections]
+}
+
+run "retention_date_must_be_a_date" {
+  command = plan
+
+  variables {
+    elections = {
+      "ville-2027" = {
+        label          = "Ville 2027"
+        region         = "eu-west-3"
+        bucket_name    = "parti-test-ville-2027"
+        retention_date = "P2M"
+        legal_hold     = false
+        members        = ["bob"]
+      }
+    }
+  }
+
+  expect_failures = [var.elections]
+}
+
+run "admin_network_open_to_the_internet_is_refused" {
+  command = plan
+
+  variables {
+    admin_networks = ["0.0.0.0/0"]
+  }
+
+  expect_failures = [var.admin_networks]
+}
+
+run "password_shorter_than_cnil_minimum_is_refused" {
+  command = plan
+
+  variables {
+    password_policy = {
+      minimum_length    = 8
+      require_lowercase = true
+      require_uppercase = true
+      require_numbers   = true
+      require_symbols   = true
+      reuse_prevention  = 24
+      max_age_days      = 0
+    }
+  }
+
+  expect_failures = [var.password_policy]
+}
