@@ -132,7 +132,10 @@ def test_election_storage_as_the_api_reports_it(deployed: Deployed, election_id:
     assert retention["Status"] == "Enabled"
     assert retention["Expiration"]["Date"].date().isoformat() == e["retention_date"]
     assert retention["NoncurrentVersionExpiration"]["NoncurrentDays"] >= 1
-    assert retention["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1
+    housekeeping = rules["housekeeping"]
+    assert housekeeping["Status"] == "Enabled"
+    assert housekeeping["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1
+    assert housekeeping["Expiration"]["ExpiredObjectDeleteMarker"] is True
 
     logging = s3.get_bucket_logging(Bucket=bucket)["LoggingEnabled"]
     assert logging["TargetBucket"] == deployed.outputs["log_buckets"][region]

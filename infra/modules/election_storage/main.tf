@@ -136,20 +136,21 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
     noncurrent_version_expiration {
       noncurrent_days = var.noncurrent_version_days
     }
-
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 1
-    }
   }
 
+  # Deletes no data, so it stays on under a legal hold.
   rule {
-    id     = "expired-delete-markers"
+    id     = "housekeeping"
     status = "Enabled"
 
     filter {}
 
     expiration {
       expired_object_delete_marker = true
+    }
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
     }
   }
 
