@@ -1,0 +1,191 @@
+"""The policy evaluator used to prove segregation: AWS's rules on small policies."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from isoloir.infra.evaluate import Decision, Request, UnsupportedPolicy, evaluate
+from isoloir.infra.runner import PlanSummary, find_provider_mirror, summarise_plan
+
+USER_A = "arn:aws:iam::123456789012:user/isoloir/alice"
+USER_B = "arn:aws:iam::123456789012:user/isoloir/bob"
+BUCKET = "arn:aws:s3:::parti-ville-2027"
+
+GROUP_A = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "UseOwnObjects",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": f"{BUCKET}/*",
+        },
+    ],
+}
+BUCKET_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Action": "s3:*",
+            "Resource": [BUCKET, f"{BUCKET}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        },
+        {
+            "Sid": "DenyOthers",
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Action": ["s3:GetObject*"],
+            "Resource": [BUCKET, f"{BUCKET}/*"],
+            "Condition": {"ArnNotLike": {"aws:PrincipalArn": [USER_A]}},
+        },
+        {
+            "Sid": "DenyOtherKey",
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Action": "s3:PutObject",
+            "Resource": f"{BUCKET}/*",
+            "Condition": {
+                "StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "k1"},
+                "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"},
+            },
+        },
+    ],
+}
+MFA = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "DenyWithoutMfa",
+            "Effect": "Deny",
+            "NotAction": ["iam:ChangePassword"],
+            "Resource": "*",
+            "Condition": {"BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}},
+        },
+    ],
+}
+
+
+def req(
+    user: str,
+    *,
+    action: str = "s3:GetObject",
+    tls: bool = True,
+    mfa: bool | None = True,
+    **extra: str,
+) -> Request:
+    ctx = {"aws:SecureTransport": str(tls).lower(), **extra}
+    if mfa is not None:
+        ctx["aws:MultiFactorAuthPresent"] = str(mfa).lower()
+    return Request(user, action, f"{BUCKET}/f.csv", ctx)
+
+
+def test_member_allowed_over_tls_with_mfa() -> None:
+    result = evaluate(req(USER_A), [GROUP_A, MFA], BUCKET_POLICY)
+    assert result.decision is Decision.ALLOW
+    assert result.reasons == ("identity[0]:UseOwnObjects",)
+
+
+def test_other_principal_is_explicitly_denied_by_the_bucket_policy() -> None:
+    # Even if bob's own policies allowed it.
+    result = evaluate(req(USER_B), [GROUP_A, MFA], BUCKET_POLICY)
+    assert result.decision is Decision.EXPLICIT_DENY
+    assert result.reasons == ("resource:DenyOthers",)
+
+
+def test_no_allow_anywhere_is_an_implicit_deny() -> None:
+    assert evaluate(req(USER_A), [MFA], None).decision is Decision.IMPLICIT_DENY
+
+
+def test_plain_http_is_denied() -> None:
+    result = evaluate(req(USER_A, tls=False), [GROUP_A], BUCKET_POLICY)
+    assert result.reasons == ("resource:DenyInsecureTransport",)
+
+
+@pytest.mark.parametrize("mfa", [False, None])
+def test_without_mfa_everything_but_self_service_is_denied(mfa: bool | None) -> None:
+    # BoolIfExists: a missing key (long-term access keys) counts as "no MFA".
+    result = evaluate(req(USER_A, mfa=mfa), [GROUP_A, MFA], BUCKET_POLICY)
+    assert result.reasons == ("identity[1]:DenyWithoutMfa",)
+    change = evaluate(req(USER_A, action="iam:ChangePassword", mfa=mfa), [MFA], None)
+    assert change.decision is Decision.IMPLICIT_DENY  # not denied, just not granted here
+
+
+def test_negated_operator_is_true_when_the_key_is_missing() -> None:
+    policy = {
+        "Statement": [
+            {
+                "Effect": "Deny",
+                "Action": "s3:GetObject",
+                "Resource": "*",
+                "Condition": {"StringNotEquals": {"aws:SourceVpc": "vpc-1"}},
+            }
+        ]
+    }
+    assert evaluate(req(USER_A), [GROUP_A, policy], None).decision is Decision.EXPLICIT_DENY
+
+
+def test_put_with_another_key_is_denied_but_default_encryption_is_not() -> None:
+    allow_put = {
+        "Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"{BUCKET}/*"}]
+    }
+    other = req(
+        USER_A, action="s3:PutObject", **{"s3:x-amz-server-side-encryption-aws-kms-key-id": "k2"}
+    )
+    assert evaluate(other, [allow_put], BUCKET_POLICY).reasons == ("resource:DenyOtherKey",)
+    default = req(USER_A, action="s3:PutObject")
+    assert evaluate(default, [allow_put], BUCKET_POLICY).decision is Decision.ALLOW
+
+
+def test_unknown_operator_is_refused_rather_than_guessed() -> None:
+    policy = {
+        "Statement": [
+            {
+                "Effect": "Deny",
+                "Action": "*",
+                "Resource": "*",
+                "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}},
+            }
+        ]
+    }
+    with pytest.raises(UnsupportedPolicy):
+        evaluate(req(USER_A), [json.dumps(policy)], None)
+
+
+def test_plan_summary_counts_replacements_as_add_and_destroy() -> None:
+    plan = {
+        "resource_changes": [
+            {"address": "a.x", "mode": "managed", "change": {"actions": ["create"]}},
+            {"address": "a.y", "mode": "managed", "change": {"actions": ["update"]}},
+            {"address": "a.z", "mode": "managed", "change": {"actions": ["delete", "create"]}},
+            {"address": "a.n", "mode": "managed", "change": {"actions": ["no-op"]}},
+            {"address": "data.d", "mode": "data", "change": {"actions": ["read"]}},
+        ]
+    }
+    summary = summarise_plan(plan)
+    assert (summary.add, summary.change, summary.destroy) == (2, 1, 1)
+    assert summary.line() == "Plan: 2 to add, 1 to change, 1 to destroy."
+    assert set(summary.addresses) == {"a.x", "a.y", "a.z"}
+    assert not PlanSummary(0, 0, 0).changed
+
+
+def test_provider_mirror_is_found_by_its_layout(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("ISOLOIR_TF_MIRROR", raising=False)
+    binary = (
+        tmp_path
+        / "m"
+        / "registry.terraform.io"
+        / "hashicorp"
+        / "aws"
+        / "5.100.0"
+        / "linux_amd64"
+        / "terraform-provider-aws_v5.100.0_x5"
+    )
+    binary.parent.mkdir(parents=True)
+    binary.write_bytes(b"")
+    assert find_provider_mirror([str(tmp_path)]) == tmp_path / "m"
+    assert find_provider_mirror([str(tmp_path / "nowhere")]) is None
