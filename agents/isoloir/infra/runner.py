@@ -33,6 +33,9 @@ MIRROR_SEARCH_ROOTS = (
     "~/.local/share",
 )
 _MIRROR_MAX_DEPTH = 8
+# Lifecycle configurations each wait ~55 s (the provider's waiter floor); with
+# Terraform's default of 10 concurrent operations, 20 elections take 3 rounds.
+APPLY_PARALLELISM = 32
 _NOISY = (": Still creating", ": Still destroying", ": Still modifying", ": Still reading")
 
 Log = Callable[[str], None]
@@ -275,8 +278,8 @@ class Terraform:
         data = json.loads(self.capture(["show", "-json", str(plan)]))
         return summarise_plan(data)
 
-    def apply(self, plan: Path) -> None:
-        self.run(["apply", "-input=false", "-no-color", str(plan)])
+    def apply(self, plan: Path, parallelism: int = APPLY_PARALLELISM) -> None:
+        self.run(["apply", "-input=false", "-no-color", f"-parallelism={parallelism}", str(plan)])
 
     def destroy(self, var_files: Sequence[Path]) -> None:
         args = ["destroy", "-auto-approve", "-input=false", "-no-color"]
