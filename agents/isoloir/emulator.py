@@ -191,8 +191,11 @@ class Emulator:
             env["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
         else:
             env.pop("INITIAL_NO_AUTH_ACTION_COUNT", None)
+        _moto_server_path()  # fails early with a clear message when moto is missing
         cmd = [
-            _moto_server_path(),
+            sys.executable,
+            "-m",
+            "isoloir.emulator_server",
             "--host",
             HOST,
             "--port",
