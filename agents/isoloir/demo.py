@@ -42,6 +42,23 @@ LEAKED_NAME = "export-contacts.csv"
 PUBLIC_KEY = "prospects/contacts-2027.csv"
 
 
+def _public_access_block(read: Any) -> dict[str, bool]:
+    """The four flags, or {} when no block is configured."""
+    from botocore.exceptions import ClientError
+
+    try:
+        flags: dict[str, bool] = read()["PublicAccessBlockConfiguration"]
+        return flags
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchPublicAccessBlockConfiguration":
+            return {}
+        raise
+
+
+def _flags(block: dict[str, bool]) -> str:
+    return "on" if block and all(block.values()) else "OFF"
+
+
 @dataclass
 class Demo:
     run_dir: Path
@@ -167,6 +184,11 @@ class Demo:
             f"with mode {self.facts['leaked_mode_before']} (readable by anyone on the host)"
         )
         s3 = self.s3()
+        # With the account-level block on, a bucket cannot be made public at all:
+        # the incident needs someone who removes both levels.
+        control = aws.client("s3control", region=e.region)
+        account = aws.client("sts", region=e.region).get_caller_identity()["Account"]
+        control.delete_public_access_block(AccountId=account)
         s3.delete_public_access_block(Bucket=e.bucket_name)
         policy = json.loads(s3.get_bucket_policy(Bucket=e.bucket_name)["Policy"])
         policy["Statement"].append(
@@ -191,7 +213,13 @@ class Demo:
         leaked = self.host_path(e.share_path) / "prospects" / LEAKED_NAME
         self.facts["leaked_mode_after"] = oct(leaked.stat().st_mode & 0o777)
         s3 = self.s3()
-        block = s3.get_public_access_block(Bucket=e.bucket_name)["PublicAccessBlockConfiguration"]
+        block = _public_access_block(lambda: s3.get_public_access_block(Bucket=e.bucket_name))
+        account = aws.client("sts", region=e.region).get_caller_identity()["Account"]
+        control = aws.client("s3control", region=e.region)
+        account_block = _public_access_block(
+            lambda: control.get_public_access_block(AccountId=account)
+        )
+        self.facts["account_public_access_block"] = account_block
         policy = json.loads(s3.get_bucket_policy(Bucket=e.bucket_name)["Policy"])
         self.facts["public_access_block"] = block
         self.facts["public_statements"] = [
@@ -199,7 +227,7 @@ class Demo:
         ]
         self.out(
             f"    after one scan cycle: {LEAKED_NAME} mode {self.facts['leaked_mode_after']}, "
-            f"public access block {'on' if all(block.values()) else 'OFF'}, "
+            f"public access block: bucket {_flags(block)}, account {_flags(account_block)}, "
             f"{len(self.facts['public_statements'])} public statement(s) left"
         )
 

@@ -72,7 +72,9 @@ def test_incident_is_found_and_fixed_in_one_scan_cycle(demo: Demo) -> None:
     demo.scan_cycle()
     # the share file no longer readable by others, the bucket private again
     assert int(demo.facts["leaked_mode_after"], 8) & 0o007 == 0
-    assert all(demo.facts["public_access_block"].values())
+    assert demo.facts["public_access_block"] and all(demo.facts["public_access_block"].values())
+    account_block = demo.facts["account_public_access_block"]
+    assert account_block and all(account_block.values())
     assert demo.facts["public_statements"] == []
 
 
