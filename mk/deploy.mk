@@ -1,18 +1,22 @@
 # make deploy / make demo / make up / make down (issue 8)
 TARGET ?= local
 RUN_DIR ?= .run
+KEEP ?=
 
 .PHONY: deploy demo up down
 
-up: setup system-deps
+up: setup system-deps hosts-deps
 	$(PY) -m isoloir.localtarget --run-dir $(RUN_DIR)/local/local up
 
+# Stops the local target of `make deploy` and a demo kept with KEEP=1.
 down:
-	@if [ -x $(PY) ]; then $(PY) -m isoloir.localtarget --run-dir $(RUN_DIR)/local/local down; \
+	@if [ -x $(PY) ]; then \
+	  for d in $(RUN_DIR)/local/local $(RUN_DIR)/demo/local; do \
+	    [ -f $$d/state.json ] && $(PY) -m isoloir.localtarget --run-dir $$d down; done; true; \
 	 else echo "nothing to stop (no .venv)"; fi
 
-deploy: setup system-deps
+deploy: setup system-deps hosts-deps
 	$(BIN)/isoloir deploy --target $(TARGET) --run-dir $(RUN_DIR)/$(TARGET)
 
-demo: setup system-deps
-	$(BIN)/isoloir demo --run-dir $(RUN_DIR)/demo
+demo: setup system-deps hosts-deps
+	$(BIN)/isoloir demo --run-dir $(RUN_DIR)/demo $(if $(KEEP),--keep,)
