@@ -17,6 +17,7 @@ files with O_NOFOLLOW so a symlink is never followed.
 from __future__ import annotations
 
 import bisect
+import errno
 import os
 import re
 import zipfile
@@ -256,8 +257,24 @@ def xml_text(fragment: str) -> str:
     return out
 
 
+_NOATIME: Final = getattr(os, "O_NOATIME", 0)
+_OPEN_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
 def _open_nofollow(path: str | bytes | os.PathLike[str]) -> int:
-    return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_NOATIME", 0))
+    """Open read-only, never through a symlink; without touching atime when allowed.
+
+    O_NOATIME is refused (EPERM) unless the caller owns the file or has
+    CAP_FOWNER: the agent's unprivileged user reading a file another account
+    owns must retry without it, or every such file would go unsampled.
+    """
+    if _NOATIME:
+        try:
+            return os.open(path, _OPEN_FLAGS | _NOATIME)
+        except PermissionError as exc:
+            if exc.errno != errno.EPERM:
+                raise
+    return os.open(path, _OPEN_FLAGS)
 
 
 def sample_file(
