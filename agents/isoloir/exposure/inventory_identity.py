@@ -4,7 +4,8 @@ TOTP enrolment (~/.google_authenticator, the PAM module's secret file).
 
 Host accounts are read from group and passwd files (default /etc/group and
 /etc/passwd; tests pass their own) so a user with an election group as primary
-group counts as a member too.
+group counts as a member too. Each user carries its uid and shell so the checks
+can tell a service account (system uid, no-login shell) from a person.
 """
 
 from __future__ import annotations
@@ -82,11 +83,17 @@ def read_host_users(groups: set[str], *, group_file: Path, passwd_file: Path) ->
         for user in filter(None, parts[3].split(",")):
             member_of.setdefault(user.strip(), set()).add(parts[0])
     homes: dict[str, str] = {}
+    accounts: dict[str, tuple[int | None, str]] = {}  # user -> (uid, shell)
     for line in passwd_file.read_text(errors="replace").splitlines():
         parts = line.split(":")
         if len(parts) < 7:
             continue
         homes[parts[0]] = parts[5]
+        try:
+            uid: int | None = int(parts[2])
+        except ValueError:
+            uid = None
+        accounts[parts[0]] = (uid, parts[6].strip())
         try:
             primary = gid_to_group.get(int(parts[3]))
         except ValueError:
@@ -97,7 +104,8 @@ def read_host_users(groups: set[str], *, group_file: Path, passwd_file: Path) ->
     for user, user_groups in sorted(member_of.items()):
         home = homes.get(user, "")
         enrolled = bool(home) and os.path.lexists(os.path.join(home, TOTP_FILE))
-        out.append(HostUser(user, tuple(sorted(user_groups)), home, enrolled))
+        uid, shell = accounts.get(user, (None, ""))
+        out.append(HostUser(user, tuple(sorted(user_groups)), home, enrolled, uid, shell))
     return out
 
 

@@ -177,12 +177,31 @@ class IamUser:
     access_keys: tuple[AccessKey, ...] = ()
 
 
+# A host account is a service account, not a person, when both hold: a system uid
+# (Debian's SYS_UID_MAX, below the first uid `adduser` gives a person) and a shell
+# that refuses every login. A person's account (uid >= 1000) counts as a person
+# even with a no-login shell: Samba needs no shell to serve the share.
+SYSTEM_UID_MAX = 999
+NOLOGIN_SHELLS = frozenset(
+    {"/usr/sbin/nologin", "/sbin/nologin", "/usr/bin/nologin", "/bin/false", "/usr/bin/false"}
+)
+
+
 @dataclass(frozen=True)
 class HostUser:
     name: str
     groups: tuple[str, ...]  # election groups the user belongs to
     home: str
     totp_enrolled: bool
+    uid: int | None = None  # None: not in the passwd file
+    shell: str = ""
+
+    @property
+    def service_account(self) -> bool:
+        """A system account that cannot log in (e.g. the agents' own `isoloir`)."""
+        return (
+            self.uid is not None and 0 < self.uid <= SYSTEM_UID_MAX and self.shell in NOLOGIN_SHELLS
+        )
 
 
 @dataclass

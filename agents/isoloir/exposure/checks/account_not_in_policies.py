@@ -32,6 +32,8 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
                 message=f"IAM user {user.name} is not a person of the policies.",
             )
     for host_user in inv.identity.host_users:
+        if host_user.service_account:
+            continue  # system uid and no-login shell (e.g. the agents' own user): not a person
         if host_user.name not in people:
             yield Hit(
                 resource=f"host-user:{host_user.name}",

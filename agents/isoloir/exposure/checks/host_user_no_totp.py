@@ -21,7 +21,8 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
     if inv.identity is None:
         return
     for user in inv.identity.host_users:
-        if not user.totp_enrolled:
+        # a service account (system uid, no-login shell) never logs in: no TOTP to enrol
+        if not user.totp_enrolled and not user.service_account:
             yield Hit(
                 resource=f"host-user:{user.name}",
                 message=f"User {user.name} (groups {', '.join(user.groups)}) has no TOTP enrolled.",

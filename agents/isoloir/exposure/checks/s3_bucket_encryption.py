@@ -7,6 +7,12 @@ from isoloir.exposure.model import Inventory
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
 
+# The account's access-log bucket (baseline `log_bucket_name`) is the target of S3
+# server access logging, which delivers only to SSE-S3 (AES256) buckets: SSE-KMS is
+# not supported there, so Terraform sets AES256 on purpose. It is checked for SSE-S3
+# or better; the election buckets must use KMS (their key is the crypto-shred).
+LOG_BUCKET_ALGORITHMS = ("AES256", "aws:kms")
+
 
 @check(
     id="s3_bucket_encryption",
@@ -15,17 +21,30 @@ from isoloir.findings import Severity
     scope="s3",
     reflex="secure the data",
     remediation="Set default encryption to SSE-KMS with the election's own key "
-    "(that key is what makes crypto-shredding after the election possible).",
+    "(that key is what makes crypto-shredding after the election possible); "
+    "on the access-log bucket, SSE-S3 (AES256), which access logging requires.",
     permissions=(*READ_S3, "s3:GetEncryptionConfiguration"),
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
+    log_bucket = inv.policies.baseline.log_bucket_name
     for _, bucket, election in s3_buckets(inv):
         if "encryption" in bucket.errors:
             continue
         algorithms = [str(r.get("SSEAlgorithm", "")) for r in bucket.encryption]
+        what = ", ".join(algorithms) if algorithms else "none"
+        if bucket.name == log_bucket and election is None:
+            if any(a.startswith(LOG_BUCKET_ALGORITHMS) for a in algorithms):
+                continue
+            yield Hit(
+                resource=f"s3://{bucket.name}",
+                message=f"Access-log bucket {bucket.name} has no default encryption "
+                f"(SSE-S3 expected; found {what}).",
+                evidence={"algorithms": algorithms, "log_bucket": True},
+                location=bucket.region,
+            )
+            continue
         if any(a.startswith("aws:kms") for a in algorithms):
             continue
-        what = ", ".join(algorithms) if algorithms else "none"
         yield Hit(
             resource=f"s3://{bucket.name}",
             message=f"Bucket {bucket.name} default encryption is not KMS ({what}).",
