@@ -27,7 +27,7 @@ $(CHECKOV_VENV)/.installed:
 	@touch $@
 
 infra-check: infra-init $(CHECKOV_VENV)/.installed
-	terraform fmt -check -recursive infra
+	$(TF_RUN_ENV) terraform fmt -check -recursive infra
 	$(TF_RUN_ENV) terraform -chdir=infra validate -no-color
 	$(TF_RUN_ENV) terraform -chdir=infra test -no-color
 	$(CHECKOV_VENV)/bin/checkov -d infra --quiet --compact --framework terraform --skip-download
