@@ -173,7 +173,8 @@ def test_encryption_heuristic_with_dm_crypt_and_lvm(tmp_path: Path) -> None:
     (sysb / "plain" / "slaves" / "vda2").mkdir()
 
     def enc(path: str) -> bool | None:
-        return inventory_shares.encryption_of(path, mounts=mounts, sys_block=sysb)[3]
+        found: bool | None = inventory_shares.encryption_of(path, mounts=mounts, sys_block=sysb)[3]
+        return found
 
     assert enc("/srv/elections/x") is True  # LVM on LUKS
     assert enc("/srv/plain/x") is False
@@ -241,3 +242,39 @@ def test_fix_dry_run_then_apply_with_journal(share: Path, tmp_path: Path, polici
         a.rule_id == "share_foreign_group"
         for a in remediate(results, off, state_dir=state, now=NOW, dry_run=True)
     )
+
+
+def test_walk_survives_readdir_failing_after_opendir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # e.g. /proc/<pid>/map_files of a bind-mounted /proc under a stray-data path:
+    # root opens it, reading it fails with EACCES; the walk records it and goes on
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "good").mkdir()
+    (tmp_path / "good" / "f.csv").write_text("x\n")
+    real = os.scandir
+
+    class Failing:
+        def __init__(self, inner: Iterator[os.DirEntry[bytes]]) -> None:
+            self.inner = inner
+
+        def __enter__(self) -> Failing:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def __iter__(self) -> Failing:
+            return self
+
+        def __next__(self) -> os.DirEntry[bytes]:
+            raise PermissionError(13, "Permission denied")
+
+    def scandir(path: bytes) -> object:
+        return Failing(real(path)) if path.endswith(b"/bad") else real(path)
+
+    monkeypatch.setattr(inventory_shares.os, "scandir", scandir)
+    unreadable: list[bytes] = []
+    seen = [p for p, _ in inventory_shares.walk(os.fsencode(tmp_path), unreadable)]
+    assert unreadable == [os.fsencode(tmp_path / "bad")]
+    assert os.fsencode(tmp_path / "good" / "f.csv") in seen

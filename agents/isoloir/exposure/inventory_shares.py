@@ -182,14 +182,19 @@ def walk(root: bytes, on_unreadable: list[bytes]) -> Iterator[tuple[bytes, os.st
             on_unreadable.append(directory)
             continue
         with it:
-            for entry in it:
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue  # vanished between readdir and lstat
-                yield entry.path, st
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append(entry.path)
+            try:
+                for entry in it:
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue  # vanished between readdir and lstat
+                    yield entry.path, st
+                    if stat.S_ISDIR(st.st_mode):
+                        stack.append(entry.path)
+            except OSError:
+                # readdir itself can fail after opendir succeeded (e.g. /proc/<pid>/map_files
+                # of a bind-mounted /proc): record the directory and go on
+                on_unreadable.append(directory)
 
 
 def scan_tree(tree: ShareTree) -> ShareTree:
