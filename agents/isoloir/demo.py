@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from isoloir import aws, fakedata
-from isoloir.deploy import AGENT_VENV, Deployment
+from isoloir.deploy import AGENT_USER_ARGV, AGENT_VENV, Deployment
 from isoloir.localtarget import LocalTarget
 from isoloir.policy.model import Election
 
@@ -95,15 +95,7 @@ class Demo:
         if now:
             env_args.append(f"ISOLOIR_NOW={now}")
         return self.local.host().chroot(
-            "runuser",
-            "-u",
-            "isoloir",
-            "--",
-            "env",
-            *env_args,
-            f"{AGENT_VENV}/bin/isoloir",
-            *args,
-            check=False,
+            *AGENT_USER_ARGV, "env", *env_args, f"{AGENT_VENV}/bin/isoloir", *args, check=False
         )
 
     def show(self, proc: subprocess.CompletedProcess[str], limit: int = 40) -> None:
@@ -282,7 +274,7 @@ class Demo:
         for path in contacts_dir.rglob("*.csv"):
             kept += sum(1 for _ in csv.DictReader(io.StringIO(path.read_text())))
         self.facts["contacts_kept"] = kept
-        certs = sorted(self.host_path("/var/lib/isoloir").rglob("*certificate*.json"))
+        certs = sorted(self.host_path("/var/lib/isoloir/retention/certificates").glob("*.json"))
         self.facts["certificates"] = [str(c) for c in certs]
         self.out(
             f"    campaign object versions left: {self.facts['campaign_versions_left']}, "

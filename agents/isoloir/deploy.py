@@ -34,6 +34,17 @@ REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO / "playbooks" / "site.yml"
 AGENT_VENV = "/opt/isoloir/venv"
 HOST_CA_PATH = "/etc/isoloir/emulator-ca.pem"
+# The agents as their own user with the one capability their unit grants
+# (CAP_FOWNER: `chmod o-rwx` on a share file that a member owns).
+AGENT_USER_ARGV = (
+    "setpriv",
+    "--reuid=isoloir",
+    "--regid=isoloir",
+    "--init-groups",
+    "--inh-caps=+fowner",
+    "--ambient-caps=+fowner",
+    "--",
+)
 _RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
 
 
@@ -296,10 +307,7 @@ class Deployment:
 
             host = LocalTarget(self.run_dir / "local").host()
             proc = host.chroot(
-                "runuser",
-                "-u",
-                "isoloir",
-                "--",
+                *AGENT_USER_ARGV,
                 "env",
                 *self._agent_env_args(),
                 f"{AGENT_VENV}/bin/isoloir",

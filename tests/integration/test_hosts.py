@@ -593,7 +593,9 @@ def test_agent_unit_passes_systemd_analyze_verify(site: Site) -> None:
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
         "PrivateTmp=yes",
-        "CapabilityBoundingSet=\n",
+        # the one capability, for the exposure agent's fix of a member's file mode
+        "CapabilityBoundingSet=CAP_FOWNER\n",
+        "AmbientCapabilities=CAP_FOWNER\n",
     ):
         assert directive in text
     rw = re.search(r"(?m)^ReadWritePaths=(.*)$", text).group(1).split()  # type: ignore[union-attr]

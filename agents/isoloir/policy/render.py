@@ -70,6 +70,9 @@ def ansible_vars(p: Policies) -> dict[str, Any]:
         "isoloir_contacts_path": b.retention.contacts_path,
         "isoloir_admin_networks": list(b.hosts.admin_networks),
         "isoloir_stray_data_paths": list(b.hosts.stray_data_paths),
+        "isoloir_fix_share_permissions": (
+            b.remediation.share_permissions or b.remediation.share_group_ownership
+        ),
         "isoloir_people": [
             {"id": x.id, "name": x.name, "admin": x.admin, "ssh_keys": list(x.ssh_keys)}
             for x in sorted(b.people, key=lambda x: x.id)
