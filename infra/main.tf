@@ -1,6 +1,7 @@
-# The root: the account baseline once, and per EU region the region module
-# (log bucket, election storage for_each, file-share host) with that region's
-# provider alias. See docs/infra.md.
+# The root: the account baseline once, and per allowed EU region the region
+# module (log bucket, election storage for_each, file-share host) with that
+# region's provider alias. The log bucket of an allowed region stays when its
+# last election is archived: access logs outlive the data. See docs/infra.md.
 
 data "aws_caller_identity" "current" {}
 
@@ -60,7 +61,7 @@ module "account_baseline" {
 
 module "eu_west_3" {
   source    = "./modules/region"
-  count     = length(local.by_region["eu-west-3"]) > 0 ? 1 : 0
+  count     = contains(var.allowed_regions, "eu-west-3") ? 1 : 0
   providers = { aws = aws.eu_west_3 }
 
   region                   = "eu-west-3"
@@ -74,6 +75,7 @@ module "eu_west_3" {
   create_host              = var.create_hosts
   host_image_id            = lookup(var.host_image_ids, "eu-west-3", null)
   host_detailed_monitoring = var.host_detailed_monitoring
+  log_bucket_force_destroy = var.force_destroy_logs
   subnet_id                = lookup(var.subnet_ids, "eu-west-3", null)
   instance_profile         = module.account_baseline.agent_instance_profile
   tags                     = local.tags
@@ -81,7 +83,7 @@ module "eu_west_3" {
 
 module "eu_west_1" {
   source    = "./modules/region"
-  count     = length(local.by_region["eu-west-1"]) > 0 ? 1 : 0
+  count     = contains(var.allowed_regions, "eu-west-1") ? 1 : 0
   providers = { aws = aws.eu_west_1 }
 
   region                   = "eu-west-1"
@@ -95,6 +97,7 @@ module "eu_west_1" {
   create_host              = var.create_hosts
   host_image_id            = lookup(var.host_image_ids, "eu-west-1", null)
   host_detailed_monitoring = var.host_detailed_monitoring
+  log_bucket_force_destroy = var.force_destroy_logs
   subnet_id                = lookup(var.subnet_ids, "eu-west-1", null)
   instance_profile         = module.account_baseline.agent_instance_profile
   tags                     = local.tags
@@ -102,7 +105,7 @@ module "eu_west_1" {
 
 module "eu_central_1" {
   source    = "./modules/region"
-  count     = length(local.by_region["eu-central-1"]) > 0 ? 1 : 0
+  count     = contains(var.allowed_regions, "eu-central-1") ? 1 : 0
   providers = { aws = aws.eu_central_1 }
 
   region                   = "eu-central-1"
@@ -116,6 +119,7 @@ module "eu_central_1" {
   create_host              = var.create_hosts
   host_image_id            = lookup(var.host_image_ids, "eu-central-1", null)
   host_detailed_monitoring = var.host_detailed_monitoring
+  log_bucket_force_destroy = var.force_destroy_logs
   subnet_id                = lookup(var.subnet_ids, "eu-central-1", null)
   instance_profile         = module.account_baseline.agent_instance_profile
   tags                     = local.tags
@@ -123,7 +127,7 @@ module "eu_central_1" {
 
 module "eu_north_1" {
   source    = "./modules/region"
-  count     = length(local.by_region["eu-north-1"]) > 0 ? 1 : 0
+  count     = contains(var.allowed_regions, "eu-north-1") ? 1 : 0
   providers = { aws = aws.eu_north_1 }
 
   region                   = "eu-north-1"
@@ -137,6 +141,7 @@ module "eu_north_1" {
   create_host              = var.create_hosts
   host_image_id            = lookup(var.host_image_ids, "eu-north-1", null)
   host_detailed_monitoring = var.host_detailed_monitoring
+  log_bucket_force_destroy = var.force_destroy_logs
   subnet_id                = lookup(var.subnet_ids, "eu-north-1", null)
   instance_profile         = module.account_baseline.agent_instance_profile
   tags                     = local.tags
@@ -144,7 +149,7 @@ module "eu_north_1" {
 
 module "eu_south_1" {
   source    = "./modules/region"
-  count     = length(local.by_region["eu-south-1"]) > 0 ? 1 : 0
+  count     = contains(var.allowed_regions, "eu-south-1") ? 1 : 0
   providers = { aws = aws.eu_south_1 }
 
   region                   = "eu-south-1"
@@ -158,6 +163,7 @@ module "eu_south_1" {
   create_host              = var.create_hosts
   host_image_id            = lookup(var.host_image_ids, "eu-south-1", null)
   host_detailed_monitoring = var.host_detailed_monitoring
+  log_bucket_force_destroy = var.force_destroy_logs
   subnet_id                = lookup(var.subnet_ids, "eu-south-1", null)
   instance_profile         = module.account_baseline.agent_instance_profile
   tags                     = local.tags
@@ -165,7 +171,7 @@ module "eu_south_1" {
 
 module "eu_south_2" {
   source    = "./modules/region"
-  count     = length(local.by_region["eu-south-2"]) > 0 ? 1 : 0
+  count     = contains(var.allowed_regions, "eu-south-2") ? 1 : 0
   providers = { aws = aws.eu_south_2 }
 
   region                   = "eu-south-2"
@@ -179,6 +185,7 @@ module "eu_south_2" {
   create_host              = var.create_hosts
   host_image_id            = lookup(var.host_image_ids, "eu-south-2", null)
   host_detailed_monitoring = var.host_detailed_monitoring
+  log_bucket_force_destroy = var.force_destroy_logs
   subnet_id                = lookup(var.subnet_ids, "eu-south-2", null)
   instance_profile         = module.account_baseline.agent_instance_profile
   tags                     = local.tags

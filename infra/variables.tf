@@ -201,6 +201,12 @@ variable "manage_account_public_access_block" {
   default     = true
 }
 
+variable "force_destroy_logs" {
+  description = "Let `destroy` delete access-log buckets that still hold logs (local target only; in production logs outlive the stack)."
+  type        = bool
+  default     = false
+}
+
 variable "extra_tags" {
   description = "Tags added to every resource."
   type        = map(string)

@@ -271,6 +271,8 @@ def local_target(
         "manage_account_public_access_block": False,
         # moto does not implement MonitorInstances: the provider would retry forever.
         "host_detailed_monitoring": False,
+        # The emulator's logs are throw-away: let `destroy` remove their buckets.
+        "force_destroy_logs": True,
     }
     var_file = state_dir / "target.tfvars.json"
     var_file.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n", encoding="utf-8")

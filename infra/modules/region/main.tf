@@ -16,8 +16,9 @@ resource "aws_s3_bucket" "logs" {
   # checkov:skip=CKV_AWS_144:Cross-region replication would move logs naming voters' files out of the region.
   # checkov:skip=CKV2_AWS_62:Event notifications are not needed for access logs.
   # checkov:skip=CKV_AWS_145:S3 server access logging only delivers to buckets encrypted with SSE-S3, not SSE-KMS.
-  bucket = local.log_bucket
-  tags   = merge(var.tags, { "isoloir:purpose" = "access-logs" })
+  bucket        = local.log_bucket
+  force_destroy = var.log_bucket_force_destroy
+  tags          = merge(var.tags, { "isoloir:purpose" = "access-logs" })
 }
 
 resource "aws_s3_bucket_public_access_block" "logs" {

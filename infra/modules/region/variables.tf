@@ -83,6 +83,12 @@ variable "instance_profile" {
   type        = string
 }
 
+variable "log_bucket_force_destroy" {
+  description = "Allow destroying the log bucket while it holds logs."
+  type        = bool
+  default     = false
+}
+
 variable "log_retention_days" {
   description = "Days the access logs are kept."
   type        = number
