@@ -24,7 +24,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -132,11 +131,6 @@ class Demo:
             Key="porte-a-porte/tournee-1.csv",
             Body=fakedata.csv_text(people[:10]).encode(),
         )
-        s3.put_object(
-            Bucket=e.bucket_name,
-            Key="benevoles/liste.csv",
-            Body=fakedata.csv_text(people[:5]).encode(),
-        )
         share = self.host_path(e.share_path)
         for rel, body in (
             ("prospects/contacts-2027.csv", text),
@@ -224,22 +218,23 @@ class Demo:
         )
 
     def alerts(self) -> None:
-        maildir = Path(self.local.state()["smtp"]["maildir"])
-        proc = subprocess.run(
-            [sys.executable, "-m", "isoloir.cli", "alerts", "maildir", str(maildir), "--json"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        messages = json.loads(proc.stdout or "[]")
+        from isoloir.alerts.cli import read_maildir
+
+        state = self.local.state()["smtp"]
+        messages: list[dict[str, Any]] = read_maildir(Path(state["maildir"]))
         self.facts["alerts"] = messages
-        printed = subprocess.run(
-            [sys.executable, "-m", "isoloir.cli", "alerts", "maildir", str(maildir)],
-            capture_output=True,
-            text=True,
-            check=False,
+        webhooks = sorted(Path(state["webhooks"]).glob("*.json"))
+        self.facts["webhooks"] = [json.loads(p.read_text()) for p in webhooks]
+        self.out(
+            f"    {len(messages)} email(s) in the maildir, {len(webhooks)} webhook(s) received"
         )
-        self.show(printed, limit=80)
+        for m in messages:
+            self.out(f"    to {m['headers'].get('To')}: {m['headers'].get('Subject')}")
+        critical = [m for m in messages if m["headers"].get("X-Isoloir-Severity") == "critical"]
+        for m in critical[:2]:
+            self.out(f"\n    ----- {m['headers'].get('Subject')} (to {m['headers'].get('To')})")
+            for line in m["body"].rstrip("\n").splitlines():
+                self.out(f"    {line}")
 
     def retention(self) -> None:
         e = self.election
@@ -251,6 +246,11 @@ class Demo:
         proc = self.agents("run", "--once", "--job", "retention", now=now)
         self.show(proc, limit=25)
         s3 = self.s3()
+        rule = s3.get_bucket_encryption(Bucket=e.bucket_name)["ServerSideEncryptionConfiguration"]
+        key_id = rule["Rules"][0]["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"]
+        key = aws.client("kms", region=e.region).describe_key(KeyId=key_id)["KeyMetadata"]
+        self.facts["key_state"] = key["KeyState"]
+        self.facts["key_deletion_date"] = str(key.get("DeletionDate", ""))
         left = s3.list_object_versions(Bucket=e.bucket_name)
         keys = [v["Key"] for v in left.get("Versions", []) + left.get("DeleteMarkers", [])]
         campaign = [d.bucket_prefix for d in e.datasets if d.campaign_specific]
@@ -279,7 +279,7 @@ class Demo:
         self.out(
             f"    campaign object versions left: {self.facts['campaign_versions_left']}, "
             f"campaign files left: {self.facts['campaign_files_left']}, "
-            f"contacts kept: {kept}"
+            f"contacts kept: {kept}, election key: {self.facts['key_state']}"
         )
         if certs:
             inside = "/" + str(certs[-1].relative_to(self.local.host().root))

@@ -88,6 +88,9 @@ def test_administrators_received_the_alerts_without_personal_data(demo: Demo) ->
     assert recipients <= admins and recipients
     text = json.dumps(messages, ensure_ascii=False)
     assert LEAKED_NAME in text  # the path is named ...
+    severities = {m["headers"].get("X-Isoloir-Severity") for m in messages}
+    assert "critical" in severities  # a world-readable contacts file is a likely breach
+    assert demo.facts["webhooks"]  # the webhook route got its signed copy
     for needle in ("electeurs.example", "06 39 98", "rue de l'Exemple"):
         assert needle not in text  # ... never the content
 
@@ -97,7 +100,8 @@ def test_retention_purges_keeps_consenting_contacts_and_signs(demo: Demo) -> Non
     demo.retention()
     assert demo.facts["campaign_versions_left"] == 0
     assert demo.facts["campaign_files_left"] == 0
-    assert demo.facts["permanent_objects_left"] >= 1  # the volunteers' list is permanent
+    assert demo.facts["permanent_objects_left"] == 0
+    assert demo.facts["key_state"] == "PendingDeletion"  # crypto-shredding
     assert demo.facts["contacts_kept"] > 0
     assert demo.facts["certificates"], _log(demo)
     assert demo.facts["certificate_verify_exit"] == 0
