@@ -113,7 +113,14 @@ def account_settings(emulator: Any) -> Iterator[None]:
     if pp is None:
         iam.delete_account_password_policy()
     else:
-        keep = {k: v for k, v in pp.items() if k not in {"ExpirePasswords"}}
+        # ExpirePasswords is derived; an age or reuse count of 0 means "unset"
+        # and the API only accepts 1 or more for them.
+        keep = {
+            k: v
+            for k, v in pp.items()
+            if k != "ExpirePasswords"
+            and not (k in {"MaxPasswordAge", "PasswordReusePrevention"} and not v)
+        }
         iam.update_account_password_policy(**keep)
 
 
