@@ -112,6 +112,8 @@ def _schema_reason(error: ValidationError) -> tuple[Path_, str]:
     if kind == "const":
         return path, hint or f"must be {_short(expected)}"
     if kind in ("pattern", "format"):
+        if hint and hint.startswith(("a ", "an ")):
+            return path, f"{_short(value)} is not {hint}"
         suffix = f" ({hint})" if hint else ""
         return path, f"{_short(value)} is not valid{suffix}"
     if kind in ("minProperties", "maxProperties") and hint:
