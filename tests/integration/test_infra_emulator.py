@@ -35,3 +35,25 @@ def test_clients_reach_the_emulator_and_reset_empties_it(emulator: Emulator) -> 
     assert name in [b["Name"] for b in s3.list_buckets()["Buckets"]]
     emulator.reset()
     assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_a_retried_call_gets_its_first_answer(emulator: Emulator) -> None:
+    """An SDK retry (same invocation id) of a create call that moto already did
+    is answered with the first attempt's answer instead of "already exists";
+    another call creating the same name still fails."""
+    iam = aws.client("iam")
+    invocation = {"id": "11111111-2222-4333-8444-555555555555"}
+
+    def same_invocation(request: object, **_: object) -> None:
+        request.headers["amz-sdk-invocation-id"] = invocation["id"]  # type: ignore[attr-defined]
+
+    iam.meta.events.register("before-send.iam.CreateGroup", same_invocation)
+    name = "isoloir-retry-replay"
+    first = iam.create_group(GroupName=name)["Group"]
+    again = iam.create_group(GroupName=name)["Group"]  # the "retry"
+    assert again["GroupId"] == first["GroupId"]
+    assert [g["GroupName"] for g in iam.list_groups()["Groups"]].count(name) == 1
+    invocation["id"] = "66666666-7777-4888-9999-000000000000"  # a different call
+    with pytest.raises(iam.exceptions.EntityAlreadyExistsException):
+        iam.create_group(GroupName=name)
+    iam.delete_group(GroupName=name)

@@ -1,7 +1,7 @@
 """Session-scoped AWS emulator for the tests: one moto server per test session.
 
 Tests that need an empty account call `emulator.reset()`; the others use unique
-names. The fixture also exports the emulator's settings to `os.environ` for the
+names. moto's request log is written to `moto.log` in the fixture's directory. The fixture also exports the emulator's settings to `os.environ` for the
 session so `isoloir.aws.client()` and Terraform reach it.
 """
 
@@ -17,7 +17,9 @@ from isoloir.emulator import Emulator
 
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    emu = Emulator.start(tmp_path_factory.mktemp("emulator"))
+    workdir = tmp_path_factory.mktemp("emulator")
+    # moto's request log stays beside the certificates for a failed run's diagnosis
+    emu = Emulator.start(workdir, log_path=workdir / "moto.log")
     saved = {key: os.environ.get(key) for key in emu.env()}
     os.environ.update(emu.env())
     try:
