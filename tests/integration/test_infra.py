@@ -139,6 +139,9 @@ def test_election_storage_as_the_api_reports_it(deployed: Deployed, election_id:
 
     logging = s3.get_bucket_logging(Bucket=bucket)["LoggingEnabled"]
     assert logging["TargetBucket"] == deployed.outputs["log_buckets"][region]
+    # the agents know the log buckets by the same names (not shadow buckets)
+    known = load_policies(REPO / "policies").baseline.log_bucket_names
+    assert deployed.outputs["log_buckets"] == known
 
     tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
     assert tags["isoloir:election"] == election_id

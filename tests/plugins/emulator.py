@@ -1,7 +1,8 @@
 """Session-scoped AWS emulator for the tests: one moto server per test session.
 
 Tests that need an empty account call `emulator.reset()`; the others use unique
-names. moto's request log is written to `moto.log` in the fixture's directory. The fixture also exports the emulator's settings to `os.environ` for the
+names. moto's request log is written to `moto.log` in the fixture's directory.
+The fixture also exports the emulator's settings to `os.environ` for the
 session so `isoloir.aws.client()` and Terraform reach it.
 """
 

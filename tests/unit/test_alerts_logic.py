@@ -141,6 +141,35 @@ def test_alert_never_carries_people(env: tuple[AlertService, Clock, Recorder, Re
     assert msg["To"] == email.sent[0].address and msg["Cc"] is None and msg["Bcc"] is None
 
 
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "[Isoloir] Alerte ÉLEVÉE · toutes élections · s3_account_public_access_block",
+        "[Isoloir] Alerte ÉLEVÉE élections rétention échéance · " + "x" * 120,
+    ],
+)
+def test_subject_survives_the_wire(subject: str) -> None:
+    """What the mail client shows is the subject we wrote, spaces included."""
+    import email as email_lib
+    import email.policy
+
+    out = Outgoing(
+        id=1,
+        kind="alert",
+        channel="email",
+        recipient="cfictive",
+        address="claire.fictive@mouvement-exemple.example",
+        subject=subject,
+        body="Accès en lecture pour tous : é\n" * 20,
+    )
+    raw = build_email("isoloir@mouvement-exemple.example", out).as_bytes()
+    assert raw.isascii()
+    back = email_lib.message_from_bytes(raw, policy=email.policy.default)
+    assert str(back["Subject"]) == subject
+    assert back.get_content() == out.body
+    assert all(len(line) <= 998 for line in raw.split(b"\n"))
+
+
 def test_same_finding_many_times_one_alert_then_reminder(
     env: tuple[AlertService, Clock, Recorder, Recorder],
 ) -> None:

@@ -54,6 +54,25 @@ def test_log_bucket_with_sse_s3_is_not_flagged(policies: Policies) -> None:
         assert _hits(_s3(policies, _bucket(log, algorithm)), "s3_bucket_encryption") == []
 
 
+def test_every_regions_log_bucket_is_known(policies: Policies) -> None:
+    """Terraform makes one access-log bucket per allowed region (a suffix outside
+    the default region); none of them is a shadow bucket or wants a KMS key."""
+    names = policies.baseline.log_bucket_names
+    assert names == {
+        "eu-west-3": "mouvement-exemple-access-logs",
+        "eu-west-1": "mouvement-exemple-access-logs-eu-west-1",
+        "eu-central-1": "mouvement-exemple-access-logs-eu-central-1",
+    }
+    inv = _s3(policies, *(_bucket(n, "AES256") for n in names.values()))
+    assert _hits(inv, "s3_bucket_encryption") == []
+    assert _hits(inv, "s3_bucket_undeclared") == []
+    # a look-alike name in a region that is not allowed is still a shadow bucket
+    odd = _s3(policies, _bucket("mouvement-exemple-access-logs-us-east-1", "AES256"))
+    assert [h.resource for h in _hits(odd, "s3_bucket_undeclared")] == [
+        "s3://mouvement-exemple-access-logs-us-east-1"
+    ]
+
+
 def test_log_bucket_without_encryption_is_flagged(policies: Policies) -> None:
     log = policies.baseline.log_bucket_name
     (hit,) = _hits(_s3(policies, _bucket(log, None)), "s3_bucket_encryption")

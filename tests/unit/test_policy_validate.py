@@ -49,7 +49,7 @@ CASES = [
         "after: P2M",
         'after: "6 mois"',
         "retention.after",
-        "\"6 mois\" is not an ISO-8601 duration (e.g. P6M)",
+        '"6 mois" is not an ISO-8601 duration (e.g. P6M)',
     ),
     (
         "retention before last round",

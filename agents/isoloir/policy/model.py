@@ -192,7 +192,18 @@ class Baseline:
 
     @property
     def log_bucket_name(self) -> str:
+        """The access-log bucket of the default region (the others add a suffix)."""
         return f"{self.organisation.slug}-access-logs"
+
+    @property
+    def log_bucket_names(self) -> dict[str, str]:
+        """Every allowed region's access-log bucket, as Terraform names them
+        (infra/modules/region: `<name>` in the default region, `<name>-<region>` elsewhere)."""
+        base = self.log_bucket_name
+        return {
+            region: base if region == self.regions.default else f"{base}-{region}"
+            for region in self.regions.allowed
+        }
 
 
 @dataclass(frozen=True)

@@ -26,13 +26,13 @@ LOG_BUCKET_ALGORITHMS = ("AES256", "aws:kms")
     permissions=(*READ_S3, "s3:GetEncryptionConfiguration"),
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
-    log_bucket = inv.policies.baseline.log_bucket_name
+    log_buckets = set(inv.policies.baseline.log_bucket_names.values())
     for _, bucket, election in s3_buckets(inv):
         if "encryption" in bucket.errors:
             continue
         algorithms = [str(r.get("SSEAlgorithm", "")) for r in bucket.encryption]
         what = ", ".join(algorithms) if algorithms else "none"
-        if bucket.name == log_bucket and election is None:
+        if bucket.name in log_buckets and election is None:
             if any(a.startswith(LOG_BUCKET_ALGORITHMS) for a in algorithms):
                 continue
             yield Hit(

@@ -19,7 +19,7 @@ from isoloir.findings import Severity
     permissions=READ_S3,
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
-    known = {inv.policies.baseline.log_bucket_name}
+    known = set(inv.policies.baseline.log_bucket_names.values())
     for _, bucket, election in s3_buckets(inv):
         if election is not None or bucket.name in known:
             continue
