@@ -47,6 +47,12 @@ AGENT_USER_ARGV = (
 )
 _RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
 
+# Terraform lines worth a console line during a deploy (the rest is in terraform.log)
+_TERRAFORM_SHOWN = re.compile(
+    r"(: (Creation|Modifications|Destruction) complete after |^Apply complete!|"
+    r"^\s*(Error|Warning): |^No changes\.)"
+)
+
 
 class StepError(RuntimeError):
     """A step failed; `state` says what it left behind."""
@@ -119,8 +125,17 @@ class Deployment:
         assert self.rendered is not None
         tfvars = targets.load_tfvars(self.rendered)
 
+        # Terraform's whole output goes to a file; the console gets the plan's
+        # summary, one line per resource as the apply completes it, and errors.
+        log_path = self.run_dir / "terraform.log"
+        self.out(f"    Terraform's full output: {log_path}")
+        log_file = log_path.open("a", encoding="utf-8")
+        log_file.write(f"\n# isoloir deploy, {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n")
+
         def log(line: str) -> None:
-            self.out(f"    {line}")
+            log_file.write(line + "\n")
+            if _TERRAFORM_SHOWN.search(line):
+                self.out(f"    {line.strip()}")
 
         if self.target == "local":
             emulator = Emulator(
@@ -136,24 +151,30 @@ class Deployment:
         var_files = [self.rendered / targets.TFVARS, *target.var_files]
         plan_file = target.state_dir / "tfplan"
         try:
+            self.out("    terraform init")
             tf.init()
+            self.out("    terraform plan (reads every resource back: a minute or two)")
             _, summary = tf.plan(var_files, plan_file)
             self.out(f"    {summary.line()}")
             for address, actions in sorted(summary.addresses.items()):
                 self.out(f"      {'/'.join(actions):16} {address}")
             if summary.changed:
+                self.out("    terraform apply")
                 tf.apply(plan_file)
             if self.target == "local":
                 targets.set_account_public_access_block(target.env)
             self.terraform_outputs = tf.output()
         except Exception as exc:
+            for line in getattr(exc, "tail", [])[-20:]:
+                self.out(f"    | {line}")
             raise StepError(
-                str(exc),
+                f"{exc} (full output in {log_path})",
                 "Terraform state is consistent with what was applied; "
                 "a new plan shows what is left",
             ) from exc
         finally:
             plan_file.unlink(missing_ok=True)
+            log_file.close()
         self.terraform_changes = summary.add + summary.change + summary.destroy
 
     def step_inventory(self) -> None:
