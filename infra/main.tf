@@ -72,6 +72,7 @@ module "eu_west_3" {
   kms_deletion_window_days = local.regional_common.kms_deletion_window_days
   account_id               = local.regional_common.account_id
   admin_networks           = local.regional_common.admin_networks
+  deploy_public_key        = var.deploy_public_key
   create_host              = var.create_hosts
   host_image_id            = lookup(var.host_image_ids, "eu-west-3", null)
   host_detailed_monitoring = var.host_detailed_monitoring
@@ -94,6 +95,7 @@ module "eu_west_1" {
   kms_deletion_window_days = local.regional_common.kms_deletion_window_days
   account_id               = local.regional_common.account_id
   admin_networks           = local.regional_common.admin_networks
+  deploy_public_key        = var.deploy_public_key
   create_host              = var.create_hosts
   host_image_id            = lookup(var.host_image_ids, "eu-west-1", null)
   host_detailed_monitoring = var.host_detailed_monitoring
@@ -116,6 +118,7 @@ module "eu_central_1" {
   kms_deletion_window_days = local.regional_common.kms_deletion_window_days
   account_id               = local.regional_common.account_id
   admin_networks           = local.regional_common.admin_networks
+  deploy_public_key        = var.deploy_public_key
   create_host              = var.create_hosts
   host_image_id            = lookup(var.host_image_ids, "eu-central-1", null)
   host_detailed_monitoring = var.host_detailed_monitoring
@@ -138,6 +141,7 @@ module "eu_north_1" {
   kms_deletion_window_days = local.regional_common.kms_deletion_window_days
   account_id               = local.regional_common.account_id
   admin_networks           = local.regional_common.admin_networks
+  deploy_public_key        = var.deploy_public_key
   create_host              = var.create_hosts
   host_image_id            = lookup(var.host_image_ids, "eu-north-1", null)
   host_detailed_monitoring = var.host_detailed_monitoring
@@ -160,6 +164,7 @@ module "eu_south_1" {
   kms_deletion_window_days = local.regional_common.kms_deletion_window_days
   account_id               = local.regional_common.account_id
   admin_networks           = local.regional_common.admin_networks
+  deploy_public_key        = var.deploy_public_key
   create_host              = var.create_hosts
   host_image_id            = lookup(var.host_image_ids, "eu-south-1", null)
   host_detailed_monitoring = var.host_detailed_monitoring
@@ -182,6 +187,7 @@ module "eu_south_2" {
   kms_deletion_window_days = local.regional_common.kms_deletion_window_days
   account_id               = local.regional_common.account_id
   admin_networks           = local.regional_common.admin_networks
+  deploy_public_key        = var.deploy_public_key
   create_host              = var.create_hosts
   host_image_id            = lookup(var.host_image_ids, "eu-south-2", null)
   host_detailed_monitoring = var.host_detailed_monitoring

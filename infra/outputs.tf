@@ -32,6 +32,18 @@ output "hosts" {
   value       = local.hosts
 }
 
+output "file_share_hosts" {
+  description = "The file-share hosts as the Ansible inventory reads them (isoloir.inventory): name => address (private: reached from the admin networks), SSH user, region, elections."
+  value = {
+    for region, h in local.hosts : "isoloir-shares-${region}" => {
+      address   = h.private_ip
+      ssh_user  = "isoloir-deploy"
+      region    = region
+      elections = h.elections
+    }
+  }
+}
+
 output "log_buckets" {
   description = "Access-log bucket per region in use."
   value       = { for m in local.regional : m.log_bucket_region => m.log_bucket_name }

@@ -212,3 +212,14 @@ variable "extra_tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "deploy_public_key" {
+  description = "OpenSSH public key of the account Ansible uses on the file-share hosts (isoloir-deploy, made by cloud-init at first boot). Empty: no account is made."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.deploy_public_key == "" || can(regex("^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+=*( .*)?$", trimspace(var.deploy_public_key)))
+    error_message = "deploy_public_key must be one OpenSSH public key line (ssh-ed25519 AAAA... comment), or empty."
+  }
+}

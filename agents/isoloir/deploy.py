@@ -146,7 +146,9 @@ class Deployment:
                 self.run_dir, tfvars, log, create_hosts=False, emulator=emulator
             )
         else:
-            target = targets.aws_target(self.run_dir, None)
+            target = targets.aws_target(
+                self.run_dir, None, deploy_public_key=self._deploy_public_key()
+            )
         tf = target.terraform(log=log)
         var_files = [self.rendered / targets.TFVARS, *target.var_files]
         plan_file = target.state_dir / "tfplan"
@@ -176,6 +178,19 @@ class Deployment:
             plan_file.unlink(missing_ok=True)
             log_file.close()
         self.terraform_changes = summary.add + summary.change + summary.destroy
+
+    def _deploy_public_key(self) -> str:
+        """The public half of `--key-file` (`<key>.pub`), for cloud-init on new hosts."""
+        if not self.key_file:
+            return ""
+        pub = Path(self.key_file).expanduser().with_name(Path(self.key_file).name + ".pub")
+        try:
+            return pub.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise StepError(
+                f"cannot read the deploy key's public half {pub}: {exc.strerror}",
+                "nothing applied; give --key-file a key whose .pub sits beside it",
+            ) from exc
 
     def step_inventory(self) -> None:
         from isoloir import inventory, sandbox

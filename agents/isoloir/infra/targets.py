@@ -282,12 +282,22 @@ def local_target(
 # ------------------------------------------------------------ aws target
 
 
-def aws_target(run_dir: Path, extra_var_file: Path | None, *, create_hosts: bool = True) -> Target:
+def aws_target(
+    run_dir: Path,
+    extra_var_file: Path | None,
+    *,
+    create_hosts: bool = True,
+    deploy_public_key: str = "",
+) -> Target:
     """Real AWS: credentials and region from the usual chain; nothing overridden
-    but `create_hosts` (the host image ids and subnets come from `extra_var_file`)."""
+    but `create_hosts` and the deploy account's public key (the host image ids and
+    subnets come from `extra_var_file`)."""
     state_dir = run_dir / "infra" / "aws"
     state_dir.mkdir(parents=True, exist_ok=True)
     settings = state_dir / "target.tfvars.json"
-    settings.write_text(json.dumps({"create_hosts": create_hosts}) + "\n", encoding="utf-8")
+    values: dict[str, Any] = {"create_hosts": create_hosts}
+    if deploy_public_key:
+        values["deploy_public_key"] = deploy_public_key.strip()
+    settings.write_text(json.dumps(values) + "\n", encoding="utf-8")
     var_files = [settings] + ([extra_var_file] if extra_var_file is not None else [])
     return Target("aws", run_dir, {}, var_files)

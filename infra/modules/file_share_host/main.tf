@@ -87,6 +87,7 @@ resource "aws_instance" "this" {
   iam_instance_profile        = var.instance_profile
   monitoring                  = var.detailed_monitoring
   ebs_optimized               = true
+  user_data                   = local.cloud_config
 
   metadata_options {
     http_endpoint               = "enabled"
@@ -117,6 +118,27 @@ resource "aws_instance" "this" {
 
   lifecycle {
     # The elections served change over time; the host is not replaced for it.
-    ignore_changes = [ami]
+    # cloud-init runs once: a new deploy key is installed by Ansible, not by a
+    # new boot (changing user_data would stop and start the host).
+    ignore_changes = [ami, user_data]
   }
+}
+
+locals {
+  # The account Ansible uses, made at first boot (docs/hosts.md): key only, no
+  # password, sudo without a password (the hardening role then limits where it
+  # may log in from).
+  cloud_config = var.deploy_public_key == "" ? null : join("\n", ["#cloud-config", yamlencode({
+    users = [
+      "default",
+      {
+        name                = "isoloir-deploy"
+        gecos               = "Isoloir deploy (Ansible)"
+        shell               = "/bin/bash"
+        lock_passwd         = true
+        sudo                = "ALL=(ALL) NOPASSWD:ALL"
+        ssh_authorized_keys = [trimspace(var.deploy_public_key)]
+      },
+    ]
+  })])
 }

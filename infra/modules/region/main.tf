@@ -181,6 +181,7 @@ module "host" {
   subnet_id                = data.aws_subnet.host[0].id
   vpc_id                   = data.aws_subnet.host[0].vpc_id
   admin_networks           = var.admin_networks
+  deploy_public_key        = var.deploy_public_key
   instance_profile         = var.instance_profile
   detailed_monitoring      = var.host_detailed_monitoring
   kms_deletion_window_days = var.kms_deletion_window_days

@@ -100,3 +100,9 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "deploy_public_key" {
+  description = "OpenSSH public key of the deploy account (isoloir-deploy) made by cloud-init; empty: none."
+  type        = string
+  default     = ""
+}
