@@ -2,6 +2,9 @@
 TARGET ?= local
 RUN_DIR ?= .run
 KEEP ?=
+# aws target: the deploy account's SSH private key (its .pub beside it)
+KEY_FILE ?=
+VAULT_PASSWORD_FILE ?=
 
 .PHONY: deploy demo up down
 
@@ -16,7 +19,9 @@ down:
 	 else echo "nothing to stop (no .venv)"; fi
 
 deploy: setup system-deps hosts-deps
-	$(BIN)/isoloir deploy --target $(TARGET) --run-dir $(RUN_DIR)/$(TARGET)
+	$(BIN)/isoloir deploy --target $(TARGET) --run-dir $(RUN_DIR)/$(TARGET) \
+	  $(if $(KEY_FILE),--key-file $(KEY_FILE),) \
+	  $(if $(VAULT_PASSWORD_FILE),--vault-password-file $(VAULT_PASSWORD_FILE),)
 
 demo: setup system-deps hosts-deps
 	$(BIN)/isoloir demo --run-dir $(RUN_DIR)/demo $(if $(KEEP),--keep,)

@@ -454,12 +454,22 @@ class Deployment:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
+    if args.target == "aws" and not args.key_file:
+        print(
+            "isoloir deploy: --target aws needs --key-file (make deploy TARGET=aws "
+            "KEY_FILE=~/.ssh/isoloir-deploy): the private key Ansible logs in with; its "
+            ".pub half is given to cloud-init on new hosts. Nothing was done.",
+            file=sys.stderr,
+        )
+        return 2
     run_dir = Path(args.run_dir or f".run/{args.target}")
     deployment = Deployment(
         target=args.target,
         policies_dir=Path(args.policies),
         run_dir=run_dir.resolve(),
         key_file=args.key_file,
+        secrets_dir=Path(args.secrets_dir),
+        vault_password_file=args.vault_password_file,
         run_agents=not args.no_agents,
         out=lambda line: print(line, flush=True),
     )
