@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO / "playbooks" / "site.yml"
 AGENT_VENV = "/opt/isoloir/venv"
 HOST_CA_PATH = "/etc/isoloir/emulator-ca.pem"
+VAULT_HEADER = b"$ANSIBLE_VAULT;"
 # The agents as their own user with the one capability their unit grants
 # (CAP_FOWNER: `chmod o-rwx` on a share file that a member owns).
 AGENT_USER_ARGV = (
@@ -252,7 +253,8 @@ class Deployment:
         if alerts.email is not None:
             wanted.append(alerts.email.credentials_file)
         found: dict[str, str] = {}
-        missing = []
+        missing: list[str] = []
+        clear: list[str] = []
         for target_path in wanted:
             target = Path(target_path)
             if str(target.parent) != "/etc/isoloir/secrets":
@@ -274,7 +276,23 @@ class Deployment:
                 if not source.is_file():
                     missing.append(str(source))
                     continue
+                with source.open("rb") as fh:
+                    if fh.read(len(VAULT_HEADER)) != VAULT_HEADER:
+                        clear.append(str(source))
             found[target.name] = str(source)
+        if clear:
+            raise StepError(
+                "secret files not encrypted with ansible-vault: "
+                + ", ".join(clear)
+                + " (ansible-vault encrypt FILE; README: secrets with ansible-vault)",
+                "cloud resources applied; no host was changed",
+            )
+        if found and self.target != "local" and not self.vault_password_file:
+            raise StepError(
+                "the secret files are encrypted: give --vault-password-file "
+                "(make deploy ... VAULT_PASSWORD_FILE=...)",
+                "cloud resources applied; no host was changed",
+            )
         if missing:
             raise StepError(
                 "secret files missing: "

@@ -63,3 +63,40 @@ def test_deploy_key_public_half_is_read_beside_the_private_key(tmp_path: Path) -
     with pytest.raises(deploy.StepError) as refused:
         missing._deploy_public_key()
     assert "none.pub" in str(refused.value)
+
+
+def test_secrets_must_be_vault_encrypted_on_aws(tmp_path: Path) -> None:
+    from isoloir.policy import load_policies
+
+    policies = load_policies(Path(__file__).resolve().parents[2] / "policies")
+    alerts = policies.baseline.alerts
+    names = [Path(w.secret_file).name for w in alerts.webhooks]
+    if alerts.email is not None:
+        names.append(Path(alerts.email.credentials_file).name)
+    assert names, "the example policies name secret files"
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for name in names:
+        (secrets / name).write_text("$ANSIBLE_VAULT;1.1;AES256\n6162\n")
+    (secrets / names[0]).write_text('{"username": "u", "password": "in clear"}\n')
+
+    def deployment(vault: str | None) -> deploy.Deployment:
+        d = deploy.Deployment(
+            target="aws",
+            policies_dir=tmp_path,
+            run_dir=tmp_path,
+            secrets_dir=secrets,
+            vault_password_file=vault,
+        )
+        d.policies = policies
+        return d
+
+    with pytest.raises(deploy.StepError) as clear:
+        deployment("/k/vault")._secret_files()
+    assert "not encrypted with ansible-vault" in str(clear.value) and names[0] in str(clear.value)
+    (secrets / names[0]).write_text("$ANSIBLE_VAULT;1.1;AES256\n6162\n")
+    with pytest.raises(deploy.StepError) as no_password:
+        deployment(None)._secret_files()
+    assert "--vault-password-file" in str(no_password.value)
+    found = deployment("/k/vault")._secret_files()
+    assert sorted(found) == sorted(names)
