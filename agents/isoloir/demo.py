@@ -287,6 +287,10 @@ class Demo:
             self.facts["certificate_verify_exit"] = verify.returncode
             self.show(verify)
             self.show(self.agents("certificate", "show", "--lang", "fr", inside), limit=40)
+            self.out(
+                "    (the demo's clock was moved past the retention date; the emulator "
+                "keeps the real one, so the key's deletion date is counted from today)"
+            )
 
     def run(self, keep: bool = False) -> int:
         steps = (
