@@ -184,7 +184,8 @@ class Deployment:
         """The public half of `--key-file` (`<key>.pub`), for cloud-init on new hosts."""
         if not self.key_file:
             return ""
-        pub = Path(self.key_file).expanduser().with_name(Path(self.key_file).name + ".pub")
+        key = Path(self.key_file).expanduser()
+        pub = key.with_name(key.name + ".pub")
         try:
             return pub.read_text(encoding="utf-8").strip()
         except OSError as exc:

@@ -297,7 +297,7 @@ def aws_target(
     settings = state_dir / "target.tfvars.json"
     values: dict[str, Any] = {"create_hosts": create_hosts}
     if deploy_public_key:
-        values["deploy_public_key"] = deploy_public_key.strip()
+        values["deploy_public_key"] = deploy_public_key
     settings.write_text(json.dumps(values) + "\n", encoding="utf-8")
     var_files = [settings] + ([extra_var_file] if extra_var_file is not None else [])
     return Target("aws", run_dir, {}, var_files)
