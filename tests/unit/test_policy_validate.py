@@ -147,6 +147,137 @@ CASES = [
         "datasets[0].tabular.consent.accepted[1]",
         "quote it",
     ),
+    # Control characters in any policy string (security review F2, issue 12 item 8).
+    (
+        "newline in label",
+        ELECTION,
+        "label: Municipale partielle d'Exempleville 2027",
+        'label: "Muni\\n[tout]\\npath = /\\nforce user = root"',
+        "label",
+        "contains a control character (newline)",
+    ),
+    (
+        "tab in scope",
+        ELECTION,
+        "scope: Commune d'Exempleville (99000), fictive",
+        'scope: "Commune\\tfictive"',
+        "scope",
+        "contains a control character (tab)",
+    ),
+    (
+        "newline in share",
+        ELECTION,
+        "kind: municipales",
+        "share: \"/srv/elections/x\\nExecStartPre=+/bin/sh -c 'id > /root/pwned'\"\n"
+        "kind: municipales",
+        "share",
+        "contains a control character (newline)",
+    ),
+    (
+        "next-line in a column",
+        ELECTION,
+        "email_column: email",
+        'email_column: "e\\Nmail"',
+        "datasets[0].tabular.email_column",
+        "contains a control character (next line U+0085)",
+    ),
+    (
+        "line separator in a reason",
+        ELECTION,
+        'reason: ""',
+        'reason: "affaire\\Lsuite"',
+        "legal_hold.reason",
+        "contains a control character (line separator U+2028)",
+    ),
+    (
+        "DEL in a person's name",
+        "baseline.yml",
+        "name: Paul Test",
+        'name: "Paul\\x7fTest"',
+        "people[3].name",
+        "contains a control character (DEL)",
+    ),
+    (
+        "trailing newline in a person's id",
+        "baseline.yml",
+        "id: ptest",
+        'id: "ptest\\n"',
+        "people[3].id",
+        "contains a control character (newline)",
+    ),
+    (
+        "carriage return in a path",
+        "baseline.yml",
+        "path: /srv/isoloir/contacts",
+        'path: "/srv/isoloir/contacts\\r"',
+        "retention.permanent_contacts.path",
+        "contains a control character (carriage return)",
+    ),
+    # An election's share is one folder under hosts.share_root (F2 addendum).
+    *(
+        (
+            f"share {share}",
+            ELECTION,
+            "kind: municipales",
+            f"share: {share}\nkind: municipales",
+            "share",
+            "must be one folder directly under hosts.share_root (/srv/elections)",
+        )
+        for share in (
+            "/etc",
+            "/",
+            "/root",
+            '"/srv/elections/a b"',
+            "/srv/elections/x/y",
+            "/srv/elections-bis/x",
+            "/srv/elections/",
+            "/srv/elections/.hidden",
+        )
+    ),
+    (
+        "share with ..",
+        ELECTION,
+        "kind: municipales",
+        "share: /srv/elections/x/../../../etc\nkind: municipales",
+        "share",
+        "must not contain ..",
+    ),
+    (
+        "share root a system directory",
+        "baseline.yml",
+        "share_root: /srv/elections",
+        "share_root: /etc/elections",
+        "hosts.share_root",
+        "is a system directory",
+    ),
+    (
+        "share root /",
+        "baseline.yml",
+        "share_root: /srv/elections",
+        "share_root: /",
+        "hosts.share_root",
+        "is a system directory",
+    ),
+    # consent and opt_out naming the same column, as headers are matched (D3).
+    *(
+        (
+            f"opt_out column {column!r} is the consent column",
+            ELECTION,
+            "opt_out: {column: desinscrit,",
+            f"opt_out: {{column: {column},",
+            "datasets[0].tabular.opt_out.column",
+            "is the same column as consent",
+        )
+        for column in ("consentement", '" Consentement "', "CONSENTÉMENT", '"con-sente ment"')
+    ),
+    (
+        "column without a letter",
+        ELECTION,
+        "phone_column: telephone",
+        'phone_column: "--"',
+        "datasets[0].tabular.phone_column",
+        "has no letter or digit",
+    ),
     (
         "overlapping dataset prefixes",
         ELECTION,
@@ -172,7 +303,7 @@ def test_each_rule_names_file_line_and_field(
     reason: str,
 ) -> None:
     line = edit(policies, rel, old, new)
-    if field in ("region", "legal_hold.reason"):
+    if name in ("region not allowed", "legal hold without reason"):
         line += 1  # the offending field is on the line after the edited one
     code, errors = run_validate(policies, capsys)
     assert code == 2

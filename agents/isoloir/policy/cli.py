@@ -11,21 +11,26 @@ from isoloir import clock
 from isoloir.policy import render
 from isoloir.policy.loader import PolicyError, load_policies
 from isoloir.policy.model import Policies
+from isoloir.policy.outfiles import WriteError
 
 EXIT_INVALID = 2
+
+
+def _report(exc: PolicyError) -> None:
+    for problem in exc.problems:
+        print(problem, file=sys.stderr)
+    count = len(exc.problems)
+    print(
+        f"{count} problem{'s' if count != 1 else ''} found; nothing was changed.",
+        file=sys.stderr,
+    )
 
 
 def _load(directory: str) -> Policies | None:
     try:
         return load_policies(directory)
     except PolicyError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        count = len(exc.problems)
-        print(
-            f"{count} problem{'s' if count != 1 else ''} found; nothing was changed.",
-            file=sys.stderr,
-        )
+        _report(exc)
         return None
 
 
@@ -33,6 +38,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     p = _load(args.dir)
     if p is None:
         return EXIT_INVALID
+    for warning in render.opt_in_warnings(p):
+        print(warning, file=sys.stderr)
     print(f"{args.dir}: valid ({len(p.elections)} election(s), {len(p.baseline.people)} people)")
     return 0
 
@@ -41,7 +48,15 @@ def cmd_render(args: argparse.Namespace) -> int:
     p = _load(args.policies)
     if p is None:
         return EXIT_INVALID
-    for path in render.write(p, Path(args.out)):
+    try:
+        written = render.write(p, Path(args.out))
+    except PolicyError as exc:
+        _report(exc)
+        return EXIT_INVALID
+    except WriteError as exc:
+        print(f"render: {exc}; nothing was written", file=sys.stderr)
+        return EXIT_INVALID
+    for path in written:
         print(f"wrote {path}")
     return 0
 

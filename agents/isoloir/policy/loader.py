@@ -13,6 +13,7 @@ import copy
 import difflib
 import ipaddress
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -26,9 +27,42 @@ from jsonschema.exceptions import ValidationError
 
 from isoloir.policy import model as m
 from isoloir.policy.durations import Duration
-from isoloir.policy.yamlsrc import Path_, Source, SourceError, parse
+from isoloir.policy.inputs import (
+    ReadError,
+    control_characters,
+    header_key,
+    one_line,
+    read_text,
+)
+from isoloir.policy.yamlsrc import MAX_FILE_BYTES, Path_, Source, SourceError, parse
 
 RENDERED_FORMAT = 1
+# The rendered agent.json holds the baseline and every election: a bounded read.
+MAX_RENDERED_BYTES = 16_000_000
+# One folder name, as a dataset's share_path segment.
+SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}")
+# hosts.share_root may not be, nor lie under, these: the shares are made
+# group-writable by the members of each election.
+SYSTEM_DIRS = tuple(
+    PurePosixPath(d)
+    for d in (
+        "/bin",
+        "/boot",
+        "/dev",
+        "/etc",
+        "/home",
+        "/lib",
+        "/lib32",
+        "/lib64",
+        "/proc",
+        "/root",
+        "/run",
+        "/sbin",
+        "/sys",
+        "/usr",
+        "/var/lib/isoloir",
+    )
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -39,8 +73,9 @@ class Problem:
     reason: str
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}"
-        return f"{where}: {self.field}: {self.reason}" if self.field else f"{where}: {self.reason}"
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        text = f"{where}: {self.field}: {self.reason}" if self.field else f"{where}: {self.reason}"
+        return one_line(text)
 
 
 class PolicyError(Exception):
@@ -149,9 +184,16 @@ def _fill_defaults(data: Any, node: Mapping[str, Any], root: Mapping[str, Any]) 
 
 
 def _check_schema(name: str, data: Any, src: Source | None, file: str) -> list[Problem]:
+    """Control characters anywhere, then the schema (once per field)."""
     problems = []
+    flagged = set()
+    for path, reason in control_characters(data):
+        flagged.add(path)
+        problems.append(Problem(file, src.line_of(path) if src else 0, _field(path), reason))
     for error in _validator(name).iter_errors(data):
         path, reason = _schema_reason(error)
+        if path in flagged:
+            continue
         line = src.line_of(path) if src else 0
         problems.append(Problem(file, line, _field(path), reason))
     return problems
@@ -178,7 +220,21 @@ class _Collector:
         self.problems.append(Problem(self.file, line, _field(path), reason))
 
 
+def _check_share_root(b: dict[str, Any], out: _Collector) -> None:
+    text = b["hosts"]["share_root"]
+    root = PurePosixPath(text)
+    if ".." in root.parts:
+        out.add(("hosts", "share_root"), "must not contain ..")
+    elif root == PurePosixPath("/") or any(d == root or d in root.parents for d in SYSTEM_DIRS):
+        out.add(
+            ("hosts", "share_root"),
+            f"{_short(text)} is a system directory; the election shares need a folder "
+            "of their own (e.g. /srv/elections)",
+        )
+
+
 def _check_baseline(b: dict[str, Any], out: _Collector) -> None:
+    _check_share_root(b, out)
     regions = b["regions"]
     if regions["default"] not in regions["allowed"]:
         out.add(("regions", "default"), f"{regions['default']!r} is not in regions.allowed")
@@ -259,6 +315,41 @@ def _check_baseline(b: dict[str, Any], out: _Collector) -> None:
             out.add(("alerts", "routes", i, "recipients"), "an email route needs recipients")
 
 
+def _check_columns(tab: dict[str, Any], where: Path_, out: _Collector) -> None:
+    """Column names are compared as the retention agent matches headers
+    (case, accents, spaces and punctuation ignored)."""
+    names = {
+        key: tab[key]["column"] if isinstance(tab[key], dict) else tab[key]
+        for key in ("consent", "opt_out", "email_column", "phone_column")
+        if key in tab
+    }
+    for key, name in names.items():
+        path = (*where, key, "column") if key in ("consent", "opt_out") else (*where, key)
+        if not header_key(name):
+            out.add(path, f"{_short(name)} has no letter or digit: no header can match it")
+    if "consent" in names and "opt_out" in names:
+        if header_key(names["consent"]) == header_key(names["opt_out"]):
+            out.add(
+                (*where, "opt_out", "column"),
+                f"{_short(names['opt_out'])} is the same column as consent "
+                f"({_short(names['consent'])}): a row cannot both consent and opt out",
+            )
+
+
+def _check_share(e: dict[str, Any], b: dict[str, Any], out: _Collector) -> None:
+    """An election's share is one folder directly under hosts.share_root."""
+    root = b["hosts"]["share_root"].rstrip("/")
+    share = e["share"]
+    name = share[len(root) + 1 :] if share.startswith(root + "/") else ""
+    if not SEGMENT.fullmatch(name):
+        out.add(
+            ("share",),
+            f"{_short(share)} must be one folder directly under hosts.share_root "
+            f"({root or '/'}), named with letters, digits, '.', '_' or '-' "
+            f"(e.g. {root}/{e['id']})",
+        )
+
+
 def _check_election(
     e: dict[str, Any], b: dict[str, Any] | None, stem: str, out: _Collector
 ) -> None:
@@ -302,6 +393,8 @@ def _check_election(
         if ".." in PurePosixPath(ds["share_path"]).parts:
             out.add(("datasets", i, "share_path"), "must not contain ..")
         tab = ds.get("tabular")
+        if tab:
+            _check_columns(tab, ("datasets", i, "tabular"), out)
         if (
             tab
             and ds["category"] == "campaign"
@@ -335,6 +428,8 @@ def _check_election(
         share = PurePosixPath(e["share"])
         if ".." in share.parts:
             out.add(("share",), "must not contain ..")
+        else:
+            _check_share(e, b, out)
     if rounds:
         last = max(rounds)
         retention = e["retention"]
@@ -529,11 +624,9 @@ def _check_across(elections: list[tuple[str, Source | None, m.Election]]) -> lis
 
 def _read(path: Path, shown: str) -> tuple[Source | None, list[Problem]]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        return None, [Problem(shown, 1, "", "not UTF-8 text")]
-    except OSError as exc:
-        return None, [Problem(shown, 0, "", f"cannot read: {exc.strerror}")]
+        text = read_text(path, MAX_FILE_BYTES)
+    except ReadError as exc:
+        return None, [Problem(shown, exc.line, "", exc.reason)]
     try:
         return parse(text), []
     except SourceError as exc:
@@ -591,7 +684,8 @@ def load_policies(directory: str | Path = "policies") -> m.Policies:
     problems: list[Problem] = []
     base_path = root / "baseline.yml"
     if not root.is_dir():
-        raise PolicyError([Problem(_display(root), 0, "", "no such policies directory")])
+        reason = "not a directory" if root.exists() else "no such policies directory"
+        raise PolicyError([Problem(_display(root), 0, "", reason)])
     src, read_problems = _read(base_path, _display(base_path))
     problems += read_problems
     baseline: dict[str, Any] | None = None
@@ -805,9 +899,9 @@ def load_rendered(path: str | Path) -> m.Policies:
     """Load the agents' config written by `isoloir policy render`."""
     p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PolicyError([Problem(str(p), 0, "", f"cannot read: {exc.strerror}")]) from None
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = json.loads(read_text(p, MAX_RENDERED_BYTES))
+    except ReadError as exc:
+        raise PolicyError([Problem(str(p), exc.line, "", exc.reason)]) from None
+    except (ValueError, RecursionError) as exc:
         raise PolicyError([Problem(str(p), 0, "", f"not valid JSON: {exc}")]) from None
     return from_normalised(data, str(p))
