@@ -5,6 +5,12 @@ opt-out survives the destruction of the file it was recorded in. Only digests
 of normalised identifiers are stored (`email:` + lower-cased address,
 `phone:` + E.164 number), keyed with the agent's secret: the list cannot be
 read back into a contact file, only asked "is this person suppressed?".
+
+The list records its key's identifier (an HMAC of a fixed label, never the
+key): the purge, which creates the list, refuses to add to a list made with
+another key; `suppression filter` only opens an existing list (never creates
+one) and refuses another key, so a typo in the state directory or another
+machine's key cannot silently remove nobody.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import hmac
 import io
 import os
 import sqlite3
+import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,33 +30,110 @@ from pathlib import Path
 from isoloir.retention import tabular
 
 DB_NAME = "suppression.sqlite"
+KEY_ID_LABEL = b"isoloir-suppression-list-key-id/1"
 
-# Column names tried, in order, when a prospect file does not name its columns.
-EMAIL_NAMES = ("email", "e-mail", "courriel", "mail", "adresse_email", "adresse email")
-PHONE_NAMES = ("telephone", "téléphone", "tel", "tél", "phone", "mobile", "portable")
+# Column names tried, in order, when a prospect file does not name its columns
+# (compared without case, accents, blanks or punctuation).
+EMAIL_NAMES = ("email", "courriel", "adresse email", "adresse mail", "mail")
+PHONE_NAMES = ("telephone", "tel", "phone", "mobile", "portable", "numero de telephone")
+
+
+class SuppressionError(RuntimeError):
+    """The list is missing, unreadable or made with another key; the message says which."""
 
 
 def db_path(state_dir: Path) -> Path:
     return state_dir / "retention" / DB_NAME
 
 
+def key_id(key: bytes) -> str:
+    """Names the HMAC key without revealing it."""
+    return hmac.new(key, KEY_ID_LABEL, hashlib.sha256).hexdigest()
+
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS suppressed ("
+    " kind TEXT NOT NULL, digest TEXT NOT NULL, added_at TEXT NOT NULL,"
+    " election TEXT NOT NULL, run_id TEXT NOT NULL,"
+    " PRIMARY KEY (kind, digest))",
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+
 class SuppressionList:
-    def __init__(self, path: Path, key: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """The list opened for writing: created when absent (the purge's path).
+
+    `SuppressionList.for_filtering` opens an existing list read-only instead.
+    """
+
+    def __init__(self, path: Path, key: bytes, *, _db: sqlite3.Connection | None = None) -> None:
         self.path = path
         self._key = key
-        new = not path.exists()
-        if new:
+        self.key_verified = True
+        if _db is not None:
+            self._db = _db
+            return
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not path.exists():
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
         self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS suppressed ("
-            " kind TEXT NOT NULL, digest TEXT NOT NULL, added_at TEXT NOT NULL,"
-            " election TEXT NOT NULL, run_id TEXT NOT NULL,"
-            " PRIMARY KEY (kind, digest))"
-        )
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            for statement in _SCHEMA:
+                self._db.execute(statement)
+            self._record_key_id()
+        except BaseException:
+            self._db.close()
+            raise
+
+    @classmethod
+    def for_filtering(cls, path: Path, key: bytes) -> SuppressionList:
+        """An existing list, never created: SuppressionError when absent or of another key.
+
+        A list written before key identifiers were recorded is accepted with
+        `key_verified` False (the caller warns); the purge records the id on
+        its next write.
+        """
+        if not path.is_file():
+            what = "is not a file" if path.exists() else "does not exist"
+            raise SuppressionError(f"no suppression list at {path} ({what})")
+        uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+        try:
+            db = sqlite3.connect(uri, uri=True, isolation_level=None)
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+        except sqlite3.Error as exc:
+            raise SuppressionError(f"cannot open the suppression list {path}: {exc}") from None
+        if "suppressed" not in tables:
+            db.close()
+            raise SuppressionError(f"{path} is not a suppression list")
+        store = cls(path, key, _db=db)
+        stored = store._stored_key_id() if "meta" in tables else None
+        if stored is None:
+            store.key_verified = False
+        elif stored != key_id(key):
+            db.close()
+            raise SuppressionError(
+                f"the HMAC key does not match the suppression list {path} "
+                "(another machine's or a new key): nobody could be matched"
+            )
+        return store
+
+    def _stored_key_id(self) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE name = 'key_id'").fetchone()
+        return str(row[0]) if row else None
+
+    def _record_key_id(self) -> None:
+        mine = key_id(self._key)
+        stored = self._stored_key_id()
+        if stored is None:
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('key_id', ?)", (mine,))
+            stored = self._stored_key_id()
+        if stored != mine:
+            raise SuppressionError(
+                f"the HMAC key does not match the suppression list {self.path}: refusing to "
+                "add entries no filter could match"
+            )
 
     def close(self) -> None:
         self._db.close()
@@ -124,6 +208,9 @@ class FilterResult:
     removed: int
     kept: int
     without_identifier: int  # rows with neither a usable email nor phone (kept)
+    entries: int = 0  # the suppression list's size: what the rows were checked against
+    encoding: str = "utf-8"  # the input's, kept in the output
+    bom: bool = False
 
 
 def _guess(header: list[str], explicit: str | None, names: tuple[str, ...]) -> str | None:
@@ -146,16 +233,25 @@ def filter_table(
     email_column: str | None = None,
     phone_column: str | None = None,
 ) -> tuple[bytes, FilterResult]:
-    """A copy of the CSV `data` without the rows of suppressed people (same delimiter)."""
-    text = tabular.decode(data)
-    delimiter = tabular.detect_delimiter(text)
-    header, rows = tabular.read_table(data)
+    """A copy of the CSV `data` without the rows of suppressed people.
+
+    Same delimiter, line endings, encoding and byte-order mark as the input, so
+    the spreadsheet that made it opens the result the same way.
+    """
+    parsed = tabular.parse(data)
+    decoded = parsed.decoded
+    assert decoded is not None
+    header, rows = parsed.header, parsed.rows
+    if not header:
+        raise ValueError("empty file: no header")
     email_col = _guess(header, email_column, EMAIL_NAMES)
     phone_col = _guess(header, phone_column, PHONE_NAMES)
     if email_col is None and phone_col is None:
         raise ValueError("no email or phone column found (use --email-column/--phone-column)")
     out = io.StringIO(newline="")
-    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+    writer = csv.writer(
+        out, delimiter=parsed.delimiter, lineterminator=tabular.detect_newline(decoded.text)
+    )
     writer.writerow(header)
     removed = no_id = 0
     for row in rows:
@@ -167,6 +263,12 @@ def filter_table(
             continue
         writer.writerow([row.get(h, "") for h in header])
     result = FilterResult(
-        rows=len(rows), removed=removed, kept=len(rows) - removed, without_identifier=no_id
+        rows=len(rows),
+        removed=removed,
+        kept=len(rows) - removed,
+        without_identifier=no_id,
+        entries=suppression.count(),
+        encoding=decoded.encoding,
+        bom=bool(decoded.bom),
     )
-    return out.getvalue().encode("utf-8"), result
+    return decoded.bom + out.getvalue().encode(decoded.encoding), result

@@ -1,15 +1,24 @@
 """Tabular datasets: read a prospect file, split consenting rows from opt-outs.
 
-Pure functions, no I/O: the purge hands them the bytes of each CSV file. The
-values never leave this module except as the minimised kept rows and the
-normalised identifiers that the suppression list hashes.
+Pure functions, no I/O: the purge hands them the bytes of each CSV file (or the
+records of a spreadsheet sheet). The values never leave this module except as
+the minimised kept rows and the normalised identifiers that the suppression
+list hashes.
+
+Files are read as French campaign teams export them: UTF-8 with or without a
+BOM, UTF-16 with a BOM (Excel's "Unicode text"), else Windows-1252/Latin-1;
+`;`, tab, `,` or `|` delimiters; CRLF; quoted newlines; fields as long as the
+file. Header names match as people write them: case, accents, blanks and
+punctuation are ignored ("E-mail" is `email`, "Désinscrit" is `desinscrit`).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -17,9 +26,30 @@ from isoloir.policy.model import Tabular
 
 DELIMITERS = ",;\t|"
 TABULAR_SUFFIXES = (".csv", ".tsv", ".txt")
+MAX_FIELD_CHARS = 256 * 1024 * 1024  # never above the purge's file size cap
 _SAMPLE = 64 * 1024
-_PHONE_JUNK = re.compile(r"[\s.\-/()\u00a0]")
+_PHONE_JUNK = re.compile(r"[\s.\-/()\u00a0\u202f]")
 _PHONE_LIKE = re.compile(r"^[+\-]?[\d\s().\-/]*$")
+_PHONE_EXTENSION = re.compile(r"\s*(?:poste|ext\.?|extension|x)\s*\d{1,6}\s*$", re.IGNORECASE)
+_ANGLE_ADDRESS = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
+
+# French overseas departments: national prefix (4 digits after the 0) -> country code.
+OVERSEAS_PREFIXES = {
+    "262": "262",  # Réunion, landlines
+    "692": "262",  # Réunion, mobiles
+    "693": "262",
+    "269": "262",  # Mayotte, landlines
+    "639": "262",  # Mayotte, mobiles
+    "590": "590",  # Guadeloupe, Saint-Martin, Saint-Barthélemy, landlines
+    "690": "590",
+    "691": "590",
+    "596": "596",  # Martinique
+    "696": "596",
+    "697": "596",
+    "594": "594",  # Guyane
+    "694": "594",
+}
+_OVERSEAS_CODES = frozenset(OVERSEAS_PREFIXES.values())
 
 
 class TabularError(ValueError):
@@ -30,45 +60,121 @@ def is_tabular_name(name: str) -> bool:
     return name.lower().endswith(TABULAR_SUFFIXES)
 
 
-def decode(data: bytes) -> str:
-    """UTF-8 (with or without BOM), else Windows-1252 as French spreadsheets export."""
+# ------------------------------------------------------------------ decoding
+@dataclass(frozen=True)
+class Decoded:
+    text: str
+    encoding: str  # a codec name that writes the text back as it came
+    bom: bytes
+
+
+def decode_info(data: bytes) -> Decoded:
+    """The text, and how to write it back: UTF-8 (BOM kept), UTF-16 with a BOM, else cp1252."""
+    for bom, codec in ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
+        if data.startswith(bom):
+            try:
+                return Decoded(data[len(bom) :].decode(codec), codec, bom)
+            except UnicodeDecodeError:
+                raise TabularError("invalid UTF-16 text") from None
     if b"\x00" in data[:_SAMPLE]:
         raise TabularError("binary content")
+    bom = codecs.BOM_UTF8 if data.startswith(codecs.BOM_UTF8) else b""
     try:
-        return data.decode("utf-8-sig")
+        return Decoded(data[len(bom) :].decode("utf-8"), "utf-8", bom)
     except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
+        pass
+    try:
+        return Decoded(data.decode("cp1252"), "cp1252", b"")
+    except UnicodeDecodeError:
+        return Decoded(data.decode("latin-1"), "latin-1", b"")
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 (with or without BOM), UTF-16 with a BOM, else Windows-1252 (Latin-1)."""
+    return decode_info(data).text
 
 
 def detect_delimiter(text: str) -> str:
-    """The delimiter of a CSV text: the sniffer first, else the most frequent in the header."""
+    """The delimiter: the most frequent candidate in the header line, the sniffer on a tie."""
     sample = text[:_SAMPLE]
+    header = sample.splitlines()[0] if sample else ""
+    counts = {d: _count_outside_quotes(header, d) for d in DELIMITERS}
+    best = max(counts.values())
+    winners = [d for d in DELIMITERS if counts[d] == best]
+    if best and len(winners) == 1:
+        return winners[0]
     try:
         return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
     except csv.Error:
-        pass
-    header = sample.splitlines()[0] if sample else ""
-    counts = {d: header.count(d) for d in DELIMITERS}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
+        return winners[0] if best else ","
+
+
+def _count_outside_quotes(line: str, char: str) -> int:
+    count, quoted = 0, False
+    for c in line:
+        if c == '"':
+            quoted = not quoted
+        elif c == char and not quoted:
+            count += 1
+    return count
+
+
+def detect_newline(text: str) -> str:
+    """The line terminator of the first line ("\\r\\n" when there is none)."""
+    end = text.find("\n")
+    if end < 0:
+        return "\r\n"
+    return "\r\n" if end > 0 and text[end - 1] == "\r" else "\n"
+
+
+# ------------------------------------------------------------------ reading
+@dataclass
+class Parsed:
+    header: list[str]
+    rows: list[dict[str, str]]
+    delimiter: str = ","
+    decoded: Decoded | None = None
+
+
+def _raise_field_limit(chars: int) -> None:
+    """Let one field be as long as the text (bounded), never lowering the limit."""
+    wanted = min(max(chars + 1, 131072), MAX_FIELD_CHARS)
+    if csv.field_size_limit() < wanted:
+        csv.field_size_limit(wanted)
+
+
+def parse(data: bytes) -> Parsed:
+    """The CSV `data` decoded and split (header trimmed, rows padded)."""
+    decoded = decode_info(data)
+    text = decoded.text
+    if not text.strip():
+        return Parsed([], [], ",", decoded)
+    delimiter = detect_delimiter(text)
+    _raise_field_limit(len(text))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header, rows = from_records(reader)
+    return Parsed(header, rows, delimiter, decoded)
 
 
 def read_table(data: bytes) -> tuple[list[str], list[dict[str, str]]]:
     """Header (trimmed names) and rows (every column present, '' when missing)."""
-    text = decode(data)
-    if not text.strip():
+    parsed = parse(data)
+    return parsed.header, parsed.rows
+
+
+def from_records(records: Iterable[Sequence[str]]) -> tuple[list[str], list[dict[str, str]]]:
+    """Header (the first non-blank record) and rows; blank records are skipped."""
+    it = iter(records)
+    raw_header: Sequence[str] = []
+    for record in it:
+        if any(cell.strip() for cell in record):
+            raw_header = record
+            break
+    else:
         return [], []
-    delimiter = detect_delimiter(text)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        raw_header = next(reader)
-    except StopIteration:
-        return [], []
-    header = [h.strip() for h in raw_header]
-    if not any(header):
-        raise TabularError("empty header")
+    header = [h.strip().lstrip("\ufeff").strip() for h in raw_header]
     rows: list[dict[str, str]] = []
-    for record in reader:
+    for record in it:
         if not any(cell.strip() for cell in record):
             continue
         padded = list(record) + [""] * (len(header) - len(record))
@@ -76,35 +182,71 @@ def read_table(data: bytes) -> tuple[list[str], list[dict[str, str]]]:
     return header, rows
 
 
+# ------------------------------------------------------------------ columns
+def header_key(name: str) -> str:
+    """A header name as compared: no accents, case, blanks or punctuation."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    letters = (c for c in decomposed if not unicodedata.combining(c))
+    return "".join(c for c in "".join(letters).casefold() if c.isalnum())
+
+
 def find_column(header: Sequence[str], wanted: str | None) -> str | None:
-    """The header name matching `wanted` (case and surrounding blanks ignored)."""
-    if not wanted:
+    """The header name matching `wanted`: exact first, then ignoring case, accents,
+    blanks and punctuation ("E-mail" ~ "email", "Téléphone" ~ "telephone")."""
+    if not wanted or not wanted.strip():
         return None
-    key = wanted.strip().casefold()
+    exact = wanted.strip()
     for name in header:
-        if name.strip().casefold() == key:
+        if name.strip() == exact:
+            return name
+    key = header_key(wanted)
+    if not key:
+        return None
+    for name in header:
+        if header_key(name) == key:
             return name
     return None
 
 
+def missing_columns(header: Sequence[str], tabular: Tabular) -> list[str]:
+    """The declared consent, opt-out, email and phone columns absent from `header`."""
+    declared = (
+        ("consent", tabular.consent.column if tabular.consent else None),
+        ("opt-out", tabular.opt_out.column if tabular.opt_out else None),
+        ("email", tabular.email_column),
+        ("phone", tabular.phone_column),
+    )
+    return [
+        f"no {role} column {column!r}"
+        for role, column in declared
+        if column and find_column(header, column) is None
+    ]
+
+
+# ------------------------------------------------------------ normalisation
 def normalise_email(value: str | None) -> str | None:
-    """Lower-case, trimmed; None when it is not an address."""
+    """Lower-case, trimmed ("Name <addr>" and mailto: accepted); None when not an address."""
     if value is None:
         return None
-    email = value.strip().lower()
+    email = value.strip()
+    angle = _ANGLE_ADDRESS.search(email)
+    if angle:
+        email = angle.group(1)
+    email = email.strip().strip("\"'").strip().lower()
     if email.startswith("mailto:"):
         email = email[len("mailto:") :]
     local, at, domain = email.partition("@")
-    if not at or not local or "." not in domain or " " in email:
+    if not at or not local or "." not in domain or " " in email or "@" in domain:
         return None
     return email
 
 
 def normalise_phone(value: str | None, country_code: str = "33") -> str | None:
-    """E.164 (+33612345678); French national numbers are assumed. None when not a number."""
+    """E.164 (+33612345678); French national numbers are assumed, overseas departments
+    mapped to their own codes (0692… and +262 692… are the same). None when not a number."""
     if value is None:
         return None
-    raw = value.strip().replace("(0)", "")
+    raw = _PHONE_EXTENSION.sub("", value.strip()).replace("(0)", "")
     if raw.lower().startswith("tel:"):
         raw = raw[4:]
     raw = _PHONE_JUNK.sub("", raw)
@@ -116,8 +258,6 @@ def normalise_phone(value: str | None, country_code: str = "33") -> str | None:
         digits = raw[1:]
         if not digits.isdigit():
             return None
-        if digits.startswith(country_code + "0"):
-            digits = country_code + digits[len(country_code) + 1 :]
     else:
         if not raw.isdigit():
             return None
@@ -129,9 +269,23 @@ def normalise_phone(value: str | None, country_code: str = "33") -> str | None:
             digits = raw
         else:
             return None
+    digits = _international(digits, country_code)
     if not 8 <= len(digits) <= 15 or digits.startswith("0"):
         return None
     return "+" + digits
+
+
+def _international(digits: str, country_code: str) -> str:
+    """Drop a national 0 after the country code; French overseas numbers to their code."""
+    for code in (country_code, *sorted(_OVERSEAS_CODES)):
+        if digits.startswith(code + "0"):
+            digits = code + digits[len(code) + 1 :]
+            break
+    if country_code == "33" and digits.startswith("33") and len(digits) == 11:
+        overseas = OVERSEAS_PREFIXES.get(digits[2:5])
+        if overseas:
+            digits = overseas + digits[2:]
+    return digits
 
 
 def safe_cell(value: str) -> str:
@@ -144,6 +298,7 @@ def safe_cell(value: str) -> str:
     return text
 
 
+# -------------------------------------------------------------------- split
 @dataclass
 class Split:
     """What one table yields before it is destroyed."""
@@ -151,6 +306,7 @@ class Split:
     rows: int = 0
     kept: list[tuple[str, ...]] = field(default_factory=list)  # minimised consenting rows
     opted_out: int = 0
+    opted_out_without_identifier: int = 0  # opt-outs with no usable email nor phone
     consent_and_opt_out: int = 0  # opt-out wins: not kept
     already_suppressed: int = 0  # consenting rows of people who unsubscribed earlier: not kept
     emails: set[str] = field(default_factory=set)  # normalised opt-out identifiers
@@ -160,6 +316,7 @@ class Split:
         self.rows += other.rows
         self.kept.extend(other.kept)
         self.opted_out += other.opted_out
+        self.opted_out_without_identifier += other.opted_out_without_identifier
         self.consent_and_opt_out += other.consent_and_opt_out
         self.already_suppressed += other.already_suppressed
         self.emails |= other.emails
@@ -204,6 +361,8 @@ def split_rows(
                 out.emails.add(email)
             if phone:
                 out.phones.add(phone)
+            if not email and not phone:
+                out.opted_out_without_identifier += 1
         elif consented and suppressed is not None and suppressed(email, phone):
             out.already_suppressed += 1
         elif consented:
