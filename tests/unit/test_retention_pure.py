@@ -131,6 +131,7 @@ def test_split_skips_people_already_suppressed() -> None:
 
 # ---------------------------------------------------------------- suppression
 def test_suppression_list_and_filter(tmp_path: Path) -> None:
+    keys.init(tmp_path / "secrets")
     key = keys.hmac_key(tmp_path / "secrets")
     assert oct((tmp_path / "secrets" / keys.HMAC_KEY_FILE).stat().st_mode & 0o777) == "0o600"
     assert keys.hmac_key(tmp_path / "secrets") == key  # created once
@@ -155,7 +156,7 @@ def test_suppression_list_and_filter(tmp_path: Path) -> None:
 
 
 def test_secret_readable_by_others_is_refused(tmp_path: Path) -> None:
-    keys.hmac_key(tmp_path)
+    keys.init(tmp_path)
     os.chmod(tmp_path / keys.HMAC_KEY_FILE, 0o644)
     with pytest.raises(keys.SecretError):
         keys.hmac_key(tmp_path)
@@ -244,6 +245,7 @@ def _body(signer: str) -> dict[str, object]:
 
 
 def test_certificate_signs_verifies_and_any_changed_byte_fails(tmp_path: Path) -> None:
+    keys.init(tmp_path / "secrets")
     key = keys.signing_key(tmp_path / "secrets")
     assert oct((tmp_path / "secrets" / keys.SIGNING_KEY_FILE).stat().st_mode & 0o777) == "0o600"
     doc = certificate.sign(_body(keys.public_key_id(key.public_key())), key)
@@ -256,6 +258,7 @@ def test_certificate_signs_verifies_and_any_changed_byte_fails(tmp_path: Path) -
         tampered = data[:pos] + bytes([data[pos] ^ 0x01]) + data[pos + 1 :]
         assert not certificate.verify_bytes(tampered, public).ok, pos
     # re-signed by another key: refused with the agent's public key
+    keys.init(tmp_path / "other")
     other = keys.signing_key(tmp_path / "other")
     forged = certificate.render_file(certificate.sign(json.loads(data)["certificate"], other))
     assert not certificate.verify_bytes(forged, public).ok

@@ -1,6 +1,13 @@
 """Fetch the identity inventory: IAM users, their MFA and keys, the account
-password policy (boto3), and the host users of the election groups with their
-TOTP enrolment (~/.google_authenticator, the PAM module's secret file).
+password policy (boto3), the host users of the election groups with their
+TOTP enrolment, and the host's guard of the instance metadata service.
+
+TOTP: PAM reads each person's secret in /var/lib/isoloir-totp/<user> (root
+0700, the hardening role). The agents cannot look there; the users role and the
+enrolment scripts keep a root-written status per person in
+/var/lib/isoloir-totp-status/<user> (root:<agents' group> 0640, lines
+`state=enrolled|pending|none`, and for a pending enrolment `since=` and
+`expires=` in epoch seconds). No status file: the state is unknown.
 
 Host accounts are read from group and passwd files (default /etc/group and
 /etc/passwd; tests pass their own) so a user with an election group as primary
@@ -10,17 +17,38 @@ can tell a service account (system uid, no-login shell) from a person.
 
 from __future__ import annotations
 
+import json
 import os
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from isoloir import aws
-from isoloir.exposure.model import AccessKey, HostUser, IamUser, IdentityInventory
+from isoloir.exposure.model import (
+    AccessKey,
+    HostUser,
+    IamUser,
+    IdentityInventory,
+    MetadataGuard,
+    TotpStatus,
+)
 from isoloir.policy.model import Policies
 
-TOTP_FILE = ".google_authenticator"
+TOTP_STATUS_DIR = Path("/var/lib/isoloir-totp-status")
+TOTP_STATUS_ENV = "ISOLOIR_TOTP_STATUS_DIR"  # tests and non-default layouts
+TOTP_STATES = frozenset({"enrolled", "pending", "none"})
+STATUS_MAX_BYTES = 4096
+# The hardening role's root timer writes `nft -j list ruleset` here (the agents
+# cannot read the ruleset themselves: netlink needs CAP_NET_ADMIN).
+NFT_SNAPSHOT = Path("/run/isoloir-nft/ruleset.json")
+NFT_SNAPSHOT_ENV = "ISOLOIR_NFT_SNAPSHOT"
+NFT_SNAPSHOT_MAX_BYTES = 8 * 1024 * 1024
+# EC2 says who it is in the DMI tables (Nitro) or the Xen hypervisor uuid.
+DMI_VENDOR = Path("/sys/class/dmi/id/sys_vendor")
+XEN_UUID = Path("/sys/hypervisor/uuid")
 
 
 def _err(exc: Exception) -> str:
@@ -68,8 +96,14 @@ def fetch_iam(inv: IdentityInventory, region: str | None = None) -> None:
     inv.iam_fetched = True
 
 
-def read_host_users(groups: set[str], *, group_file: Path, passwd_file: Path) -> list[HostUser]:
-    """Users belonging (as member or primary group) to one of `groups`."""
+def read_host_users(
+    groups: set[str],
+    *,
+    group_file: Path,
+    passwd_file: Path,
+    totp_status_dir: Path = TOTP_STATUS_DIR,
+) -> list[HostUser]:
+    """Users belonging (as member or primary group) to one of `groups`, with their TOTP status."""
     gid_to_group: dict[int, str] = {}
     member_of: dict[str, set[str]] = {}
     for line in group_file.read_text(errors="replace").splitlines():
@@ -103,10 +137,116 @@ def read_host_users(groups: set[str], *, group_file: Path, passwd_file: Path) ->
     out = []
     for user, user_groups in sorted(member_of.items()):
         home = homes.get(user, "")
-        enrolled = bool(home) and os.path.lexists(os.path.join(home, TOTP_FILE))
+        totp = read_totp_status(totp_status_dir, user)
         uid, shell = accounts.get(user, (None, ""))
-        out.append(HostUser(user, tuple(sorted(user_groups)), home, enrolled, uid, shell))
+        out.append(
+            HostUser(
+                user,
+                tuple(sorted(user_groups)),
+                home,
+                totp.state == "enrolled",
+                uid,
+                shell,
+                totp=totp,
+            )
+        )
     return out
+
+
+def _epoch(value: str) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(value), UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def parse_totp_status(text: str) -> TotpStatus:
+    """`state=...`, `since=...`, `expires=...` lines; anything else: unknown."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            fields[key.strip()] = value.strip()
+    state = fields.get("state", "")
+    if state not in TOTP_STATES:
+        return TotpStatus("unknown", problem="unreadable status")
+    if state != "pending":
+        return TotpStatus(state)
+    since, expires = _epoch(fields.get("since", "")), _epoch(fields.get("expires", ""))
+    if since is None or expires is None:
+        return TotpStatus("unknown", problem="pending without its window")
+    return TotpStatus("pending", since=since, expires=expires)
+
+
+def read_totp_status(directory: Path, user: str) -> TotpStatus:
+    """The root-written TOTP status of `user` (never a file of the user's own)."""
+    if "/" in user or user in {"", ".", ".."}:
+        return TotpStatus("unknown", problem="invalid user name")
+    try:
+        fd = os.open(directory / user, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return TotpStatus("unknown", problem=f"no status in {directory}")
+    except OSError as exc:
+        return TotpStatus("unknown", problem=f"status unreadable ({type(exc).__name__})")
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        if st.st_uid not in {0, os.geteuid()}:  # root, or the agents themselves (tests)
+            return TotpStatus("unknown", problem="status not written by root")
+        data = handle.read(STATUS_MAX_BYTES)
+    return parse_totp_status(data.decode("ascii", errors="replace"))
+
+
+def totp_status_dir() -> Path:
+    return Path(os.environ.get(TOTP_STATUS_ENV) or TOTP_STATUS_DIR)
+
+
+# ------------------------------------------------------------ metadata service
+
+
+def on_ec2(dmi_vendor: Path = DMI_VENDOR, xen_uuid: Path = XEN_UUID) -> bool:
+    """True on an EC2 instance (DMI vendor, or a Xen uuid starting with ec2)."""
+
+    def head(path: Path) -> str:
+        try:
+            return path.read_text(errors="replace")[:256].strip()
+        except OSError:
+            return ""
+
+    return head(dmi_vendor) == "Amazon EC2" or head(xen_uuid).lower().startswith("ec2")
+
+
+def read_metadata_guard(
+    snapshot: Path | None = None, *, on_aws: bool | None = None, now: float | None = None
+) -> MetadataGuard:
+    """The host's nftables ruleset as the root timer last wrote it, and whether it is EC2."""
+    path = snapshot or Path(os.environ.get(NFT_SNAPSHOT_ENV) or NFT_SNAPSHOT)
+    guard = MetadataGuard(
+        on_aws=on_ec2() if on_aws is None else on_aws, agent_uid=os.geteuid(), snapshot=str(path)
+    )
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return guard
+    except OSError as exc:
+        guard.error = type(exc).__name__
+        return guard
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        if st.st_uid not in {0, os.geteuid()}:
+            guard.error = "snapshot not written by root"
+            return guard
+        data = handle.read(NFT_SNAPSHOT_MAX_BYTES + 1)
+    if len(data) > NFT_SNAPSHOT_MAX_BYTES:
+        guard.error = "snapshot too large"
+        return guard
+    try:
+        ruleset = json.loads(data)
+    except ValueError:
+        guard.error = "snapshot is not JSON"
+        return guard
+    guard.ruleset = ruleset if isinstance(ruleset, dict) else None
+    guard.age_seconds = max(0.0, (time.time() if now is None else now) - st.st_mtime)
+    return guard
 
 
 def fetch(
@@ -122,7 +262,13 @@ def fetch(
         fetch_iam(inv, region)
     groups = {e.share_group for e in policies.elections}
     try:
-        inv.host_users = read_host_users(groups, group_file=group_file, passwd_file=passwd_file)
+        inv.host_users = read_host_users(
+            groups,
+            group_file=group_file,
+            passwd_file=passwd_file,
+            totp_status_dir=totp_status_dir(),
+        )
     except OSError as exc:
         inv.errors["host_users"] = type(exc).__name__
+    inv.metadata = read_metadata_guard()
     return inv

@@ -1,14 +1,23 @@
 """The retention agent's secrets: the HMAC key of the suppression list and the
 Ed25519 key that signs deletion certificates. Both live in the secrets
-directory, are created 0600 when absent, and are refused when readable by others.
+directory and are refused when readable by others.
+
+They are created once, at deploy, by `init` (`python -m isoloir.retention.keys
+init DIR`, run by the agents role as the agents' user): under the agents' unit
+the secrets directory is read-only (ProtectSystem=strict), so the purge only
+reads them and refuses, naming the file, when one is missing. `check` is what
+the unit runs before the agents start.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import secrets
 import stat
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -52,11 +61,55 @@ def _read_private(path: Path) -> bytes:
         return handle.read()
 
 
+def _require(path: Path) -> None:
+    if not path.exists():
+        raise SecretError(
+            f"{path} is missing; create the retention keys at deploy "
+            f"(python -m isoloir.retention.keys init {path.parent})"
+        )
+
+
+def _new_hmac_hex() -> bytes:
+    return secrets.token_hex(32).encode() + b"\n"
+
+
+def _new_signing_pem() -> bytes:
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def init(secrets_dir: Path) -> list[Path]:
+    """Create whichever retention key is missing (0600); never replace one.
+
+    Returns the files created (empty when both existed). Idempotent: the deploy
+    runs it at every converge.
+    """
+    created = []
+    makers: tuple[tuple[str, Callable[[], bytes]], ...] = (
+        (HMAC_KEY_FILE, _new_hmac_hex),
+        (SIGNING_KEY_FILE, _new_signing_pem),
+    )
+    for name, make in makers:
+        path = secrets_dir / name
+        if not path.exists():
+            _create_private(path, make())
+            created.append(path)
+    return created
+
+
+def check(secrets_dir: Path) -> None:
+    """Both keys exist, are private and parse; SecretError names the first bad file."""
+    hmac_key(secrets_dir)
+    signing_key(secrets_dir)
+
+
 def hmac_key(secrets_dir: Path) -> bytes:
     """The suppression list's HMAC key (32 random bytes, stored hex)."""
     path = secrets_dir / HMAC_KEY_FILE
-    if not path.exists():
-        _create_private(path, secrets.token_hex(32).encode() + b"\n")
+    _require(path)
     _check_private(path)
     text = _read_private(path).decode("ascii", errors="replace").strip()
     try:
@@ -71,13 +124,7 @@ def hmac_key(secrets_dir: Path) -> bytes:
 def signing_key(secrets_dir: Path) -> Ed25519PrivateKey:
     """The Ed25519 key that signs deletion certificates (PKCS#8 PEM)."""
     path = secrets_dir / SIGNING_KEY_FILE
-    if not path.exists():
-        pem = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        _create_private(path, pem)
+    _require(path)
     _check_private(path)
     key = serialization.load_pem_private_key(_read_private(path), password=None)
     if not isinstance(key, Ed25519PrivateKey):
@@ -102,3 +149,29 @@ def public_key_id(key: Ed25519PublicKey) -> str:
     """sha256 of the raw public key, hex: names the key in a certificate."""
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m isoloir.retention.keys init|check [DIR]` (default: the runtime secrets dir)."""
+    from isoloir import runtime
+
+    parser = argparse.ArgumentParser(prog="python -m isoloir.retention.keys")
+    parser.add_argument("action", choices=("init", "check"))
+    parser.add_argument(
+        "secrets_dir", nargs="?", help="default: $ISOLOIR_SECRETS_DIR or /etc/isoloir/secrets"
+    )
+    args = parser.parse_args(argv)
+    directory = Path(args.secrets_dir) if args.secrets_dir else runtime.secrets_dir()
+    try:
+        if args.action == "init":
+            for path in init(directory):
+                print(f"created {path}")
+        check(directory)
+    except (SecretError, OSError, ValueError) as exc:
+        print(f"retention keys: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

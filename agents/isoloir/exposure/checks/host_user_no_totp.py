@@ -1,10 +1,22 @@
+"""A person in an election group who cannot pass (or has not passed) TOTP.
+
+PAM reads the secret in /var/lib/isoloir-totp/<user>; the agents read the
+root-written status of it (see inventory_identity). Enrolled: nothing to say.
+Pending within its window: `host_user_totp_pending` (lower severity). No
+secret, an expired enrolment window, or no readable status: this check.
+"""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from isoloir.exposure.model import Inventory
+from isoloir.exposure.model import HostUser, Inventory
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+
+
+def _election(user: HostUser) -> str | None:
+    return user.groups[0].removeprefix("el-") if len(user.groups) == 1 else None
 
 
 @check(
@@ -13,19 +25,42 @@ from isoloir.findings import Severity
     severity=Severity.HIGH,
     scope="identity",
     reflex="secure the data",
-    remediation="Have the user run google-authenticator (TOTP) before the next login; SSH "
-    "and sudo require it.",
-    permissions=("host:read /etc/passwd, /etc/group and ~/.google_authenticator",),
+    remediation="Open (or re-open) the person's TOTP enrolment: an administrator deletes "
+    "/var/lib/isoloir-totp/<user> and its .pending marker, runs the playbook, and the person "
+    "logs in with their SSH key within the enrolment window (docs/hosts.md).",
+    permissions=("host:read /etc/passwd, /etc/group and /var/lib/isoloir-totp-status/<user>",),
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
     if inv.identity is None:
         return
     for user in inv.identity.host_users:
         # a service account (system uid, no-login shell) never logs in: no TOTP to enrol
-        if not user.totp_enrolled and not user.service_account:
-            yield Hit(
-                resource=f"host-user:{user.name}",
-                message=f"User {user.name} (groups {', '.join(user.groups)}) has no TOTP enrolled.",
-                election=user.groups[0].removeprefix("el-") if len(user.groups) == 1 else None,
-                evidence={"groups": list(user.groups)},
+        if user.service_account:
+            continue
+        status = user.totp_status
+        groups = ", ".join(user.groups)
+        if status.state == "enrolled":
+            continue
+        if status.state == "pending":
+            if status.expires is None or status.expires > inv.now:
+                continue  # open window: host_user_totp_pending
+            message = (
+                f"User {user.name} (groups {groups}) never enrolled: the TOTP enrolment "
+                f"window closed at {status.expires.isoformat()}."
             )
+            state = "expired"
+        elif status.state == "none":
+            message = f"User {user.name} (groups {groups}) has no TOTP secret."
+            state = "none"
+        else:
+            message = (
+                f"User {user.name} (groups {groups}): TOTP enrolment cannot be verified "
+                f"({status.problem or 'unknown'})."
+            )
+            state = "unknown"
+        yield Hit(
+            resource=f"host-user:{user.name}",
+            message=message,
+            election=_election(user),
+            evidence={"groups": list(user.groups), "totp_state": state},
+        )

@@ -1,0 +1,71 @@
+"""F10: the retention keys are created at deploy, never lazily by the purge.
+
+Under the agents' unit the secrets directory is read-only (ProtectSystem=strict),
+so a purge that had to create a key failed every day. Now `init` (run by the
+agents role as the agents' user) creates both keys, 0600, once; the purge and
+the unit's start check refuse, naming the file, when one is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from isoloir.retention import keys
+
+
+def test_purge_side_never_creates_a_key_and_names_the_missing_file(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(mode=0o700)
+    with pytest.raises(keys.SecretError, match=r"retention-hmac\.key is missing"):
+        keys.hmac_key(secrets)
+    with pytest.raises(keys.SecretError, match=r"retention-signing\.key is missing"):
+        keys.signing_key(secrets)
+    assert list(secrets.iterdir()) == []  # nothing written
+
+
+def test_purge_on_a_read_only_secrets_dir_fails_with_the_file_name(tmp_path: Path) -> None:
+    """What production saw: EROFS/EACCES from a lazy create. Now: a clear refusal."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(mode=0o500)  # read-only, like /etc under ProtectSystem=strict
+    try:
+        with pytest.raises(keys.SecretError) as caught:
+            keys.check(secrets)
+    finally:
+        secrets.chmod(0o700)
+    assert str(secrets / keys.HMAC_KEY_FILE) in str(caught.value)
+
+
+def test_init_creates_both_keys_private_once(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
+    created = keys.init(secrets)
+    assert sorted(p.name for p in created) == sorted([keys.HMAC_KEY_FILE, keys.SIGNING_KEY_FILE])
+    for name in (keys.HMAC_KEY_FILE, keys.SIGNING_KEY_FILE):
+        st = (secrets / name).stat()
+        assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == os.getuid()
+    before = {p.name: p.read_bytes() for p in secrets.iterdir()}
+    assert keys.init(secrets) == []  # idempotent: a second deploy changes nothing
+    assert {p.name: p.read_bytes() for p in secrets.iterdir()} == before
+    keys.check(secrets)
+    assert len(keys.hmac_key(secrets)) == 32
+
+
+def test_command_init_then_check_exit_codes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secrets = tmp_path / "secrets"
+    assert keys.main(["check", str(secrets)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "retention-hmac.key is missing" in err
+    assert keys.main(["init", str(secrets)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("created ") == 2  # the role's changed_when reads this
+    assert keys.main(["init", str(secrets)]) == 0
+    assert capsys.readouterr().out == ""
+    assert keys.main(["check", str(secrets)]) == 0
+    os.chmod(secrets / keys.SIGNING_KEY_FILE, 0o640)
+    assert keys.main(["check", str(secrets)]) == 2
+    assert "readable by others" in capsys.readouterr().err
