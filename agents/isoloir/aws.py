@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+import threading
 from typing import Any
 
 import boto3
@@ -19,7 +21,14 @@ ENDPOINT_ENV = "ISOLOIR_AWS_ENDPOINT"
 CA_BUNDLE_ENV = "AWS_CA_BUNDLE"
 DEFAULT_REGION = "eu-west-3"
 
-_RETRIES = {"max_attempts": 5, "mode": "standard"}
+# Every call is bounded: a black-holed endpoint (accepts TCP, never answers) or a
+# firewall dropping packets costs at most about ATTEMPTS x (CONNECT + READ) seconds
+# per call, not botocore's 60 s x 5. ("Config" of botocore: connect_timeout,
+# read_timeout, retries; https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html)
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 20
+_RETRIES = {"max_attempts": 3, "mode": "standard"}
+SLOW_CALL_SECONDS = 5.0  # a call still waiting after this is announced on stderr
 
 
 def endpoint_url() -> str | None:
@@ -47,7 +56,12 @@ def client_kwargs(service: str) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     endpoint = endpoint_url()
     style = "path" if endpoint else "auto"
-    config = Config(retries=_RETRIES, s3={"addressing_style": style})
+    config = Config(
+        retries=dict(_RETRIES),
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+        s3={"addressing_style": style},
+    )
     kwargs["config"] = config
     if endpoint:
         kwargs["endpoint_url"] = endpoint
@@ -69,7 +83,43 @@ def client(
     if service == "s3control" and endpoint_url():
         # S3 Control puts the account id in the host name; an emulator endpoint has none.
         made.meta.events.register("before-sign.s3-control", _strip_account_host)
+    _announce_slow_calls(made, service)
     return made
+
+
+class _SlowCallNotice:
+    """Says on stderr what a call waits for once it is slow (one line per slow call)."""
+
+    def __init__(self, service: str, after: float) -> None:
+        self.service = service
+        self.after = after
+        self.timer: threading.Timer | None = None
+
+    def start(self, model: Any = None, **_: Any) -> None:
+        self.stop()
+        operation = getattr(model, "name", "?")
+        where = endpoint_url() or "AWS"
+        text = f"waiting for {self.service} ({operation}) at {where} ..."
+        self.timer = threading.Timer(self.after, _say, args=(text,))
+        self.timer.daemon = True
+        self.timer.start()
+
+    def stop(self, **_: Any) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _announce_slow_calls(made: Any, service: str) -> None:
+    notice = _SlowCallNotice(service, SLOW_CALL_SECONDS)
+    events = made.meta.events
+    events.register("before-call", notice.start)
+    events.register("after-call", notice.stop)
+    events.register("after-call-error", notice.stop)
 
 
 def _strip_account_host(request: Any, **_: Any) -> None:

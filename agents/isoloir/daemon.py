@@ -195,26 +195,40 @@ def run_job_once(
             policies=policies, state_dir=state_dir, now=clock.now(), dry_run=dry_run
         )
         try:
-            findings = func(ctx)
+            out = func(ctx)
         except Exception as exc:  # noqa: BLE001 - any agent failure is reported, not fatal
             result.update(ok=False, error=type(exc).__name__, finished=time.time())
             _event("job failed", logging.ERROR, job=name, error=type(exc).__name__)
             return EXIT_JOB_FAILED
+        got = out if isinstance(out, jobs.JobResult) else jobs.JobResult(out)
+        if dry_run:
+            # A dry run reports; it queues and sends nothing (the spool is not touched).
+            result.update(ok=not got.failure, findings=len(got), dry_run=True)
+            if got.failure:
+                result["error"] = "incomplete"
+            _event("dry run: no alert queued", job=name, findings=len(got), failure=got.failure)
+            return EXIT_JOB_FAILED if got.failure else EXIT_OK
         service = AlertService(policies, state_dir)
         try:
-            report = service.process(name, findings)
+            # What the job could not read is neither confirmed nor resolved.
+            report = service.process(name, got, unread=got.unread)
             if flush:
                 service.flush()
         finally:
             service.close()
         result.update(
-            ok=True,
+            ok=not got.failure,
             findings=report.findings,
             new=report.new,
             resolved=report.resolved,
             queued=report.queued,
             finished=time.time(),
         )
+        if got.failure:
+            # Part of the world could not be read: the run failed, visibly.
+            result.update(error="incomplete", detail=got.failure)
+            _event("job incomplete", logging.ERROR, job=name, detail=got.failure)
+            return EXIT_JOB_FAILED
         _event(
             "job finished",
             job=name,
@@ -479,6 +493,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             _event("stopping before job", job=name)
             break
         if name in ("digest", "flush"):
+            if args.dry_run:
+                _event("dry run: nothing sent", job=name)
+                continue
             worst = max(worst, _run_alert_task(name, policies, state_dir))
         else:
             worst = max(worst, run_job_once(name, policies, state_dir, dry_run=args.dry_run))
@@ -611,7 +628,13 @@ def status_text(data: dict[str, Any]) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    data = status_data(runtime.state_dir(args.state_dir))
+    state_dir = runtime.state_dir(args.state_dir)
+    # A typo must not read as "never run": the state dir must exist (it is never created here).
+    if not state_dir.is_dir():
+        what = "is not a directory" if state_dir.exists() else "does not exist"
+        print(f"state dir {state_dir} {what}", file=sys.stderr)
+        return EXIT_ERROR
+    data = status_data(state_dir)
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
     else:

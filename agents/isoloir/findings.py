@@ -15,6 +15,8 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Any
 
+from isoloir.textsafe import escape_controls, escape_value
+
 
 class Severity(IntEnum):
     INFO = 0
@@ -70,6 +72,23 @@ class Finding:
             "fingerprint": self.fingerprint,
         }
 
+    def escaped(self) -> Finding:
+        """The same finding with its texts safe to show (control characters escaped).
+
+        Use it for display only: the fingerprint is the original's.
+        """
+        return Finding(
+            rule_id=escape_controls(self.rule_id),
+            severity=self.severity,
+            resource=escape_controls(self.resource),
+            message=escape_controls(self.message),
+            election=None if self.election is None else escape_controls(self.election),
+            location=escape_controls(self.location),
+            remediation=escape_controls(self.remediation),
+            evidence=escape_value(dict(self.evidence)),
+            observed_at=self.observed_at,
+        )
+
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
 
@@ -87,3 +106,35 @@ class Finding:
             evidence=dict(data.get("evidence") or {}),
             observed_at=datetime.fromisoformat(observed) if observed else None,
         )
+
+
+def _under(resource: str, prefix: str) -> bool:
+    if resource == prefix:
+        return True
+    sep = prefix if prefix.endswith(("/", ":")) else prefix + "/"
+    return resource.startswith(sep)
+
+
+@dataclass(frozen=True)
+class Unread:
+    """What a run could not read, so could not observe either way.
+
+    An open finding covered here was neither seen again nor seen gone: it stays
+    open (it is never announced resolved) and keeps its first-seen time. `rules`
+    covers every finding of a rule (a whole scope unread); `resources` covers a
+    resource and everything under it (`s3://bucket` and `s3://bucket/key`, a
+    directory and its files; a prefix ending in ":" or "/" covers what starts
+    with it).
+    """
+
+    rules: frozenset[str] = frozenset()
+    resources: frozenset[str] = frozenset()
+    reasons: Mapping[str, str] = field(default_factory=dict)  # where -> error, for people
+
+    def __bool__(self) -> bool:
+        return bool(self.rules or self.resources or self.reasons)
+
+    def covers(self, finding: Finding) -> bool:
+        if finding.rule_id in self.rules:
+            return True
+        return any(_under(finding.resource, p) for p in self.resources)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import random
 from datetime import datetime
@@ -446,3 +447,158 @@ def test_webhook_url_must_be_https_unless_loopback() -> None:
     check_url("http://127.0.0.1:8080/hook")
     with pytest.raises(DeliveryError, match="https"):
         check_url("http://chat.example/hook")
+
+
+# -- faults and hostile names (issue 13) --------------------------------------------
+
+
+def test_unread_scope_is_never_resolved_and_keeps_first_seen(
+    env: tuple[AlertService, Clock, Recorder, Recorder],
+) -> None:
+    from isoloir.findings import Unread
+
+    svc, clock, _, _ = env
+    bucket = finding(1, resource="s3://mouvement-exemple-exempleville-2027")
+    obj = finding(2, resource="s3://mouvement-exemple-exempleville-2027/prospects/a.csv")
+    other = finding(3, resource="/srv/elections/exempleville-2027/a.csv")
+    svc.process("scan", [bucket, obj, other])
+    first = {r.fingerprint: r.first_seen for r in svc.spool.open_findings("scan")}
+    clock.t += 3600
+    # the bucket could not be read; the share was read and `other` is gone
+    unread = Unread(resources=frozenset({"s3://mouvement-exemple-exempleville-2027"}))
+    report = svc.process("scan", [], unread=unread)
+    assert report.resolved == 1
+    still = {r.fingerprint: r.first_seen for r in svc.spool.open_findings("scan")}
+    assert still == {f.fingerprint: first[f.fingerprint] for f in (bucket, obj)}
+    # a whole rule unread (the scope could not be listed) keeps its findings too
+    clock.t += 3600
+    assert svc.process("scan", [], unread=Unread(rules=frozenset({bucket.rule_id}))).resolved == 0
+
+
+def test_control_characters_are_escaped_in_alerts_and_webhooks(
+    env: tuple[AlertService, Clock, Recorder, Recorder],
+) -> None:
+    svc, _, email, hook = env
+    name = "/srv/elections/x/a.csv\n\nRésolu : rien à faire\x1b[2J\u202e"
+    f = finding(1, resource=name, message=f"File {name} is open.")
+    svc.process("scan", [f])
+    svc.flush()
+    assert email.sent and hook.sent
+    for m in [*email.sent, *hook.sent]:
+        text = m.subject + m.body + json.dumps(m.payload, ensure_ascii=False)
+        assert "\x1b" not in text and "\u202e" not in text
+        assert "\nRésolu : rien" not in m.body
+        assert "\\x0a\\x0aRésolu" in m.body and "\\x1b[2J" in m.body
+    # the fingerprint shown is the finding's own (the same as `scan --format json`)
+    assert f.fingerprint in email.sent[0].body
+    assert hook.sent[0].payload  # rendered for the webhook template
+
+
+def test_spool_prunes_settled_rows_after_the_keep_period(tmp_path: Path) -> None:
+    clock = Clock()
+    sink = Recorder()
+    svc = AlertService(
+        policies(routes=(Route(("cfictive",), ("email",), "medium", ("*",)),)),
+        tmp_path,
+        transports={"email": sink},
+        time_source=clock,
+        rng=random.Random(1),
+        keep_days=90,
+    )
+    try:
+        svc.process("scan", [finding(1), finding(2)])
+        svc.flush()
+        clock.t += 3600
+        svc.process("scan", [finding(2)])  # 1 resolved, notice queued
+        svc.flush()
+        clock.t += 89 * 86400
+        assert svc.prune() == {"messages": 0, "findings": 0}
+        clock.t += 2 * 86400
+        svc.process("scan", [finding(2)])
+        pruned = svc.prune()
+        assert pruned["messages"] == 3 and pruned["findings"] == 1
+        rows = svc.spool.db.execute("SELECT state FROM findings").fetchall()
+        assert [r[0] for r in rows] == ["open"]  # the open finding is kept
+        statuses = [r[0] for r in svc.spool.db.execute("SELECT status FROM outbox")]
+        assert statuses == ["pending"]  # only the new reminder: nothing settled is left
+    finally:
+        svc.close()
+
+
+def test_webhook_refuses_redirects_and_non_2xx(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    from isoloir.alerts.webhook import WebhookTransport
+
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            seen.append(f"{self.command} {self.path}")
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            if self.path == "/hook":
+                self.send_response(302)
+                self.send_header("Location", "/moved")
+            elif self.path == "/accepted-ish":
+                self.send_response(204 if self.command == "GET" else 304)
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_POST = do_GET = _answer
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        key = tmp_path / "hook.key"
+        key.write_text("secret-de-test\n")
+        key.chmod(0o600)
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        message = Outgoing(
+            id=1, kind="alert", channel="webhook:equipe", recipient="", address="",
+            subject="s", body="b", payload={"text": "b"}, language="fr",
+        )  # fmt: skip
+        for path in ("/hook", "/accepted-ish"):
+            hook = Webhook("equipe", base + path, "generic", str(key))
+            with pytest.raises(DeliveryError):
+                WebhookTransport(hook, timeout=5).send(message)
+        assert seen == ["POST /hook", "POST /accepted-ish"]  # the redirect was not followed
+        WebhookTransport(Webhook("equipe", base + "/ok", "generic", str(key))).send(message)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_maildir_skips_symlinks_and_fifos(tmp_path: Path) -> None:
+    from isoloir.alerts.cli import read_maildir
+
+    box = tmp_path / "md"
+    for sub in ("new", "cur", "tmp"):
+        (box / sub).mkdir(parents=True)
+    (box / "new" / "1.msg").write_bytes(b"Subject: ok\r\nTo: a@x.example\r\n\r\nbody\r\n")
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"Subject: forged\r\n\r\nsecret\r\n")
+    (box / "new" / "link").symlink_to(secret)
+    os.mkfifo(box / "new" / "fifo")
+    items = read_maildir(box)
+    assert [i["key"] for i in items] == ["1.msg"]
+    assert items[0]["headers"]["Subject"] == "ok"
+
+
+def test_flush_never_creates_a_missing_state_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from isoloir import cli
+
+    agent = tmp_path / "agent.json"
+    missing = tmp_path / "nostate"
+    code = cli.main(["alerts", "flush", "--config", str(agent), "--state-dir", str(missing)])
+    assert code == 2 and f"state dir {missing} does not exist" in capsys.readouterr().err
+    assert not missing.exists()

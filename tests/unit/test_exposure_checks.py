@@ -66,14 +66,16 @@ def good_bucket(name: str = GOOD_BUCKET, **changes: object) -> Bucket:
         ownership="BucketOwnerEnforced",
         encryption=({"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "arn:aws:kms:k"},),
         versioning="Enabled",
-        lifecycle=(
+        lifecycle=tuple(
             {
-                "ID": "retention",
+                "ID": f"retention:{prefix}",
                 "Status": "Enabled",
-                "Filter": {},
-                "Expiration": {"Date": datetime(2027, 5, 21, tzinfo=UTC)},
+                "Filter": {"Prefix": prefix},
+                # a backstop 14 days after the retention date (2027-05-21)
+                "Expiration": {"Date": datetime(2027, 6, 4, tzinfo=UTC)},
                 "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
-            },
+            }
+            for prefix in ("porte-a-porte/", "prospects/")
         ),
         kms_key_state="Enabled",
     )
@@ -216,8 +218,13 @@ def test_lifecycle_matching_retention(policies) -> None:  # type: ignore[no-unty
     assert hits(s3_inv(policies, late), "s3_bucket_lifecycle_retention")
     assert hits(s3_inv(policies, good_bucket(lifecycle=())), "s3_bucket_lifecycle_retention")
     no_noncurrent = good_bucket(
-        lifecycle=(
-            {"Status": "Enabled", "Filter": {}, "Expiration": {"Date": "2027-05-01T00:00:00Z"}},
+        lifecycle=tuple(
+            {
+                "Status": "Enabled",
+                "Filter": {"Prefix": p},
+                "Expiration": {"Date": "2027-06-01T00:00:00Z"},
+            }
+            for p in ("porte-a-porte/", "prospects/")
         )  # fmt: skip
     )
     assert hits(s3_inv(policies, no_noncurrent), "s3_bucket_lifecycle_retention")
@@ -317,7 +324,7 @@ def test_non_utf8_name_is_displayed_escaped(policies) -> None:  # type: ignore[n
     e = Entry(BASE + b"/caf\xe9.csv", "file", 0o100644, 0, 5001)
     (hit,) = hits(shares_inv(policies, tree([e])), "share_world_accessible")
     assert hit.resource.endswith("caf\\xe9.csv")
-    assert hit.target == BASE + b"/caf\xe9.csv"
+    assert hit.target.path == BASE + b"/caf\xe9.csv"
     json.dumps(hit.resource).encode("utf-8")
 
 

@@ -90,7 +90,10 @@ def _identity(policies: Policies, tmp_path: Path, passwd: str, group: str) -> In
     (tmp_path / "group").write_text(group)
     ident = IdentityInventory(iam_fetched=True)
     ident.host_users = inventory_identity.read_host_users(
-        {GROUP}, group_file=tmp_path / "group", passwd_file=tmp_path / "passwd"
+        {GROUP},
+        group_file=tmp_path / "group",
+        passwd_file=tmp_path / "passwd",
+        totp_status_dir=tmp_path / "totp-status",
     )
     return Inventory(policies=policies, now=NOW, identity=ident)
 
@@ -98,7 +101,8 @@ def _identity(policies: Policies, tmp_path: Path, passwd: str, group: str) -> In
 def test_system_user_of_the_agents_is_not_a_person(policies: Policies, tmp_path: Path) -> None:
     home = tmp_path / "home"
     (home / "cfictive").mkdir(parents=True)
-    (home / "cfictive" / ".google_authenticator").write_text("fake\n")
+    (tmp_path / "totp-status").mkdir()
+    (tmp_path / "totp-status" / "cfictive").write_text("state=enrolled\n")  # written by root
     passwd = (
         "root:x:0:0:root:/root:/bin/bash\n"
         "isoloir:x:998:998:Isoloir agents:/var/lib/isoloir:/usr/sbin/nologin\n"

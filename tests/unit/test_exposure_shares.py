@@ -270,8 +270,10 @@ def test_walk_survives_readdir_failing_after_opendir(
         def __next__(self) -> os.DirEntry[bytes]:
             raise PermissionError(13, "Permission denied")
 
-    def scandir(path: bytes) -> object:
-        return Failing(real(path)) if path.endswith(b"/bad") else real(path)
+    def scandir(fd: int) -> object:
+        # the walk lists directories by descriptor: find which one this is
+        where = os.readlink(f"/proc/self/fd/{fd}")
+        return Failing(real(fd)) if where.endswith("/bad") else real(fd)
 
     monkeypatch.setattr(inventory_shares.os, "scandir", scandir)
     unreadable: list[bytes] = []

@@ -212,3 +212,74 @@ def test_hung_job_is_stopped(tmp_path: Path) -> None:
     )
     d.start_job("scan")
     assert d.last_exit == {"scan": -signal.SIGTERM}
+
+
+# -- faults (issue 13) -----------------------------------------------------------------
+
+
+def incomplete_job(ctx: jobs.JobContext) -> list[Finding]:
+    from isoloir.findings import Unread
+
+    CALLS.append("incomplete")
+    return jobs.JobResult(
+        [], unread=Unread(rules=frozenset({"share-world-readable"})), failure="could not read s3"
+    )
+
+
+def test_incomplete_job_fails_visibly_and_resolves_nothing_it_did_not_read(
+    fake_jobs: None, tmp_path: Path
+) -> None:
+    p = load_policies(EXAMPLE)
+    RESULT.append(_finding())
+    assert run_job_once("scan", p, tmp_path, flush=False) == EXIT_OK
+    jobs.JOBS["scan"] = f"{__name__}:incomplete_job"
+    assert run_job_once("scan", p, tmp_path, flush=False) == EXIT_JOB_FAILED
+    runs = json.loads(runs_path(tmp_path).read_text())
+    assert runs["scan"]["ok"] is False and runs["scan"]["resolved"] == 0
+    spool = Spool(spool_path(tmp_path))
+    try:
+        assert len(spool.open_findings("scan")) == 1
+        kinds = [r[0] for r in spool.db.execute("SELECT kind FROM outbox")]
+        assert "resolved" not in kinds
+    finally:
+        spool.close()
+
+
+def test_dry_run_queues_and_sends_nothing(fake_jobs: None, tmp_path: Path) -> None:
+    from isoloir import daemon
+
+    RESULT.append(_finding())
+    p = load_policies(EXAMPLE)
+    assert run_job_once("scan", p, tmp_path, dry_run=True) == EXIT_OK
+    assert not spool_path(tmp_path).exists()
+    assert json.loads(runs_path(tmp_path).read_text())["scan"]["dry_run"] is True
+    assert daemon.cmd_status(_ns(state_dir=str(tmp_path), json=False)) == EXIT_OK
+
+
+def _ns(**kw: object) -> object:
+    import argparse
+
+    return argparse.Namespace(config=None, **kw)
+
+
+def test_status_of_a_missing_state_dir_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from isoloir import daemon
+
+    missing = tmp_path / "nostate"
+    assert daemon.cmd_status(_ns(state_dir=str(missing), json=False)) == 2
+    assert f"state dir {missing} does not exist" in capsys.readouterr().err
+    assert not missing.exists()
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert daemon.cmd_status(_ns(state_dir=str(afile), json=True)) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+def test_aws_clients_have_bounded_timeouts() -> None:
+    from isoloir import aws
+
+    config = aws.client_kwargs("s3")["config"]
+    assert config.connect_timeout <= 10 and config.read_timeout <= 30
+    assert config.retries["max_attempts"] <= 3

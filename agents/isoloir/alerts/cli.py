@@ -6,7 +6,8 @@ import argparse
 import email
 import email.policy
 import json
-import mailbox
+import os
+import stat
 import sys
 import time
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from isoloir import runtime
 from isoloir.alerts import messages
 from isoloir.alerts.routing import EMAIL, Destination, all_destinations, configured_channels
 from isoloir.alerts.service import AlertService, build_transports
+from isoloir.alerts.spool import KEEP_DAYS
 from isoloir.alerts.transport import DeliveryError, Outgoing
 from isoloir.alerts.webhook import payload
 from isoloir.policy.model import Policies
@@ -111,11 +113,32 @@ def cmd_test(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failures else EXIT_OK
 
 
+def existing_state_dir(state: Path) -> str | None:
+    """Why `state` cannot be the agents' state directory (None: it can).
+
+    A typo must not make a new empty state look like "nothing to do".
+    """
+    if not state.exists():
+        return f"state dir {state} does not exist"
+    if not state.is_dir():
+        return f"state dir {state} is not a directory"
+    return None
+
+
 def cmd_flush(args: argparse.Namespace) -> int:
+    state = runtime.state_dir(args.state_dir)
+    problem = existing_state_dir(state)
+    if problem:
+        print(problem, file=sys.stderr)
+        return EXIT_ERROR
     policies = _policies(args)
     if policies is None:
         return EXIT_ERROR
-    service = AlertService(policies, runtime.state_dir(args.state_dir))
+    if args.keep_days is not None and args.keep_days < 1:
+        print("--keep-days must be at least 1", file=sys.stderr)
+        return EXIT_ERROR
+    keep = args.keep_days if args.keep_days is not None else KEEP_DAYS
+    service = AlertService(policies, state, keep_days=keep)
     try:
         if args.revive_dead:
             print(f"revived {service.revive_dead()} dead message(s)")
@@ -132,19 +155,57 @@ def cmd_flush(args: argparse.Namespace) -> int:
     return EXIT_FAILED if report.failed else EXIT_OK
 
 
+MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+def _read_regular(dir_fd: int, name: str) -> tuple[bytes, float] | None:
+    """The bytes and mtime of a regular file in the directory, never through a
+    symlink (O_NOFOLLOW) nor blocking on a FIFO; None for anything else."""
+    try:
+        fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read(MAX_MESSAGE_BYTES), st.st_mtime
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def read_maildir(directory: Path) -> list[dict[str, Any]]:
-    """The messages of a maildir, oldest first: selected headers and the text body."""
-    box = mailbox.Maildir(str(directory), create=False)
+    """The messages of a maildir, oldest first: selected headers and the text body.
+
+    Only regular files of new/ and cur/ are read: a symlink (to /etc/shadow, say)
+    or a FIFO planted there is skipped.
+    """
     items = []
-    for key in box.keys():
-        path = Path(directory) / ("new" if (Path(directory) / "new" / key).exists() else "cur")
-        raw = box.get_bytes(key)
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
-        body_part = msg.get_body(preferencelist=("plain",)) if msg.is_multipart() else msg
-        body = body_part.get_content() if body_part is not None else ""
-        headers = {h: str(msg[h]) for h in SHOWN_HEADERS if msg[h] is not None}
-        mtime = (path / key).stat().st_mtime if (path / key).exists() else 0.0
-        items.append({"key": key, "mtime": mtime, "headers": headers, "body": body})
+    for sub in ("new", "cur"):
+        try:
+            dfd = os.open(directory / sub, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            for name in sorted(os.listdir(dfd)):
+                if name.startswith("."):
+                    continue
+                got = _read_regular(dfd, name)
+                if got is None:
+                    continue
+                raw, mtime = got
+                msg = email.message_from_bytes(raw, policy=email.policy.default)
+                body_part = msg.get_body(preferencelist=("plain",)) if msg.is_multipart() else msg
+                body = body_part.get_content() if body_part is not None else ""
+                headers = {h: str(msg[h]) for h in SHOWN_HEADERS if msg[h] is not None}
+                key = name.split(":", 1)[0]
+                items.append({"key": key, "mtime": mtime, "headers": headers, "body": body})
+        finally:
+            os.close(dfd)
     items.sort(key=lambda m: (m["mtime"], m["key"]))
     return items
 
@@ -180,6 +241,12 @@ def register(subparsers: Any) -> None:
     flush = sub.add_parser("flush", help="deliver the spooled alerts that are due")
     runtime.add_runtime_arguments(flush)
     flush.add_argument("--revive-dead", action="store_true", help="retry abandoned messages")
+    flush.add_argument(
+        "--keep-days",
+        type=int,
+        help=f"forget sent/dead messages and resolved findings older than this "
+        f"(default {KEEP_DAYS})",
+    )
     flush.set_defaults(func=cmd_flush)
 
     maildir = sub.add_parser("maildir", help="print the messages a local sink received")

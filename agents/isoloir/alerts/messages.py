@@ -152,6 +152,8 @@ def legal_hold_reason(finding: Finding) -> str | None:
 def _finding_lines(
     finding: Finding, t: Mapping[str, str], language: str, first_seen: datetime | None
 ) -> list[str]:
+    fingerprint = finding.fingerprint
+    finding = finding.escaped()  # names come from members: no forged line, no escape code
     sep = " : " if language == "fr" else ": "
     lines = [f"{t['what']}{sep}{finding.message}"]
     lines.append(f"{t['where']}{sep}{finding.resource}")
@@ -171,7 +173,7 @@ def _finding_lines(
         lines.append(f"{t['details']}{sep.rstrip()}")
         lines.extend(f"  - {k}: {_value(details[k])}" for k in sorted(details))
     lines.append(f"{t['fix']}{sep}{finding.remediation or t['no_fix']}")
-    lines.append(f"{t['fingerprint']}{sep}{finding.fingerprint}")
+    lines.append(f"{t['fingerprint']}{sep}{fingerprint}")
     return lines
 
 
@@ -184,9 +186,10 @@ def render_finding(
 ) -> Rendered:
     t = texts(language)
     kind = t["reminder"] if reminder else t["alert"]
+    shown = finding.escaped()
     subject = _subject(
         f"{kind} {severity_label(finding.severity, language).upper()}",
-        [finding.election or t["no_election"], finding.rule_id],
+        [shown.election or t["no_election"], shown.rule_id],
     )
     lines = _finding_lines(finding, t, language, first_seen)
     if reminder:
@@ -200,6 +203,8 @@ def render_resolved(
 ) -> Rendered:
     t = texts(language)
     sep = " : " if language == "fr" else ": "
+    fingerprint = finding.fingerprint
+    finding = finding.escaped()
     subject = _subject(t["resolved"], [finding.election or t["no_election"], finding.rule_id])
     lines = [t["resolved_body"].format(job=job), ""]
     lines += [
@@ -208,7 +213,7 @@ def render_resolved(
         f"{t['rule']}{sep}{finding.rule_id}",
         f"{t['since']}{sep}{_fmt_time(first_seen)}",
         f"{t['resolved_at']}{sep}{_fmt_time(resolved_at)}",
-        f"{t['fingerprint']}{sep}{finding.fingerprint}",
+        f"{t['fingerprint']}{sep}{fingerprint}",
     ]
     hold = legal_hold_reason(finding)
     if hold:
@@ -232,6 +237,7 @@ def render_summary(
     """One message in place of many: counts by kind, rule and election, no detail per item."""
     t = texts(language)
     sep = " : " if language == "fr" else ": "
+    items = [(kind, f.escaped()) for kind, f in items]
     subject = _subject(t["summary"], [t["summary_subject"].format(count=len(items))])
     counts = Counter((kind, f.rule_id, f.election or t["no_election"]) for kind, f in items)
     lines = [
@@ -251,6 +257,7 @@ def render_digest(
     open_findings: Sequence[tuple[Finding, datetime | None]], language: str, *, now: datetime
 ) -> Rendered:
     t = texts(language)
+    open_findings = [(f.escaped(), seen) for f, seen in open_findings]
     subject = _subject(t["digest"], [t["digest_subject"].format(count=len(open_findings))])
     lines = [t["digest_body"].format(date=now.strftime("%Y-%m-%d")), ""]
     sep = " : " if language == "fr" else ": "

@@ -24,10 +24,10 @@ from isoloir.alerts import messages
 from isoloir.alerts.lockfile import FileLock
 from isoloir.alerts.routing import Destination, all_destinations, destinations
 from isoloir.alerts.smtp import SmtpTransport
-from isoloir.alerts.spool import Spool, spool_path
+from isoloir.alerts.spool import KEEP_DAYS, Spool, spool_path
 from isoloir.alerts.transport import DeliveryError, Outgoing, Transport
 from isoloir.alerts.webhook import WebhookTransport, payload
-from isoloir.findings import Finding
+from isoloir.findings import Finding, Unread
 from isoloir.policy.model import Baseline, Policies
 
 log = logging.getLogger("isoloir.alerts")
@@ -90,13 +90,15 @@ def _dt(ts: float) -> datetime:
 
 
 def _meta(f: Finding, first_seen: float | None) -> dict[str, Any]:
+    fingerprint = f.fingerprint
+    f = f.escaped()  # the webhook's human fields: no forged line, no escape code
     return {
         "severity": str(f.severity),
         "election": f.election,
         "rule_id": f.rule_id,
         "resource": f.resource,
         "location": f.location,
-        "fingerprint": f.fingerprint,
+        "fingerprint": fingerprint,
         "first_seen": _dt(first_seen).isoformat() if first_seen else None,
         "legal_hold_reason": messages.legal_hold_reason(f),
     }
@@ -111,7 +113,9 @@ class AlertService:
         transports: Mapping[str, Transport] | None = None,
         time_source: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        keep_days: float = KEEP_DAYS,
     ) -> None:
+        self.keep_days = keep_days
         self.policies = policies
         self.baseline = policies.baseline
         self.state_dir = state_dir
@@ -160,12 +164,16 @@ class AlertService:
             observed_at=f.observed_at,
         )
 
-    def process(self, job: str, findings: Iterable[Finding]) -> ProcessReport:
-        """Record one job's complete results and queue what must be said.
+    def process(
+        self, job: str, findings: Iterable[Finding], *, unread: Unread | None = None
+    ) -> ProcessReport:
+        """Record one job's results and queue what must be said.
 
-        Only call this with the results of a job that finished: a finding
-        missing from `findings` is taken as resolved.
+        A finding missing from `findings` is taken as resolved, unless `unread`
+        covers it (the job could not read its scope, its bucket or its directory):
+        then it stays open, keeps its first-seen time and no "resolved" notice goes out.
         """
+        unread = unread or Unread()
         now = self.time()
         alerts = self.baseline.alerts
         report = ProcessReport(job=job)
@@ -192,7 +200,7 @@ class AlertService:
                 elif renotify > 0 and now - row.notified_at >= renotify:
                     said.append(("reminder", f, row.first_seen))
             for row in self.spool.open_findings(job):
-                if row.fingerprint in current:
+                if row.fingerprint in current or unread.covers(row.finding):
                     continue
                 self.spool.resolve_finding(row.fingerprint, now)
                 report.resolved += 1
@@ -339,6 +347,7 @@ class AlertService:
         with FileLock(self.state_dir / "locks" / "flush.lock", wait_seconds=wait_lock):
             for item in self.spool.due(self.time(), limit):
                 self._deliver_one(item.message, item.attempts, report)
+            self.prune(self.keep_days)
         if report.sent or report.failed:
             log.info("alerts delivered", extra={"fields": report.as_dict()})
         return report
@@ -376,6 +385,15 @@ class AlertService:
         with self.spool.transaction():
             self.spool.mark_sent(message.id, self.time())
         report.sent += 1
+
+    def prune(self, keep_days: float = KEEP_DAYS) -> dict[str, int]:
+        """Forget sent and dead messages and resolved findings settled over
+        `keep_days` ago (90 by default): the spool keeps no file name forever."""
+        with self.spool.transaction():
+            pruned = self.spool.prune(self.time() - keep_days * 86400.0)
+        if any(pruned.values()):
+            log.info("alert spool pruned", extra={"fields": {**pruned, "keep_days": keep_days}})
+        return pruned
 
     def revive_dead(self) -> int:
         with self.spool.transaction():

@@ -62,6 +62,9 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 COUNTED_KINDS = ("alert", "reminder", "resolved", "summary")
+# Sent and dead messages and resolved findings name files (often people's names)
+# and recipients: they are deleted this long after they were settled.
+KEEP_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -299,6 +302,21 @@ class Spool:
             "oldest_pending_age_seconds": None if oldest is None else round(now - oldest, 1),
             "open_findings": open_findings,
         }
+
+    # -- retention of the spool itself ---------------------------------------
+
+    def prune(self, before: float) -> dict[str, int]:
+        """Delete what was settled before `before`: sent and dead messages, resolved
+        findings. Pending messages and open findings are never pruned."""
+        sent = self.db.execute(
+            "DELETE FROM outbox WHERE status IN ('sent', 'dead')"
+            " AND COALESCE(sent_at, next_attempt_at, created_at) < ?",
+            (before,),
+        ).rowcount
+        resolved = self.db.execute(
+            "DELETE FROM findings WHERE state = 'resolved' AND resolved_at < ?", (before,)
+        ).rowcount
+        return {"messages": sent, "findings": resolved}
 
     # -- meta ---------------------------------------------------------------
 

@@ -146,6 +146,18 @@ def target_url(url: str) -> str:
     return sink
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuse every redirect: urllib would turn the POST into a GET without its body
+    (to a Location that may be plain http or another host) and a 200 there would
+    count as delivered. A 3xx is a failed delivery instead."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 class WebhookTransport:
     def __init__(self, hook: Webhook, *, timeout: float = 15.0) -> None:
         if hook.template not in TEMPLATES:
@@ -175,9 +187,12 @@ class WebhookTransport:
             },
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+            with _OPENER.open(request, timeout=self.timeout) as response:
                 response.read(1024)
+                status = int(response.status)
         except urllib.error.HTTPError as exc:
+            if 300 <= exc.code < 400:
+                raise DeliveryError(f"webhook: HTTP {exc.code} redirect refused") from None
             retry_after = retry_after_seconds(exc.headers.get("Retry-After"))
             kind = "retryable" if exc.code >= 500 or exc.code in _RETRYABLE_4XX else "refused"
             raise DeliveryError(
@@ -189,3 +204,5 @@ class WebhookTransport:
             raise DeliveryError(f"webhook: network error {label}") from None
         except (TimeoutError, OSError) as exc:
             raise DeliveryError(f"webhook: network error {type(exc).__name__}") from None
+        if not 200 <= status < 300:  # only a 2xx delivers
+            raise DeliveryError(f"webhook: HTTP {status} (not delivered)")

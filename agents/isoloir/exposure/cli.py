@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from isoloir import clock, runtime
+from isoloir.alerts.lockfile import FileLock, LockBusy
 from isoloir.exposure.scan import ScanOptions, ScanReport, remaining, run
 from isoloir.findings import Finding, Severity
 from isoloir.policy import PolicyError, load_policies, load_rendered
 from isoloir.policy.model import Policies
+from isoloir.textsafe import escape_controls
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -40,8 +42,14 @@ def _cell(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def table(findings: list[Finding]) -> str:
+def table(findings: list[Finding], incomplete: list[str] | None = None) -> str:
+    """The findings as a table, then one line each; names escaped (a file name cannot
+    forge or erase lines). `incomplete`: what could not be read, said on stdout too."""
+    findings = [f.escaped() for f in findings]
+    unread = [escape_controls(w) for w in incomplete or []]
     if not findings:
+        if unread:
+            return f"No findings (incomplete: could not read {', '.join(unread)})."
         return "No findings."
     rows = [("SEVERITY", "RULE", "ELECTION", "RESOURCE")]
     rows += [
@@ -55,6 +63,9 @@ def table(findings: list[Finding]) -> str:
         state = f.evidence.get("remediation")
         suffix = f" [fix {state}]" if state else ""
         lines.append(f"- {f.rule_id}: {f.message}{suffix}")
+    if unread:
+        lines.append("")
+        lines.append(f"Incomplete: could not read {', '.join(unread)}; findings there are unknown.")
     return "\n".join(lines)
 
 
@@ -66,14 +77,33 @@ def emit(report: ScanReport, fmt: str, out: Any = None) -> None:
         for a in report.actions:
             print(json.dumps({"type": "action", **a.to_dict()}, sort_keys=True), file=out)
         return
-    print(table(report.findings), file=out)
+    print(table(report.findings, sorted(report.fatal)), file=out)
+    if report.fix_refused:
+        print(f"\nNo fix applied: {escape_controls(report.fix_refused)}.", file=out)
     if report.actions:
         print("", file=out)
         verb = "Would" if not any(a.applied for a in report.actions) else "Did"
         print(f"{verb} remediate:", file=out)
         for a in report.actions:
             status = "done" if a.applied else (f"failed ({a.error})" if a.error else "dry run")
-            print(f"  {a.action:<60} {a.resource}  [{status}]", file=out)
+            shown = escape_controls(a.resource)
+            print(f"  {a.action:<60} {shown}  [{status}]", file=out)
+
+
+def _fix_lock(state_dir: Path) -> FileLock | bool | None:
+    """The daemon's scan lock, so two fixing scans never journal the same change twice.
+
+    False: another scan holds it; None: no lock could be made (the journal step
+    then says why no fix is applied).
+    """
+    lock = FileLock(state_dir / "locks" / "job-scan.lock")
+    try:
+        lock.acquire()
+    except LockBusy:
+        return False
+    except OSError:
+        return None
+    return lock
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
@@ -97,22 +127,34 @@ def cmd_scan(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_ERROR
+    state_dir = runtime.state_dir(args.state_dir)
+    lock = _fix_lock(state_dir) if args.fix and not args.dry_run else None
+    if lock is False:
+        print(
+            f"another scan is applying fixes ({state_dir}/locks/job-scan.lock): "
+            "no fix applied; try again when it is done",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     try:
         report = run(
-            policies,
-            clock.now(),
-            opts,
-            fix=args.fix,
-            dry_run=args.dry_run,
-            state_dir=runtime.state_dir(args.state_dir),
+            policies, clock.now(), opts, fix=args.fix, dry_run=args.dry_run, state_dir=state_dir
         )
     except (OSError, ValueError, clock.ClockError) as exc:
         print(f"scan failed: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        if isinstance(lock, FileLock):
+            lock.release()
     emit(report, args.format)
     for where, code in sorted(report.errors.items()):
-        print(f"warning: could not read {where}: {code}", file=sys.stderr)
-    if report.fatal:
+        print(escape_controls(f"warning: could not read {where}: {code}"), file=sys.stderr)
+    for where, code in sorted(report.fatal.items()):
+        if where not in report.errors:
+            print(escape_controls(f"error: could not read {where}: {code}"), file=sys.stderr)
+    if report.fix_refused:
+        print(escape_controls(f"no fix applied: {report.fix_refused}"), file=sys.stderr)
+    if report.fatal or report.fix_refused:
         return EXIT_ERROR
     left = remaining(report)
     return EXIT_FINDINGS if any(f.severity >= threshold for f in left) else EXIT_OK

@@ -45,6 +45,7 @@ from isoloir.exposure.model import (
     SharesInventory,
     ShareTree,
     StrayFile,
+    display_path,
 )
 from isoloir.policy.model import Election, Policies
 
@@ -68,9 +69,10 @@ def _gid(group: str) -> int | None:
         return None
 
 
-def _default_acl(path: bytes) -> bool | None:
+def _default_acl(fd: int) -> bool | None:
+    """Does the directory open on `fd` carry a default ACL? None: cannot tell."""
     try:
-        os.getxattr(path, DEFAULT_ACL_XATTR, follow_symlinks=False)
+        os.getxattr(fd, DEFAULT_ACL_XATTR)
     except OSError as exc:
         if exc.errno in (errno.ENODATA, getattr(errno, "ENOATTR", errno.ENODATA)):
             return False
@@ -88,8 +90,8 @@ def _kind(mode: int) -> str:
     return "other"
 
 
-def _sample_batch(paths: list[bytes]) -> list[pii.PiiReport | None]:
-    return [pii.sample_file(p) for p in paths]
+def _sample_batch(items: list[tuple[bytes, int, int]]) -> list[pii.PiiReport | None]:
+    return [pii.sample_file(p, expect=(dev, ino)) for p, dev, ino in items]
 
 
 class _Sampler:
@@ -97,24 +99,32 @@ class _Sampler:
 
     On a multi-CPU host, once a batch is full, batches go to one forked worker
     process so sampling (regular expressions, CPU-bound) overlaps the walk
-    (system calls); a handful of files is sampled inline, without a worker.
+    (system calls); a handful of files is sampled inline, without a worker. A
+    file is sampled only if the path still leads to the inode the walk saw.
     """
 
     def __init__(self) -> None:
         self.budget = MAX_SAMPLES_PER_TREE
-        self.pending: list[bytes] = []
-        self.futures: list[tuple[list[bytes], Future[list[pii.PiiReport | None]]]] = []
+        self.pending: list[tuple[bytes, int, int]] = []
+        self.futures: list[
+            tuple[list[tuple[bytes, int, int]], Future[list[pii.PiiReport | None]]]
+        ] = []
         self.results: dict[bytes, pii.PiiReport | None] = {}
         self.pool: ProcessPoolExecutor | None = None
         self.parallel = (os.cpu_count() or 1) > 1 and threading.active_count() == 1
 
-    def add(self, path: bytes) -> None:
+    def add(self, path: bytes, st: os.stat_result) -> None:
         if self.budget <= 0:
             return
         self.budget -= 1
-        self.pending.append(path)
+        self.pending.append((path, st.st_dev, st.st_ino))
         if len(self.pending) >= SAMPLE_BATCH:
             self._flush()
+
+    def _store(
+        self, batch: list[tuple[bytes, int, int]], reports: list[pii.PiiReport | None]
+    ) -> None:
+        self.results.update(zip((p for p, _, _ in batch), reports, strict=True))
 
     def _flush(self) -> None:
         batch, self.pending = self.pending, []
@@ -128,11 +138,11 @@ class _Sampler:
         if self.pool is not None:
             self.futures.append((batch, self.pool.submit(_sample_batch, batch)))
         else:
-            self.results.update(zip(batch, _sample_batch(batch), strict=True))
+            self._store(batch, _sample_batch(batch))
 
     def finish(self) -> dict[bytes, pii.PiiReport | None]:
         if self.pool is None:
-            self.results.update(zip(self.pending, _sample_batch(self.pending), strict=True))
+            self._store(self.pending, _sample_batch(self.pending))
             self.pending = []
             return self.results
         self._flush()
@@ -142,111 +152,201 @@ class _Sampler:
                     reports = fut.result()
                 except (OSError, BrokenProcessPool):
                     reports = _sample_batch(batch)
-                self.results.update(zip(batch, reports, strict=True))
+                self._store(batch, reports)
         finally:
             self.pool.shutdown()
         return self.results
 
 
-def _entry(path: bytes, st: os.stat_result, tree: ShareTree, sampler: _Sampler) -> Entry | None:
+def _entry(
+    path: bytes,
+    st: os.stat_result,
+    tree: ShareTree,
+    sampler: _Sampler,
+    *,
+    parent_fd: int | None = None,
+    name: bytes = b"",
+    dir_fd: int | None = None,
+) -> Entry | None:
+    """The entry if it deviates from the share's baseline (None otherwise).
+
+    Everything is read relative to descriptors: a symlink is read with
+    `readlink(name, dir_fd=parent_fd)`, a directory's default ACL on its own
+    descriptor `dir_fd` (None: could not be opened, ACL unknown).
+    """
     mode = st.st_mode
     kind = _kind(mode)
     if kind == "link":
         try:
-            target: bytes | None = os.readlink(path)
+            target: bytes | None = (
+                os.readlink(name, dir_fd=parent_fd) if parent_fd is not None else os.readlink(path)
+            )
         except OSError:
             target = None
-        return Entry(path, kind, mode, st.st_uid, st.st_gid, st.st_size, link_target=target)
+        return Entry(
+            path, kind, mode, st.st_uid, st.st_gid, st.st_size, link_target=target,
+            dev=st.st_dev, ino=st.st_ino,
+        )  # fmt: skip
     has_acl: bool | None = None
     deviates = bool(mode & 0o007) or st.st_gid in tree.other_election_gids
     if kind == "dir":
-        has_acl = _default_acl(path)
+        has_acl = _default_acl(dir_fd) if dir_fd is not None else None
         deviates = deviates or not mode & stat.S_ISGID or has_acl is False
     if not deviates:
         return None
     if kind == "file" and mode & 0o004:
-        name = path.rsplit(b"/", 1)[-1].lower()
-        if name.endswith(_SAMPLED):
-            sampler.add(path)
-    return Entry(path, kind, mode, st.st_uid, st.st_gid, st.st_size, has_acl)
+        low = path.rsplit(b"/", 1)[-1].lower()
+        if low.endswith(_SAMPLED):
+            sampler.add(path, st)
+    return Entry(
+        path, kind, mode, st.st_uid, st.st_gid, st.st_size, has_acl, dev=st.st_dev, ino=st.st_ino
+    )
+
+
+MAX_DEPTH = 512  # directory levels walked below a root (each holds two descriptors)
+
+
+def open_dir(name: bytes, dir_fd: int | None) -> int:
+    """Open directory `name` relative to `dir_fd`, never through a symlink (O_NOFOLLOW)."""
+    return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+
+
+def _open_child(name: bytes, parent_fd: int, est: os.stat_result) -> int | None:
+    """The child directory's descriptor if it is still the directory listed, else None."""
+    try:
+        fd = open_dir(name, parent_fd)
+    except OSError:
+        return None  # vanished, or swapped for a symlink or a file since it was listed
+    cst = os.fstat(fd)
+    if (cst.st_dev, cst.st_ino) != (est.st_dev, est.st_ino):
+        os.close(fd)
+        return None
+    return fd
+
+
+class _Level:
+    """One open directory of a descriptor walk: its fd, its listing, its path."""
+
+    def __init__(self, fd: int, path: bytes) -> None:
+        self.fd = fd
+        self.path = path
+        self.prefix = path.rstrip(b"/") + b"/"
+        self.it: Iterator[os.DirEntry[str]] = os.scandir(fd)
+
+    def close(self) -> None:
+        close = getattr(self.it, "close", None)
+        if close is not None:
+            close()
+        os.close(self.fd)
+
+
+def _walk_fd(
+    root_fd: int, root: bytes, unreadable: list[bytes]
+) -> Iterator[tuple[bytes, bytes, os.stat_result, int, int | None]]:
+    """Every entry below the directory open on `root_fd`: (path, name, lstat, parent fd,
+    own fd for a directory that could be opened, else None).
+
+    Each directory is opened relative to its parent's descriptor with O_NOFOLLOW and
+    checked to be the inode just listed: a member swapping a directory (at any depth)
+    for a symlink never makes the walk leave the tree. The descriptors yielded are
+    only valid until the next step. `root_fd` is closed at the end.
+    """
+    stack: list[_Level] = []
+    try:
+        stack.append(_Level(root_fd, root))
+    except OSError:
+        os.close(root_fd)
+        unreadable.append(root)
+        return
+    try:
+        while stack:
+            level = stack[-1]
+            try:
+                dirent = next(level.it, None)
+            except OSError:
+                # readdir can fail after opendir succeeded (e.g. /proc/<pid>/map_files)
+                unreadable.append(level.path)
+                dirent = None
+            if dirent is None:
+                stack.pop().close()
+                continue
+            try:
+                est = dirent.stat(follow_symlinks=False)
+            except OSError:
+                continue  # vanished between readdir and lstat
+            name = os.fsencode(dirent.name)
+            path = level.prefix + name
+            if not stat.S_ISDIR(est.st_mode):
+                yield path, name, est, level.fd, None
+                continue
+            child = _open_child(name, level.fd, est) if len(stack) < MAX_DEPTH else None
+            if child is None:
+                unreadable.append(path)
+            yield path, name, est, level.fd, child
+            if child is not None:
+                try:
+                    stack.append(_Level(child, path))
+                except OSError:
+                    os.close(child)
+                    unreadable.append(path)
+    finally:
+        for level in stack:
+            level.close()
 
 
 def walk(root: bytes, on_unreadable: list[bytes]) -> Iterator[tuple[bytes, os.stat_result]]:
     """Every entry under `root` (root excluded) with its lstat; symlinks never followed."""
-    stack = [root]
-    while stack:
-        directory = stack.pop()
-        try:
-            it = os.scandir(directory)
-        except OSError:
-            on_unreadable.append(directory)
-            continue
-        with it:
-            try:
-                for entry in it:
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue  # vanished between readdir and lstat
-                    yield entry.path, st
-                    if stat.S_ISDIR(st.st_mode):
-                        stack.append(entry.path)
-            except OSError:
-                # readdir itself can fail after opendir succeeded (e.g. /proc/<pid>/map_files
-                # of a bind-mounted /proc): record the directory and go on
-                on_unreadable.append(directory)
+    try:
+        fd = open_dir(root, None)
+    except OSError:
+        on_unreadable.append(root)
+        return
+    for path, _name, st, _parent, _own in _walk_fd(fd, root, on_unreadable):
+        yield path, st
+
+
+def root_problem(root: bytes) -> str:
+    """Why a share or stray-data root cannot be walked, in words."""
+    try:
+        st = os.lstat(root)
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read ({errno.errorcode.get(exc.errno or 0, 'error')})"
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symlink (not followed)"
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a directory"
+    return "cannot be opened"
 
 
 def scan_tree(tree: ShareTree) -> ShareTree:
-    """Walk the share (the walk of `walk()`, inlined: this loop is the hot path)."""
+    """Walk the share by directory descriptors from its root (see `_walk_fd`)."""
     root = tree.root
     try:
-        st = os.lstat(root)
+        rfd = open_dir(root, None)
     except OSError:
         tree.missing = True
+        tree.problem = root_problem(root)
         return tree
+    st = os.fstat(rfd)
     sampler = _Sampler()
     entries: list[Entry] = []
-    first = _entry(root, st, tree, sampler)
+    first = _entry(root, st, tree, sampler, dir_fd=rfd)
     if first is not None:
         entries.append(first)
     count = 1
     others = tree.other_election_gids
-    unreadable = tree.unreadable
-    stack = [root] if stat.S_ISDIR(st.st_mode) else []
-    while stack:
-        directory = stack.pop()
-        # Opened by descriptor (O_NOFOLLOW: a directory swapped for a symlink after it
-        # was listed is not entered); entries are then stat'ed relative to it.
-        try:
-            dfd = os.open(directory, _DIR_FLAGS)
-        except OSError:
-            unreadable.append(directory)
+    for path, name, est, parent_fd, own_fd in _walk_fd(rfd, root, tree.unreadable):
+        count += 1
+        mode = est.st_mode
+        # a regular file with no bit for others and a group of its own
+        # election is the common case: nothing to record
+        if mode & 0o170007 == 0o100000 and est.st_gid not in others:
             continue
-        prefix = directory.rstrip(b"/") + b"/"
-        try:
-            with os.scandir(dfd) as it:
-                for dirent in it:
-                    try:
-                        est = dirent.stat(follow_symlinks=False)
-                    except OSError:
-                        continue  # vanished between readdir and lstat
-                    count += 1
-                    mode = est.st_mode
-                    # a regular file with no bit for others and a group of its own
-                    # election is the common case: nothing to record
-                    if mode & 0o170007 == 0o100000 and est.st_gid not in others:
-                        continue
-                    path = prefix + os.fsencode(dirent.name)
-                    if mode & 0o170000 == 0o040000:
-                        stack.append(path)
-                    found = _entry(path, est, tree, sampler)
-                    if found is not None:
-                        entries.append(found)
-        except OSError:
-            unreadable.append(directory)
-        finally:
-            os.close(dfd)
+        found = _entry(path, est, tree, sampler, parent_fd=parent_fd, name=name, dir_fd=own_fd)
+        if found is not None:
+            entries.append(found)
     reports = sampler.finish()
     if reports:
         entries = [
@@ -344,43 +444,81 @@ def parse_testparm(text: str, path: str) -> SambaConfig:
     return SambaConfig(path=path, globals=globals_, shares=tuple(shares))
 
 
-def read_samba(smb_conf: str) -> SambaConfig:
-    """Samba's configuration as testparm resolves it (includes, defaults, synonyms)."""
+def read_samba(smb_conf: str) -> tuple[SambaConfig, bool]:
+    """Samba's configuration as testparm resolves it (includes, defaults, synonyms),
+    and whether its output had to be decoded with replacement characters (smb.conf
+    is not UTF-8, e.g. one Latin-1 byte in a comment: the rest is still read)."""
     proc = subprocess.run(
         ["testparm", "-s", "-v", "--suppress-prompt", smb_conf],
         capture_output=True,
-        text=True,
         timeout=60,
         check=False,
     )
     if proc.returncode != 0 and not proc.stdout.strip():
         raise RuntimeError(f"testparm failed on {smb_conf} (exit {proc.returncode})")
-    return parse_testparm(proc.stdout, smb_conf)
+    try:
+        text, replaced = proc.stdout.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, replaced = proc.stdout.decode("utf-8", errors="replace"), True
+    return parse_testparm(text, smb_conf), replaced
 
 
 # ------------------------------------------------------------ stray data
 
 
-def find_stray(paths: Iterable[str], exclude: Iterable[bytes]) -> list[StrayFile]:
+def _sample_stray(path: bytes, st: os.stat_result, found: list[StrayFile]) -> None:
+    report = pii.sample_file(path, expect=(st.st_dev, st.st_ino))
+    if report is not None and report.records_sampled >= STRAY_MIN_RECORDS:
+        found.append(StrayFile(path, st.st_mode, st.st_size, report))
+
+
+def find_stray(
+    paths: Iterable[str],
+    exclude: Iterable[bytes],
+    errors: dict[str, str] | None = None,
+    unread: list[bytes] | None = None,
+) -> list[StrayFile]:
+    """Contact-like files under `paths` (a file given as a path is sampled itself).
+
+    A path that does not exist or cannot be walked is recorded in `errors`
+    ("stray path P" -> reason) and in `unread`, and the others are still read.
+    """
+    errors = {} if errors is None else errors
+    unread = [] if unread is None else unread
     excluded = [os.path.normpath(e).rstrip(b"/") + b"/" for e in exclude]
     suffixes = tuple(s.encode() for s in STRAY_SUFFIXES)
     found: list[StrayFile] = []
     for top in paths:
         root = os.fsencode(top)
-        if not os.path.isdir(root) or os.path.islink(root):
+        shown = f"stray path {display_path(root)}"
+        try:
+            st = os.lstat(root)
+        except OSError:
+            errors[shown] = root_problem(root)
+            unread.append(root)
+            continue
+        if stat.S_ISREG(st.st_mode):
+            if root.lower().endswith(suffixes):
+                _sample_stray(root, st, found)
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            errors[shown] = root_problem(root)
+            unread.append(root)
             continue
         seen = 0
-        for path, st in walk(root, []):
+        bad: list[bytes] = []
+        for path, est in walk(root, bad):
             seen += 1
             if seen > MAX_STRAY_ENTRIES:
+                errors[shown] = f"stopped after {MAX_STRAY_ENTRIES} entries"
+                unread.append(root)
                 break
-            if not stat.S_ISREG(st.st_mode) or not path.lower().endswith(suffixes):
+            if not stat.S_ISREG(est.st_mode) or not path.lower().endswith(suffixes):
                 continue
             if any((path + b"/").startswith(e) or path.startswith(e) for e in excluded):
                 continue
-            report = pii.sample_file(path)
-            if report is not None and report.records_sampled >= STRAY_MIN_RECORDS:
-                found.append(StrayFile(path, st.st_mode, st.st_size, report))
+            _sample_stray(path, est, found)
+        unread.extend(bad)
     return found
 
 
@@ -431,15 +569,23 @@ def fetch(
             other_election_gids=others,
         )
         scan_tree(tree)
-        if not tree.missing:
+        if tree.missing:
+            inv.errors[f"share root {root}"] = tree.problem
+        else:
             point, device, fstype, enc = encryption_of(root, mounts=mounts, sys_block=sys_block)
             tree.mount_point, tree.device, tree.fs_type, tree.encrypted = point, device, fstype, enc
         inv.trees.append(tree)
     if smb_conf is not None:
         try:
-            inv.samba = read_samba(smb_conf)
-        except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
+            inv.samba, replaced = read_samba(smb_conf)
+            if replaced:
+                inv.errors["samba:encoding"] = (
+                    f"{smb_conf} is not UTF-8 text; read with replacement characters"
+                )
+        except subprocess.TimeoutExpired:
+            inv.errors["samba"] = f"testparm timed out on {smb_conf}"
+        except (OSError, RuntimeError) as exc:
             inv.errors["samba"] = str(exc)
     paths = policies.baseline.hosts.stray_data_paths if stray_paths is None else stray_paths
-    inv.stray = find_stray(paths, [t.root for t in inv.trees])
+    inv.stray = find_stray(paths, [t.root for t in inv.trees], inv.errors, inv.stray_unread)
     return inv

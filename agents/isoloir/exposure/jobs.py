@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 
 from isoloir.exposure.scan import ScanOptions, run
-from isoloir.findings import Finding
-from isoloir.jobs import JobContext
+from isoloir.jobs import JobContext, JobResult
+from isoloir.textsafe import escape_controls
 
 
-def _job(ctx: JobContext, opts: ScanOptions) -> list[Finding]:
+def _job(ctx: JobContext, opts: ScanOptions) -> JobResult:
     report = run(
         ctx.policies,
         ctx.now,
@@ -19,15 +19,19 @@ def _job(ctx: JobContext, opts: ScanOptions) -> list[Finding]:
         state_dir=ctx.state_dir,
     )
     for where, code in sorted({**report.errors, **report.fatal}.items()):
-        print(f"exposure: could not read {where}: {code}", file=sys.stderr)
+        print(escape_controls(f"exposure: could not read {where}: {code}"), file=sys.stderr)
+    if report.fix_refused:
+        print(escape_controls(f"exposure: no fix applied: {report.fix_refused}"), file=sys.stderr)
     # Fixed findings are still reported (evidence says "remediation: applied"): an
     # exposure that was fixed may still be a breach to notify; the next run resolves it.
-    return report.findings
+    # A scope that could not be read fails the run; nothing it holds is resolved.
+    failure = "; ".join(f"could not read {k}: {v}" for k, v in sorted(report.fatal.items()))
+    return JobResult(report.findings, unread=report.unread, failure=failure)
 
 
-def scan_job(ctx: JobContext) -> list[Finding]:
+def scan_job(ctx: JobContext) -> JobResult:
     return _job(ctx, ScanOptions(s3=True, shares=True, identity=False))
 
 
-def identity_job(ctx: JobContext) -> list[Finding]:
+def identity_job(ctx: JobContext) -> JobResult:
     return _job(ctx, ScanOptions(s3=False, shares=False, identity=True))

@@ -82,6 +82,11 @@ class S3Inventory:
     errors: dict[str, str] = field(default_factory=dict)  # bucket or operation -> error
     api_calls: int = 0
 
+    @property
+    def account_pab_unread(self) -> bool:
+        """The account's public access block was not read (no account id, or an error)."""
+        return "sts" in self.errors or "account_public_access_block" in self.errors
+
 
 # ---------------------------------------------------------------- shares
 
@@ -99,10 +104,27 @@ class Entry:
     has_default_acl: bool | None = None  # directories only
     link_target: bytes | None = None  # symlinks only, as read (never followed)
     pii: PiiReport | None = None
+    dev: int = 0  # st_dev and st_ino as scanned: a fix acts only on this very inode
+    ino: int = 0
 
     @property
     def display(self) -> str:
         return display_path(self.path)
+
+
+@dataclass(frozen=True)
+class ShareTarget:
+    """What a host fix acts on: an entry of a share, reached from the share root.
+
+    `path` is absolute and starts with `root`; the fix re-opens it component by
+    component from the root's descriptor (never through a symlink) and acts only
+    when the inode it reaches is the scanned one (`dev`, `ino`).
+    """
+
+    root: bytes
+    path: bytes
+    dev: int
+    ino: int
 
 
 @dataclass
@@ -115,7 +137,8 @@ class ShareTree:
     entries: list[Entry] = field(default_factory=list)
     scanned_entries: int = 0
     unreadable: list[bytes] = field(default_factory=list)  # dirs the scan could not open
-    missing: bool = False
+    missing: bool = False  # the root could not be walked at all (see `problem`)
+    problem: str = ""  # why: "does not exist", "is not a directory", ...
     mount_point: str = ""
     fs_type: str = ""
     device: str = ""
@@ -156,6 +179,7 @@ class SharesInventory:
     samba: SambaConfig | None = None
     stray: list[StrayFile] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    stray_unread: list[bytes] = field(default_factory=list)  # stray paths not (fully) read
 
 
 # ---------------------------------------------------------------- identity
@@ -188,6 +212,16 @@ NOLOGIN_SHELLS = frozenset(
 
 
 @dataclass(frozen=True)
+class TotpStatus:
+    """A person's TOTP enrolment as root recorded it (/var/lib/isoloir-totp-status)."""
+
+    state: str  # enrolled | pending | none | unknown
+    since: datetime | None = None  # pending: when the enrolment window opened
+    expires: datetime | None = None  # pending: when it closes
+    problem: str = ""  # unknown: why
+
+
+@dataclass(frozen=True)
 class HostUser:
     name: str
     groups: tuple[str, ...]  # election groups the user belongs to
@@ -195,6 +229,13 @@ class HostUser:
     totp_enrolled: bool
     uid: int | None = None  # None: not in the passwd file
     shell: str = ""
+    totp: TotpStatus | None = None  # None: only `totp_enrolled` is known
+
+    @property
+    def totp_status(self) -> TotpStatus:
+        if self.totp is not None:
+            return self.totp
+        return TotpStatus("enrolled" if self.totp_enrolled else "none")
 
     @property
     def service_account(self) -> bool:
@@ -211,6 +252,19 @@ class IdentityInventory:
     host_users: list[HostUser] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     iam_fetched: bool = False
+    metadata: MetadataGuard | None = None  # None: not read
+
+
+@dataclass
+class MetadataGuard:
+    """What the host says about who may reach the instance metadata service."""
+
+    on_aws: bool = False  # an EC2 instance (DMI / Xen uuid)
+    agent_uid: int | None = None  # the agents' own uid (allowed, like root)
+    snapshot: str = ""  # path of the root-written `nft -j list ruleset`
+    ruleset: Mapping[str, Any] | None = None  # None: no snapshot
+    age_seconds: float | None = None
+    error: str = ""
 
 
 # ---------------------------------------------------------------- all

@@ -20,6 +20,7 @@ import bisect
 import errno
 import os
 import re
+import stat
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -278,12 +279,17 @@ def _open_nofollow(path: str | bytes | os.PathLike[str]) -> int:
 
 
 def sample_file(
-    path: str | bytes | os.PathLike[str], *, limit: int = SAMPLE_BYTES
+    path: str | bytes | os.PathLike[str],
+    *,
+    limit: int = SAMPLE_BYTES,
+    expect: tuple[int, int] | None = None,
 ) -> PiiReport | None:
     """Sample a file for personal data; None when the type is not sampled or unreadable.
 
     Reads at most `limit` bytes of text (of the decompressed member for zip
-    containers); a 10 GiB sparse file costs one small read.
+    containers); a 10 GiB sparse file costs one small read. Only a regular file
+    is read; with `expect` (st_dev, st_ino), only that very file: a path whose
+    parent was swapped for a symlink since the walk leads elsewhere and is not read.
     """
     name = os.fsdecode(os.path.basename(os.fspath(path)))
     if Path(name).suffix.lower() not in SAMPLED_SUFFIXES:
@@ -294,7 +300,12 @@ def sample_file(
         return None
     try:
         with os.fdopen(fd, "rb", closefd=True) as fh:
-            return sample_stream(fh, name, os.fstat(fh.fileno()).st_size, limit=limit)
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            if expect is not None and (st.st_dev, st.st_ino) != expect:
+                return None
+            return sample_stream(fh, name, st.st_size, limit=limit)
     except OSError:
         return None
 

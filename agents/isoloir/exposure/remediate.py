@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from isoloir import aws
 from isoloir.exposure.checks._common import public_statements
 from isoloir.exposure.inventory_s3 import control_client
+from isoloir.exposure.model import ShareTarget
 from isoloir.exposure.registry import Result
 from isoloir.policy.model import Policies
 
@@ -67,13 +68,23 @@ class Action:
         }
 
 
+class JournalError(OSError):
+    """The journal cannot be opened: no fix may be applied without it."""
+
+
 class Journal:
-    """What the agent changed and what was there before."""
+    """What the agent changed and what was there before (owner-only file, 0600)."""
 
     def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        self.path = state_dir / JOURNAL
-        self.db = sqlite3.connect(self.path)
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.path = state_dir / JOURNAL
+            # It names files (often people's names) and ACLs: owner only.
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
+            self.db = sqlite3.connect(self.path)
+        except (OSError, sqlite3.Error) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise JournalError(f"cannot open the journal in {state_dir} ({reason})") from None
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS actions ("
             " id INTEGER PRIMARY KEY, at TEXT NOT NULL, rule_id TEXT NOT NULL,"
@@ -182,24 +193,63 @@ def _bucket_policy(bucket: str, journal: Journal, at: datetime, rule: str) -> No
 # ------------------------------------------------------------ host actions
 
 
-def _pin(path: bytes) -> int:
-    """An O_PATH descriptor of `path` itself, refusing a symlink (never followed).
+_STEP_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
-    The change is then made through /proc/self/fd/N, which names the pinned
-    inode: a file swapped for a symlink after the scan is not reached, and
+
+class ChangedSinceScan(OSError):
+    """The path no longer leads, inside the share, to the inode the scan saw."""
+
+
+def _components(target: ShareTarget) -> list[bytes]:
+    root = target.root.rstrip(b"/")
+    if target.path.rstrip(b"/") == root:
+        return []
+    if not target.path.startswith(root + b"/"):
+        raise ChangedSinceScan(f"not under its share root: {target.path!r}")
+    parts = target.path[len(root) + 1 :].split(b"/")
+    if any(p in (b"", b".", b"..") for p in parts):
+        raise ChangedSinceScan(f"unexpected path component in {target.path!r}")
+    return parts
+
+
+def _pin(target: ShareTarget) -> int:
+    """An O_PATH descriptor of the scanned entry, reached from the share root.
+
+    The root is opened with O_NOFOLLOW, then each component relative to its
+    parent's descriptor with O_NOFOLLOW: a directory (at any depth) swapped for a
+    symlink after the scan stops the walk instead of leading out of the share. The
+    inode reached must be the scanned one (st_dev, st_ino), or nothing is changed.
+    The change is then made through /proc/self/fd/N, which names that inode, and
     nothing is opened for reading (FIFOs do not block).
     """
-    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW)
-    st = os.fstat(fd)
+    parts = _components(target)
+    fd = os.open(target.root, _ROOT_FLAGS)
+    try:
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            flags = (
+                (os.O_PATH | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)) if last else _STEP_FLAGS
+            )
+            nxt = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        st = os.fstat(fd)
+    except BaseException:
+        os.close(fd)
+        raise
     if stat.S_ISLNK(st.st_mode):
         os.close(fd)
-        raise OSError(f"refusing a symlink: {path!r}")
+        raise ChangedSinceScan(f"refusing a symlink: {target.path!r}")
+    if (st.st_dev, st.st_ino) != (target.dev, target.ino):
+        os.close(fd)
+        raise ChangedSinceScan(f"not the file the scan saw: {target.path!r}")
     return fd
 
 
-def chmod_o_rwx(path: bytes) -> dict[str, Any]:
+def chmod_o_rwx(target: ShareTarget) -> dict[str, Any]:
     """Remove every permission of others; returns the previous mode."""
-    fd = _pin(path)
+    fd = _pin(target)
     try:
         mode = stat.S_IMODE(os.fstat(fd).st_mode)
         os.chmod(f"/proc/self/fd/{fd}", mode & ~0o007)
@@ -208,9 +258,9 @@ def chmod_o_rwx(path: bytes) -> dict[str, Any]:
     return {"mode": oct(mode)}
 
 
-def chgrp(path: bytes, gid: int) -> dict[str, Any]:
-    """Give the path to group `gid`; returns the previous group id."""
-    fd = _pin(path)
+def chgrp(target: ShareTarget, gid: int) -> dict[str, Any]:
+    """Give the entry to group `gid`; returns the previous group id."""
+    fd = _pin(target)
     try:
         st = os.fstat(fd)
         os.chown(f"/proc/self/fd/{fd}", -1, gid)

@@ -9,9 +9,9 @@ from datetime import datetime
 from pathlib import Path
 
 from isoloir.exposure import inventory_identity, inventory_s3, inventory_shares, registry
-from isoloir.exposure.model import Inventory
-from isoloir.exposure.remediate import Action, remediate
-from isoloir.findings import Finding
+from isoloir.exposure.model import Inventory, display_path
+from isoloir.exposure.remediate import Action, JournalError, remediate
+from isoloir.findings import Finding, Unread
 from isoloir.policy.model import Policies
 
 DEFAULT_SMB_CONF = "/etc/samba/smb.conf"
@@ -45,6 +45,8 @@ class ScanReport:
     errors: dict[str, str] = field(default_factory=dict)  # partial problems (scan went on)
     fatal: dict[str, str] = field(default_factory=dict)  # a whole scope could not be read
     inventory: Inventory | None = None
+    unread: Unread = field(default_factory=Unread)  # what was not observed either way
+    fix_refused: str = ""  # why no fix was applied at all (the journal cannot be opened)
 
 
 def collect(
@@ -71,6 +73,10 @@ def collect(
         errors.update({f"shares:{k}": v for k, v in inv.shares.errors.items()})
         if "samba" in inv.shares.errors:
             fatal["shares:samba"] = inv.shares.errors["samba"]
+        for tree in inv.shares.trees:
+            if tree.missing:  # an unmounted volume or a typo: the share was not seen at all
+                key = f"shares:share root {display_path(tree.root)}"
+                fatal[key] = tree.problem or "cannot be opened"
     if opts.identity:
         inv.identity = inventory_identity.fetch(
             policies, iam=opts.iam, group_file=opts.group_file, passwd_file=opts.passwd_file
@@ -80,6 +86,63 @@ def collect(
             if key in inv.identity.errors:
                 fatal[f"identity:{key}"] = inv.identity.errors[key]
     return inv, errors, fatal
+
+
+def _rules(scope: str, prefix: str = "") -> set[str]:
+    return {
+        c.id for c in registry.discover().values() if c.scope == scope and c.id.startswith(prefix)
+    }
+
+
+def _s3_unread(inv: Inventory, rules: set[str], resources: set[str]) -> None:
+    if inv.s3 is None:
+        return
+    if "sts" in inv.s3.errors or "list_buckets" in inv.s3.errors:
+        rules |= _rules("s3")
+    if inv.s3.account_pab_unread:
+        rules |= {
+            "s3_account_public_access_block", "s3_bucket_public_access_block",
+            "s3_bucket_policy_public", "s3_bucket_public_acl", "s3_object_public_acl",
+        }  # fmt: skip
+    for b in inv.s3.buckets:
+        if b.errors:  # partly read: its findings are neither confirmed nor gone
+            resources.add(f"s3://{b.name}")
+
+
+def _shares_unread(inv: Inventory, rules: set[str], resources: set[str]) -> None:
+    if inv.shares is None:
+        return
+    if "samba" in inv.shares.errors:
+        rules |= _rules("shares", "samba_")
+    for tree in inv.shares.trees:
+        if tree.missing:
+            resources.add(display_path(tree.root))
+        resources.update(display_path(p) for p in tree.unreadable)
+    resources.update(display_path(p) for p in inv.shares.stray_unread)
+
+
+def _identity_unread(inv: Inventory, rules: set[str], resources: set[str]) -> None:
+    if inv.identity is None:
+        return
+    errs = inv.identity.errors
+    if "iam:ListUsers" in errs:
+        rules |= _rules("identity", "iam_")
+    if any(k.startswith("iam:") for k in errs):
+        resources.add("arn:aws:iam:")  # users partly read: their findings stay as they were
+    if "iam:GetAccountPasswordPolicy" in errs:
+        rules.add("iam_password_policy")
+    if "host_users" in errs:
+        resources.add("host-user:")
+
+
+def unread_of(inv: Inventory, errors: dict[str, str]) -> Unread:
+    """What this scan did not observe either way (see `isoloir.findings.Unread`)."""
+    rules: set[str] = set()
+    resources: set[str] = set()
+    _s3_unread(inv, rules, resources)
+    _shares_unread(inv, rules, resources)
+    _identity_unread(inv, rules, resources)
+    return Unread(frozenset(rules), frozenset(resources), dict(errors))
 
 
 def run(
@@ -97,12 +160,16 @@ def run(
     inv, errors, fatal = collect(policies, now, opts)
     results = registry.run(inv, scopes=opts.scopes, observed_at=now)
     actions: list[Action] = []
+    refused = ""
     if fix or dry_run:
         if state_dir is None and not dry_run:
             raise ValueError("a state directory is needed to journal the fixes")
-        actions = remediate(
-            results, policies, state_dir=state_dir or Path("."), now=now, dry_run=dry_run
-        )
+        try:
+            actions = remediate(
+                results, policies, state_dir=state_dir or Path("."), now=now, dry_run=dry_run
+            )
+        except JournalError as exc:
+            refused = str(exc)  # no journal, no fix; the findings are still reported
     by_fp = {a.fingerprint: a for a in actions}
     findings = []
     for r in results:
@@ -112,7 +179,8 @@ def run(
             state = "applied" if act.applied else ("failed" if act.error else "planned")
             f = replace(f, evidence={**f.evidence, "remediation": state, "action": act.action})
         findings.append(f)
-    return ScanReport(findings, results, actions, errors, fatal, inv)
+    unread = unread_of(inv, {**errors, **fatal})
+    return ScanReport(findings, results, actions, errors, fatal, inv, unread, refused)
 
 
 def remaining(report: ScanReport) -> list[Finding]:

@@ -36,11 +36,18 @@ _OPEN_NETWORKS = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"
 
 
 def s3_buckets(inv: Inventory) -> Iterator[tuple[S3Inventory, Bucket, str | None]]:
-    """Each bucket with the election that declares it (None: undeclared)."""
+    """Each bucket with the election that declares it (None: undeclared).
+
+    A bucket whose location could not be read was not read at all (every other
+    call needs its region): it is skipped, so no check takes its empty fields for
+    "no encryption", "no versioning", "no lifecycle"...
+    """
     if inv.s3 is None:
         return
     declared = inv.policies.bucket_names
     for bucket in inv.s3.buckets:
+        if "location" in bucket.errors:
+            continue
         yield inv.s3, bucket, declared.get(bucket.name)
 
 
@@ -143,6 +150,14 @@ def effective_pab(s3: S3Inventory, bucket: Bucket) -> dict[str, bool]:
     account = s3.account_public_access_block or {}
     own = bucket.public_access_block or {}
     return {f: bool(account.get(f)) or bool(own.get(f)) for f in PAB_FLAGS}
+
+
+def pab_unknown(s3: S3Inventory, bucket: Bucket, flag: str) -> bool:
+    """The effective flag is off as far as was read, but a block that could turn it on
+    was not read (the account's, or the bucket's own): nothing can be said about it."""
+    if effective_pab(s3, bucket)[flag]:
+        return False
+    return s3.account_pab_unread or "public_access_block" in bucket.errors
 
 
 SHARE_PERMS = ("host:read share trees (root or the share groups)",)

@@ -18,8 +18,8 @@ from isoloir.findings import Severity
     fix="s3_public_access_block",
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
-    if inv.s3 is None or "account_public_access_block" in inv.s3.errors:
-        return
+    if inv.s3 is None or inv.s3.account_pab_unread:
+        return  # not read (no account id, or the call failed): never reported as "off"
     pab = inv.s3.account_public_access_block or {}
     off = [f for f in PAB_FLAGS if not pab.get(f)]
     if off:

@@ -3,7 +3,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from isoloir.exposure.breach import rank
-from isoloir.exposure.checks._common import READ_S3, effective_pab, public_statements, s3_buckets
+from isoloir.exposure.checks._common import (
+    READ_S3,
+    effective_pab,
+    pab_unknown,
+    public_statements,
+    s3_buckets,
+)
 from isoloir.exposure.model import Inventory
 from isoloir.exposure.pii import merge
 from isoloir.exposure.registry import Hit, check
@@ -26,6 +32,8 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
         statements = public_statements(bucket.policy)
         if not statements or effective_pab(s3, bucket)["RestrictPublicBuckets"]:
             continue
+        if pab_unknown(s3, bucket, "RestrictPublicBuckets"):
+            continue  # a block that may neutralise it was not read
         resource = f"s3://{bucket.name}"
         reports = [s.pii for s in bucket.public_samples if s.pii is not None]
         severity, extra, evidence = rank(

@@ -20,7 +20,7 @@ from isoloir.findings import Severity
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
     for s3, bucket, election in s3_buckets(inv):
-        if "public_access_block" in bucket.errors:
+        if "public_access_block" in bucket.errors or s3.account_pab_unread:
             continue
         off = [flag for flag, on in effective_pab(s3, bucket).items() if not on]
         if off:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from isoloir.exposure.checks._common import READ_S3, effective_pab, s3_buckets
+from isoloir.exposure.checks._common import READ_S3, effective_pab, pab_unknown, s3_buckets
 from isoloir.exposure.model import Inventory
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
@@ -24,6 +24,8 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
         grants = [g for g in bucket.acl if g.public]
         if not grants or effective_pab(s3, bucket)["IgnorePublicAcls"]:
             continue
+        if pab_unknown(s3, bucket, "IgnorePublicAcls"):
+            continue  # a block that may neutralise it was not read
         yield Hit(
             resource=f"s3://{bucket.name}",
             message=f"Bucket {bucket.name} grants "

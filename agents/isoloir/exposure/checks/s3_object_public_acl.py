@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from isoloir.exposure.breach import rank
-from isoloir.exposure.checks._common import READ_S3, effective_pab, s3_buckets
+from isoloir.exposure.checks._common import READ_S3, effective_pab, pab_unknown, s3_buckets
 from isoloir.exposure.model import Inventory
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
@@ -24,6 +24,8 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
     for s3, bucket, election in s3_buckets(inv):
         if not bucket.acls_enabled or effective_pab(s3, bucket)["IgnorePublicAcls"]:
             continue
+        if pab_unknown(s3, bucket, "IgnorePublicAcls"):
+            continue  # a block that may neutralise it was not read
         samples = {s.key: s.pii for s in bucket.public_samples}
         for key, grants in sorted(bucket.object_acls.items()):
             public = [g for g in grants if g.public]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from isoloir.exposure.checks._common import SHARE_PERMS
-from isoloir.exposure.model import Inventory
+from isoloir.exposure.model import Inventory, ShareTarget
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
 
@@ -32,5 +32,5 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
                 f"of election {other}.",
                 election=tree.election,
                 evidence={"group_of": other, "expected_group": tree.group},
-                target=(entry.path, tree.gid),
+                target=(ShareTarget(tree.root, entry.path, entry.dev, entry.ino), tree.gid),
             )

@@ -23,10 +23,14 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
         return
     for tree in inv.shares.trees:
         if tree.missing:
+            # nothing of the share could be read: not a detail, the whole share is unseen
             yield Hit(
                 resource=display_path(tree.root),
-                message=f"The share root {display_path(tree.root)} does not exist.",
+                message=f"The share root {display_path(tree.root)} "
+                f"{tree.problem or 'cannot be opened'}: nothing of it was scanned.",
                 election=tree.election,
+                evidence={"problem": tree.problem or "cannot be opened"},
+                severity=Severity.HIGH,
             )
         for path in tree.unreadable:
             yield Hit(

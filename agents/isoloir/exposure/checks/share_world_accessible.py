@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 from isoloir.exposure.breach import rank
 from isoloir.exposure.checks._common import SHARE_PERMS
-from isoloir.exposure.model import Inventory
+from isoloir.exposure.model import Inventory, ShareTarget
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
 
@@ -50,5 +50,5 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
                 election=tree.election,
                 evidence={"mode": oct(stat.S_IMODE(entry.mode)), **evidence},
                 severity=severity,
-                target=entry.path,
+                target=ShareTarget(tree.root, entry.path, entry.dev, entry.ino),
             )
