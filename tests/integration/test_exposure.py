@@ -35,11 +35,12 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 TAG = uuid.uuid4().hex[:8]
-DECL = f"isoloir-exp-{TAG}-decl"  # declared by the first election, configured right
-AUTRE = f"isoloir-exp-{TAG}-autre"  # declared by the second election, misconfigured
-ACL = f"isoloir-exp-{TAG}-acl"
-POL = f"isoloir-exp-{TAG}-pol"
-US = f"isoloir-exp-{TAG}-us"
+SLUG = "mouvement-exemple"  # the example baseline's organisation slug
+DECL = f"{SLUG}-exp-{TAG}-decl"  # declared by the first election, configured right
+AUTRE = f"{SLUG}-exp-{TAG}-autre"  # declared by the second election, misconfigured
+ACL = f"{SLUG}-exp-{TAG}-acl"
+POL = f"{SLUG}-exp-{TAG}-pol"
+US = f"{SLUG}-exp-{TAG}-us"
 MINE = (DECL, AUTRE, ACL, POL, US)
 GHOST = f"exp{TAG}-ancien"
 CONTACTS = "prenom;nom;email;telephone;adresse\n" + "".join(
@@ -70,13 +71,18 @@ def policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("exposure-policies")
     pdir = base / "policies"
     shutil.copytree(ROOT / "policies", pdir)
+    baseline = pdir / "baseline.yml"
+    shares = base / "shares"
+    baseline.write_text(
+        baseline.read_text().replace("share_root: /srv/elections", f"share_root: {shares}")
+    )
     src = (pdir / "elections" / "exempleville-2027.yml").read_text()
     first = date.today() + timedelta(days=60)
     rounds = f"rounds: [{first.isoformat()}, {(first + timedelta(days=7)).isoformat()}]"
     for eid, bucket in (("exempleville-2027", DECL), ("autreville-2027", AUTRE)):
         text = src.replace("id: exempleville-2027", f"id: {eid}")
         text = text.replace("rounds: [2027-03-14, 2027-03-21]", rounds)
-        text += f"bucket: {bucket}\nshare: {base / 'shares' / eid}\n"
+        text += f"bucket: {bucket}\nshare: {shares / eid}\n"
         (pdir / "elections" / f"{eid}.yml").write_text(text)
     return pdir
 
@@ -199,12 +205,13 @@ def seeded(emulator: Any, policies: Any, account_settings: None) -> None:
         LifecycleConfiguration={
             "Rules": [
                 {
-                    "ID": "retention",
+                    "ID": f"retention:{prefix}",
                     "Status": "Enabled",
-                    "Filter": {"Prefix": ""},
-                    "Expiration": {"Date": expiry},
+                    "Filter": {"Prefix": prefix},
+                    "Expiration": {"Date": expiry + timedelta(days=14)},
                     "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
                 }
+                for prefix in ("porte-a-porte/", "prospects/")
             ]
         },  # fmt: skip
     )
@@ -339,14 +346,17 @@ def test_daemon_jobs_dry_run(seeded: None, policies: Any, tmp_path: Path) -> Non
 
 
 def test_identity_misconfigurations_found_and_twin_clean(
-    seeded: None, policies: Any, tmp_path: Path
+    seeded: None, policies: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     group = tmp_path / "group"
     passwd = tmp_path / "passwd"
     homes = tmp_path / "home"
     for user in ("cfictive", "dmodele", "intrus"):
         (homes / user).mkdir(parents=True)
-    (homes / "cfictive" / ".google_authenticator").write_text("fake secret\n")
+    # the root-written TOTP status the users role keeps (PAM's secrets are root-only)
+    (tmp_path / "totp-status").mkdir()
+    (tmp_path / "totp-status" / "cfictive").write_text("state=enrolled\n")
+    monkeypatch.setenv("ISOLOIR_TOTP_STATUS_DIR", str(tmp_path / "totp-status"))
     group.write_text("el-exempleville-2027:x:3001:cfictive,dmodele\nautre:x:3002:intrus\n")
     passwd.write_text(
         "".join(
