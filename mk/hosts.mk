@@ -1,10 +1,12 @@
 # Hosts (issue 4): sandbox hosts, the Ansible playbook and its linters.
-#   make sandbox-up      start $(SANDBOX_HOSTS) (chroot + sshd on 127.0.0.x), write an inventory
+#   make sandbox-up      boot $(SANDBOX_HOSTS) (systemd in its own namespaces, sshd on 127.0.0.x),
+#                        write an inventory (SANDBOX_INIT=chroot: the former init-less host)
 #   make sandbox-down    stop every recorded sandbox host (pids, then mounts)
 #   make wheelhouse      wheels of isoloir and its dependencies for the agents role
 #   make lint-hosts      ansible-lint (production profile) on playbooks/
 SANDBOX_HOSTS ?= isoloir-host-1
 SANDBOX_INVENTORY ?= .run/sandbox/inventory.json
+SANDBOX_INIT ?= systemd
 WHEELHOUSE ?= .run/wheelhouse
 # Debian packages the sandbox needs on the machine itself, besides SYSTEM_PACKAGES
 # (zstd packs the cached tree, iproute2 gives `ss` to the tests).
@@ -26,7 +28,7 @@ sandbox-build: setup system-deps hosts-deps
 	$(PY) -m isoloir.sandbox build
 
 sandbox-up: sandbox-build
-	$(PY) -m isoloir.sandbox up $(SANDBOX_HOSTS) --inventory $(SANDBOX_INVENTORY)
+	$(PY) -m isoloir.sandbox up $(SANDBOX_HOSTS) --init $(SANDBOX_INIT) --inventory $(SANDBOX_INVENTORY)
 
 sandbox-down:
 	@if [ -x $(PY) ]; then $(PY) -m isoloir.sandbox down; else echo "nothing to stop (no .venv)"; fi

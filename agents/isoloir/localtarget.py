@@ -195,7 +195,10 @@ class LocalTarget:
             self._save(state)
         host_state = state.get("sandbox")
         if not host_state or not Path(host_state).is_file() or not self._sandbox_alive():
-            log("starting the sandbox host (first run builds the Debian tree: a few minutes)")
+            log(
+                "starting the sandbox host (it boots systemd; the first run builds"
+                " the Debian tree: a few minutes)"
+            )
             host = sandbox.up(SANDBOX_NAME, work_dir=self.run_dir / "hosts")
             state["sandbox"] = str(host.state_file)
             self._save(state)

@@ -1,27 +1,34 @@
 """Sandbox Debian hosts for the tests and the local target.
 
-A sandbox host is a Debian bookworm tree made with ``debootstrap`` and entered
-with ``chroot``. It has its own ``sshd`` listening on a loopback address
-(127.0.0.0/8) and port, so Ansible reaches it over real SSH exactly as it
-reaches a cloud host. Several hosts can run at once on different loopback
-addresses.
+A sandbox host is a Debian bookworm tree made with ``debootstrap`` that boots
+a real systemd as PID 1 of its own PID, mount and cgroup namespaces (a
+"container" in systemd's words). It shares the machine's network namespace,
+so every service inside is configured before boot to listen on the host's
+own loopback address (127.0.0.0/8) only. Ansible reaches its sshd over real
+SSH exactly as it reaches a cloud host. Several hosts can run at once on
+different loopback addresses.
 
 - The tree is built once from the Debian mirror found in the machine's apt
   configuration and cached as a tarball outside the repository
   (``/var/cache/isoloir/sandbox-<hash>.tar.zst``, the hash covering the suite
   and the package list); later hosts are unpacked from it in seconds.
-- Mounted inside: ``/proc``, a private ``/dev`` (tmpfs with the usual nodes, a
-  new ``devpts`` instance on ``/dev/pts``, ``/dev/shm``) and a tmpfs ``/run``;
-  the host's devices are never visible inside.
+- Mounted from the machine (visible to the tests): the tree bound on itself, a
+  private ``/dev`` (tmpfs with the usual nodes, a new ``devpts`` instance,
+  ``/dev/shm``) and a tmpfs ``/run``; the machine's devices are never visible
+  inside. Mounted inside the namespaces only: ``/proc`` (``/proc/sys``
+  read-only), a read-only ``/sys`` and the host's own cgroup2 subtree.
 - Bootstrap, like cloud-init on a cloud host: a dedicated ``isoloir-deploy``
   account with a generated ed25519 key and password-less sudo, reachable with
   the key only. Root never logs in over SSH, not even for the bootstrap.
-- There is no init inside. ``/usr/local/sbin/isoloir-sandbox-service`` is a
-  small pidfile-based service manager for ``sshd`` and ``smbd``; the roles use
-  it when ``isoloir_service_manager`` is ``sandbox`` and systemd otherwise.
-- Teardown stops every process whose root directory is the tree (by pid), then
-  unmounts everything below the tree, deepest first, and checks that nothing
-  is left mounted before the tree is removed.
+- ``init="systemd"`` (the default): ``ssh.service`` and ``smbd.service`` run
+  under systemd and the inventory says ``isoloir_service_manager: systemd``.
+  ``init="chroot"`` keeps the former init-less mode: a pidfile service manager
+  (``/usr/local/sbin/isoloir-sandbox-service``) and ``sandbox`` in the
+  inventory.
+- Teardown: SIGRTMIN+3 to the host's systemd (a clean halt), SIGKILL after a
+  bounded wait, then every process left whose root directory is the tree (by
+  pid), then everything below the tree is unmounted, deepest first, and checked
+  before the tree is removed.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +79,21 @@ WORK_DIR = Path(os.environ.get("ISOLOIR_SANDBOX_DIR", "/var/tmp/isoloir-sandbox"
 DEPLOY_USER = "isoloir-deploy"
 SERVICE_SCRIPT = "/usr/local/sbin/isoloir-sandbox-service"
 STATE_FILE = "sandbox.json"
+# How a host runs: a real systemd as PID 1 of its own namespaces (the default),
+# or the former init-less chroot with a pidfile service manager.
+INITS = ("systemd", "chroot")
+DEFAULT_INIT = "systemd"
+BOOT_TIMEOUT_S = 90.0
+HALT_TIMEOUT_S = 20.0
+# Parent of the hosts' cgroups in the machine's cgroup2 hierarchy.
+CGROUP_PARENT = "isoloir-sandbox"
+# systemd's way to know it runs in a container (see "The Container Interface",
+# https://systemd.io/CONTAINER_INTERFACE/).
+CONTAINER_ENV = "isoloir-sandbox"
+# Masked before the first boot: nmbd would answer NetBIOS on every interface,
+# samba-ad-dc needs a domain, and the apt timers would reach the mirror on
+# their own (the inventory turns them off: hardening_unattended_upgrades_timers).
+MASKED_UNITS = ("nmbd.service", "samba-ad-dc.service", "apt-daily.timer", "apt-daily-upgrade.timer")
 
 APT_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
 
@@ -139,6 +161,43 @@ Subsystem sftp internal-sftp
 """
 
 
+# Samba configuration of a fresh host, before the election_shares role replaces
+# it: the host's loopback address only (smbd starts at boot, as on Debian).
+_BOOTSTRAP_SMB = """# Written by isoloir.sandbox; the election_shares role replaces it.
+[global]
+\tserver role = standalone server
+\tmap to guest = Never
+\trestrict anonymous = 2
+\tdisable netbios = yes
+\tsmb ports = 445
+\tinterfaces = {address}/8
+\tbind interfaces only = yes
+\tload printers = no
+\tprintcap name = /dev/null
+"""
+
+# Run by `sh` as PID 1 of the new PID namespace, in the new mount and cgroup
+# namespaces ($1: the tree): the kernel file systems only this host sees, then
+# systemd. /proc/sys and /sys are read-only, so systemd-sysctl, udev and the
+# like skip themselves and never touch the machine's kernel settings.
+_BOOT_SCRIPT = r"""set -eu
+root="$1"
+mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
+mount --bind "$root/proc/sys" "$root/proc/sys"
+mount -o remount,bind,ro "$root/proc/sys"
+mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$root/sys"
+mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 "$root/sys/fs/cgroup"
+exec setpriv --bounding-set -sys_module,-sys_time chroot "$root" /lib/systemd/systemd --system
+"""
+
+# Moves itself into the host's cgroup ($1: its cgroup.procs), then makes the
+# namespaces and runs _BOOT_SCRIPT ($2) on the tree ($3).
+_LAUNCH_SCRIPT = (
+    'echo $$ > "$1" && exec unshare --pid --fork --mount --cgroup --propagation private'
+    ' -- sh -c "$2" isoloir-boot "$3"'
+)
+
+
 class SandboxError(RuntimeError):
     """The sandbox host could not be built, started or stopped."""
 
@@ -154,6 +213,12 @@ class SandboxHost:
     user: str
     key: str
     known_hosts: str
+    init: str = "chroot"
+    # systemd mode: the host's systemd (PID 1 inside) and its launcher, as the
+    # machine numbers them, and the host's cgroup2 directory.
+    init_pid: int = 0
+    launcher_pid: int = 0
+    cgroup: str = ""
 
     @property
     def root(self) -> Path:
@@ -164,22 +229,51 @@ class SandboxHost:
         return Path(self.workdir) / STATE_FILE
 
     def chroot(
-        self, *argv: str, input: str | None = None, check: bool = True
+        self,
+        *argv: str,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run a command inside the host as root (no login, no PAM session)."""
+        """Run a command inside the host as root (no login, no PAM session).
+
+        On a systemd host the command enters the host's mount and PID
+        namespaces first, so it sees the host's /proc, /sys and systemd.
+        """
         env = {
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "LANG": "C.UTF-8",
             "HOME": "/root",
         }
+        enter = (
+            ["nsenter", "--target", str(self.init_pid), "--mount", "--pid", "--"]
+            if self.init_pid
+            else []
+        )
         return subprocess.run(
-            ["chroot", str(self.root), *argv],
+            [*enter, "chroot", str(self.root), *argv],
             input=input,
             capture_output=True,
             text=True,
             check=check,
             env=env,
+            timeout=timeout,
         )
+
+    def machine_pid(self, inner_pid: int) -> int:
+        """The machine's number of a process the host numbers `inner_pid`."""
+        if not self.init_pid:
+            return inner_pid
+        for pid in _pids_rooted_in(self.root):
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                parts = line.split()
+                if parts[:1] == ["NSpid:"] and len(parts) > 2 and int(parts[-1]) == inner_pid:
+                    return pid
+        raise SandboxError(f"no process {inner_pid} in {self.name}")
 
     def ssh_command(self, user: str | None = None, key: str | None = None) -> list[str]:
         """The ssh command line that reaches this host (add the remote command)."""
@@ -311,13 +405,18 @@ def _mounts_under(root: Path) -> list[Path]:
     return found
 
 
-def _mount(root: Path) -> None:
+def _mount(root: Path, init: str = DEFAULT_INIT) -> None:
     def mnt(fstype: str, target: str, options: str) -> None:
         path = root / target.lstrip("/")
         path.mkdir(parents=True, exist_ok=True)
         subprocess.run(["mount", "-t", fstype, "-o", options, fstype, str(path)], check=True)
 
-    mnt("proc", "/proc", "nosuid,nodev,noexec")
+    if init == "systemd":
+        # The tree is a mount point of its own (systemd makes "/" shared);
+        # /proc comes later, inside the host's PID namespace.
+        subprocess.run(["mount", "--bind", str(root), str(root)], check=True)
+    else:
+        mnt("proc", "/proc", "nosuid,nodev,noexec")
     mnt("tmpfs", "/dev", "nosuid,mode=0755,size=16m")
     for name, major, minor in (
         ("null", 1, 3),
@@ -367,6 +466,82 @@ def _stop_processes(root: Path) -> None:
     left = _pids_rooted_in(root)
     if left:
         raise SandboxError(f"{len(left)} processes still running in {root}")
+
+
+def _cgroup2_root() -> Path:
+    """Where the machine mounts its cgroup2 hierarchy."""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        sep = fields.index("-")
+        if fields[sep + 1] == "cgroup2":
+            return Path(fields[4])
+    raise SandboxError("no cgroup2 hierarchy is mounted: a systemd host needs one")
+
+
+def _host_cgroup(workdir: Path, name: str) -> Path:
+    tag = hashlib.sha256(str(workdir).encode()).hexdigest()[:8]
+    return _cgroup2_root() / CGROUP_PARENT / f"{name}-{tag}"
+
+
+def _cgroup_pids(cgroup: Path) -> list[int]:
+    pids: list[int] = []
+    for procs in cgroup.rglob("cgroup.procs"):
+        try:
+            pids += [int(p) for p in procs.read_text().split()]
+        except OSError:
+            continue
+    return pids
+
+
+def _remove_cgroup(cgroup: Path) -> None:
+    """Remove the host's cgroup tree, deepest first, once its processes are gone."""
+    if not cgroup.is_dir():
+        return
+    for _ in range(50):
+        for pid in _cgroup_pids(cgroup):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        dirs = sorted(
+            (d for d in cgroup.rglob("*") if d.is_dir()), key=lambda d: len(d.parts), reverse=True
+        )
+        for path in [*dirs, cgroup]:
+            try:
+                path.rmdir()
+            except OSError:
+                pass
+        if not cgroup.exists():
+            return
+        time.sleep(0.1)
+    raise SandboxError(f"cgroup {cgroup} could not be removed")
+
+
+def _child_pids(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            found.append(int(entry.name))
+    return found
+
+
+def _reap(pid: int, timeout: float = 5.0) -> None:
+    """Collect the exit status of `pid` if this process started it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done or time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
 
 
 def _unmount_all(root: Path) -> None:
@@ -425,10 +600,16 @@ def up(
     ssh_port: int = 22,
     work_dir: Path = WORK_DIR,
     cache_dir: Path = CACHE_DIR,
+    init: str = DEFAULT_INIT,
 ) -> SandboxHost:
-    """Unpack, mount and start one sandbox host; returns once its sshd answers."""
+    """Unpack, mount and start one sandbox host; returns once its sshd answers.
+
+    init="systemd": boots systemd and waits until it says `running`.
+    """
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", name):
         raise SandboxError(f"invalid sandbox name {name!r}")
+    if init not in INITS:
+        raise SandboxError(f"invalid init {init!r}: one of {', '.join(INITS)}")
     address = address or free_address(port=ssh_port)
     if not address.startswith("127."):
         raise SandboxError("a sandbox host listens on the loopback range only")
@@ -449,6 +630,8 @@ def up(
         user=DEPLOY_USER,
         key=str(key),
         known_hosts=str(workdir / "known_hosts"),
+        init=init,
+        cgroup=str(_host_cgroup(workdir, name)) if init == "systemd" else "",
     )
     # Record the host first so that `down` can clean up whatever happens next.
     host.state_file.write_text(json.dumps(asdict(host), indent=2) + "\n")
@@ -468,14 +651,123 @@ def up(
             ],
             check=True,
         )
-        _mount(root)
+        _mount(root, init)
         _configure(host)
-        host.chroot(SERVICE_SCRIPT, "sshd", "start")
+        if init == "systemd":
+            host = _boot(host)
+        else:
+            host.chroot(SERVICE_SCRIPT, "sshd", "start")
         _wait_for_port(address, ssh_port)
     except BaseException:
-        down(host)
+        # The state file knows the pids of a boot that failed half-way.
+        down(load(host.state_file) if host.state_file.is_file() else host)
         raise
     return host
+
+
+def _boot(host: SandboxHost) -> SandboxHost:
+    """Start systemd as PID 1 of the host's namespaces; wait until it is running."""
+    cgroup = Path(host.cgroup)
+    cgroup.mkdir(parents=True, exist_ok=True)
+    env = {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "container": CONTAINER_ENV,
+        "LANG": "C.UTF-8",
+    }
+    with open(Path(host.workdir) / "boot.log", "ab") as log:
+        launcher = subprocess.Popen(  # noqa: S603 - fixed argv
+            [
+                "sh",
+                "-c",
+                _LAUNCH_SCRIPT,
+                "isoloir-launch",
+                str(cgroup / "cgroup.procs"),
+                _BOOT_SCRIPT,
+                str(host.root),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    host = replace(host, launcher_pid=launcher.pid)
+    host.state_file.write_text(json.dumps(asdict(host), indent=2) + "\n")
+    host = replace(host, init_pid=_find_init(host, launcher))
+    host.state_file.write_text(json.dumps(asdict(host), indent=2) + "\n")
+    _wait_running(host)
+    return host
+
+
+def _find_init(host: SandboxHost, launcher: subprocess.Popen[bytes]) -> int:
+    """The machine's pid of the host's systemd, once it runs inside the tree."""
+    root = str(host.root.resolve())
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if launcher.poll() is not None:
+            raise SandboxError(f"{host.name}: the boot failed; see {host.workdir}/boot.log")
+        for pid in _child_pids(launcher.pid):
+            try:
+                comm = Path(f"/proc/{pid}/comm").read_text().strip()
+                inside = os.readlink(f"/proc/{pid}/root") == root
+            except OSError:
+                continue
+            if comm == "systemd" and inside:
+                return pid
+        time.sleep(0.05)
+    raise SandboxError(f"{host.name}: systemd did not start; see {host.workdir}/boot.log")
+
+
+def _wait_running(host: SandboxHost) -> None:
+    """Wait for `systemctl is-system-running`; name the failed units if not `running`."""
+    # systemctl reaches systemd through this socket (no D-Bus on the host).
+    socket_path = host.root / "run/systemd/private"
+    deadline = time.monotonic() + BOOT_TIMEOUT_S
+    while not socket_path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        state = host.chroot(
+            "systemctl", "is-system-running", "--wait", check=False, timeout=BOOT_TIMEOUT_S
+        ).stdout.strip()
+    except subprocess.TimeoutExpired:
+        state = f"still starting after {BOOT_TIMEOUT_S:.0f} s"
+    if state == "running":
+        return
+    listed = host.chroot("systemctl", "--failed", "--no-legend", "--plain", check=False).stdout
+    failed = [line.split()[0] for line in listed.splitlines() if line.strip()]
+    raise SandboxError(
+        f"{host.name}: systemd is {state!r}, failed units: {', '.join(failed) or 'none'}"
+        f" (journalctl inside the host, {host.workdir}/boot.log)"
+    )
+
+
+def _halt(host: SandboxHost) -> None:
+    """Halt the host's systemd (SIGRTMIN+3), SIGKILL after HALT_TIMEOUT_S."""
+    pid = host.init_pid
+    try:
+        ours = os.readlink(f"/proc/{pid}/root") == str(host.root.resolve())
+    except OSError:
+        ours = False
+    if ours:
+        os.kill(pid, signal.SIGRTMIN + 3)
+        deadline = time.monotonic() + HALT_TIMEOUT_S
+        while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}/root"):
+            if _zombie(pid):
+                break
+            time.sleep(0.1)
+        if os.path.exists(f"/proc/{pid}") and not _zombie(pid):
+            # PID 1 of a namespace: its death kills every process inside.
+            os.kill(pid, signal.SIGKILL)
+    if host.launcher_pid:
+        _reap(host.launcher_pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def _configure(host: SandboxHost) -> None:
@@ -485,14 +777,17 @@ def _configure(host: SandboxHost) -> None:
     (root / "etc/hosts").write_text(
         f"127.0.0.1 localhost\n127.0.1.1 {socket.gethostname()}\n::1 localhost\n"
     )
-    script = root / SERVICE_SCRIPT.lstrip("/")
-    script.parent.mkdir(parents=True, exist_ok=True)
-    script.write_text(_SERVICE_SCRIPT_TEXT)
-    script.chmod(0o755)
-    # Never let package scripts start daemons inside the tree.
-    policy = root / "usr/sbin/policy-rc.d"
-    policy.write_text("#!/bin/sh\nexit 101\n")
-    policy.chmod(0o755)
+    if host.init == "systemd":
+        _configure_systemd(host)
+    else:
+        script = root / SERVICE_SCRIPT.lstrip("/")
+        script.parent.mkdir(parents=True, exist_ok=True)
+        script.write_text(_SERVICE_SCRIPT_TEXT)
+        script.chmod(0o755)
+        # Never let package scripts start daemons inside the tree.
+        policy = root / "usr/sbin/policy-rc.d"
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
     # The deploy account: key only, password-less sudo (Ansible's `become`).
     host.chroot(
         "useradd", "--system", "--create-home", "--shell", "/bin/bash", "--user-group", DEPLOY_USER
@@ -528,9 +823,22 @@ def _configure(host: SandboxHost) -> None:
     (root / "etc/ssh/sshd_config").write_text(
         _BOOTSTRAP_SSHD.format(address=host.address, port=host.ssh_port, user=DEPLOY_USER)
     )
+    # Never listen beyond the host's own address, not even before the roles run.
+    (root / "etc/samba/smb.conf").write_text(_BOOTSTRAP_SMB.format(address=host.address))
     pub = (root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()
     where = host.address if host.ssh_port == 22 else f"[{host.address}]:{host.ssh_port}"
     Path(host.known_hosts).write_text(f"{where} {pub[0]} {pub[1]}\n")
+
+
+def _configure_systemd(host: SandboxHost) -> None:
+    """What a systemd host needs before its first boot."""
+    root = host.root
+    # Its own machine id (the cached tree's would be shared by every host).
+    (root / "etc/machine-id").write_text(os.urandom(16).hex() + "\n")
+    for unit in MASKED_UNITS:
+        link = root / "etc/systemd/system" / unit
+        link.unlink(missing_ok=True)
+        link.symlink_to("/dev/null")
 
 
 def load(state_file: Path) -> SandboxHost:
@@ -539,11 +847,17 @@ def load(state_file: Path) -> SandboxHost:
 
 
 def down(host: SandboxHost, remove: bool = True) -> None:
-    """Stop the host's processes by pid, unmount everything, remove the tree."""
+    """Halt the host's systemd, stop what is left by pid, unmount, remove the tree."""
     root = host.root
+    if host.init_pid or host.launcher_pid:
+        _halt(host)
     if root.exists():
         _stop_processes(root)
         _unmount_all(root)
+    if host.launcher_pid:
+        _reap(host.launcher_pid)
+    if host.cgroup:
+        _remove_cgroup(Path(host.cgroup))
     if remove and Path(host.workdir).exists():
         _remove_tree(Path(host.workdir))
 
@@ -575,7 +889,7 @@ def inventory(hosts: Sequence[SandboxHost], group: str = "isoloir_hosts") -> dic
                 group: {
                     "hosts": hostvars,
                     "vars": {
-                        "isoloir_service_manager": "sandbox",
+                        "isoloir_service_manager": _service_manager(hosts),
                         "hardening_deploy_user": DEPLOY_USER,
                         "hardening_deploy_sources": ["127.0.0.0/8"],
                         "hardening_unattended_upgrades_timers": False,
@@ -586,12 +900,18 @@ def inventory(hosts: Sequence[SandboxHost], group: str = "isoloir_hosts") -> dic
     }
 
 
+def _service_manager(hosts: Sequence[SandboxHost]) -> str:
+    """systemd when every host boots it; the pidfile manager otherwise."""
+    return "systemd" if hosts and all(h.init == "systemd" for h in hosts) else "sandbox"
+
+
 # -- command line ---------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m isoloir.sandbox", description="Sandbox Debian hosts (chroot + sshd)."
+        prog="python -m isoloir.sandbox",
+        description="Sandbox Debian hosts (systemd in its own namespaces, sshd on 127.0.0.x).",
     )
     parser.add_argument("--work-dir", type=Path, default=WORK_DIR)
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
@@ -601,6 +921,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = sub.add_parser("up", help="start hosts and write an inventory")
     start.add_argument("names", nargs="+")
     start.add_argument("--inventory", type=Path, required=True)
+    start.add_argument("--init", choices=INITS, default=DEFAULT_INIT)
     stop = sub.add_parser("down", help="stop the hosts (all recorded ones if none named)")
     stop.add_argument("names", nargs="*")
     args = parser.parse_args(argv)
@@ -611,7 +932,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.action == "up":
         hosts: list[SandboxHost] = []
         for name in args.names:
-            hosts.append(up(name, work_dir=args.work_dir, cache_dir=args.cache_dir))
+            hosts.append(up(name, work_dir=args.work_dir, cache_dir=args.cache_dir, init=args.init))
             print(f"{name}: {hosts[-1].address}:{hosts[-1].ssh_port}")
         args.inventory.parent.mkdir(parents=True, exist_ok=True)
         args.inventory.write_text(json.dumps(inventory(hosts), indent=2) + "\n")

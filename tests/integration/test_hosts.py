@@ -15,91 +15,28 @@ import json
 import os
 import re
 import secrets
-import shutil
 import stat
 import string
 import struct
 import subprocess
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.plugins.hosts import (
+    ELECTION_A,
+    ELECTION_B,
+    MEMBER_A,
+    MEMBER_B,
+    REMOVED,
+    Site,
+    changed_tasks,
+    recap,
+)
 
-from isoloir.inventory import build_wheelhouse
-from isoloir.sandbox import SandboxHost, inventory
+from isoloir.sandbox import SandboxHost
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
-
-REPO = Path(__file__).resolve().parents[2]
-ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
-ELECTION_A = "exempleville-2027"
-ELECTION_B = "autreville-2027"
-MEMBER_A = "dmodele"  # member of A only
-MEMBER_B = "ptest"  # member of B only
-REMOVED = "cfictive"  # removed from the policies by the last test
-
-
-@dataclass
-class Site:
-    hosts: list[SandboxHost]
-    workdir: Path
-    render: Path
-    vars_file: Path
-    test_vars: dict[str, object]
-    inventory: Path
-    runs: list[subprocess.CompletedProcess[str]]
-
-    @property
-    def host(self) -> SandboxHost:
-        return self.hosts[0]
-
-    def playbook(self, *extra: str) -> subprocess.CompletedProcess[str]:
-        test_vars = self.workdir / "test_vars.json"
-        test_vars.write_text(json.dumps(self.test_vars))
-        env = dict(
-            os.environ,
-            ANSIBLE_CONFIG=str(REPO / "playbooks" / "ansible.cfg"),
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_FORCE_COLOR="0",
-        )
-        return subprocess.run(
-            [
-                str(ANSIBLE_PLAYBOOK),
-                "-i",
-                str(self.inventory),
-                "-e",
-                f"@{self.vars_file}",
-                "-e",
-                f"@{test_vars}",
-                *extra,
-                str(REPO / "playbooks" / "site.yml"),
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=REPO / "playbooks",
-        )
-
-
-def recap(run: subprocess.CompletedProcess[str]) -> dict[str, dict[str, int]]:
-    out = {}
-    for line in run.stdout.splitlines():
-        match = re.match(r"^(\S+)\s+:\s+(ok=.*)$", line)
-        if match:
-            out[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
-    return out
-
-
-def changed_tasks(stdout: str) -> list[str]:
-    tasks, current = [], ""
-    for line in stdout.splitlines():
-        if line.startswith("TASK [") or line.startswith("RUNNING HANDLER ["):
-            current = line.split("[", 1)[1].split("]", 1)[0]
-        elif line.startswith("changed:") and current not in tasks:
-            tasks.append(current)
-    return tasks
 
 
 def totp(secret: str, at: float | None = None, step: int = 30) -> str:
@@ -110,88 +47,6 @@ def totp(secret: str, at: float | None = None, step: int = 30) -> str:
     offset = digest[-1] & 0x0F
     value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
     return f"{value % 1_000_000:06d}"
-
-
-def render_policies(workdir: Path) -> Path:
-    """The example policies plus a second election B, rendered by `isoloir policy render`."""
-    policies = workdir / "policies"
-    shutil.copytree(REPO / "policies", policies)
-    a = (policies / "elections" / f"{ELECTION_A}.yml").read_text()
-    b = re.sub(r"(?m)^id: .*$", f"id: {ELECTION_B}", a)
-    b = re.sub(r"(?m)^label: .*$", "label: Municipale d'Autreville 2027", b)
-    b = re.sub(r"(?m)^members: .*$", f"members: [{MEMBER_B}]", b)
-    (policies / "elections" / f"{ELECTION_B}.yml").write_text(b)
-    out = workdir / "render"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "isoloir.cli",
-            "policy",
-            "render",
-            "--policies",
-            str(policies),
-            "--out",
-            str(out),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out
-
-
-@pytest.fixture(scope="module")
-def site(sandbox_factory, tmp_path_factory) -> Site:  # type: ignore[no-untyped-def]
-    workdir = tmp_path_factory.mktemp("hosts")
-    # Two hosts run at once; the converge runs on the first only (keeps the
-    # session short), the second proves a separate address, sshd and tree.
-    hosts = [sandbox_factory("isoloir-a"), sandbox_factory("isoloir-b")]
-    render = render_policies(workdir)
-    vars_file = render / "ansible" / "isoloir_vars.json"
-    rendered = json.loads(vars_file.read_text())
-    elections = {e["id"]: e["members"] for e in rendered["isoloir_elections"]}
-    assert elections[ELECTION_A] == ["cfictive", MEMBER_A]
-    assert elections[ELECTION_B] == [MEMBER_B]
-    people = rendered["isoloir_people"]
-    keys = workdir / "keys"
-    keys.mkdir()
-    for person in people:
-        subprocess.run(
-            [
-                "ssh-keygen",
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                person["id"],
-                "-f",
-                str(keys / person["id"]),
-            ],
-            check=True,
-        )
-        person["ssh_keys"] = [(keys / f"{person['id']}.pub").read_text().strip()]
-    inv = workdir / "inventory.json"
-    inv.write_text(json.dumps(inventory(hosts[:1])))
-    s = Site(
-        hosts=hosts,
-        workdir=workdir,
-        render=render,
-        vars_file=vars_file,
-        test_vars={
-            "isoloir_people": people,
-            "agents_wheelhouse": str(build_wheelhouse(workdir / "wheelhouse")),
-            "agents_config_src": str(render / "agent" / "agent.json"),
-        },
-        inventory=inv,
-        runs=[],
-    )
-    s.runs.append(s.playbook())
-    if s.runs[0].returncode == 0:
-        s.runs.append(s.playbook())
-    return s
 
 
 def key(site: Site, person: str) -> str:
@@ -233,10 +88,6 @@ def ssh(
     )
 
 
-def sshd_log(site: Site) -> str:
-    return (site.host.root / "var/log/sshd.log").read_text(errors="replace")
-
-
 # -- converge ------------------------------------------------------------------------
 
 
@@ -268,7 +119,7 @@ def test_several_hosts_on_their_own_loopback_addresses(site: Site) -> None:
         assert run.returncode == 0, run.stderr
         # Each address leads into its own tree.
         assert run.stdout.strip() == host.name
-        sshd_pid = int((host.root / "run/sshd.pid").read_text())
+        sshd_pid = host.machine_pid(int((host.root / "run/sshd.pid").read_text()))
         assert os.readlink(f"/proc/{sshd_pid}/root") == str(host.root.resolve())
 
 
@@ -571,7 +422,7 @@ def test_smb1_and_unencrypted_sessions_are_refused(
 
 def test_smbd_listens_on_loopback_only(site: Site, smb_passwords: dict[str, Path]) -> None:
     pidfile = site.host.root / "run/samba/smbd.pid"
-    pid = int(pidfile.read_text().strip())
+    pid = site.host.machine_pid(int(pidfile.read_text().strip()))
     assert os.readlink(f"/proc/{pid}/root") == str(site.host.root.resolve())
     listening = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True).stdout
     mine = [line.split()[3] for line in listening.splitlines() if f"pid={pid}," in line]
@@ -592,13 +443,15 @@ def test_agent_unit_passes_systemd_analyze_verify(site: Site) -> None:
     for directive in (
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
-        "PrivateTmp=yes",
+        "PrivateTmp=no",  # the stray-data scan reads the host's /tmp (read-only: ProtectSystem)
+        "SystemCallErrorNumber=EPERM",
         # the one capability, for the exposure agent's fix of a member's file mode
         "CapabilityBoundingSet=CAP_FOWNER\n",
         "AmbientCapabilities=CAP_FOWNER\n",
     ):
         assert directive in text
-    rw = re.search(r"(?m)^ReadWritePaths=(.*)$", text).group(1).split()  # type: ignore[union-attr]
+    # One quoted path per line.
+    rw = re.findall(r'(?m)^ReadWritePaths="(.*)"$', text)
     contacts = json.loads(site.vars_file.read_text())["isoloir_contacts_path"]
     # The state, the shares (purge) and the permanent contacts store, nothing else.
     assert sorted(rw) == sorted(

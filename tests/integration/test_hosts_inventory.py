@@ -55,6 +55,36 @@ def test_cache_key_follows_the_package_list() -> None:
     assert sandbox.cache_key() != sandbox.cache_key([*sandbox.PACKAGES, "vim"])
 
 
+def _host(name: str, init: str) -> sandbox.SandboxHost:
+    return sandbox.SandboxHost(
+        name=name,
+        workdir=f"/nonexistent/{name}",
+        address="127.0.0.150",
+        ssh_port=22,
+        user=sandbox.DEPLOY_USER,
+        key="/k",
+        known_hosts="/kh",
+        init=init,
+    )
+
+
+def test_sandbox_inventory_names_the_hosts_service_manager() -> None:
+    def manager(*hosts: sandbox.SandboxHost) -> str:
+        group = sandbox.inventory(hosts)["all"]["children"]["isoloir_hosts"]
+        return str(group["vars"]["isoloir_service_manager"])
+
+    assert sandbox.DEFAULT_INIT == "systemd"
+    assert manager(_host("a", "systemd")) == "systemd"
+    assert manager(_host("a", "chroot")) == "sandbox"
+    assert manager(_host("a", "systemd"), _host("b", "chroot")) == "sandbox"
+
+
+def test_sandbox_refuses_an_unknown_init(tmp_path: Path) -> None:
+    with pytest.raises(sandbox.SandboxError, match="invalid init"):
+        sandbox.up("isoloir-x", init="sysvinit", work_dir=tmp_path, cache_dir=tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
 def test_inventory_from_terraform_outputs() -> None:
     outputs = {
         "file_share_hosts": {
@@ -84,21 +114,45 @@ def test_inventory_from_terraform_outputs() -> None:
 def test_teardown_stops_every_process_and_unmounts_everything(sandbox_factory, tmp_path):
     # sandbox_factory checks root and the tools; this host is stopped here, by hand.
     host = sandbox.up("isoloir-teardown", work_dir=tmp_path)
+    assert host.init == "systemd" and host.init_pid
     try:
         stray = subprocess.Popen(
             ["chroot", str(host.root), "sh", "-c", "trap '' TERM; exec sleep 600"],
             stdin=subprocess.DEVNULL,
         )
-        sshd_pid = int((host.root / "run/sshd.pid").read_text())
+        sshd_pid = host.machine_pid(int((host.root / "run/sshd.pid").read_text()))
         for _ in range(100):  # until the stray process has entered the tree
             if stray.pid in sandbox._pids_rooted_in(host.root):
                 break
             time.sleep(0.05)
         assert sandbox._mounts_under(host.root)
-        assert {sshd_pid, stray.pid} <= set(sandbox._pids_rooted_in(host.root))
+        assert {host.init_pid, sshd_pid, stray.pid} <= set(sandbox._pids_rooted_in(host.root))
+        assert Path(host.cgroup, "init.scope").is_dir()
     finally:
         sandbox.down(host)
     assert stray.wait(timeout=10) != 0
-    assert not os.path.exists(f"/proc/{sshd_pid}")
+    for pid in (host.init_pid, sshd_pid):
+        assert not os.path.exists(f"/proc/{pid}/root"), pid
     assert not sandbox._mounts_under(Path(host.workdir))
     assert not Path(host.workdir).exists()
+    assert not Path(host.cgroup).exists()
+
+
+@pytest.mark.integration
+@pytest.mark.root
+def test_a_boot_that_fails_leaves_nothing_behind(sandbox_factory, tmp_path, monkeypatch):
+    booted: list[sandbox.SandboxHost] = []
+
+    def not_running(host: sandbox.SandboxHost) -> None:
+        booted.append(host)
+        raise sandbox.SandboxError(f"{host.name}: systemd is 'degraded' (simulated)")
+
+    monkeypatch.setattr(sandbox, "_wait_running", not_running)
+    with pytest.raises(sandbox.SandboxError, match="simulated"):
+        sandbox.up("isoloir-badboot", work_dir=tmp_path)
+    (host,) = booted
+    assert host.init_pid and host.cgroup
+    assert not os.path.exists(f"/proc/{host.init_pid}/root")
+    assert not sandbox._mounts_under(tmp_path)
+    assert not Path(host.workdir).exists()
+    assert not Path(host.cgroup).exists()

@@ -15,6 +15,9 @@ import pytest
 from isoloir import sandbox
 from isoloir.sandbox import SandboxHost
 
+# The converged host (`site`) of the host tests, shared by their modules.
+pytest_plugins = ["tests.plugins.hosts"]
+
 
 @pytest.fixture(scope="session")
 def sandbox_factory() -> Iterator[Callable[[str], SandboxHost]]:
