@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "isoloir.daemon",
     "isoloir.alerts.cli",
     "isoloir.exposure.cli",
+    "isoloir.preflight",
     "isoloir.deploy",
     "isoloir.demo",
 ]

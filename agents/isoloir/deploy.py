@@ -3,13 +3,15 @@
 Steps, each announced, each idempotent so that a failed deploy is resumed by
 running it again:
 
-1. policies   validate and render (nothing else reads the YAML)
-2. target     local only: start the emulator, the SMTP sink, the sandbox host
-3. terraform  init, plan (summary shown), apply
-4. inventory  from the sandbox (local) or the Terraform outputs (aws)
-5. ansible    converge the hosts (playbooks/site.yml)
-6. agents     run every agent job once on each host
-7. summary    what exists, where, what to do next
+1. policies   validate and render (nothing else reads the YAML); aws: every
+              region holding elections has an AMI and a subnet in hosts.aws
+2. preflight  aws only: `isoloir preflight`'s read-only checks of the account
+3. target     local only: start the emulator, the SMTP sink, the sandbox host
+4. terraform  init, plan (summary shown), apply
+5. inventory  from the sandbox (local) or the Terraform outputs (aws)
+6. ansible    converge the hosts (playbooks/site.yml)
+7. agents     run every agent job once on each host
+8. summary    what exists, where, what to do next
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class Deployment:
     secrets_dir: Path = REPO / "secrets"
     vault_password_file: str | None = None
     run_agents: bool = True
+    run_preflight: bool = True
     out: Callable[[str], None] = print
     emulator: Any = None  # local target: a running Emulator to use instead of starting one
     policies: Policies | None = None
@@ -93,9 +96,43 @@ class Deployment:
             raise StepError(
                 f"{len(exc.problems)} problem(s) in {self.policies_dir}", "nothing was changed"
             ) from None
+        if self.target == "aws":
+            from isoloir.preflight import missing_host_settings
+
+            missing = missing_host_settings(self.policies)
+            for line in missing:
+                self.out(f"    {line}")
+            if missing:
+                raise StepError(
+                    "the file-share hosts need an AMI and a private subnet per region "
+                    "holding elections (hosts.aws in policies/baseline.yml)",
+                    "nothing was changed",
+                )
         self.rendered = self.run_dir / "rendered"
         policy_render.write(self.policies, self.rendered)
         self.out(f"    {len(self.policies.elections)} election(s); rendered into {self.rendered}")
+
+    def step_preflight(self) -> None:
+        if self.target != "aws":
+            self.out("    skipped (local target)")
+            return
+        if not self.run_preflight:
+            self.out("    skipped (--no-preflight)")
+            return
+        from isoloir import preflight
+
+        assert self.policies is not None
+        try:
+            rows = preflight.preflight(self.policies)
+        except preflight.BadInput as exc:
+            raise StepError(str(exc), "nothing was changed") from None
+        for line in preflight.table(rows):
+            self.out(f"    {line}")
+        if preflight.exit_code(rows) != preflight.EXIT_OK:
+            raise StepError(
+                f"preflight: {preflight.summary(rows)} (each FAIL row says how)",
+                "nothing was changed; `isoloir preflight --target aws` re-runs the checks",
+            )
 
     def step_target(self) -> None:
         if self.target != "local":
@@ -438,6 +475,7 @@ class Deployment:
 
     STEPS: tuple[tuple[str, str], ...] = (
         ("policies", "step_policies"),
+        ("preflight", "step_preflight"),
         ("target", "step_target"),
         ("terraform", "step_terraform"),
         ("inventory", "step_inventory"),
@@ -490,6 +528,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         secrets_dir=Path(args.secrets_dir),
         vault_password_file=args.vault_password_file,
         run_agents=not args.no_agents,
+        run_preflight=not args.no_preflight,
         out=lambda line: print(line, flush=True),
     )
     return deployment.run()
@@ -502,6 +541,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--run-dir", help="working directory (default .run/<target>)")
     p.add_argument("--key-file", help="aws target: SSH private key for the deploy user")
     p.add_argument("--no-agents", action="store_true", help="do not run the agents once")
+    p.add_argument(
+        "--no-preflight",
+        action="store_true",
+        help="aws target: skip `isoloir preflight` (only once every FAIL row left is one "
+        "you checked by hand, e.g. egress through a proxy)",
+    )
     p.add_argument(
         "--secrets-dir",
         default=str(REPO / "secrets"),

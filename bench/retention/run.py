@@ -197,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["ISOLOIR_SECRETS_DIR"] = str(root / "secrets")
         try:
             tag = os.urandom(4).hex()
-            agent_bucket, plain_bucket = f"bench-{tag}-agent", f"bench-{tag}-plain"
+            agent_bucket, plain_bucket = (
+                f"mouvement-exemple-bench-{tag}-agent",
+                f"bench-{tag}-plain",
+            )
             s3, kms = client("s3"), client("kms")
             t0 = time.perf_counter()
             seed(s3, kms, agent_bucket, args.objects)

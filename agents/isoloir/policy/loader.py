@@ -65,6 +65,55 @@ SYSTEM_DIRS = tuple(
 )
 
 
+# AWS's limits the Terraform would hit (IAM User Guide, "IAM and AWS STS quotas",
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html;
+# tags: EC2 User Guide, "Tag your Amazon EC2 resources", tag restrictions,
+# https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html).
+IAM_GROUPS_PER_USER = 10  # not adjustable
+IAM_GROUPS_DEFAULT_QUOTA = 300  # per account, adjustable in Service Quotas
+TAG_VALUE_MAX = 256  # EC2, S3, KMS and IAM alike
+TAG_KEY_MAX = 128
+_IP_LIKE = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
+_BUCKET_CHARS = re.compile(r"[a-z0-9.-]+")
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """The first S3 naming rule `name` breaks (S3 User Guide, "General purpose
+    bucket naming rules"), then Isoloir's own (no dots); None when valid."""
+    rules = (
+        (not 3 <= len(name) <= 63, f"is {len(name)} characters long; S3 allows 3 to 63"),
+        (
+            not _BUCKET_CHARS.fullmatch(name),
+            "may hold only lower-case letters, digits, dots and hyphens (S3 naming rules)",
+        ),
+        (
+            not (name[:1].isalnum() and name[-1:].isalnum()),
+            "must begin and end with a letter or digit (S3 naming rules)",
+        ),
+        (".." in name, "must not contain two adjacent dots (S3 naming rules)"),
+        (
+            bool(_IP_LIKE.fullmatch(name)),
+            "must not be formatted as an IP address (S3 naming rules)",
+        ),
+        (
+            name.startswith(("xn--", "sthree-", "amzn-s3-demo-")),
+            "must not start with xn--, sthree- or amzn-s3-demo- (prefixes S3 reserves)",
+        ),
+        (
+            name.endswith(("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")),
+            "must not end with -s3alias, --ol-s3, .mrap, --x-s3 or --table-s3 "
+            "(suffixes S3 reserves for access points and other bucket types)",
+        ),
+        (
+            "." in name,
+            "must not contain dots: HTTPS to a dotted bucket name fails the "
+            "certificate check with virtual-hosted addressing (S3 naming rules, "
+            "best practices)",
+        ),
+    )
+    return next((reason for broken, reason in rules if broken), None)
+
+
 @dataclass(frozen=True, order=True)
 class Problem:
     file: str
@@ -235,6 +284,23 @@ def _check_share_root(b: dict[str, Any], out: _Collector) -> None:
 
 def _check_baseline(b: dict[str, Any], out: _Collector) -> None:
     _check_share_root(b, out)
+    slug = b["organisation"]["slug"]
+    for name in (f"{slug}-access-logs", f"{slug}-access-logs-eu-central-1"):
+        reason = bucket_name_problem(name)
+        if reason is not None:
+            out.add(
+                ("organisation", "slug"),
+                f"names the party's buckets (e.g. {name!r}), and that name {reason}",
+            )
+            break
+    aws_hosts = b["hosts"]["aws"]
+    for key in ("image_ids", "subnet_ids"):
+        for region in aws_hosts[key]:
+            if region not in b["regions"]["allowed"]:
+                out.add(
+                    ("hosts", "aws", key, region),
+                    f"{region} is not in regions.allowed; no host is made there",
+                )
     regions = b["regions"]
     if regions["default"] not in regions["allowed"]:
         out.add(("regions", "default"), f"{regions['default']!r} is not in regions.allowed")
@@ -350,6 +416,25 @@ def _check_share(e: dict[str, Any], b: dict[str, Any], out: _Collector) -> None:
         )
 
 
+def _check_bucket(e: dict[str, Any], slug: str, out: _Collector) -> None:
+    """S3's naming rules, then the `<slug>-` prefix the agents' role and the
+    access-log buckets' policy (aws:SourceArn) are scoped to."""
+    explicit = "bucket" in e
+    bucket = e["bucket"] if explicit else f"{slug}-{e['id']}"
+    where: Path_ = ("bucket",) if explicit else ("id",)
+    reason = bucket_name_problem(bucket)
+    if reason is not None:
+        fix = "" if explicit else "; shorten the id or the organisation slug"
+        out.add(where, f"the bucket name {_short(bucket)} {reason}{fix}")
+    elif not bucket.startswith(f"{slug}-"):
+        out.add(
+            where,
+            f"the bucket name {_short(bucket)} must start with {slug + '-'!r} "
+            "(the organisation slug): the agents' role and the access-log buckets' "
+            "policy only reach the party's buckets by that prefix",
+        )
+
+
 def _check_election(
     e: dict[str, Any], b: dict[str, Any] | None, stem: str, out: _Collector
 ) -> None:
@@ -421,9 +506,7 @@ def _check_election(
             f"{region!r} is not in the baseline's allowed regions "
             f"({', '.join(b['regions']['allowed'])})",
         )
-    bucket = e.get("bucket") or f"{b['organisation']['slug']}-{e['id']}"
-    if len(bucket) > 63:
-        out.add(("id",), f"the bucket name {bucket!r} is longer than 63 characters; shorten the id")
+    _check_bucket(e, b["organisation"]["slug"], out)
     if "share" in e:
         share = PurePosixPath(e["share"])
         if ".." in share.parts:
@@ -536,9 +619,12 @@ def _build_baseline(b: dict[str, Any]) -> m.Baseline:
             b["hosts"]["share_root"],
             tuple(b["hosts"]["admin_networks"]),
             tuple(b["hosts"]["stray_data_paths"]),
+            image_ids=dict(sorted(b["hosts"]["aws"]["image_ids"].items())),
+            subnet_ids=dict(sorted(b["hosts"]["aws"]["subnet_ids"].items())),
         ),
         identity=m.Identity(**b["identity"]),
         remediation=m.Remediation(**b["remediation"]),
+        iam_groups_quota=b["aws"]["iam_groups_quota"],
     )
 
 
@@ -664,18 +750,126 @@ def _validate_election(
     return (None if out.problems else filled), out.problems
 
 
+def iam_groups_of(p: m.Policies, person: m.Person) -> list[str]:
+    """The IAM groups Terraform puts `person` in (infra/modules/account_baseline):
+    `people`, `admins` for an administrator, `el-<id>` per election they are a member of."""
+    groups = ["people"] + (["admins"] if person.admin else [])
+    return groups + [f"el-{e.id}" for e in p.elections if person.id in e.members]
+
+
+def iam_group_count(p: m.Policies) -> int:
+    """IAM groups the Terraform creates: people, admins and one per election."""
+    return 2 + len(p.elections)
+
+
+def terraform_tags(
+    p: m.Policies, base_file: str = "baseline.yml"
+) -> list[tuple[str, str, str, str]]:
+    """(policy file, resource, tag key, tag value) for every tag the Terraform
+    sets from the policies (infra/: default_tags, election_storage, account_baseline,
+    region, file_share_host). tests/unit/test_policy_quotas.py checks this list
+    against the tag keys infra/ writes."""
+    b = p.baseline
+    slug = b.organisation.slug
+    base = base_file
+    tags = [
+        (base, "every resource", "isoloir:org", slug),
+        (base, "every resource", "isoloir:managed-by", "terraform"),
+    ]
+    tags += [(base, f"IAM user {x.id}", "isoloir:person", x.id) for x in b.people]
+    tags += [(base, "access-log buckets", "isoloir:purpose", "access-logs")]
+    for region in sorted({e.region for e in p.elections}):
+        held = [e for e in p.elections if e.region == region]
+        host = f"file-share host {region}"
+        tags += [
+            (base, host, "Name", f"{slug}-shares-{region}"),
+            (base, host, "isoloir:election-count", str(len(held))),
+        ]
+    for e in p.elections:
+        what = f"bucket and key of {e.id}"
+        tags += [
+            (e.source, what, "isoloir:election", e.id),
+            (e.source, what, "isoloir:retention-due", e.retention_due.isoformat()),
+            (e.source, what, "isoloir:legal-hold", str(e.legal_hold).lower()),
+        ]
+    return tags
+
+
+def tag_problems(tags: Iterable[tuple[str, str, str, str]]) -> list[Problem]:
+    problems = []
+    for file, resource, key, value in tags:
+        if len(key) > TAG_KEY_MAX or len(value) > TAG_VALUE_MAX:
+            problems.append(
+                Problem(
+                    file,
+                    0,
+                    "",
+                    f"the tag {key[:40]!r} of the {resource} would be {len(value)} characters "
+                    f"long: AWS allows {TAG_VALUE_MAX} per tag value and {TAG_KEY_MAX} per "
+                    "key (EC2, S3, KMS, IAM)",
+                )
+            )
+    return problems
+
+
+def _check_quotas(p: m.Policies, base_file: str, base_src: Source | None) -> list[Problem]:
+    """What IAM would refuse at apply time: groups per user, groups per account."""
+
+    def line(path: Path_) -> int:
+        return base_src.line_of(path) if base_src else 0
+
+    problems = []
+    for i, person in enumerate(p.baseline.people):
+        groups = iam_groups_of(p, person)
+        if len(groups) > IAM_GROUPS_PER_USER:
+            elections = len(groups) - (2 if person.admin else 1)
+            problems.append(
+                Problem(
+                    base_file,
+                    line(("people", i, "id")),
+                    _field(("people", i)),
+                    f"{person.id!r} would be in {len(groups)} IAM groups (people"
+                    f"{', admins' if person.admin else ''} and {elections} elections' "
+                    f"groups); AWS allows an IAM user in at most {IAM_GROUPS_PER_USER} "
+                    "groups (IAM quota 'Groups an IAM user can be a member of', not "
+                    f"adjustable): remove them from {len(groups) - IAM_GROUPS_PER_USER} "
+                    "election(s)' members",
+                )
+            )
+    needed = iam_group_count(p)
+    quota = p.baseline.iam_groups_quota
+    if needed > quota:
+        problems.append(
+            Problem(
+                base_file,
+                line(("aws", "iam_groups_quota")),
+                "aws.iam_groups_quota",
+                f"{len(p.elections)} elections need {needed} IAM groups (people, admins and "
+                f"one per election), above the account's quota of {quota} groups (AWS's "
+                f"default is {IAM_GROUPS_DEFAULT_QUOTA} per account; it can be raised in "
+                "Service Quotas, then set aws.iam_groups_quota to the new value)",
+            )
+        )
+    return problems
+
+
 def _assemble(
     baseline: dict[str, Any],
     elections: list[tuple[str, Source | None, dict[str, Any]]],
+    base_file: str = "baseline.yml",
+    base_src: Source | None = None,
 ) -> m.Policies:
     b = _build_baseline(baseline)
     built = [(f, s, _build_election(e, b, f)) for f, s, e in elections]
     problems = _check_across(built)
-    if problems:
-        raise PolicyError(problems)
-    return m.Policies(
+    policies = m.Policies(
         baseline=b, elections=tuple(sorted((e for _, _, e in built), key=lambda e: e.id))
     )
+    problems += _check_quotas(policies, base_file, base_src)
+    problems += tag_problems(terraform_tags(policies, base_file))
+    if problems:
+        raise PolicyError(problems)
+    return policies
 
 
 def load_policies(directory: str | Path = "policies") -> m.Policies:
@@ -708,7 +902,7 @@ def load_policies(directory: str | Path = "policies") -> m.Policies:
             elections.append((shown, esrc, election))
     if problems or baseline is None:
         raise PolicyError(problems)
-    return _assemble(baseline, elections)
+    return _assemble(baseline, elections, _display(base_path), src)
 
 
 # ---------------------------------------------------- normalised (rendered)
@@ -811,6 +1005,13 @@ def normalise(p: m.Policies) -> dict[str, Any]:
             "share_group_ownership": b.remediation.share_group_ownership,
         },
     }
+    if b.hosts.image_ids or b.hosts.subnet_ids:
+        baseline["hosts"]["aws"] = {
+            "image_ids": dict(b.hosts.image_ids),
+            "subnet_ids": dict(b.hosts.subnet_ids),
+        }
+    if b.iam_groups_quota != IAM_GROUPS_DEFAULT_QUOTA:
+        baseline["aws"] = {"iam_groups_quota": b.iam_groups_quota}
     if al.email:
         baseline["alerts"]["email"] = {
             "host": al.email.host,
@@ -892,7 +1093,7 @@ def from_normalised(data: Any, shown: str = "agent.json") -> m.Policies:
             elections.append((source, None, election))
     if problems or baseline is None:
         raise PolicyError(problems)
-    return _assemble(baseline, elections)
+    return _assemble(baseline, elections, shown)
 
 
 def load_rendered(path: str | Path) -> m.Policies:

@@ -8,7 +8,8 @@ policy after it was validated.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import PurePosixPath
 
@@ -150,6 +151,9 @@ class Hosts:
     share_root: str
     admin_networks: tuple[str, ...]
     stray_data_paths: tuple[str, ...]
+    # TARGET=aws: region -> Debian 12 AMI id / private subnet id of the file-share host
+    image_ids: Mapping[str, str] = field(default_factory=dict, hash=False)
+    subnet_ids: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,8 @@ class Baseline:
     hosts: Hosts
     identity: Identity
     remediation: Remediation
+    # The account's IAM groups quota (AWS's default 300, adjustable in Service Quotas)
+    iam_groups_quota: int = 300
 
     @property
     def admins(self) -> tuple[Person, ...]:

@@ -1,0 +1,316 @@
+"""`isoloir policy validate` refuses what AWS would refuse at apply time, naming
+AWS's rule: 10 IAM groups per user, 300 IAM groups per account (default quota),
+256 characters per tag value, S3's bucket naming rules, the `<slug>-` prefix of
+election buckets; and validates `hosts.aws` (AMI and subnet per region), which
+`isoloir policy render` writes into `host_image_ids` / `subnet_ids`.
+
+One fixture per rule: exit 2, `file:line: field: reason`."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from isoloir.cli import main
+from isoloir.policy import load_policies
+from isoloir.policy import render as policy_render
+from isoloir.policy.loader import (
+    IAM_GROUPS_PER_USER,
+    TAG_VALUE_MAX,
+    bucket_name_problem,
+    iam_group_count,
+    iam_groups_of,
+    load_rendered,
+    tag_problems,
+    terraform_tags,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "policies"
+ELECTION = "elections/exempleville-2027.yml"
+AMI = "ami-0fedcba9876543210"
+SUBNET = "subnet-0fedcba9876543210"
+
+
+@pytest.fixture()
+def policies(tmp_path: Path) -> Path:
+    target = tmp_path / "policies"
+    shutil.copytree(EXAMPLE, target, symlinks=True)
+    return target
+
+
+def edit(root: Path, rel: str, old: str, new: str) -> int:
+    """Replace one fragment; return the (1-based) line it starts on."""
+    path = root / rel
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, f"{old!r} must occur once in {rel}"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return text[: text.index(old)].count("\n") + 1
+
+
+def line_of(root: Path, rel: str, fragment: str) -> int:
+    text = (root / rel).read_text(encoding="utf-8")
+    assert text.count(fragment) == 1, fragment
+    return text[: text.index(fragment)].count("\n") + 1
+
+
+def add_election(root: Path, election_id: str, members: str = "[cfictive, dmodele]") -> Path:
+    """A copy of the example election under another id (same members by default)."""
+    text = (root / ELECTION).read_text(encoding="utf-8")
+    text = text.replace("id: exempleville-2027", f"id: {election_id}")
+    text = text.replace("members: [cfictive, dmodele]", f"members: {members}")
+    path = root / "elections" / f"{election_id}.yml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def validate(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+    code = main(["policy", "validate", str(root)])
+    err = capsys.readouterr().err
+    return code, [x for x in err.splitlines() if not x.endswith("nothing was changed.")]
+
+
+def only_error(
+    root: Path, capsys: pytest.CaptureFixture[str], rel: str, field: str
+) -> tuple[int, str]:
+    """Exit 2 and the one `file:line: field: reason` line about `field` in `rel`:
+    returns (line, reason)."""
+    code, errors = validate(root, capsys)
+    assert code == 2, errors
+    shown = root / rel
+    wanted = [e for e in errors if e.startswith(f"{shown}:") and f": {field}: " in e]
+    assert len(wanted) == 1, errors
+    location, _, reason = wanted[0].partition(f": {field}: ")
+    return int(location.rsplit(":", 1)[1]), reason
+
+
+# ------------------------------------------------------------ IAM quotas
+
+
+def test_a_person_in_more_than_ten_iam_groups_is_refused(
+    policies: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # cfictive (admin): people + admins + 9 elections = 11 groups; dmodele: 1 + 9 = 10 (fine).
+    for i in range(8):
+        add_election(policies, f"partielle-{i}-2027")
+    line, reason = only_error(policies, capsys, "baseline.yml", "people[0]")
+    assert line == line_of(policies, "baseline.yml", "- id: cfictive")
+    assert "'cfictive' would be in 11 IAM groups (people, admins and 9 elections' groups)" in reason
+    assert f"at most {IAM_GROUPS_PER_USER} groups" in reason
+    assert "Groups an IAM user can be a member of" in reason
+    assert "remove them from 1 election(s)' members" in reason
+
+
+def test_the_group_count_follows_the_terraform() -> None:
+    """iam_groups_of() mirrors infra/modules/account_baseline: the groups it
+    creates (people, admins, one per election) and the memberships it makes."""
+    text = (REPO / "infra/modules/account_baseline/main.tf").read_text(encoding="utf-8")
+    groups = set(re.findall(r'^resource "aws_iam_group" "(\w+)"', text, re.MULTILINE))
+    members = set(re.findall(r'^resource "aws_iam_group_membership" "(\w+)"', text, re.MULTILINE))
+    assert groups == members == {"people", "admins", "election"}
+    assert 'resource "aws_iam_user_group_membership"' not in text
+    p = load_policies(EXAMPLE)
+    cfictive = p.baseline.person("cfictive")  # admin, member of the example election
+    assert iam_groups_of(p, cfictive) == ["people", "admins", "el-exempleville-2027"]
+    assert iam_groups_of(p, p.baseline.person("ptest")) == ["people"]
+    assert iam_group_count(p) == 3
+
+
+def test_ten_groups_exactly_is_accepted(policies: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for i in range(7):  # cfictive: 2 + 8 = 10
+        add_election(policies, f"partielle-{i}-2027")
+    code, errors = validate(policies, capsys)
+    assert code == 0, errors
+
+
+def test_more_iam_groups_than_the_account_quota_is_refused(
+    policies: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 298 more elections without members: 299 elections + people + admins = 301 groups > 300.
+    for i in range(298):
+        add_election(policies, f"circo-{i:03d}", members="[]")
+    code, errors = validate(policies, capsys)
+    assert code == 2
+    about = [e for e in errors if ": aws.iam_groups_quota: " in e]
+    assert len(about) == 1, errors[:5]
+    assert about[0].startswith(f"{policies / 'baseline.yml'}:")
+    assert "299 elections need 301 IAM groups" in about[0]
+    assert "quota of 300 groups" in about[0]
+    assert "it can be raised in Service Quotas" in about[0]
+    # A raised quota, declared, lets it through.
+    edit(policies, "baseline.yml", "identity:\n", "aws:\n  iam_groups_quota: 400\n\nidentity:\n")
+    code, errors = validate(policies, capsys)
+    assert code == 0, errors[:5]
+
+
+# ------------------------------------------------------------ tag values
+
+
+def test_every_tag_the_terraform_writes_is_modelled() -> None:
+    """terraform_tags() must know every tag key infra/ writes: a new tag computed
+    from the policies (e.g. a list of elections) must be modelled, so that its
+    length is checked."""
+    keys: set[str] = set()
+    pattern = re.compile(r'^\s*"?((?:isoloir:[a-z-]+)|Name)"?\s*=', re.MULTILINE)
+    for tf in (REPO / "infra").rglob("*.tf"):
+        if "tests" in tf.parts:
+            continue
+        keys.update(pattern.findall(tf.read_text(encoding="utf-8")))
+    modelled = {key for _, _, key, _ in terraform_tags(load_policies(EXAMPLE))}
+    assert keys, "no tag found in infra/"
+    assert keys <= modelled, f"tags infra/ writes but the loader does not check: {keys - modelled}"
+
+
+def test_a_tag_value_over_256_characters_is_refused() -> None:
+    """The policies' schemas bound every field tagged today (ids, slug, dates), and
+    the host carries a count of its elections, not their list (F11): no policy file
+    reaches the limit, so the rule is shown on the tags the loader computes."""
+    long = [("elections/x.yml", "file-share host eu-west-3", "isoloir:elections", "e" * 257)]
+    problems = tag_problems(long)
+    assert len(problems) == 1
+    assert "would be 257 characters long" in str(problems[0])
+    assert f"AWS allows {TAG_VALUE_MAX} per tag value" in str(problems[0])
+    assert tag_problems([("b", "r", "k", "v" * TAG_VALUE_MAX)]) == []
+
+
+def test_many_elections_in_one_region_keep_the_host_tags_short(
+    policies: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 12 elections of 20+ characters in eu-west-3: their ids joined would exceed 256.
+    for i in range(11):
+        add_election(policies, f"legislatives-circo-{i:02d}", members="[]")
+    p = load_policies(policies)
+    assert len(" ".join(e.id for e in p.elections)) > TAG_VALUE_MAX
+    host = [t for t in terraform_tags(p) if t[1] == "file-share host eu-west-3"]
+    assert ("isoloir:election-count", "12") in [(k, v) for _, _, k, v in host]
+    assert all(len(v) <= TAG_VALUE_MAX for *_, v in terraform_tags(p))
+
+
+# ------------------------------------------------------------ bucket names
+
+BUCKET_CASES = [
+    (
+        "over 63 characters",
+        "mouvement-exemple-" + "a" * 46,
+        "is 64 characters long; S3 allows 3 to 63",
+    ),
+    ("upper case", "mouvement-exemple-Ville", "only lower-case letters, digits, dots and hyphens"),
+    ("underscore", "mouvement-exemple_ville", "only lower-case letters, digits, dots and hyphens"),
+    ("ends with a hyphen", "mouvement-exemple-", "must begin and end with a letter or digit"),
+    ("two adjacent dots", "mouvement-exemple..ville", "must not contain two adjacent dots"),
+    ("IP-like", "192.168.5.4", "must not be formatted as an IP address"),
+    ("xn-- prefix", "xn--mouvement-exemple", "must not start with xn--"),
+    ("-s3alias suffix", "mouvement-exemple-ville-s3alias", "must not end with -s3alias"),
+    ("a dot", "mouvement-exemple.ville", "must not contain dots"),
+    ("not the slug prefix", "autre-parti-ville", "must start with 'mouvement-exemple-'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "bucket", "reason"), BUCKET_CASES, ids=[c[0] for c in BUCKET_CASES]
+)
+def test_each_bucket_rule_names_file_line_and_field(
+    policies: Path, capsys: pytest.CaptureFixture[str], name: str, bucket: str, reason: str
+) -> None:
+    line = edit(policies, ELECTION, "kind: municipales", f'bucket: "{bucket}"\nkind: municipales')
+    at, said = only_error(policies, capsys, ELECTION, "bucket")
+    assert at == line
+    assert reason in said, said
+
+
+def test_a_default_bucket_name_is_checked_on_the_id(
+    policies: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # slug (30) + "-" + id (28) = 59: fine; a slug starting with xn-- breaks every name.
+    line = edit(policies, "baseline.yml", "slug: mouvement-exemple", "slug: xn--mouvement")
+    at, said = only_error(policies, capsys, "baseline.yml", "organisation.slug")
+    assert at == line
+    assert "'xn--mouvement-access-logs'" in said and "must not start with xn--" in said
+
+
+def test_the_s3_rules_alone() -> None:
+    assert bucket_name_problem("mouvement-exemple-exempleville-2027") is None
+    assert bucket_name_problem("ab") == "is 2 characters long; S3 allows 3 to 63"
+    assert "IP address" in str(bucket_name_problem("10.0.0.1"))
+    assert "reserve" in str(bucket_name_problem("sthree-abc"))
+
+
+# ------------------------------------------------------------ hosts.aws
+
+HOSTS_AWS = f"""  stray_data_paths: [/tmp, /home, /var/www]
+  aws:
+    image_ids: {{eu-west-3: {AMI}}}
+    subnet_ids: {{eu-west-3: {SUBNET}}}
+"""
+
+
+def test_hosts_aws_is_rendered_into_the_terraform_variables(policies: Path, tmp_path: Path) -> None:
+    edit(policies, "baseline.yml", "  stray_data_paths: [/tmp, /home, /var/www]\n", HOSTS_AWS)
+    p = load_policies(policies)
+    tfvars = policy_render.terraform_vars(p)
+    assert tfvars["host_image_ids"] == {"eu-west-3": AMI}
+    assert tfvars["subnet_ids"] == {"eu-west-3": SUBNET}
+    # ... and survives the agents' rendered config (normalise / load_rendered).
+    out = tmp_path / "rendered"
+    policy_render.write(p, out)
+    again = load_rendered(out / policy_render.AGENT_CONFIG)
+    assert dict(again.baseline.hosts.image_ids) == {"eu-west-3": AMI}
+    declared = (REPO / "infra" / "variables.tf").read_text(encoding="utf-8")
+    assert 'variable "host_image_ids"' in declared and 'variable "subnet_ids"' in declared
+    written = json.loads((out / policy_render.TERRAFORM_VARS).read_text(encoding="utf-8"))
+    assert written["subnet_ids"] == {"eu-west-3": SUBNET}
+
+
+HOST_CASES = [
+    (
+        "AMI id",
+        f"eu-west-3: {AMI}}}",
+        "eu-west-3: ami-XYZ}",
+        "hosts.aws.image_ids.eu-west-3",
+        '"ami-XYZ" is not an AMI id',
+    ),
+    (
+        "subnet id",
+        f"eu-west-3: {SUBNET}}}",
+        "eu-west-3: sub-0123}",
+        "hosts.aws.subnet_ids.eu-west-3",
+        '"sub-0123" is not a subnet id',
+    ),
+    (
+        "region outside the EU",
+        f"image_ids: {{eu-west-3: {AMI}}}",
+        f"image_ids: {{eu-west-2: {AMI}}}",
+        "hosts.aws.image_ids.eu-west-2",
+        "unknown field",
+    ),
+    (
+        "region not allowed",
+        f"image_ids: {{eu-west-3: {AMI}}}",
+        f"image_ids: {{eu-west-3: {AMI}, eu-north-1: {AMI}}}",
+        "hosts.aws.image_ids.eu-north-1",
+        "not in regions.allowed",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "field", "reason"), HOST_CASES, ids=[c[0] for c in HOST_CASES]
+)
+def test_each_hosts_aws_rule_names_file_line_and_field(
+    policies: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    old: str,
+    new: str,
+    field: str,
+    reason: str,
+) -> None:
+    edit(policies, "baseline.yml", "  stray_data_paths: [/tmp, /home, /var/www]\n", HOSTS_AWS)
+    line = edit(policies, "baseline.yml", old, new)
+    at, said = only_error(policies, capsys, "baseline.yml", field)
+    assert at == line
+    assert reason in said, said
