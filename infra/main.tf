@@ -5,6 +5,12 @@
 
 data "aws_caller_identity" "current" {}
 
+# The deploying principal as a bucket policy sees it (aws:PrincipalArn): for an
+# assumed-role session, the role's ARN with its path, not the session's ARN.
+data "aws_iam_session_context" "current" {
+  arn = data.aws_caller_identity.current.arn
+}
+
 locals {
   tags = merge(var.extra_tags, {
     "isoloir:org"        = var.org_slug
@@ -20,6 +26,13 @@ locals {
     )
   }
 
+  # Excepted from the election buckets' data deny: whoever runs Terraform (its
+  # refresh needs HeadBucket = s3:ListBucket) and the declared break-glass roles.
+  admin_principals = sort(distinct(concat(
+    length(var.deployer_principal_arns) > 0 ? var.deployer_principal_arns : [data.aws_iam_session_context.current.issuer_arn],
+    var.break_glass_role_arns,
+  )))
+
   by_region = {
     for r in ["eu-west-3", "eu-west-1", "eu-central-1", "eu-north-1", "eu-south-1", "eu-south-2"] : r => {
       for id, e in var.elections : id => {
@@ -27,6 +40,7 @@ locals {
         retention_date      = e.retention_date
         legal_hold          = e.legal_hold
         data_principal_arns = local.data_principals[id]
+        campaign_prefixes   = e.campaign_prefixes
       } if e.region == r
     }
   }
@@ -38,6 +52,8 @@ locals {
     kms_deletion_window_days = var.kms_deletion_window_days
     account_id               = local.account_id
     admin_networks           = var.admin_networks
+    admin_principal_arns     = local.admin_principals
+    lifecycle_backstop_days  = var.lifecycle_backstop_days
   }
 }
 
@@ -72,6 +88,8 @@ module "eu_west_3" {
   kms_deletion_window_days = local.regional_common.kms_deletion_window_days
   account_id               = local.regional_common.account_id
   admin_networks           = local.regional_common.admin_networks
+  admin_principal_arns     = local.regional_common.admin_principal_arns
+  lifecycle_backstop_days  = local.regional_common.lifecycle_backstop_days
   deploy_public_key        = var.deploy_public_key
   create_host              = var.create_hosts
   host_image_id            = lookup(var.host_image_ids, "eu-west-3", null)
@@ -95,6 +113,8 @@ module "eu_west_1" {
   kms_deletion_window_days = local.regional_common.kms_deletion_window_days
   account_id               = local.regional_common.account_id
   admin_networks           = local.regional_common.admin_networks
+  admin_principal_arns     = local.regional_common.admin_principal_arns
+  lifecycle_backstop_days  = local.regional_common.lifecycle_backstop_days
   deploy_public_key        = var.deploy_public_key
   create_host              = var.create_hosts
   host_image_id            = lookup(var.host_image_ids, "eu-west-1", null)
@@ -118,6 +138,8 @@ module "eu_central_1" {
   kms_deletion_window_days = local.regional_common.kms_deletion_window_days
   account_id               = local.regional_common.account_id
   admin_networks           = local.regional_common.admin_networks
+  admin_principal_arns     = local.regional_common.admin_principal_arns
+  lifecycle_backstop_days  = local.regional_common.lifecycle_backstop_days
   deploy_public_key        = var.deploy_public_key
   create_host              = var.create_hosts
   host_image_id            = lookup(var.host_image_ids, "eu-central-1", null)
@@ -141,6 +163,8 @@ module "eu_north_1" {
   kms_deletion_window_days = local.regional_common.kms_deletion_window_days
   account_id               = local.regional_common.account_id
   admin_networks           = local.regional_common.admin_networks
+  admin_principal_arns     = local.regional_common.admin_principal_arns
+  lifecycle_backstop_days  = local.regional_common.lifecycle_backstop_days
   deploy_public_key        = var.deploy_public_key
   create_host              = var.create_hosts
   host_image_id            = lookup(var.host_image_ids, "eu-north-1", null)
@@ -164,6 +188,8 @@ module "eu_south_1" {
   kms_deletion_window_days = local.regional_common.kms_deletion_window_days
   account_id               = local.regional_common.account_id
   admin_networks           = local.regional_common.admin_networks
+  admin_principal_arns     = local.regional_common.admin_principal_arns
+  lifecycle_backstop_days  = local.regional_common.lifecycle_backstop_days
   deploy_public_key        = var.deploy_public_key
   create_host              = var.create_hosts
   host_image_id            = lookup(var.host_image_ids, "eu-south-1", null)
@@ -187,6 +213,8 @@ module "eu_south_2" {
   kms_deletion_window_days = local.regional_common.kms_deletion_window_days
   account_id               = local.regional_common.account_id
   admin_networks           = local.regional_common.admin_networks
+  admin_principal_arns     = local.regional_common.admin_principal_arns
+  lifecycle_backstop_days  = local.regional_common.lifecycle_backstop_days
   deploy_public_key        = var.deploy_public_key
   create_host              = var.create_hosts
   host_image_id            = lookup(var.host_image_ids, "eu-south-2", null)

@@ -68,3 +68,8 @@ output "mfa_policy_arn" {
   description = "ARN of the MFA-required policy."
   value       = module.account_baseline.mfa_policy_arn
 }
+
+output "admin_principal_arns" {
+  description = "Principals excepted from the election buckets' data deny besides members and agents: the deployer (refresh needs HeadBucket) and the break-glass roles."
+  value       = local.admin_principals
+}

@@ -111,12 +111,23 @@ provider "aws" {
   }
 }
 
+# eu-south-1 (Milan) and eu-south-2 (Spain) are opt-in regions: disabled until
+# an administrator enables them (Account > AWS Regions). Terraform configures a
+# provider alias even when its module has count = 0, and on an account that has
+# not enabled the region the provider's credential check (sts:GetCallerIdentity
+# there) fails every plan with InvalidClientTokenId. So these aliases skip that
+# check and the account-id lookup (the modules get the account id from the
+# default provider); a call in a region still disabled fails only when an
+# election is actually placed there. `isoloir policy validate` warns when the
+# policies allow one (docs/infra.md).
 provider "aws" {
-  alias                       = "eu_south_1"
-  region                      = "eu-south-1"
-  s3_use_path_style           = local.emulated
-  skip_credentials_validation = local.emulated
-  skip_metadata_api_check     = local.emulated
+  alias                   = "eu_south_1"
+  region                  = "eu-south-1"
+  s3_use_path_style       = local.emulated
+  skip_metadata_api_check = local.emulated
+  # Opt-in region: see the note above the first opt-in alias.
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
 
   endpoints {
     ec2       = var.aws_endpoint
@@ -133,11 +144,13 @@ provider "aws" {
 }
 
 provider "aws" {
-  alias                       = "eu_south_2"
-  region                      = "eu-south-2"
-  s3_use_path_style           = local.emulated
-  skip_credentials_validation = local.emulated
-  skip_metadata_api_check     = local.emulated
+  alias                   = "eu_south_2"
+  region                  = "eu-south-2"
+  s3_use_path_style       = local.emulated
+  skip_metadata_api_check = local.emulated
+  # Opt-in region: see the note above the first opt-in alias.
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
 
   endpoints {
     ec2       = var.aws_endpoint

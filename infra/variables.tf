@@ -115,6 +115,9 @@ variable "elections" {
     legal_hold       = bool
     members          = list(string)
     dataset_prefixes = optional(list(string), [])
+    # Only these expire by lifecycle (a backstop after the retention agent);
+    # permanent datasets' prefixes are never listed here.
+    campaign_prefixes = optional(list(string), [])
   }))
 
   validation {
@@ -143,8 +146,59 @@ variable "elections" {
   }
 
   validation {
+    condition = alltrue([for id, e in var.elections : alltrue([
+      for c in e.campaign_prefixes : length(c) > 0 && !anytrue([
+        for d in e.dataset_prefixes : startswith(d, c) && !contains(e.campaign_prefixes, d)
+      ])
+    ])])
+    error_message = "A campaign prefix must be non-empty and must not cover another (permanent) dataset's prefix: its expiry rule would delete that dataset."
+  }
+
+  validation {
+    # IAM quota "groups an IAM user can be a member of": 10, not adjustable
+    # (IAM User Guide, "IAM and AWS STS quotas"): people + admins + one el-<id> each.
+    condition = alltrue([for p in var.people :
+      length([for id, e in var.elections : id if contains(e.members, p)]) + 1 + (contains(var.administrators, p) ? 1 : 0) <= 10
+    ])
+    error_message = "A person can be in at most 10 IAM groups (AWS quota): people, admins for an administrator, and one per election they are a member of."
+  }
+
+  validation {
+    condition     = alltrue([for id, e in var.elections : startswith(e.bucket_name, "${var.org_slug}-")])
+    error_message = "Every election's bucket name must start with \"<org_slug>-\": the agents' role and the access-log buckets' policy (aws:SourceArn) are scoped to the party's prefix."
+  }
+
+  validation {
     condition     = length(distinct([for id, e in var.elections : e.bucket_name])) == length(var.elections)
     error_message = "Two elections cannot share a bucket."
+  }
+}
+
+variable "lifecycle_backstop_days" {
+  description = "Days after an election's retention date at which S3 lifecycle expires its campaign datasets: a backstop behind the retention agent (which extracts consents and opt-outs, deletes and certifies), never the first deleter."
+  type        = number
+  default     = 14
+
+  validation {
+    condition     = var.lifecycle_backstop_days >= 1 && var.lifecycle_backstop_days <= 60 && floor(var.lifecycle_backstop_days) == var.lifecycle_backstop_days
+    error_message = "lifecycle_backstop_days must be a whole number of days from 1 to 60."
+  }
+}
+
+variable "deployer_principal_arns" {
+  description = "IAM role (or user) ARNs that run Terraform, excepted from the election buckets' data deny (refresh needs HeadBucket = s3:ListBucket). Empty: the principal running this plan (its role ARN for an assumed role)."
+  type        = list(string)
+  default     = []
+}
+
+variable "break_glass_role_arns" {
+  description = "Emergency administrator role ARNs also excepted from the election buckets' data deny."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for a in var.break_glass_role_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/", a))])
+    error_message = "break_glass_role_arns must list IAM role ARNs."
   }
 }
 

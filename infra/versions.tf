@@ -1,6 +1,7 @@
 terraform {
-  # Cross-variable validation (an election's region within allowed_regions) needs 1.9.
-  required_version = ">= 1.9"
+  # 1.9: cross-variable validation (an election's region within allowed_regions);
+  # 1.10: the S3 backend's `use_lockfile` (backend.s3.tf.example).
+  required_version = ">= 1.10"
 
   required_providers {
     aws = {
@@ -9,6 +10,7 @@ terraform {
     }
   }
 
-  # Local target: local state under .run/ (set by the driver with -state).
-  # Production: copy backend.s3.tf.example to backend.tf (EU bucket, encrypted, locked).
+  # Local target: local state under .run/ (the driver passes -backend-config=path=).
+  # Production: copy backend.s3.tf.example to backend.tf and fill in
+  # backend.aws.hcl (EU bucket, encrypted, locked); see docs/infra.md.
 }

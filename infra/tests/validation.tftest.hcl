@@ -1,6 +1,10 @@
 mock_provider "aws" {
   mock_data "aws_caller_identity" {
-    defaults = { account_id = "123456789012" }
+    defaults = { account_id = "123456789012", arn = "arn:aws:sts::123456789012:assumed-role/deployer/session" }
+  }
+
+  mock_data "aws_iam_session_context" {
+    defaults = { issuer_arn = "arn:aws:iam::123456789012:role/deployer" }
   }
 
   mock_data "aws_partition" {
@@ -273,4 +277,63 @@ run "password_shorter_than_cnil_minimum_is_refused" {
   }
 
   expect_failures = [var.password_policy]
+}
+
+run "campaign_prefix_covering_a_permanent_dataset_is_refused" {
+  command = plan
+
+  variables {
+    elections = {
+      "ville-2027" = {
+        label             = "Ville 2027"
+        region            = "eu-west-3"
+        bucket_name       = "parti-test-ville-2027"
+        retention_date    = "2027-05-21"
+        legal_hold        = false
+        members           = ["bob"]
+        dataset_prefixes  = ["prospects/", "prospects/benevoles/"]
+        campaign_prefixes = ["prospects/"]
+      }
+    }
+  }
+
+  expect_failures = [var.elections]
+}
+
+run "bucket_outside_the_party_prefix_is_refused" {
+  command = plan
+
+  variables {
+    elections = {
+      "ville-2027" = {
+        label          = "Ville 2027"
+        region         = "eu-west-3"
+        bucket_name    = "autre-ville-2027"
+        retention_date = "2027-05-21"
+        legal_hold     = false
+        members        = ["bob"]
+      }
+    }
+  }
+
+  expect_failures = [var.elections]
+}
+
+run "a_person_in_more_than_ten_iam_groups_is_refused" {
+  command = plan
+
+  variables {
+    elections = {
+      for i in range(9) : format("ville-%02d", i) => {
+        label          = "Ville"
+        region         = "eu-west-3"
+        bucket_name    = format("parti-test-ville-%02d", i)
+        retention_date = "2027-05-21"
+        legal_hold     = false
+        members        = ["alice"]
+      }
+    }
+  }
+
+  expect_failures = [var.elections]
 }

@@ -8,14 +8,17 @@ fictitious election in a second EU region (to exercise the provider aliases).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.plugins.lifecycle import Executor
 
 from isoloir import aws
 from isoloir.emulator import Emulator
@@ -29,6 +32,7 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 SECOND = "autreville-2026"
+BACKSTOP_DAYS = 14  # infra/variables.tf lifecycle_backstop_days' default
 
 
 @dataclass
@@ -57,6 +61,7 @@ def _tfvars() -> dict[str, Any]:
         "legal_hold": False,
         "members": ["ptest"],
         "dataset_prefixes": ["prospects/"],
+        "campaign_prefixes": ["prospects/"],
     }
     return data
 
@@ -128,10 +133,17 @@ def test_election_storage_as_the_api_reports_it(deployed: Deployed, election_id:
     assert sorted(tls[0]["Resource"]) == [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
 
     rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
-    retention = rules["retention"]
-    assert retention["Status"] == "Enabled"
-    assert retention["Expiration"]["Date"].date().isoformat() == e["retention_date"]
-    assert retention["NoncurrentVersionExpiration"]["NoncurrentDays"] >= 1
+    # One backstop rule per campaign prefix, dated after the retention date; none
+    # over the whole bucket or a permanent dataset.
+    backstop = date.fromisoformat(e["retention_date"]) + timedelta(days=BACKSTOP_DAYS)
+    assert e["campaign_prefixes"]
+    assert set(rules) == {f"retention:{p}" for p in e["campaign_prefixes"]} | {"housekeeping"}
+    for prefix in e["campaign_prefixes"]:
+        retention = rules[f"retention:{prefix}"]
+        assert retention["Status"] == "Enabled"
+        assert retention["Filter"] == {"Prefix": prefix}
+        assert retention["Expiration"]["Date"].date() == backstop
+        assert retention["NoncurrentVersionExpiration"]["NoncurrentDays"] >= 1
     housekeeping = rules["housekeeping"]
     assert housekeeping["Status"] == "Enabled"
     assert housekeeping["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1
@@ -182,6 +194,77 @@ def test_second_plan_shows_no_change(deployed: Deployed) -> None:
     assert (code, summary.changed) == (0, False), summary.addresses
 
 
+def _all_versions(s3: Any, bucket: str, prefix: str = "") -> list[tuple[str, str, bool]]:
+    """(key, version id, is delete marker) of every version under prefix."""
+    got = s3.list_object_versions(Bucket=bucket, Prefix=prefix)
+    return [(v["Key"], v["VersionId"], False) for v in got.get("Versions", [])] + [
+        (m["Key"], m["VersionId"], True) for m in got.get("DeleteMarkers", [])
+    ]
+
+
+def test_lifecycle_run_at_its_dates_expires_campaign_data_only(deployed: Deployed) -> None:
+    """The rules Terraform created, executed with S3's semantics (tests/plugins/lifecycle.py):
+    nothing is expired on the due day (the agent's turn), the campaign prefixes are
+    expired at the backstop date and gone a week later, the permanent dataset stays.
+    moto applies bucket policies without their conditions (docs/infra.md), so the
+    policy is lifted while objects are seeded and put back as it was."""
+    e = _elections(deployed)["exempleville-2027"]
+    bucket, s3 = e["bucket_name"], aws.client("s3", e["region"])
+    policy = s3.get_bucket_policy(Bucket=bucket)["Policy"]
+    s3.delete_bucket_policy(Bucket=bucket)
+    try:
+        keys = ["prospects/contacts.csv", "porte-a-porte/tournee.csv", "benevoles/liste.csv"]
+        for key in keys:
+            s3.put_object(Bucket=bucket, Key=key, Body=b"id;consentement\n1;oui\n")
+        due = datetime.combine(date.fromisoformat(e["retention_date"]), time(0), tzinfo=UTC)
+        backstop = due + timedelta(days=BACKSTOP_DAYS)
+        lifecycle = Executor(s3, bucket)
+
+        on_due_day = lifecycle.run(due + timedelta(hours=23))
+        assert on_due_day.delete_markers_added == [] and on_due_day.versions_deleted == []
+        expired = lifecycle.run(backstop)
+        assert sorted(expired.delete_markers_added) == sorted(keys[:2])
+        lifecycle.run(backstop + timedelta(days=8))  # non-current versions: 7 days
+        lifecycle.run(backstop + timedelta(days=9))  # lone delete markers (housekeeping)
+
+        assert _all_versions(s3, bucket, "prospects/") == []
+        assert _all_versions(s3, bucket, "porte-a-porte/") == []
+        kept = _all_versions(s3, bucket, "benevoles/")
+        assert [(k, marker) for k, _, marker in kept] == [("benevoles/liste.csv", False)]
+        body = s3.get_object(Bucket=bucket, Key="benevoles/liste.csv")["Body"].read()
+        assert body == b"id;consentement\n1;oui\n"
+    finally:
+        for key, version, _ in _all_versions(s3, bucket):
+            s3.delete_object(Bucket=bucket, Key=key, VersionId=version)
+        s3.put_bucket_policy(Bucket=bucket, Policy=policy)
+
+
+def test_deployer_can_refresh_every_election_bucket(deployed: Deployed) -> None:
+    """The provider's refresh starts with HeadBucket, authorised as s3:ListBucket:
+    the bucket policy's data deny must except whoever runs Terraform (and the
+    break-glass roles), while a person who is not a member stays denied."""
+    iam = aws.client("iam")
+    caller = aws.client("sts").get_caller_identity()["Arn"]
+    assert caller in deployed.outputs["admin_principal_arns"]
+    administrator = [json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"}]})]  # fmt: skip
+    outsider = iam.get_user(UserName="ptest")["User"]["Arn"]  # member of SECOND only
+    for election_id, e in _elections(deployed).items():
+        bucket = e["bucket_name"]
+        policy = aws.client("s3", e["region"]).get_bucket_policy(Bucket=bucket)["Policy"]
+        head = Request(
+            principal_arn=caller,
+            action="s3:ListBucket",
+            resource=f"arn:aws:s3:::{bucket}",
+            context={"aws:SecureTransport": "true"},
+        )
+        assert evaluate(head, administrator, policy).decision is Decision.ALLOW, election_id
+        if outsider.rsplit("/", 1)[1] not in e["members"]:
+            other = Request(outsider, "s3:ListBucket", head.resource, head.context)
+            got = evaluate(other, administrator, policy)
+            assert got.decision is Decision.EXPLICIT_DENY, election_id
+
+
 def test_adding_and_archiving_elections_touch_only_their_resources(deployed: Deployed) -> None:
     """One plan adds an election and archives another: every create belongs to
     the new one, every destroy to the archived one, nothing else changes."""
@@ -194,13 +277,20 @@ def test_adding_and_archiving_elections_touch_only_their_resources(deployed: Dep
         "retention_date": "2028-06-30",
         "legal_hold": False,
         "members": ["dmodele"],
-        "dataset_prefixes": [],
+        "dataset_prefixes": ["prospects/"],
+        "campaign_prefixes": ["prospects/"],
     }
     del data["elections"]["exempleville-2027"]
     files = [deployed.write_vars(data, "changed.tfvars.json"), *deployed.var_files[1:]]
     code, summary = deployed.tf.plan(files, deployed.workdir / "changed.tfplan", refresh=False)
     assert code == 2
-    assert summary.change == 0
+    # The only update: the agents' role, whose writes are scoped to the election
+    # buckets and keys by name (docs/infra.md).
+    updated = [a for a, acts in summary.addresses.items() if acts == ("update",)]
+    assert updated == ["module.account_baseline.aws_iam_role_policy.agent"], updated
+    summary = dataclasses.replace(
+        summary, addresses={a: x for a, x in summary.addresses.items() if a not in updated}
+    )
     created = [a for a, acts in summary.addresses.items() if "create" in acts]
     destroyed = [a for a, acts in summary.addresses.items() if "delete" in acts]
     assert not set(created) & set(destroyed), "nothing is replaced"

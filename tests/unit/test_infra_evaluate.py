@@ -189,3 +189,35 @@ def test_provider_mirror_is_found_by_its_layout(tmp_path, monkeypatch) -> None:
     binary.write_bytes(b"")
     assert find_provider_mirror([str(tmp_path)]) == tmp_path / "m"
     assert find_provider_mirror([str(tmp_path / "nowhere")]) is None
+
+
+DEPLOYER = "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/eu-west-3/Deploy"
+ADMIN_IDENTITY = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "*", "Resource": "*"}]}  # fmt: skip
+
+
+def _data_deny(*excepted: str) -> dict[str, object]:
+    """The module's DenyDataToAnyoneButElectionAndAgent statement, as rendered."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyDataToAnyoneButElectionAndAgent",
+                "Effect": "Deny",
+                "Principal": {"AWS": "*"},
+                "Action": ["s3:GetObject*", "s3:ListBucket*", "s3:PutObject*"],
+                "Resource": [BUCKET, f"{BUCKET}/*"],
+                "Condition": {"ArnNotLike": {"aws:PrincipalArn": list(excepted)}},
+            }
+        ],
+    }
+
+
+def test_deployer_can_head_bucket_and_a_non_member_is_still_denied() -> None:
+    head = Request(DEPLOYER, "s3:ListBucket", BUCKET, {"aws:SecureTransport": "true"})
+    # without the deployer in the exception, its administrator rights do not help
+    assert evaluate(head, [ADMIN_IDENTITY], _data_deny(USER_A)).decision is (Decision.EXPLICIT_DENY)
+    policy = _data_deny(USER_A, DEPLOYER)
+    assert evaluate(head, [ADMIN_IDENTITY], policy).decision is Decision.ALLOW
+    other = Request(USER_B, "s3:ListBucket", BUCKET, {"aws:SecureTransport": "true"})
+    assert evaluate(other, [ADMIN_IDENTITY], policy).decision is Decision.EXPLICIT_DENY

@@ -72,8 +72,13 @@ def _target(args: argparse.Namespace, tfvars: dict[str, Any]) -> Target:
 def run(action: str, args: argparse.Namespace) -> int:
     try:
         tfvars = load_tfvars(args.rendered)
-    except (FileNotFoundError, json.JSONDecodeError) as exc:
+    except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except (ValueError, OSError) as exc:  # not UTF-8, not JSON, unreadable (D19)
+        why = exc.strerror if isinstance(exc, OSError) else f"not UTF-8 JSON ({exc})"
+        shown = args.rendered / "terraform" / "terraform.tfvars.json"
+        print(f"error: {shown}: {why}; re-run `isoloir policy render`", file=sys.stderr)
         return EXIT_ERROR
     tfvars_path = args.rendered / "terraform" / "terraform.tfvars.json"
     target = _target(args, tfvars)

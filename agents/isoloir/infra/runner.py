@@ -1,7 +1,7 @@
 """A thin wrapper around the Terraform CLI, and the targets it runs against.
 
-Why not python-terraform (pinned in requirements.lock): its last release
-predates Terraform 1.x. `destroy()` always passes `-force`, a flag Terraform
+Why not python-terraform (once a declared dependency, now dropped): its last
+release (0.10.1) predates Terraform 1.x. `destroy()` always passes `-force`, a flag Terraform
 0.15 removed, so it fails; it either captures the whole output until the
 command ends or hands the terminal over, never both, so progress cannot be
 streamed and summarised; it reads the environment only from `os.environ`, so
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,12 +43,78 @@ Log = Callable[[str], None]
 
 
 class TerraformError(RuntimeError):
-    """A Terraform command failed."""
+    """A Terraform command failed (`hint`: what the operator should do)."""
 
-    def __init__(self, args: Sequence[str], code: int, tail: Sequence[str]) -> None:
+    def __init__(self, args: Sequence[str], code: int, tail: Sequence[str], hint: str = "") -> None:
         self.code = code
         self.tail = list(tail)
-        super().__init__(f"terraform {' '.join(args[:1])} failed with exit code {code}")
+        self.hint = hint
+        text = f"terraform {' '.join(args[:1])} failed with exit code {code}"
+        super().__init__(f"{text}: {hint}" if hint else text)
+
+
+# ------------------------------------------------------------ backend and lock file
+
+# `ISOLOIR_TF_LOCKFILE=update` lets `init` record the hashes of this machine's
+# platform in infra/.terraform.lock.hcl; the default keeps the committed file
+# read-only, so an unreviewed provider can never slip in.
+LOCKFILE_ENV = "ISOLOIR_TF_LOCKFILE"
+LOCKFILE_MODES = ("readonly", "update")
+# `ISOLOIR_TF_BACKEND_CONFIG=FILE` names the partial backend configuration of a
+# non-local backend (default: infra/backend.aws.hcl when it exists).
+BACKEND_CONFIG_ENV = "ISOLOIR_TF_BACKEND_CONFIG"
+BACKEND_CONFIG_FILE = "backend.aws.hcl"
+_BACKEND_RE = re.compile(r'^\s*backend\s+"([A-Za-z0-9_]+)"', re.MULTILINE)
+_LOCK_MISMATCH = (
+    "doesn't match any of the checksums previously recorded in the dependency lock file",
+    "the current platform",
+    "cannot record",
+    "locked provider",
+)
+LOCK_HINT = (
+    "the provider's hash for this platform is not in infra/.terraform.lock.hcl, and init runs "
+    "with -lockfile=readonly. Record every platform once, with network access: `terraform "
+    "-chdir=infra providers lock -platform=linux_amd64 -platform=linux_arm64 "
+    "-platform=darwin_amd64 -platform=darwin_arm64 -platform=windows_amd64`, and commit the "
+    f"file; or set {LOCKFILE_ENV}=update to let init record this platform (docs/infra.md)"
+)
+
+
+def lockfile_mode(env: Mapping[str, str] | None = None) -> str:
+    mode = (env if env is not None else os.environ).get(LOCKFILE_ENV, "readonly") or "readonly"
+    if mode not in LOCKFILE_MODES:
+        raise ValueError(f"{LOCKFILE_ENV}={mode!r}: expected one of {', '.join(LOCKFILE_MODES)}")
+    return mode
+
+
+def declared_backend(infra_dir: Path) -> str:
+    """The backend type the configuration declares ("local" when none)."""
+    found: set[str] = set()
+    for path in sorted(infra_dir.glob("*.tf")):
+        found.update(_BACKEND_RE.findall(path.read_text(encoding="utf-8")))
+    if len(found) > 1:
+        raise ValueError(f"{infra_dir}: several backends declared ({', '.join(sorted(found))})")
+    return found.pop() if found else "local"
+
+
+def initialised_backend(data_dir: Path) -> str | None:
+    """The backend type `init` last configured in this data directory."""
+    path = data_dir / "terraform.tfstate"
+    if not path.is_file():
+        return None
+    try:
+        backend = json.loads(path.read_text(encoding="utf-8")).get("backend") or {}
+    except ValueError:
+        return None
+    kind = backend.get("type")
+    return str(kind) if kind else None
+
+
+def _holds_resources(state: Path) -> bool:
+    try:
+        return bool(json.loads(state.read_text(encoding="utf-8")).get("resources"))
+    except (OSError, ValueError):
+        return False
 
 
 def repo_root() -> Path:
@@ -177,8 +244,10 @@ def summarise_plan(plan_json: Mapping[str, Any]) -> PlanSummary:
 class Terraform:
     """Terraform CLI on one configuration directory with one state.
 
-    `state_path` set: local backend at that path (the `backend "local"` block
-    in infra/backend.tf takes it as `-backend-config=path=...`).
+    `state_path`: where the local backend keeps the state (the `backend "local"`
+    block in infra/backend.tf takes it as `-backend-config=path=...`); unused
+    when infra/ declares another backend. `backend_config`: a partial backend
+    configuration file passed as `-backend-config=FILE` (docs/infra.md).
     """
 
     infra_dir: Path
@@ -188,6 +257,8 @@ class Terraform:
     backend_config: Path | None = None
     log: Log = field(default=lambda line: print(line, flush=True))
     binary: str = "terraform"
+    # Called with the var files before every plan but a destroy; raises to refuse.
+    before_plan: Callable[[Sequence[Path]], None] | None = None
 
     def _command(self, args: Sequence[str]) -> list[str]:
         exe = shutil.which(self.binary) or self.binary
@@ -245,15 +316,54 @@ class Terraform:
         return proc.stdout
 
     # -------------------------------------------------------------- commands
-    def init(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        args = ["init", "-input=false", "-no-color", "-lockfile=readonly"]
-        if self.state_path is not None:
-            self.state_path.parent.mkdir(parents=True, exist_ok=True)
-            args.append(f"-backend-config=path={self.state_path}")
+    def init_args(self) -> list[str]:
+        """`init`'s argv for the backend infra/ declares.
+
+        Local backend: the state at `state_path`. Any other (S3 in production):
+        no `path=`, which that backend would refuse; `backend_config` (a partial
+        configuration file) if given; `-reconfigure` when the data directory was
+        initialised for another backend type. A local state holding resources is
+        never left behind silently: its migration is the operator's explicit step.
+        """
+        args = ["init", "-input=false", "-no-color"]
+        try:
+            mode = lockfile_mode(self.env if LOCKFILE_ENV in self.env else None)
+            backend = declared_backend(self.infra_dir)
+        except ValueError as exc:
+            raise TerraformError(["init"], 2, [], hint=str(exc)) from exc
+        if mode == "readonly":
+            args.append("-lockfile=readonly")
+        if backend == "local":
+            if self.state_path is not None:
+                args.append(f"-backend-config=path={self.state_path}")
+        elif self.state_path is not None and _holds_resources(self.state_path):
+            raise TerraformError(
+                ["init"],
+                2,
+                [],
+                hint=f"infra/ now declares the {backend} backend but {self.state_path} still "
+                f"holds the state: move it once with `TF_DATA_DIR={self.data_dir} terraform "
+                f"-chdir={self.infra_dir} init -migrate-state`, then delete the local file",
+            )
         if self.backend_config is not None:
             args.append(f"-backend-config={self.backend_config}")
-        self.run(args, stream=False)
+        previous = initialised_backend(self.data_dir)
+        if previous is not None and previous != backend:
+            args.append("-reconfigure")
+        return args
+
+    def init(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.state_path is not None:
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        args = self.init_args()
+        try:
+            self.run(args, stream=False)
+        except TerraformError as exc:
+            text = "\n".join(exc.tail)
+            if "-lockfile=readonly" in args and any(m in text for m in _LOCK_MISMATCH):
+                raise TerraformError(args, exc.code, exc.tail, hint=LOCK_HINT) from exc
+            raise
 
     def plan(
         self,
@@ -264,6 +374,11 @@ class Terraform:
         refresh: bool = True,
     ) -> tuple[int, PlanSummary]:
         """`plan -detailed-exitcode -out`: returns (0 none | 2 changes, summary)."""
+        if self.before_plan is not None and not destroy:
+            try:
+                self.before_plan(var_files)
+            except RuntimeError as exc:
+                raise TerraformError(["plan"], 2, [], hint=str(exc)) from exc
         args = ["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={out}"]
         args += [f"-var-file={f}" for f in var_files]
         if destroy:

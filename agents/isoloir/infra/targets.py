@@ -10,7 +10,7 @@ import json
 import os
 import ssl
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,16 @@ from botocore.awsrequest import AWSRequest
 
 from isoloir import aws
 from isoloir.emulator import Emulator
-from isoloir.infra.runner import Log, Terraform, default_infra_dir, terraform_env
+from isoloir.infra import guards
+from isoloir.infra.runner import (
+    BACKEND_CONFIG_ENV,
+    BACKEND_CONFIG_FILE,
+    Log,
+    Terraform,
+    declared_backend,
+    default_infra_dir,
+    terraform_env,
+)
 
 TFVARS = Path("terraform/terraform.tfvars.json")
 STAND_IN_IMAGE_NAME = "isoloir-debian-12-stand-in"
@@ -40,18 +49,43 @@ class Target:
     def state_dir(self) -> Path:
         return self.run_dir / "infra" / self.name
 
+    def backend_config(self, infra_dir: Path) -> Path | None:
+        """The aws target's partial backend configuration, when infra/ declares a
+        non-local backend: $ISOLOIR_TF_BACKEND_CONFIG, else infra/backend.aws.hcl."""
+        try:
+            if self.name != "aws" or declared_backend(infra_dir) == "local":
+                return None
+        except ValueError:
+            return None  # init reports it
+        named = os.environ.get(BACKEND_CONFIG_ENV)
+        if named:
+            return Path(named)
+        default = infra_dir / BACKEND_CONFIG_FILE
+        return default if default.is_file() else None
+
     def terraform(self, infra_dir: Path | None = None, log: Log | None = None) -> Terraform:
         tf_env = terraform_env(self.run_dir, self.state_dir / "tf-data")
         tf_env.update(self.env)
+        infra = infra_dir or default_infra_dir()
         tf = Terraform(
-            infra_dir=infra_dir or default_infra_dir(),
+            infra_dir=infra,
             data_dir=self.state_dir / "tf-data",
             env=tf_env,
             state_path=self.state_dir / "terraform.tfstate",
+            backend_config=self.backend_config(infra),
         )
+        tf.before_plan = self.refuse_shredded
         if log is not None:
             tf.log = log
         return tf
+
+    def refuse_shredded(self, var_files: Sequence[Path]) -> None:
+        """guards.refuse_shredded against this target's account (its environment)."""
+        saved = _with_env(self.env)
+        try:
+            guards.refuse_shredded(var_files)
+        finally:
+            _restore(saved)
 
 
 def load_tfvars(rendered: Path) -> dict[str, Any]:

@@ -7,16 +7,67 @@ temporary name and renamed, so a reader never sees half a file.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from isoloir.policy.loader import normalise
-from isoloir.policy.model import Policies
+from isoloir.policy.loader import PolicyError, Problem, normalise
+from isoloir.policy.model import Election, Policies
+from isoloir.policy.outfiles import write_all
 
 TERRAFORM_VARS = Path("terraform/terraform.tfvars.json")
 ANSIBLE_VARS = Path("ansible/isoloir_vars.json")
 AGENT_CONFIG = Path("agent/agent.json")
+
+
+# EU regions AWS launched after March 2019: disabled in an account until an
+# administrator enables them (AWS Account Management guide, "Specify which AWS
+# Regions your account can use"). infra/providers.tf skips their credential check.
+OPT_IN_REGIONS = ("eu-south-1", "eu-south-2")
+
+
+def opt_in_warnings(p: Policies) -> list[str]:
+    """One line per allowed opt-in region: enable it before deploying there."""
+    return [
+        f"warning: regions.allowed lists {r}, an opt-in region: enable it in the AWS "
+        "console (Account > AWS Regions) before deploying, or remove it"
+        for r in sorted(p.baseline.regions.allowed)
+        if r in OPT_IN_REGIONS
+    ]
+
+
+def campaign_prefixes(e: Election) -> list[str]:
+    """The bucket prefixes S3 lifecycle may expire (as a backstop after the agent):
+    the campaign datasets' only. A campaign prefix that would also cover a
+    permanent dataset's prefix (or the whole bucket) is refused: its expiry rule
+    would destroy data the party keeps."""
+    permanent = [d.bucket_prefix for d in e.datasets if not d.campaign_specific]
+    prefixes = sorted({d.bucket_prefix for d in e.datasets if d.campaign_specific})
+    problems = [
+        Problem(
+            e.source,
+            0,
+            "datasets",
+            f"campaign prefix {c!r} also covers the permanent "
+            f"dataset prefix {k!r}: its lifecycle expiry would delete it",
+        )
+        for c in prefixes
+        for k in permanent
+        if k.startswith(c)
+    ]
+    problems += [
+        Problem(
+            e.source,
+            0,
+            "datasets",
+            "a campaign dataset has an empty bucket_prefix: "
+            "its lifecycle expiry would cover the whole bucket",
+        )
+        for c in prefixes
+        if not c
+    ]
+    if problems:
+        raise PolicyError(problems)
+    return prefixes
 
 
 def terraform_vars(p: Policies) -> dict[str, Any]:
@@ -38,6 +89,9 @@ def terraform_vars(p: Policies) -> dict[str, Any]:
         },
         "kms_deletion_window_days": b.retention.kms_deletion_window_days,
         "admin_networks": list(b.hosts.admin_networks),
+        # hosts.aws in the baseline (TARGET=aws); the local target's var file overrides them
+        "host_image_ids": dict(b.hosts.image_ids),
+        "subnet_ids": dict(b.hosts.subnet_ids),
         "log_bucket_name": b.log_bucket_name,
         "administrators": sorted(x.id for x in b.admins),
         "people": sorted(x.id for x in b.people),
@@ -50,6 +104,7 @@ def terraform_vars(p: Policies) -> dict[str, Any]:
                 "legal_hold": e.legal_hold,
                 "members": sorted(e.members),
                 "dataset_prefixes": sorted(d.bucket_prefix for d in e.datasets),
+                "campaign_prefixes": campaign_prefixes(e),
             }
             for e in p.elections
         },
@@ -105,14 +160,5 @@ def rendered(p: Policies) -> dict[Path, str]:
 
 
 def write(p: Policies, out: Path) -> list[Path]:
-    files = rendered(p)
-    written = []
-    for rel, text in files.items():
-        target = out / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.chmod(tmp, 0o640)
-        os.replace(tmp, target)
-        written.append(target)
-    return written
+    """Write every output or none (outfiles.WriteError names the path and why)."""
+    return write_all(out, rendered(p))

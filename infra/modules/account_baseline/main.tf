@@ -11,8 +11,13 @@ locals {
   path       = "/isoloir/"
   prefix     = "isoloir-${var.org_slug}"
   user_arn   = "arn:${local.partition}:iam::${local.account_id}:user/isoloir"
-  # Every bucket Isoloir creates starts with the party's slug.
-  bucket_arns = "arn:${local.partition}:s3:::${var.org_slug}-*"
+  # Every bucket Isoloir creates starts with the party's slug: read-only
+  # settings of those. Writes and data go only to the election buckets and keys,
+  # by name: never the access-log buckets, the Terraform state bucket or the
+  # hosts' volume keys (docs/infra.md, "The agents' role").
+  bucket_arns          = "arn:${local.partition}:s3:::${var.org_slug}-*"
+  election_bucket_arns = sort([for id, e in var.elections : e.bucket_arn])
+  election_key_arns    = sort([for id, e in var.elections : e.kms_key_arn])
 }
 
 # ---------------------------------------------------------- passwords | PWD
@@ -36,9 +41,12 @@ resource "aws_iam_user" "person" {
   # checkov:skip=CKV_AWS_273:The kit targets small parties without an identity provider; every user is forced to MFA by the group policy below.
   for_each = toset(var.people)
 
-  name          = each.value
-  path          = local.path
-  force_destroy = false
+  name = each.value
+  path = local.path
+  # Off-boarding is one deploy: the person's console password, access keys and
+  # MFA devices (made outside Terraform) go with the user; without this, IAM
+  # refuses DeleteUser with DeleteConflict.
+  force_destroy = true
   tags          = merge(var.tags, { "isoloir:person" = each.value })
 }
 
@@ -220,6 +228,8 @@ data "aws_iam_policy_document" "agent" {
     actions = [
       "s3:GetAccountPublicAccessBlock",
       "s3:ListAllMyBuckets",
+      # the remediation restoring the account-level block (account-wide action)
+      "s3:PutAccountPublicAccessBlock",
     ]
     resources = ["*"]
   }
@@ -244,34 +254,79 @@ data "aws_iam_policy_document" "agent" {
     resources = [local.bucket_arns]
   }
 
-  statement {
-    sid       = "RemediateBucketExposure"
-    actions   = ["s3:PutBucketAcl", "s3:PutBucketPublicAccessBlock"]
-    resources = [local.bucket_arns]
+  dynamic "statement" {
+    for_each = length(var.elections) > 0 ? [1] : []
+
+    content {
+      sid = "RemediateElectionBucketExposure"
+      actions = [
+        "s3:DeleteBucketPolicy",
+        "s3:PutBucketAcl",
+        "s3:PutBucketPolicy",
+        "s3:PutBucketPublicAccessBlock",
+      ]
+      resources = local.election_bucket_arns
+    }
   }
 
+  dynamic "statement" {
+    for_each = length(var.elections) > 0 ? [1] : []
+
+    content {
+      sid = "ScanAndPurgeElectionObjects"
+      actions = [
+        "s3:DeleteObject",
+        "s3:DeleteObjectVersion",
+        "s3:GetObject",
+        "s3:GetObjectAcl",
+        "s3:GetObjectVersion",
+        "s3:PutObjectAcl",
+      ]
+      resources = [for b in local.election_bucket_arns : "${b}/*"]
+    }
+  }
+
+  # Defence in depth (aws-readiness F12): whatever a later change allows, the
+  # access logs and the Terraform state are neither changed nor read. Their
+  # settings stay readable (the exposure checks read every bucket's).
   statement {
-    sid = "ScanAndPurgeObjects"
+    sid    = "DenyLogsAndState"
+    effect = "Deny"
     actions = [
-      "s3:DeleteObject",
-      "s3:DeleteObjectVersion",
-      "s3:GetObject",
-      "s3:GetObjectAcl",
-      "s3:GetObjectVersion",
-      "s3:PutObjectAcl",
+      "s3:DeleteBucket*",
+      "s3:DeleteObject*",
+      "s3:GetObject*",
+      "s3:PutBucket*",
+      "s3:PutEncryptionConfiguration",
+      "s3:PutLifecycleConfiguration",
+      "s3:PutObject*",
     ]
-    resources = ["${local.bucket_arns}/*"]
+    resources = [
+      "arn:${local.partition}:s3:::${var.org_slug}-access-logs*",
+      "arn:${local.partition}:s3:::*-tfstate",
+      "arn:${local.partition}:s3:::*-tfstate/*",
+    ]
   }
 
   statement {
-    sid       = "UseAndShredElectionKeys"
-    actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:GetKeyRotationStatus", "kms:ScheduleKeyDeletion"]
+    sid       = "ReadPartyKeys"
+    actions   = ["kms:DescribeKey", "kms:GetKeyRotationStatus"]
     resources = ["arn:${local.partition}:kms:*:${local.account_id}:key/*"]
 
     condition {
       test     = "StringEquals"
       variable = "aws:ResourceTag/isoloir:org"
       values   = [var.org_slug]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(var.elections) > 0 ? [1] : []
+
+    content {
+      sid       = "UseAndShredElectionKeys"
+      actions   = ["kms:Decrypt", "kms:ScheduleKeyDeletion"]
+      resources = local.election_key_arns
     }
   }
 
@@ -282,6 +337,7 @@ data "aws_iam_policy_document" "agent" {
       "iam:GetAccountPasswordPolicy",
       "iam:GetAccountSummary",
       "iam:GetCredentialReport",
+      "iam:GetLoginProfile",
       "iam:ListAccessKeys",
       "iam:ListGroupsForUser",
       "iam:ListMFADevices",

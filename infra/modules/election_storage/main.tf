@@ -13,6 +13,9 @@ locals {
     "isoloir:retention-due" = var.retention_date
     "isoloir:legal-hold"    = tostring(var.legal_hold)
   })
+  # Midnight UTC, lifecycle_backstop_days after the retention date (S3 expires
+  # on a date at 00:00 UTC: LifecycleExpiration.Date, S3 API reference).
+  backstop_date = timeadd("${var.retention_date}T00:00:00Z", "${var.lifecycle_backstop_days * 24}h")
   # Data-plane actions: only the election's members and the agent may use them.
   data_actions = [
     "s3:AbortMultipartUpload",
@@ -123,18 +126,30 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
   # back (see docs/infra.md, "Lifecycle and the emulator").
   transition_default_minimum_object_size = "all_storage_classes_128K"
 
-  rule {
-    id     = "retention"
-    status = var.legal_hold ? "Disabled" : "Enabled"
+  # One expiry rule per CAMPAIGN dataset prefix, never the whole bucket: the
+  # permanent datasets (the party's consenting contacts) share the bucket. It is
+  # a backstop, dated lifecycle_backstop_days after the retention date, so the
+  # retention agent (which extracts consents and opt-outs first, then deletes
+  # every version and certifies it) is always the first deleter. Disabled under
+  # a legal hold. See docs/infra.md, "Lifecycle rules: a backstop".
+  dynamic "rule" {
+    for_each = toset(var.campaign_prefixes)
 
-    filter {}
+    content {
+      id     = "retention:${rule.value}"
+      status = var.legal_hold ? "Disabled" : "Enabled"
 
-    expiration {
-      date = "${var.retention_date}T00:00:00Z"
-    }
+      filter {
+        prefix = rule.value
+      }
 
-    noncurrent_version_expiration {
-      noncurrent_days = var.noncurrent_version_days
+      expiration {
+        date = local.backstop_date
+      }
+
+      noncurrent_version_expiration {
+        noncurrent_days = var.noncurrent_version_days
+      }
     }
   }
 
@@ -217,7 +232,15 @@ data "aws_iam_policy_document" "deny_other_encryption" {
     condition {
       test     = "StringNotEquals"
       variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
-      values   = [aws_kms_key.this.arn]
+      # S3 accepts the key's ARN, its id, its alias and the alias's ARN in the header.
+      values = [
+        aws_kms_key.this.arn,
+        aws_kms_key.this.key_id,
+        aws_kms_alias.this.name,
+        # built here: the provider derives alias ARNs from its account id, which
+        # opt-in regions' aliases do not look up (infra/providers.tf)
+        "arn:${local.partition}:kms:${var.region}:${var.account_id}:${aws_kms_alias.this.name}",
+      ]
     }
 
     condition {
@@ -243,7 +266,7 @@ data "aws_iam_policy_document" "deny_other_principals" {
     condition {
       test     = "ArnNotLike"
       variable = "aws:PrincipalArn"
-      values   = sort(var.data_principal_arns)
+      values   = sort(distinct(concat(var.data_principal_arns, var.admin_principal_arns)))
     }
   }
 }

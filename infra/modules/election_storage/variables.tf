@@ -29,12 +29,34 @@ variable "bucket_name" {
 }
 
 variable "retention_date" {
-  description = "Date (YYYY-MM-DD, UTC) at which the campaign data must be gone: current versions expire then."
+  description = "The retention agent's due date (YYYY-MM-DD, UTC) for the campaign data; the lifecycle backstop expires the campaign prefixes lifecycle_backstop_days later."
   type        = string
 
   validation {
     condition     = can(regex("^[0-9]{4}-[0-9]{2}-[0-9]{2}$", var.retention_date)) && can(formatdate("YYYY", "${var.retention_date}T00:00:00Z"))
     error_message = "retention_date must be a calendar date written YYYY-MM-DD."
+  }
+}
+
+variable "campaign_prefixes" {
+  description = "Object prefixes of the election's CAMPAIGN datasets (destroyed at retention); permanent datasets' prefixes must not be listed. Each gets its own expiry rule."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for p in var.campaign_prefixes : length(p) > 0 && endswith(p, "/")])
+    error_message = "campaign_prefixes must be non-empty prefixes ending with '/': an empty prefix would expire the whole bucket, permanent datasets included."
+  }
+}
+
+variable "lifecycle_backstop_days" {
+  description = "Days after the retention date at which the lifecycle rules expire the campaign datasets: a backstop behind the retention agent, never the first deleter."
+  type        = number
+  default     = 14
+
+  validation {
+    condition     = var.lifecycle_backstop_days >= 1 && var.lifecycle_backstop_days <= 60 && floor(var.lifecycle_backstop_days) == var.lifecycle_backstop_days
+    error_message = "lifecycle_backstop_days must be a whole number of days from 1 to 60 (the exposure check accepts no later backstop)."
   }
 }
 
@@ -78,6 +100,17 @@ variable "data_principal_arns" {
   validation {
     condition     = length(var.data_principal_arns) > 0 && alltrue([for a in var.data_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(user|role)/", a))])
     error_message = "data_principal_arns must list IAM user or role ARNs."
+  }
+}
+
+variable "admin_principal_arns" {
+  description = "Principals that administer the bucket and are excepted from the data deny: the deploying principal (its refresh calls HeadBucket, authorised as s3:ListBucket) and declared break-glass roles."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for a in var.admin_principal_arns : can(regex("^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:(root$|user/|role/)", a))])
+    error_message = "admin_principal_arns must list IAM role or user ARNs (or the account root)."
   }
 }
 

@@ -112,8 +112,10 @@ resource "aws_instance" "this" {
   }
 
   tags = merge(var.tags, {
-    Name                = var.name
-    "isoloir:elections" = join(" ", sort(var.elections))
+    Name = var.name
+    # A count, not the list: a tag value holds at most 256 characters and a
+    # resource at most 50 tags; the list is in the root's file_share_hosts output.
+    "isoloir:election-count" = tostring(length(var.elections))
   })
 
   lifecycle {

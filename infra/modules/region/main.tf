@@ -115,6 +115,14 @@ data "aws_iam_policy_document" "logs" {
       variable = "aws:SourceAccount"
       values   = [var.account_id]
     }
+
+    # Confused-deputy protection: only the party's own buckets' logs (S3 User
+    # Guide, "Enabling Amazon S3 server access logging", bucket policy example).
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:${data.aws_partition.current.partition}:s3:::${var.org_slug}-*"]
+    }
   }
 }
 
@@ -137,10 +145,13 @@ module "election" {
   legal_hold               = each.value.legal_hold
   kms_deletion_window_days = var.kms_deletion_window_days
   # Through the policy resource: logging is accepted only once the log bucket lets S3 write.
-  log_bucket_name     = aws_s3_bucket_policy.logs.bucket
-  data_principal_arns = each.value.data_principal_arns
-  account_id          = var.account_id
-  tags                = var.tags
+  log_bucket_name         = aws_s3_bucket_policy.logs.bucket
+  data_principal_arns     = each.value.data_principal_arns
+  admin_principal_arns    = var.admin_principal_arns
+  campaign_prefixes       = each.value.campaign_prefixes
+  lifecycle_backstop_days = var.lifecycle_backstop_days
+  account_id              = var.account_id
+  tags                    = var.tags
 }
 
 # ---------------------------------------------------------------- host

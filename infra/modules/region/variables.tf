@@ -25,7 +25,20 @@ variable "elections" {
     retention_date      = string
     legal_hold          = bool
     data_principal_arns = list(string)
+    campaign_prefixes   = list(string)
   }))
+}
+
+variable "admin_principal_arns" {
+  description = "The deploying principal and break-glass roles, excepted from the election buckets' data deny."
+  type        = list(string)
+  default     = []
+}
+
+variable "lifecycle_backstop_days" {
+  description = "Days after each election's retention date at which its campaign prefixes expire (backstop behind the retention agent)."
+  type        = number
+  default     = 14
 }
 
 variable "log_bucket_name" {

@@ -1,13 +1,30 @@
+"""The election bucket's lifecycle: a backstop on the campaign datasets only.
+
+Expected shape (infra/modules/election_storage, docs/infra.md): one enabled
+rule per campaign dataset prefix, expiring current versions on a date a few
+days AFTER the retention date (the retention agent extracts consents and
+opt-outs, deletes and certifies first; S3 only catches what it missed), with
+NoncurrentVersionExpiration on a versioned bucket. A rule that deletes data
+(Expiration by Date or Days, or NoncurrentVersionExpiration) and covers a
+permanent dataset's prefix or the whole bucket is flagged: S3 would destroy
+data the party keeps. Under a legal hold no expiry is expected.
+"""
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from isoloir.exposure.checks._common import READ_S3, s3_buckets
-from isoloir.exposure.model import Inventory
+from isoloir.exposure.model import Bucket, Inventory
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.policy.model import Election
+
+# The latest backstop accepted after the retention date (infra/variables.tf
+# lifecycle_backstop_days allows 1 to 60; the default is 14).
+MAX_BACKSTOP_DAYS = 60
 
 
 def _expiry_date(rule: Mapping[str, Any]) -> date | None:
@@ -24,47 +41,109 @@ def _expiry_date(rule: Mapping[str, Any]) -> date | None:
     return None
 
 
-def _covers_all(rule: Mapping[str, Any]) -> bool:
+def _prefix(rule: Mapping[str, Any]) -> tuple[str, bool]:
+    """(prefix the rule applies to, whether it selects every object under it).
+    An empty prefix is the whole bucket; a tag or size condition narrows the rule."""
     flt = rule.get("Filter")
     if flt is None:
-        return not rule.get("Prefix")
-    return not flt or flt == {"Prefix": ""}
+        return str(rule.get("Prefix") or ""), True
+    if "And" in flt:
+        cond = flt["And"] or {}
+        narrowed = bool(cond.get("Tags")) or any(k.startswith("ObjectSize") for k in cond)
+        return str(cond.get("Prefix") or ""), not narrowed
+    if "Tag" in flt or any(k.startswith("ObjectSize") for k in flt):
+        return "", False
+    return str(flt.get("Prefix") or ""), True
+
+
+def _deletes(rule: Mapping[str, Any]) -> bool:
+    exp = rule.get("Expiration") or {}
+    return "Date" in exp or "Days" in exp or "NoncurrentVersionExpiration" in rule
+
+
+def _dangerous(bucket: Bucket, permanent: list[str]) -> Iterator[tuple[str, str]]:
+    """(rule id, what it would destroy) for enabled deleting rules over kept data."""
+    for rule in bucket.lifecycle:
+        if rule.get("Status") != "Enabled" or not _deletes(rule):
+            continue
+        prefix, _ = _prefix(rule)
+        rid = str(rule.get("ID") or "(no id)")
+        if not prefix:
+            yield rid, "the whole bucket"
+            continue
+        for kept in permanent:
+            if kept.startswith(prefix) or prefix.startswith(kept):
+                yield rid, f"the permanent dataset prefix {kept}"
+
+
+def _covered(bucket: Bucket, campaign: str, due: date, permanent: list[str]) -> bool:
+    latest = due + timedelta(days=MAX_BACKSTOP_DAYS)
+    for rule in bucket.lifecycle:
+        if rule.get("Status") != "Enabled":
+            continue
+        prefix, whole = _prefix(rule)
+        if not prefix or not whole or not campaign.startswith(prefix):
+            continue
+        if any(k.startswith(prefix) for k in permanent):
+            continue
+        expiry = _expiry_date(rule)
+        if expiry is None or not due < expiry <= latest:
+            continue
+        if bucket.versioning == "Enabled" and "NoncurrentVersionExpiration" not in rule:
+            continue
+        return True
+    return False
+
+
+def _hits(bucket: Bucket, election: Election) -> Iterator[Hit]:
+    due = election.retention_due
+    permanent = [d.bucket_prefix for d in election.datasets if not d.campaign_specific]
+    for rid, what in _dangerous(bucket, permanent):
+        yield Hit(
+            resource=f"s3://{bucket.name}",
+            message=f"Bucket {bucket.name}: lifecycle rule {rid} deletes {what}, which "
+            f"{election.id} keeps after its retention date.",
+            election=election.id,
+            evidence={"retention_due": due.isoformat(), "rule": rid},
+            location=bucket.region,
+        )
+    if election.legal_hold:
+        return
+    missing = sorted(
+        d.bucket_prefix
+        for d in election.datasets
+        if d.campaign_specific and not _covered(bucket, d.bucket_prefix, due, permanent)
+    )
+    if missing:
+        yield Hit(
+            resource=f"s3://{bucket.name}",
+            message=f"Bucket {bucket.name} has no lifecycle backstop expiring "
+            f"{', '.join(missing)} after the retention date {due.isoformat()} of "
+            f"{election.id} (within {MAX_BACKSTOP_DAYS} days).",
+            election=election.id,
+            evidence={
+                "retention_due": due.isoformat(),
+                "rules": len(bucket.lifecycle),
+                "prefixes_without_backstop": missing,
+            },
+            location=bucket.region,
+        )
 
 
 @check(
     id="s3_bucket_lifecycle_retention",
-    title="No lifecycle expiration matching the election's retention date",
+    title="Lifecycle backstop missing on a campaign dataset, or expiring data the party keeps",
     severity=Severity.MEDIUM,
     scope="s3",
     reflex="clean files after the election",
-    remediation="Add an enabled lifecycle rule expiring every object at or before the "
-    "election's retention date, with NoncurrentVersionExpiration when versioning is on "
-    "(the retention agent still deletes and proves the deletion).",
+    remediation="Give each campaign dataset prefix its own enabled lifecycle rule "
+    "(Filter Prefix) expiring it a few days after the retention date, with "
+    "NoncurrentVersionExpiration when versioning is on; never a rule over the whole bucket "
+    "or a permanent dataset (the retention agent deletes first and proves the deletion).",
     permissions=(*READ_S3, "s3:GetLifecycleConfiguration"),
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
     for _, bucket, election_id in s3_buckets(inv):
         if election_id is None or "lifecycle" in bucket.errors:
             continue
-        election = inv.policies.election(election_id)
-        due = election.retention_due
-        ok = False
-        for rule in bucket.lifecycle:
-            if rule.get("Status") != "Enabled" or not _covers_all(rule):
-                continue
-            expiry = _expiry_date(rule)
-            if expiry is None or expiry > due:
-                continue
-            if bucket.versioning == "Enabled" and "NoncurrentVersionExpiration" not in rule:
-                continue
-            ok = True
-        if ok:
-            continue
-        yield Hit(
-            resource=f"s3://{bucket.name}",
-            message=f"Bucket {bucket.name} has no lifecycle expiration on or before the "
-            f"retention date {due.isoformat()} of {election_id}.",
-            election=election_id,
-            evidence={"retention_due": due.isoformat(), "rules": len(bucket.lifecycle)},
-            location=bucket.region,
-        )
+        yield from _hits(bucket, inv.policies.election(election_id))

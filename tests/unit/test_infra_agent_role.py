@@ -1,0 +1,67 @@
+"""The agents' role grants what the agents declare they call, and writes only to
+the election buckets and keys (never the log or state buckets, never the hosts'
+volume keys). Read from infra/modules/account_baseline/main.tf."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from isoloir.exposure import registry, remediate
+from isoloir.retention import purge
+
+REPO = Path(__file__).resolve().parents[2]
+MAIN = REPO / "infra" / "modules" / "account_baseline" / "main.tf"
+# Allowed to every principal without a policy (STS GetCallerIdentity).
+NEEDS_NO_GRANT = {"sts:GetCallerIdentity"}
+_ACTION = re.compile(r'"((?:s3|kms|iam|sts):[A-Za-z*]+)"')
+
+
+def _agent_document() -> str:
+    text = MAIN.read_text(encoding="utf-8")
+    start = text.index('data "aws_iam_policy_document" "agent" {')
+    end = text.index('resource "aws_iam_role_policy" "agent"')
+    return text[start:end]
+
+
+def _statements() -> dict[str, str]:
+    """sid -> the statement's text."""
+    doc = _agent_document()
+    parts = re.split(r'\bsid\s*=\s*"([A-Za-z]+)"', doc)
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+
+
+def _granted() -> set[str]:
+    return set(_ACTION.findall(_agent_document()))
+
+
+def _declared() -> set[str]:
+    wanted = {p for chk in registry.discover().values() for p in chk.permissions}
+    wanted |= set(remediate.PERMISSIONS)
+    doc = purge.__doc__ or ""
+    wanted |= set(re.findall(r"(?:s3|kms):[A-Za-z]+", doc.split("Permissions used:")[1]))
+    return {p for p in wanted if not p.startswith("host:")}
+
+
+def test_every_declared_permission_is_granted() -> None:
+    missing = _declared() - _granted() - NEEDS_NO_GRANT
+    assert not missing, f"declared by the agents but not in the role: {sorted(missing)}"
+
+
+def test_the_purge_declaration_is_read() -> None:
+    assert {"s3:DeleteObjectVersion", "kms:ScheduleKeyDeletion"} <= _declared()
+
+
+def test_writes_and_data_are_scoped_to_the_election_buckets_and_keys() -> None:
+    statements = _statements()
+    for sid, body in statements.items():
+        destructive = re.search(
+            r'"(s3:Delete\w*|s3:Put(?!AccountPublicAccessBlock)\w*|s3:GetObject\w*'
+            r'|kms:ScheduleKeyDeletion|kms:Decrypt)"',
+            body,
+        )
+        if destructive is None or 'effect = "Deny"' in body:  # a Deny narrows, never grants
+            continue
+        assert "local.bucket_arns" not in body, f"{sid}: writes on every <slug>-* bucket"
+        assert ":key/*" not in body, f"{sid}: writes on every key of the party"
+        assert "election_bucket_arns" in body or "election_key_arns" in body, sid
