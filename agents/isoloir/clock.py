@@ -3,6 +3,11 @@
 `ISOLOIR_NOW` (an ISO-8601 timestamp) overrides the real time. It exists for
 `make demo` and the tests, which move past an election's retention date; a
 deployed agent never has it set, and `isoloir status` reports when it is.
+
+While it is set, the retention purge skips its check of the host clock against
+AWS's (the `Date` header of an S3 response): AWS keeps the real time, which the
+override deliberately contradicts. Without it, a host clock that disagrees with
+AWS's by more than a few minutes stops every purge (docs/retention.md).
 """
 
 from __future__ import annotations

@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.config import Config
 
 from isoloir import aws
 from isoloir.emulator import Emulator
 from isoloir.jobs import JobContext
 from isoloir.policy import load_policies
-from isoloir.retention import tabular
+from isoloir.retention import keys, tabular
 from isoloir.retention.jobs import retention_job
 from isoloir.retention.journal import CRASH_ENV
 from isoloir.retention.suppression import SuppressionList
@@ -112,10 +113,12 @@ class World:
         (self.policies / "baseline.yml").write_text(
             baseline_text(self.share_root, self.contacts), encoding="utf-8"
         )
+        keys.init(self.secrets)  # as the agents role does at deploy
         self.tag = uuid.uuid4().hex[:8]
 
     def bucket(self, name: str) -> str:
-        return f"rt-{self.tag}-{name}"
+        # the policies require bucket names to start with the organisation's slug
+        return f"mouvement-exemple-rt-{self.tag}-{name}"
 
     def add_election(self, eid: str, datasets: list[dict[str, Any]], **kw: Any) -> str:
         bucket = self.bucket(eid)
@@ -222,6 +225,12 @@ def count_versions(s3: Any, bucket: str, prefix: str = "") -> tuple[int, int]:
         versions += len(page.get("Versions", []))
         markers += len(page.get("DeleteMarkers", []))
     return versions, markers
+
+
+def only(directory: Path, pattern: str) -> Path:
+    """The one file matching `pattern` (certificates and kept contacts are run-scoped)."""
+    (path,) = sorted(directory.glob(pattern))
+    return path
 
 
 def tree_state(root: Path) -> dict[str, Any]:
@@ -377,7 +386,9 @@ def test_purge_of_a_due_election(world: World, clients: tuple[Any, Any]) -> None
         if p["consentement"].strip().lower() in ("oui", "yes") and not p["desinscrit"]
     ]
     opted = [p for p in current if p["desinscrit"] == "oui"]
-    header, kept = tabular.read_table((world.contacts / "ville-2026--prospects.csv").read_bytes())
+    header, kept = tabular.read_table(
+        only(world.contacts, "ville-2026--prospects--*.csv").read_bytes()
+    )
     assert header == CONTACT_COLUMNS
     assert sorted(tuple(r[c] for c in CONTACT_COLUMNS) for r in kept) == sorted(
         tuple(p[c] for c in CONTACT_COLUMNS) for p in consenting
@@ -425,9 +436,12 @@ def test_purge_of_a_due_election(world: World, clients: tuple[Any, Any]) -> None
     assert kms.describe_key(KeyId=other_key)["KeyMetadata"]["KeyState"] == "Enabled"
 
     # the certificate
-    cert = world.state / "retention" / "certificates" / "ville-2026.json"
-    verify = world.cli("certificate", "verify", str(cert))
+    cert = only(world.state / "retention" / "certificates", "ville-2026--*.json")
+    assert str(cert) in result.stdout
+    verify = world.cli("certificate", "verify", str(cert), "--host-key")
     assert verify.returncode == 0, verify.stderr
+    unpinned = world.cli("certificate", "verify", str(cert))
+    assert unpinned.returncode == 1 and "UNVERIFIED" in unpinned.stderr
     body = json.loads(cert.read_text())["certificate"]
     assert body["key"]["deletion_date"] == meta["DeletionDate"].isoformat()
     assert body["key"]["window_days"] == 30
@@ -450,8 +464,8 @@ def test_purge_of_a_due_election(world: World, clients: tuple[Any, Any]) -> None
             str(cert.parent / "retention-signing.pub.pem"),
         )
         assert bad.returncode != 0, pos
-    show = world.cli("certificate", "show", "--lang", "fr", str(cert))
-    assert show.returncode == 0
+    show = world.cli("certificate", "show", "--lang", "fr", str(cert), "--host-key")
+    assert show.returncode == 0, show.stderr
     assert "Certificat de destruction" in show.stdout and "vérifiés" in show.stdout
 
     # a second run changes nothing and reports the completed purge
@@ -512,6 +526,7 @@ def test_plan_lists_without_deleting(world: World, clients: tuple[Any, Any]) -> 
     s3, kms = clients
     bucket = world.add_election("hameau-2026", [{"name": "prospects", "tabular": True}])
     make_bucket(s3, kms, bucket)
+    (world.share_root / "hameau-2026" / "prospects").mkdir(parents=True)  # as Ansible does
     people = fake_people(8, 5)
     for i, p in enumerate(people):
         p["consentement"], p["desinscrit"] = ("oui" if i < 3 else ""), ("oui" if i == 7 else "")
@@ -598,8 +613,12 @@ def test_kill_9_at_random_points_then_resume(world: World, clients: tuple[Any, A
         s3, bucket, "prospects-archive/"
     )
     # one call: the emulator copies the whole bucket on every ListObjectVersions
-    listing = s3.list_object_versions(
-        Bucket=bucket, Prefix="prospects/", MaxKeys=10 * OBJECTS * VERSIONS
+    slow = aws.client_kwargs("s3")  # one listing of the whole bucket: longer than READ_TIMEOUT
+    slow["config"] = slow["config"].merge(Config(read_timeout=600))
+    listing = (
+        aws.session(REGION)
+        .client("s3", **slow)
+        .list_object_versions(Bucket=bucket, Prefix="prospects/", MaxKeys=10 * OBJECTS * VERSIONS)
     )
     assert not listing["IsTruncated"]
     seeded = {(v["Key"], v["VersionId"]) for v in listing["Versions"]}
@@ -659,7 +678,7 @@ def test_kill_9_at_random_points_then_resume(world: World, clients: tuple[Any, A
         == tree_before
     )
     consenting = [p for p in people if p["consentement"] == "oui" and not p["desinscrit"]]
-    _h, kept = tabular.read_table((world.contacts / f"{eid}--prospects.csv").read_bytes())
+    _h, kept = tabular.read_table(only(world.contacts, f"{eid}--prospects--*.csv").read_bytes())
     assert [tuple(r.values()) for r in kept] == [
         tuple(p[c] for c in CONTACT_COLUMNS) for p in consenting
     ]
@@ -670,7 +689,7 @@ def test_kill_9_at_random_points_then_resume(world: World, clients: tuple[Any, A
         assert all(store.contains(p["email"], p["telephone"]) for p in opted)
     # the bucket keeps permanent data, so the key is not shredded, and the certificate says why
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
-    cert_path = world.state / "retention" / "certificates" / f"{eid}.json"
+    cert_path = only(world.state / "retention" / "certificates", f"{eid}--*.json")
     cert = json.loads(cert_path.read_text())["certificate"]
     assert "10 object versions outside the campaign datasets" in cert["key"]["deferred_reason"]
     (ds,) = cert["datasets"]
@@ -681,7 +700,7 @@ def test_kill_9_at_random_points_then_resume(world: World, clients: tuple[Any, A
         len(consenting),
         2 * len(opted),
     )
-    assert world.cli("certificate", "verify", str(cert_path)).returncode == 0
+    assert world.cli("certificate", "verify", str(cert_path), "--host-key").returncode == 0
 
     # nothing missed, nothing done twice: each seeded version is in exactly one journaled batch
     db = sqlite3.connect(world.state / "retention" / "journal.sqlite")

@@ -374,7 +374,7 @@ def make_policies(root: Path) -> Policies:
             "  active: false",
             '  reason: ""',
             "members: [cfictive]",
-            "bucket: rt-tables-ville-2026",
+            "bucket: mouvement-exemple-rt-tables-ville-2026",
             "datasets:",
             "  - name: prospects",
             "    bucket_prefix: prospects/",
@@ -407,11 +407,12 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("s3", region_name=REGION)
         client.create_bucket(
-            Bucket="rt-tables-ville-2026",
+            Bucket="mouvement-exemple-rt-tables-ville-2026",
             CreateBucketConfiguration={"LocationConstraint": REGION},
         )
         client.put_bucket_versioning(
-            Bucket="rt-tables-ville-2026", VersioningConfiguration={"Status": "Enabled"}
+            Bucket="mouvement-exemple-rt-tables-ville-2026",
+            VersioningConfiguration={"Status": "Enabled"},
         )
         yield client
 

@@ -13,13 +13,15 @@ from __future__ import annotations
 import base64
 import json
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from isoloir.retention import keys
@@ -69,8 +71,77 @@ REQUIRED = (
 )
 
 
+MAX_CERTIFICATE_BYTES = 4 * 1024 * 1024
+MAX_KEY_BYTES = 64 * 1024
+
+
 class CertificateError(ValueError):
     """The certificate does not verify; the message says why."""
+
+
+class UnreadableError(ValueError):
+    """A certificate or key file cannot be read: missing, not a regular file, too large."""
+
+
+def read_regular(path: Path, what: str, limit: int) -> bytes:
+    """The bytes of a regular file, in bounded time and memory.
+
+    The open never blocks (O_NONBLOCK: a FIFO has no writer), and a directory,
+    FIFO, socket or device is refused by its fstat type before any read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError as exc:
+        raise UnreadableError(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise UnreadableError(f"{path}: is a directory, not a {what}")
+        if not stat.S_ISREG(st.st_mode):
+            raise UnreadableError(
+                f"{path}: not a regular file (FIFO, socket or device), not a {what}"
+            )
+        if st.st_size > limit:
+            raise UnreadableError(f"{path}: larger than {limit} bytes, not a {what}")
+        os.set_blocking(fd, True)
+        handle = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise UnreadableError(f"{path}: larger than {limit} bytes, not a {what}")
+    return data
+
+
+def public_key_from(path: Path) -> Ed25519PublicKey:
+    """An Ed25519 public key from a PEM file (UnreadableError says why not)."""
+    data = read_regular(path, "public key", MAX_KEY_BYTES)
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise UnreadableError(f"{path}: not a PEM public key") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise UnreadableError(f"{path}: not an Ed25519 public key")
+    return key
+
+
+def fingerprint(key: Ed25519PublicKey) -> str:
+    """`sha256:<hex>` of the raw public key, as printed and pinned."""
+    return "sha256:" + keys.public_key_id(key)
+
+
+def normalise_fingerprint(value: str) -> str:
+    """Accept `sha256:HEX`, bare HEX, upper case, colons: `sha256:<64 lower hex>`."""
+    text = value.strip().lower()
+    text = text.removeprefix("sha256:").replace(":", "")
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise UnreadableError(
+            f"fingerprint {value!r} is not a SHA-256 (64 hexadecimal digits, optionally "
+            "prefixed sha256:)"
+        )
+    return "sha256:" + text
 
 
 def canonical(value: Any) -> bytes:
@@ -109,16 +180,25 @@ def sign(body: Mapping[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
 
 
 def write(path: Path, document: Mapping[str, Any], public_key: Ed25519PublicKey) -> None:
-    """Write the certificate atomically (0644) and the public key beside it."""
+    """Write the certificate atomically (0644) and the public key beside it.
+
+    An existing certificate is never replaced (CertificateError): each run has
+    its own file name.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic(path, render_file(document))
-    pub = path.parent / PUBLIC_KEY_FILE
+    _atomic(path, render_file(document), replace=False)
+    write_public_key(path.parent, public_key)
+
+
+def write_public_key(directory: Path, public_key: Ed25519PublicKey) -> None:
+    """The signing key's public half beside the certificates (a convenience copy)."""
+    pub = directory / PUBLIC_KEY_FILE
     pem = keys.public_pem(public_key)
     if not pub.exists() or pub.read_bytes() != pem:
         _atomic(pub, pem)
 
 
-def _atomic(path: Path, data: bytes) -> None:
+def _atomic(path: Path, data: bytes, replace: bool = True) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
     try:
@@ -126,7 +206,15 @@ def _atomic(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
+    if replace:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # fails if it exists
+    except FileExistsError:
+        raise CertificateError(f"{path} already exists: a certificate is never replaced") from None
+    finally:
+        os.unlink(tmp)
 
 
 @dataclass
@@ -217,12 +305,22 @@ def verify_bytes(data: bytes, public_key: Ed25519PublicKey) -> Verification:
 
 
 def verify_file(path: Path, public_key_path: Path | None = None) -> Verification:
+    """Verify with the given key, else the one beside the certificate (read first).
+
+    The key beside the certificate proves nothing on its own (whoever can
+    write the folder can replace both): the CLI says "unverified" unless the
+    key is pinned (`--public-key`, `--fingerprint`, `--host-key`).
+    """
+    try:
+        data = read_regular(path, "certificate", MAX_CERTIFICATE_BYTES)
+    except UnreadableError as exc:
+        return Verification(False, [str(exc)])
     pub = public_key_path or path.parent / PUBLIC_KEY_FILE
     try:
-        public_key = keys.load_public_key(pub)
-    except (OSError, ValueError, keys.SecretError) as exc:
-        return Verification(False, [f"cannot read the public key {pub}: {exc}"])
-    return verify_bytes(path.read_bytes(), public_key)
+        public_key = public_key_from(pub)
+    except UnreadableError as exc:
+        return Verification(False, [f"cannot use the public key: {exc}"])
+    return verify_bytes(data, public_key)
 
 
 # ------------------------------------------------------------------ rendering
@@ -250,10 +348,40 @@ def _n_fr(value: int) -> str:
     return f"{value:,}".replace(",", "\u202f")
 
 
-def render(document: Mapping[str, Any], lang: str = "fr", verified: bool | None = None) -> str:
-    """Markdown for the data-protection officer (French) or an English summary."""
+def render(
+    document: Mapping[str, Any],
+    lang: str = "fr",
+    verified: bool | None = None,
+    reasons: Sequence[str] = (),
+    key_note: str | None = None,
+) -> str:
+    """Markdown for the data-protection officer (French) or an English summary.
+
+    When verification failed (`verified=False`) the document opens with a
+    banner giving the reasons, so a forwarded copy cannot pass for a valid one.
+    `key_note` says which key the verification used.
+    """
     body = document["certificate"]
-    return _render_fr(body, verified) if lang == "fr" else _render_en(body, verified)
+    text = _render_fr(body, verified) if lang == "fr" else _render_en(body, verified)
+    if key_note:
+        text += (
+            f"Clé utilisée pour la vérification : {key_note}.\n"
+            if lang == "fr"
+            else f"key used for verification: {key_note}\n"
+        )
+    if verified is False:
+        text = _banner(lang, reasons) + text
+    return text
+
+
+def _banner(lang: str, reasons: Sequence[str]) -> str:
+    why = "; ".join(reasons) or "verification failed"
+    if lang == "fr":
+        return (
+            f"> **⚠ CE CERTIFICAT N'EST PAS VALIDE** : {why}. Ne le transmettez pas comme "
+            "preuve de destruction.\n\n"
+        )
+    return f"WARNING: THIS CERTIFICATE IS NOT VALID: {why}.\n\n"
 
 
 def _render_fr(c: Mapping[str, Any], verified: bool | None) -> str:
@@ -311,6 +439,11 @@ def _render_fr(c: Mapping[str, Any], verified: bool | None) -> str:
     permanent = kept.get("permanent_datasets") or []
     if permanent:
         lines.append(f"- Jeux de données permanents, non détruits : {', '.join(permanent)}.")
+    for d, loss in accepted_losses(c):
+        lines.append(
+            f"- Perte acceptée par un administrateur ({d}) : `{loss.get('source')}` détruit "
+            f"sans extraction ({loss.get('reason')})."
+        )
     key = c["key"]
     lines += ["", "## Clé de chiffrement (destruction cryptographique)", ""]
     if key.get("deletion_date"):
@@ -337,6 +470,17 @@ def _render_fr(c: Mapping[str, Any], verified: bool | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def accepted_losses(c: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """(dataset, {source, reason, accepted_at}) of the tables an administrator let go unread."""
+    return [
+        (str(d.get("name")), loss)
+        for d in c.get("datasets", [])
+        if isinstance(d, Mapping)
+        for loss in d.get("accepted_losses") or []
+        if isinstance(loss, Mapping)
+    ]
+
+
 def _render_en(c: Mapping[str, Any], verified: bool | None) -> str:
     e, t, key = c["election"], c["totals"], c["key"]
     shred = key.get("deletion_date") or f"deferred: {key.get('deferred_reason')}"
@@ -350,6 +494,10 @@ def _render_en(c: Mapping[str, Any], verified: bool | None) -> str:
         f"key deletion: {shred}",
         f"journal sha256 {c['journal'].get('sha256')} ({c['journal'].get('steps')} steps)",
     ]
+    losses = accepted_losses(c)
+    if losses:
+        lines.append(f"accepted losses (deleted without extraction): {len(losses)}")
+        lines += [f"  {d}: {loss.get('source')} ({loss.get('reason')})" for d, loss in losses]
     if verified is not None:
         lines.append("verified" if verified else "VERIFICATION FAILED")
     return "\n".join(lines) + "\n"

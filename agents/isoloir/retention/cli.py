@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import errno
+import functools
+import getpass
 import json
+import os
+import sqlite3
+import stat
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +21,15 @@ from isoloir import aws, clock, runtime
 from isoloir.findings import Finding
 from isoloir.policy import PolicyError, load_policies, load_rendered
 from isoloir.policy.model import Policies
-from isoloir.retention import certificate, keys, planning
+from isoloir.retention import certificate, keys, losses, planning
 from isoloir.retention.jobs import evaluate
 from isoloir.retention.journal import Journal
 from isoloir.retention.journal import db_path as journal_path
-from isoloir.retention.purge import survey
-from isoloir.retention.suppression import SuppressionList, filter_table
+from isoloir.retention.purge import MAX_TABLE_BYTES, read_dataset, survey
+from isoloir.retention.share import ShareError
+from isoloir.retention.suppression import SuppressionError, SuppressionList, filter_table
 from isoloir.retention.suppression import db_path as suppression_path
+from isoloir.textsafe import escape_controls
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -84,15 +95,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
         if run is None:
             s3 = aws.client("s3", e.region)
             entry["datasets"] = [
-                s.to_dict(args.list) for s in survey(p, e, s3, with_lists=args.list)
+                s.to_dict(args.list)
+                for s in survey(p, e, s3, with_lists=args.list, state_dir=state)
             ]
         report.append(entry)
+    # a dataset that could not be surveyed (AWS unreachable, share missing) is an error
+    failed = any(d["error"] for entry in report for d in entry["datasets"])
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
-        return EXIT_OK
+        return EXIT_ERROR if failed else EXIT_OK
     for entry in report:
         _print_plan(entry, args.list)
-    return EXIT_OK
+    return EXIT_ERROR if failed else EXIT_OK
 
 
 def _print_plan(entry: dict[str, Any], with_lists: bool) -> None:
@@ -121,12 +135,106 @@ def _print_plan(entry: dict[str, Any], with_lists: bool) -> None:
                 f"{_n(d['contacts_to_keep'])} consenting contacts, record {_n(d['opt_outs'])} "
                 "opt-outs"
             )
-        if with_lists and d["action"] == "delete":
+        _print_extraction_problems(entry["election"], d)
+        if with_lists and d["action"] == "delete":  # names escaped: no forged lines
             for v in d["object_versions"]:
                 kind = "delete marker" if v["delete_marker"] else f"{v['size']} bytes"
-                print(f"    s3://{entry['bucket']}/{v['key']} version {v['version_id']} ({kind})")
+                where = f"s3://{entry['bucket']}/{v['key']}"
+                print(escape_controls(f"    {where} version {v['version_id']} ({kind})"))
             for path in d["share_files"]:
-                print(f"    {path}")
+                print(f"    {escape_controls(path)}")
+
+
+def _print_extraction_problems(election: str, d: dict[str, Any]) -> None:
+    """Opt-outs without an identifier, and every table the run would refuse (path + reason)."""
+    if d.get("opt_outs_without_identifier"):
+        print(
+            f"    {_n(d['opt_outs_without_identifier'])} opt-out row(s) without a usable email "
+            "or phone: they cannot be recorded"
+        )
+    problems = d.get("cannot_extract") or []
+    refused = [x for x in problems if not x["accepted"]]
+    if problems:
+        print(
+            f"    {_n(len(problems))} table(s) cannot be extracted: their opt-outs and consents "
+            "are NOT recorded"
+            + (
+                f"; the run refuses this dataset until {len(refused)} are fixed or accepted"
+                if refused
+                else "; loss accepted"
+            )
+        )
+    for x in problems:
+        note = " (loss accepted)" if x["accepted"] else ""
+        print(escape_controls(f"      {x['source']}: {x['reason']}{note}"))  # no forged lines
+    if refused:
+        print(
+            f"    to accept the loss: isoloir retention accept-loss --election {election} "
+            f"--dataset {d['name']} SOURCE... (or --all)"
+        )
+
+
+# ------------------------------------------------------------- accept-loss
+def cmd_accept_loss(args: argparse.Namespace) -> int:
+    """Record that the listed unreadable tables may be deleted without extraction."""
+    p = _policies(args)
+    if p is None:
+        return EXIT_ERROR
+    elections = _elections(p, args.election)
+    if elections is None:
+        return EXIT_ERROR
+    e = elections[0]
+    try:
+        ds = e.dataset(args.dataset)
+    except KeyError:
+        print(f"no dataset {args.dataset!r} in election {e.id}", file=sys.stderr)
+        return EXIT_ERROR
+    if ds.tabular is None or not ds.campaign_specific:
+        print(f"dataset {ds.name} of {e.id} is not a tabular campaign dataset", file=sys.stderr)
+        return EXIT_ERROR
+    if not args.all and not args.sources:
+        print("name the SOURCE(s) `retention plan` lists, or --all", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        problems = read_dataset(aws.client("s3", e.region), e, ds).problems
+    except Exception as exc:  # noqa: BLE001 - one clear line, whatever the cloud or share says
+        print(
+            f"cannot read dataset {ds.name} of {e.id}: {type(exc).__name__}: {exc}", file=sys.stderr
+        )
+        return EXIT_ERROR
+    by_source = {x.source: x for x in problems}
+    unknown = [src for src in args.sources if src not in by_source]
+    if unknown:
+        print(
+            f"{unknown[0]} is not a table of {e.id}/{ds.name} that cannot be extracted "
+            "(`isoloir retention plan` lists them)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    chosen = problems if args.all else [by_source[src] for src in args.sources]
+    if not chosen:
+        print(f"{e.id}/{ds.name}: every table can be extracted; nothing to accept")
+        return EXIT_OK
+    state = runtime.state_dir(args.state_dir)
+    try:
+        total = losses.accept(state, e.id, ds.name, chosen, now=clock.now(), by=_who())
+    except (OSError, losses.LossesError) as exc:
+        print(f"cannot record the acceptance in {losses.path(state)}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    for x in chosen:
+        print(escape_controls(f"accepted the loss of {x.source}: {x.reason}"))
+    print(
+        f"{e.id}/{ds.name}: {_n(len(chosen))} table(s) accepted now, {_n(total)} in all; the "
+        "purge will delete them without extracting them, and the certificate lists them"
+    )
+    return EXIT_OK
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return str(os.getuid())
 
 
 # ---------------------------------------------------------------------- run
@@ -167,51 +275,230 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_filter(args: argparse.Namespace) -> int:
     source = Path(args.file)
     out = Path(args.output) if args.output else source.with_name(f"{source.stem}.filtered.csv")
-    if out.resolve() == source.resolve():
+    problem = _output_problem(out) or _input_problem(source)
+    if problem:
+        print(problem, file=sys.stderr)
+        return EXIT_ERROR
+    if out.exists() and out.resolve() == source.resolve():
         print("the output must be another file than the input", file=sys.stderr)
         return EXIT_ERROR
     state = runtime.state_dir(args.state_dir)
-    with SuppressionList(suppression_path(state), keys.hmac_key(runtime.secrets_dir())) as store:
+    try:
+        key = keys.hmac_key(runtime.secrets_dir())
+        store = SuppressionList.for_filtering(suppression_path(state), key)
+    except (keys.SecretError, SuppressionError) as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        print(
+            f"cannot read {exc.filename or 'the HMAC key'}: {exc.strerror or exc}", file=sys.stderr
+        )
+        return EXIT_ERROR
+    with store:
+        if not store.key_verified:
+            print(
+                f"warning: {store.path} does not record its key's identifier yet (written by an "
+                "older version); the next purge records it",
+                file=sys.stderr,
+            )
         try:
             data, result = filter_table(
-                source.read_bytes(),
+                _read_input(source),
                 store,
                 email_column=args.email_column,
                 phone_column=args.phone_column,
             )
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, csv.Error) as exc:
             print(f"{source}: {exc}", file=sys.stderr)
             return EXIT_ERROR
-    out.write_bytes(data)
+        except sqlite3.Error as exc:
+            print(f"cannot read the suppression list {store.path}: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+    try:
+        _write_atomic(out, data)
+    except OSError as exc:
+        print(f"cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR
+    encoding = result.encoding + (" with BOM" if result.bom else "")
     print(
         f"{_n(result.rows)} rows read, {_n(result.removed)} removed (suppressed), "
         f"{_n(result.kept)} kept, {_n(result.without_identifier)} without email or phone; "
-        f"wrote {out}"
+        f"checked against {_n(result.entries)} suppression entries; wrote {out} ({encoding})"
     )
     return EXIT_OK
 
 
+def _input_problem(source: Path) -> str | None:
+    """Why `source` cannot be read as a prospect file (None when it can)."""
+    try:
+        st = source.stat()
+    except OSError as exc:
+        return f"{source}: {exc.strerror or exc}"
+    if not stat.S_ISREG(st.st_mode):
+        return f"{source}: not a regular file"
+    if st.st_size > MAX_TABLE_BYTES:
+        return f"{source}: larger than {MAX_TABLE_BYTES} bytes"
+    return None
+
+
+def _read_input(source: Path) -> bytes:
+    fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        data = handle.read(MAX_TABLE_BYTES + 1)
+    if len(data) > MAX_TABLE_BYTES:
+        raise OSError(errno.EFBIG, f"larger than {MAX_TABLE_BYTES} bytes")
+    return data
+
+
+def _output_problem(out: Path) -> str | None:
+    """Why the output cannot be written there (checked before any work)."""
+    if out.is_dir():
+        return f"cannot write {out}: is a directory"
+    folder = out.parent
+    if not folder.exists():
+        return f"cannot write {out}: folder {folder} does not exist"
+    if not folder.is_dir():
+        return f"cannot write {out}: {folder} is not a folder"
+    if out.exists() and not out.is_file():
+        return f"cannot write {out}: not a regular file"
+    return None
+
+
+def _write_atomic(out: Path, data: bytes) -> None:
+    """Temporary file in the same folder, then rename: never a half-written output."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 # -------------------------------------------------------------- certificate
+@dataclass
+class _Checked:
+    result: certificate.Verification
+    fingerprint: str  # sha256:... of the key used
+    source: str  # where that key came from
+    pinned: bool  # the key did not come from beside the certificate alone
+
+
+def _check_certificate(args: argparse.Namespace) -> _Checked:
+    """Read the certificate first, then the key; UnreadableError/SecretError on a bad file."""
+    path = Path(args.file)
+    data = certificate.read_regular(path, "certificate", certificate.MAX_CERTIFICATE_BYTES)
+    pinned = False
+    if args.host_key:
+        secrets = runtime.secrets_dir()
+        public = keys.signing_key(secrets).public_key()
+        source = f"this host's signing key, {secrets / keys.SIGNING_KEY_FILE}"
+        pinned = True
+    elif args.public_key:
+        public = certificate.public_key_from(Path(args.public_key))
+        source = f"{args.public_key}, given with --public-key"
+        pinned = True
+    else:
+        beside = path.parent / certificate.PUBLIC_KEY_FILE
+        public = certificate.public_key_from(beside)
+        source = f"{beside}, next to the certificate"
+    used = certificate.fingerprint(public)
+    result = certificate.verify_bytes(data, public)
+    if args.fingerprint:
+        wanted = certificate.normalise_fingerprint(args.fingerprint)
+        if wanted != used:
+            result = certificate.Verification(
+                False,
+                [f"the key used is {used}, not the pinned {wanted}", *result.reasons],
+                result.document,
+            )
+        pinned = True
+    return _Checked(result, used, source, pinned)
+
+
+_UNPINNED = (
+    "UNVERIFIED: only the key found next to the certificate was used, and whoever can write "
+    "that folder can replace both; compare its fingerprint with your copy, then pass "
+    "--fingerprint, --public-key or --host-key"
+)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     path = Path(args.file)
-    result = certificate.verify_file(path, Path(args.public_key) if args.public_key else None)
-    if result.ok:
-        print(f"{path}: valid signature and content")
-        return EXIT_OK
-    for reason in result.reasons:
-        print(f"{path}: {reason}", file=sys.stderr)
-    return EXIT_FINDINGS
+    checked = _check_certificate(args)
+    print(f"{path}: signed with key {checked.fingerprint} ({checked.source})")
+    if not checked.result.ok:
+        for reason in checked.result.reasons:
+            print(f"{path}: {reason}", file=sys.stderr)
+        return EXIT_FINDINGS
+    if not checked.pinned:
+        print(f"{path}: signature and content match that key, but {_UNPINNED}", file=sys.stderr)
+        return EXIT_FINDINGS
+    print(f"{path}: valid signature and content, verified against a pinned key")
+    return EXIT_OK
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     path = Path(args.file)
-    result = certificate.verify_file(path, Path(args.public_key) if args.public_key else None)
+    checked = _check_certificate(args)
+    result = checked.result
     if result.document is None:
         for reason in result.reasons:
             print(f"{path}: {reason}", file=sys.stderr)
         return EXIT_FINDINGS
-    sys.stdout.write(certificate.render(result.document, args.lang, verified=result.ok))
-    return EXIT_OK if result.ok else EXIT_FINDINGS
+    reasons = list(result.reasons)
+    if result.ok and not checked.pinned:
+        reasons.append(_UNPINNED)
+    for reason in reasons:
+        print(f"{path}: {reason}", file=sys.stderr)
+    ok = not reasons
+    try:
+        text = certificate.render(
+            result.document,
+            args.lang,
+            verified=ok,
+            reasons=reasons,
+            key_note=f"{checked.fingerprint} ({checked.source})",
+        )
+    except (KeyError, TypeError, AttributeError, ValueError):
+        print(f"{path}: the certificate lacks the fields to render it", file=sys.stderr)
+        return EXIT_FINDINGS
+    sys.stdout.write(text)
+    return EXIT_OK if ok else EXIT_FINDINGS
+
+
+def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Ordinary setup mistakes (state dir, secrets, clock override, unreadable file):
+    one line on stderr and exit 2, never a traceback."""
+
+    @functools.wraps(func)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except (OSError, sqlite3.Error) as exc:
+            print(f"error: {_os_error(exc)}", file=sys.stderr)
+        except (
+            keys.SecretError,
+            clock.ClockError,
+            certificate.UnreadableError,
+            ShareError,
+        ) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+    return run
+
+
+def _os_error(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return str(exc)
 
 
 def register(subparsers: Any) -> None:
@@ -223,32 +510,61 @@ def register(subparsers: Any) -> None:
     plan.add_argument("--election", help="only this election")
     plan.add_argument("--list", action="store_true", help="list every object version and file")
     plan.add_argument("--json", action="store_true", help="JSON output")
-    plan.set_defaults(func=cmd_plan)
+    plan.set_defaults(func=_guarded(cmd_plan))
 
     run = ret_sub.add_parser("run", help="purge the elections that are due (resumes a crash)")
     runtime.add_runtime_arguments(run)
     run.add_argument("--election", help="only this election")
     run.add_argument("--dry-run", action="store_true", help="report, delete nothing")
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=_guarded(cmd_run))
+
+    accept = ret_sub.add_parser(
+        "accept-loss",
+        help="let the purge delete tables it cannot extract (their opt-outs and consents are lost)",
+    )
+    runtime.add_runtime_arguments(accept)
+    accept.add_argument("--election", required=True, help="the election")
+    accept.add_argument("--dataset", required=True, help="the tabular dataset")
+    accept.add_argument("--all", action="store_true", help="every table `plan` lists as such")
+    accept.add_argument("sources", nargs="*", metavar="SOURCE", help="as `retention plan` shows")
+    accept.set_defaults(func=_guarded(cmd_accept_loss))
 
     sup = subparsers.add_parser("suppression", help="the opt-out list that outlives elections")
     sup_sub = sup.add_subparsers(dest="suppression_command", metavar="ACTION", required=True)
     filt = sup_sub.add_parser("filter", help="remove suppressed people from a prospect CSV")
     filt.add_argument("--state-dir", help="agent state directory")
-    filt.add_argument("file", help="the new prospect file (CSV)")
+    filt.add_argument("file", help="the new prospect file (CSV; encoding and BOM kept)")
     filt.add_argument("-o", "--output", help="output file (default: FILE.filtered.csv)")
     filt.add_argument("--email-column", help="email column (default: guessed)")
     filt.add_argument("--phone-column", help="phone column (default: guessed)")
-    filt.set_defaults(func=cmd_filter)
+    filt.set_defaults(func=_guarded(cmd_filter))
 
     cert = subparsers.add_parser("certificate", help="deletion certificates")
     cert_sub = cert.add_subparsers(dest="certificate_command", metavar="ACTION", required=True)
     verify = cert_sub.add_parser("verify", help="check a certificate's signature and content")
     verify.add_argument("file")
-    verify.add_argument("--public-key", help="PEM public key (default: beside the certificate)")
-    verify.set_defaults(func=cmd_verify)
+    _pin_arguments(verify)
+    verify.set_defaults(func=_guarded(cmd_verify))
     show = cert_sub.add_parser("show", help="render a certificate for the DPO")
     show.add_argument("file")
     show.add_argument("--lang", choices=("fr", "en"), default="fr")
-    show.add_argument("--public-key", help="PEM public key (default: beside the certificate)")
-    show.set_defaults(func=cmd_show)
+    _pin_arguments(show)
+    show.set_defaults(func=_guarded(cmd_show))
+
+
+def _pin_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the trusted key comes from; without one, the result is "unverified"."""
+    parser.add_argument(
+        "--public-key",
+        help="the signing key's PEM public key, from your own copy (pinned); default: the "
+        "one next to the certificate, which alone gives 'unverified'",
+    )
+    parser.add_argument(
+        "--fingerprint",
+        help="the expected sha256 of the signing key (as printed by verify), pinned",
+    )
+    parser.add_argument(
+        "--host-key",
+        action="store_true",
+        help="verify against this host's signing key (the secrets directory; read-only)",
+    )

@@ -5,7 +5,10 @@ from the policy):
 
 - RET-WARN    J-30 / J-7 / J-1 before the due date (baseline.retention.warn_days);
               one finding per threshold so each warning is sent once.
-- RET-DUE     due and not purged (dry run, or the purge failed).
+- RET-DUE     due and not purged (dry run, the purge failed, or it waits for the
+              J-1 warning to be 24 h old or for the grace day).
+- RET-RESIDUE campaign files or object versions found in a dataset after its
+              purge completed (written afterwards): reported, and purged again.
 - RET-HOLD    due, but a legal hold stops the purge: says why, nothing deleted.
 - RET-PURGED  a completed purge, with its certificate (reported for a day).
 - RET-KEY     the KMS key was not scheduled for deletion, and why.
@@ -22,14 +25,16 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from isoloir import runtime
+from isoloir import aws, runtime
 from isoloir.findings import Finding, Severity
 from isoloir.jobs import JobContext
 from isoloir.policy.model import Election, Policies
-from isoloir.retention import planning
-from isoloir.retention.journal import Journal
+from isoloir.retention import planning, share
+from isoloir.retention.journal import Journal, Run
 from isoloir.retention.journal import db_path as journal_path
-from isoloir.retention.purge import HoldError, Outcome, PurgeError, Purger
+from isoloir.retention.purge import HoldError, NotYetError, Outcome, PurgeError, Purger
+
+RESIDUE_SAMPLE = 1000  # versions or files counted per dataset when looking for residue
 
 REPORT_PURGED_FOR = timedelta(days=1)
 
@@ -50,7 +55,7 @@ def warning_finding(st: planning.ElectionStatus, now: datetime) -> Finding:
     return Finding(
         rule_id="RET-WARN",
         severity=Severity.HIGH if st.threshold <= 1 else Severity.MEDIUM,
-        resource=_resource(e, f"/J-{st.threshold}"),
+        resource=planning.warning_resource(e.id, st.threshold),
         election=e.id,
         message=(
             f"The campaign data of {e.id} must be destroyed on {st.due.isoformat()} "
@@ -123,6 +128,64 @@ def failed_finding(e: Election, now: datetime, error: BaseException) -> Finding:
         evidence={"error": type(error).__name__},
         observed_at=now,
     )
+
+
+def residue_finding(
+    e: Election, done: Run, residue: list[str], now: datetime, purging: bool
+) -> Finding:
+    what = "they are purged again now" if purging else "the next run purges them"
+    return Finding(
+        rule_id="RET-RESIDUE",
+        severity=Severity.HIGH,
+        resource=_resource(e, "/residue"),
+        election=e.id,
+        message=(
+            f"Campaign data was written into the purged datasets of {e.id} after its purge "
+            f"of {str(done.finished_at)[:10]}: {'; '.join(residue)}; {what}."
+        ),
+        remediation=(
+            "Remove the election's members from its share (or remove the election from the "
+            "policies) so nobody writes there any more."
+        ),
+        evidence={"locations": residue, "purged_at": done.finished_at},
+        observed_at=now,
+    )
+
+
+def leftovers(e: Election, s3: Any | None = None) -> list[str]:
+    """Campaign data found after a completed purge, per location (counts, never names).
+
+    Nothing is reported when a location cannot be read: the purge itself
+    reports an unreachable bucket or a missing share.
+    """
+    out: list[str] = []
+    try:
+        client = s3 if s3 is not None else aws.client("s3", e.region)
+    except (BotoCoreError, ValueError):
+        return out
+    for ds in planning.campaign_datasets(e):
+        prefix = planning.bucket_prefix(ds)
+        try:
+            page = client.list_object_versions(
+                Bucket=e.bucket_name, Prefix=prefix, MaxKeys=RESIDUE_SAMPLE
+            )
+            found = len(page.get("Versions", [])) + len(page.get("DeleteMarkers", []))
+            more = "+" if page.get("IsTruncated") else ""
+            if found:
+                out.append(f"s3://{e.bucket_name}/{prefix}: {found}{more} object version(s)")
+        except (ClientError, BotoCoreError):
+            pass
+        try:
+            files = share.list_files(e.share_path, ds.share_path, limit=RESIDUE_SAMPLE)
+            dirs = [] if files else share.list_dirs(e.share_path, ds.share_path)
+        except (share.ShareError, OSError):
+            continue
+        if files or dirs:
+            more = "+" if len(files) >= RESIDUE_SAMPLE else ""
+            out.append(
+                f"{e.share_path}/{ds.share_path}: {len(files)}{more} file(s), {len(dirs)} folder(s)"
+            )
+    return out
 
 
 def purged_findings(
@@ -198,7 +261,13 @@ def evaluate(
         if only is not None and e.id != only:
             continue
         done = completed[e.id]
-        st = planning.status(e, now.date(), warn_days, purged=done is not None)
+        # After a purge, members may still write into the share (or the bucket):
+        # what reappeared is reported and purged again, never ignored.
+        residue = leftovers(e) if done is not None else []
+        st = planning.status(e, now.date(), warn_days, purged=done is not None and not residue)
+        if residue and done is not None:
+            purging = st.phase == planning.DUE and not dry_run and purge
+            findings.append(residue_finding(e, done, residue, now, purging))
         if st.phase == planning.PURGED:
             assert done is not None and done.certificate and done.finished_at
             finished = datetime.fromisoformat(done.finished_at)
@@ -218,6 +287,9 @@ def evaluate(
                 outcome = Purger(policies, e, state_dir=state_dir, secrets_dir=secrets_dir).run()
             except HoldError:  # pragma: no cover - the phase is HELD then
                 findings.append(hold_finding(st, now))
+                continue
+            except NotYetError as exc:
+                findings.append(due_finding(st, now, f"the purge waits: {exc}"))
                 continue
             except (
                 PurgeError,

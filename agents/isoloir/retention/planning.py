@@ -56,6 +56,17 @@ def status(
     return ElectionStatus(election, due, days_left, phase, threshold)
 
 
+def warning_resource(election_id: str, threshold: int) -> str:
+    """The resource of the J-n warning finding (its fingerprint is stable)."""
+    return f"election/{election_id}/retention/J-{threshold}"
+
+
+def last_warning(warn_days: Sequence[int]) -> int | None:
+    """The last warning before the due date (J-1 by default), None without warnings."""
+    positive = [n for n in warn_days if n > 0]
+    return min(positive) if positive else None
+
+
 def campaign_datasets(election: Election) -> list[Dataset]:
     """The datasets the purge destroys, in a stable order."""
     return sorted((d for d in election.datasets if d.campaign_specific), key=lambda d: d.name)

@@ -10,6 +10,13 @@ Order, per campaign dataset (sorted by name):
      the emptied sub-directories.
 then `kms` (schedule the key deletion) and `certificate`.
 
+Before anything is journaled or deleted (`Purger._preflight`): every campaign
+dataset's directory must exist in the share (a missing one means an unmounted
+volume or a typo, never "nothing to delete"); the host clock must agree with
+AWS's (the `Date` header of an S3 response) unless the `ISOLOIR_NOW` override is
+set; and the last warning (J-1) must have been sent 24 h earlier, or the due
+date be a full day past.
+
 Every step is journaled `planned` before it runs and `done` after; a new run
 first replays what was planned and not done. Permissions used: s3:ListBucketVersions,
 s3:GetObject, s3:GetObjectVersion, s3:DeleteObjectVersion, s3:GetEncryptionConfiguration,
@@ -23,19 +30,23 @@ import fcntl
 import io
 import os
 import socket
-from collections.abc import Callable, Iterator
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from isoloir import __version__, aws, clock
-from isoloir.policy.model import Dataset, Election, Policies
-from isoloir.retention import certificate, keys, planning, share, tabular
+from isoloir import __version__, aws, clock, findings
+from isoloir.policy.model import Dataset, Election, Policies, Tabular
+from isoloir.retention import certificate, keys, losses, planning, share, spreadsheet, tabular
 from isoloir.retention.journal import Journal, Step
 from isoloir.retention.journal import db_path as journal_path
+from isoloir.retention.losses import TableProblem
 from isoloir.retention.suppression import SuppressionList
 from isoloir.retention.suppression import db_path as suppression_path
 
@@ -51,6 +62,110 @@ class PurgeError(RuntimeError):
 
 class HoldError(PurgeError):
     """A legal hold forbids the purge."""
+
+
+class NotYetError(PurgeError):
+    """The purge waits: the last warning was not sent 24 h before; nothing deleted."""
+
+
+class ClockGuardError(PurgeError):
+    """The host clock cannot be trusted (AWS's clock disagrees); nothing deleted."""
+
+
+# ------------------------------------------------------------ safety checks
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+NOTICE = timedelta(hours=24)  # the last warning is sent at least this long before
+GRACE = timedelta(days=1)  # ... or the due date is at least this far past
+MAX_STALLED_ROUNDS = 3  # share rounds in a row that deleted nothing
+
+
+def response_date(response: Mapping[str, Any]) -> datetime | None:
+    """The HTTP `Date` header of a boto3 response (or error response), as aware UTC."""
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders") or {}
+    raw = headers.get("date")
+    if not raw:
+        return None
+    try:
+        value = parsedate_to_datetime(str(raw))
+    except (TypeError, ValueError, IndexError):
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def aws_clock(s3: Any, bucket: str) -> datetime | None:
+    """A clock the host does not control: the Date header of an S3 listing."""
+    try:
+        response = s3.list_object_versions(Bucket=bucket, MaxKeys=1)
+    except ClientError as exc:
+        response = exc.response
+    return response_date(response)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def check_clock(host: datetime, independent: datetime | None) -> None:
+    """Refuse when the host clock and AWS's disagree by more than MAX_CLOCK_SKEW."""
+    if independent is None:
+        raise ClockGuardError(
+            "no independent clock: the AWS response carried no Date header; nothing was deleted"
+        )
+    skew = abs(host - independent)
+    if skew > MAX_CLOCK_SKEW:
+        raise ClockGuardError(
+            f"the host clock ({_stamp(host)}) and AWS's clock ({_stamp(independent)}) disagree "
+            f"by {int(skew.total_seconds())} s (more than {int(MAX_CLOCK_SKEW.total_seconds())} "
+            "s): check the host's time synchronisation; nothing was deleted"
+        )
+
+
+def warning_sent_at(state_dir: Path, election_id: str, threshold: int) -> datetime | None:
+    """When the J-n warning of the election was first sent (the alert spool), if ever."""
+    from isoloir.alerts.spool import spool_path
+
+    path = spool_path(state_dir)
+    if not path.is_file():
+        return None
+    fp = findings.fingerprint("RET-WARN", planning.warning_resource(election_id, threshold))
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error:
+        return None
+    try:
+        row = db.execute(
+            "SELECT MIN(sent_at) FROM outbox WHERE fingerprint = ? AND status = 'sent'", (fp,)
+        ).fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+    if not row or row[0] is None:
+        return None
+    return datetime.fromtimestamp(float(row[0]), UTC)
+
+
+def check_notice(
+    election: Election, now: datetime, threshold: int | None, sent_at: datetime | None
+) -> None:
+    """The last warning sent 24 h before, or a grace day after the due date."""
+    grace_end = datetime.combine(election.retention_due, dtime(), UTC) + GRACE
+    if now >= grace_end:
+        return
+    if sent_at is not None and now - sent_at >= NOTICE:
+        return
+    if threshold is None:
+        why = "no warning is configured"
+    elif sent_at is None:
+        why = f"its J-{threshold} warning was not sent"
+    else:
+        why = f"its J-{threshold} warning was sent at {_stamp(sent_at)}, less than 24 h ago"
+    raise NotYetError(
+        f"{election.id} is due but {why}: the purge waits until {_stamp(grace_end)} "
+        "(or 24 h after the warning is sent); nothing was deleted"
+    )
 
 
 # ---------------------------------------------------------------- inventory
@@ -124,50 +239,172 @@ def bucket_key_id(s3: Any, bucket: str) -> str | None:
 # ------------------------------------------------------------------ tables
 @dataclass
 class Table:
-    source: str  # "s3://bucket/key" or "share:path": a location, never content
+    source: str  # "s3://bucket/key" or "share:path" (+ " sheet NAME"): a location, never content
     header: list[str]
     rows: list[dict[str, str]]
 
 
-def read_tables(s3: Any, election: Election, dataset: Dataset) -> tuple[list[Table], int]:
-    """Every CSV of the dataset (current versions, share files), and how many were unreadable."""
-    tables: list[Table] = []
-    unreadable = 0
-    prefix = planning.bucket_prefix(dataset)
+@dataclass
+class Extraction:
+    """The readable tables of a dataset, and the files that cannot be extracted (with why)."""
+
+    tables: list[Table] = field(default_factory=list)
+    problems: list[TableProblem] = field(default_factory=list)  # would lose data: refused
+    skipped: list[TableProblem] = field(default_factory=list)  # FIFOs and the like: no data
+
+    @property
+    def unreadable(self) -> int:
+        return len(self.problems) + len(self.skipped)
+
+
+def is_table_name(name: str) -> bool:
+    """CSV-like files, spreadsheets the purge reads, and those it reports as unreadable."""
+    return (
+        tabular.is_tabular_name(name)
+        or spreadsheet.is_spreadsheet_name(name)
+        or spreadsheet.is_unsupported_name(name)
+    )
+
+
+def latest_versions(s3: Any, bucket: str, prefix: str) -> Iterator[tuple[str, str, int]]:
+    """(key, version id, size) of the newest version of each key that is not a delete marker.
+
+    A key whose current version is a delete marker (an early lifecycle
+    expiry, a member's delete) still has its data until the purge: it is read.
+    """
+    best: dict[str, tuple[tuple[bool, float, int], str, int]] = {}
+    order = 0
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        for v in page.get("Versions", []):
+            order += 1  # S3 lists the versions of a key newest first: earlier wins a tie
+            modified = v.get("LastModified")
+            stamp = modified.timestamp() if isinstance(modified, datetime) else 0.0
+            rank = (bool(v.get("IsLatest")), stamp, -order)
+            current = best.get(v["Key"])
+            if current is None or rank > current[0]:
+                best[v["Key"]] = (rank, str(v["VersionId"]), int(v.get("Size", 0)))
+    for key in sorted(best):
+        _rank, version_id, size = best[key]
+        yield key, version_id, size
+
+
+def read_dataset(s3: Any, election: Election, dataset: Dataset) -> Extraction:
+    """Every table of the dataset (newest stored version of each object, share files)."""
+    out = Extraction()
+    bucket = election.bucket_name
     try:
-        for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket=election.bucket_name, Prefix=prefix
-        ):
-            for obj in page.get("Contents", []):
-                key = obj["Key"]
-                if not tabular.is_tabular_name(key):
-                    continue
-                if int(obj.get("Size", 0)) > MAX_TABLE_BYTES:
-                    unreadable += 1
-                    continue
-                body = s3.get_object(Bucket=election.bucket_name, Key=key)["Body"].read()
-                unreadable += _add_table(tables, f"s3://{election.bucket_name}/{key}", body)
+        for key, version_id, size in latest_versions(s3, bucket, planning.bucket_prefix(dataset)):
+            if not is_table_name(key):
+                continue
+            source = f"s3://{bucket}/{key}"
+            if size > MAX_TABLE_BYTES:
+                out.problems.append(TableProblem(source, f"larger than {MAX_TABLE_BYTES} bytes"))
+                continue
+            response = s3.get_object(Bucket=bucket, Key=key, VersionId=version_id)
+            _add_table(out, source, key, response["Body"].read(MAX_TABLE_BYTES + 1), dataset)
     except ClientError as exc:
         if _code(exc) != "NoSuchBucket":
             raise
     for f in share.list_files(election.share_path, dataset.share_path):
-        if f.is_link or not tabular.is_tabular_name(f.path):
+        if f.is_link or not is_table_name(f.path):
+            continue
+        source = f"share:{dataset.share_path}/{f.path}"
+        if f.special:  # never opened; holds no data to lose
+            out.skipped.append(TableProblem(source, "not a regular file (FIFO, socket, device)"))
+            continue
+        if f.size > MAX_TABLE_BYTES:
+            out.problems.append(TableProblem(source, f"larger than {MAX_TABLE_BYTES} bytes"))
             continue
         data = share.read_file(election.share_path, dataset.share_path, f.path, MAX_TABLE_BYTES)
         if data is None:
-            unreadable += 1
+            out.problems.append(TableProblem(source, "could not be opened as a regular file"))
             continue
-        unreadable += _add_table(tables, f"share:{dataset.share_path}/{f.path}", data)
-    return tables, unreadable
+        _add_table(out, source, f.path, data, dataset)
+    return out
 
 
-def _add_table(tables: list[Table], source: str, data: bytes) -> int:
+def read_tables(s3: Any, election: Election, dataset: Dataset) -> tuple[list[Table], int]:
+    """Every table of the dataset, and how many files could not be extracted."""
+    extraction = read_dataset(s3, election, dataset)
+    return extraction.tables, extraction.unreadable
+
+
+def _add_table(out: Extraction, source: str, name: str, data: bytes, dataset: Dataset) -> None:
+    """Parse one file into `out`: its tables, or the reason it cannot be extracted."""
+    if len(data) > MAX_TABLE_BYTES:
+        out.problems.append(TableProblem(source, f"larger than {MAX_TABLE_BYTES} bytes"))
+        return
     try:
-        header, rows = tabular.read_table(data)
-    except (tabular.TabularError, csv.Error):
-        return 1
-    tables.append(Table(source, header, rows))
-    return 0
+        parsed = _parse_file(name, data)
+    except (tabular.TabularError, spreadsheet.SpreadsheetError, csv.Error) as exc:
+        out.problems.append(TableProblem(source, f"unreadable: {exc}"))
+        return
+    for sheet, header, rows in parsed:
+        where = f" (sheet {sheet!r})" if sheet is not None else ""
+        if rows and dataset.tabular is not None:
+            missing = tabular.missing_columns(header, dataset.tabular)
+            if missing:
+                out.problems.append(TableProblem(source, "; ".join(missing) + where))
+        if header:
+            shown = source if sheet is None else f"{source} sheet {sheet!r}"
+            out.tables.append(Table(shown, header, rows))
+
+
+def _parse_file(
+    name: str, data: bytes
+) -> list[tuple[str | None, list[str], list[dict[str, str]]]]:
+    """(sheet name or None, header, rows) of each table in the file."""
+    if spreadsheet.is_unsupported_name(name):
+        raise spreadsheet.SpreadsheetError(
+            "this spreadsheet format is not read: save it as .xlsx, .ods or .csv"
+        )
+    if spreadsheet.is_spreadsheet_name(name):
+        out: list[tuple[str | None, list[str], list[dict[str, str]]]] = []
+        for sheet in spreadsheet.read(data, name):
+            header, rows = tabular.from_records(sheet.records)
+            out.append((sheet.name, header, rows))
+        return out
+    header, rows = tabular.read_table(data)
+    return [(None, header, rows)]
+
+
+def refuse_unaccepted(
+    state_dir: Path, election: Election, dataset: Dataset, problems: list[TableProblem]
+) -> list[dict[str, str]]:
+    """The accepted losses among `problems`; PurgeError naming the others, if any.
+
+    Raised before anything of the dataset is deleted: its files stay until they
+    are fixed or an administrator accepts their loss (`retention accept-loss`).
+    """
+    try:
+        accepted = losses.accepted(state_dir, election.id, dataset.name)
+    except losses.LossesError as exc:
+        raise PurgeError(str(exc)) from None
+    refused = [p for p in problems if p.source not in accepted]
+    if refused:
+        shown = "; ".join(f"{p.source}: {p.reason}" for p in refused[:5])
+        more = f" (and {len(refused) - 5} more)" if len(refused) > 5 else ""
+        raise PurgeError(
+            f"{len(refused)} table(s) of dataset {dataset.name} cannot be extracted, so their "
+            f"opt-outs and consents would be lost; nothing of the dataset was deleted: "
+            f"{shown}{more}. Fix them, or accept the loss with `isoloir retention accept-loss "
+            f"--election {election.id} --dataset {dataset.name} SOURCE...`"
+        )
+    return [
+        {**p.to_dict(), "accepted_at": accepted[p.source].get("accepted_at", "")}
+        for p in problems
+    ]
+
+
+def describe_problems(
+    state_dir: Path | None, election: Election, dataset: Dataset, extraction: Extraction
+) -> list[dict[str, Any]]:
+    """The files the purge cannot extract, with the reason and whether their loss is accepted."""
+    try:
+        accepted = losses.accepted(state_dir, election.id, dataset.name) if state_dir else {}
+    except losses.LossesError:
+        accepted = {}
+    return [{**p.to_dict(), "accepted": p.source in accepted} for p in extraction.problems]
 
 
 def split_tables(
@@ -190,9 +427,17 @@ def split_tables(
 
     final = tabular.Split()
     for t in tables:
-        final.merge(tabular.split_rows(t.header, t.rows, dataset.tabular, keep_columns, suppressed))
+        part = tabular.split_rows(t.header, t.rows, dataset.tabular, keep_columns, suppressed)
+        if not knows_opt_outs(t.header, dataset.tabular):
+            part.kept = []  # who unsubscribed is unknown: no consent of this table is trusted
+        final.merge(part)
     final.kept = list(dict.fromkeys(final.kept))  # the same person in two copies of a file
     return final
+
+
+def knows_opt_outs(header: list[str], rules: Tabular) -> bool:
+    """Whether a table carries the declared opt-out column (or none is declared)."""
+    return rules.opt_out is None or tabular.find_column(header, rules.opt_out.column) is not None
 
 
 # ----------------------------------------------------------------- the purge
@@ -209,8 +454,20 @@ def certificates_dir(state_dir: Path) -> Path:
     return state_dir / "retention" / "certificates"
 
 
-def contacts_file(policies: Policies, election: Election, dataset: Dataset) -> Path:
-    return Path(policies.baseline.retention.contacts_path) / f"{election.id}--{dataset.name}.csv"
+def run_stamp(run_id: str) -> str:
+    """The run's start time from its id (`<election>@20260601T040000.123456Z`), for file names."""
+    return run_id.rpartition("@")[2].replace(".", "")
+
+
+def contacts_file(policies: Policies, election: Election, dataset: Dataset, run_id: str) -> Path:
+    """`<election>--<dataset>--<run>.csv`: one file per run, never an earlier one."""
+    name = f"{election.id}--{dataset.name}--{run_stamp(run_id)}.csv"
+    return Path(policies.baseline.retention.contacts_path) / name
+
+
+def certificate_file(state_dir: Path, election_id: str, run_id: str) -> Path:
+    """`<election>--<run>.json`: a re-run never replaces an earlier certificate."""
+    return certificates_dir(state_dir) / f"{election_id}--{run_stamp(run_id)}.json"
 
 
 def check_contacts_store(policies: Policies) -> Path:
@@ -278,9 +535,27 @@ class Purger:
                 self.journal.close()
             os.close(lock)
 
+    def _preflight(self) -> None:
+        """Checks before anything is journaled or deleted; each refusal deletes nothing."""
+        for ds in planning.campaign_datasets(self.election):
+            share.require_dataset(self.election.share_path, ds.share_path)
+        now = self.now()
+        if not clock.overridden():
+            # The demo and the tests move the clock with ISOLOIR_NOW; AWS keeps the
+            # real one, so the comparison only makes sense without the override.
+            check_clock(now, aws_clock(self.s3, self.election.bucket_name))
+        threshold = planning.last_warning(self.policies.baseline.retention.warn_days)
+        sent = (
+            warning_sent_at(self.state_dir, self.election.id, threshold)
+            if threshold is not None
+            else None
+        )
+        check_notice(self.election, now, threshold, sent)
+
     def _run(self) -> Outcome:
         j = self.journal
         assert j is not None
+        self._preflight()
         run = j.open_run(self.election.id)
         resumed = run is not None
         if run is None:
@@ -298,9 +573,12 @@ class Purger:
             self._purge_share(ds)
         if not self._done("kms", ""):
             self._step("kms", "", {"bucket": self.election.bucket_name})
-        cert_path = certificates_dir(self.state_dir) / f"{self.election.id}.json"
         if not self._done("certificate", ""):
-            self._step("certificate", "", {"path": str(cert_path)})
+            path = certificate_file(self.state_dir, self.election.id, run.run_id)
+            self._step("certificate", "", {"path": str(path)})
+        cert_step = j.find(run.run_id, "certificate", "")
+        assert cert_step is not None
+        cert_path = Path(cert_step.payload["path"])
         now = self.now()
         j.finish_run(run.run_id, now, str(cert_path))
         document = _load(cert_path)
@@ -333,11 +611,16 @@ class Purger:
         assert self.suppression is not None
         ds = self.election.dataset(dataset)
         retention = self.policies.baseline.retention
-        tables, unreadable = read_tables(self.s3, self.election, ds)
+        extraction = read_dataset(self.s3, self.election, ds)
+        accepted = refuse_unaccepted(self.state_dir, self.election, ds, extraction.problems)
+        tables, unreadable = extraction.tables, extraction.unreadable
         store = self.suppression
         split = split_tables(tables, ds, retention.contacts_columns, store.contains)
-        path = contacts_file(self.policies, self.election, ds)
-        _write_contacts(path, retention.contacts_columns, split.kept)
+        path = _write_contacts(
+            contacts_file(self.policies, self.election, ds, self.run_id),
+            retention.contacts_columns,
+            split.kept,
+        )
         added = store.add(
             split.emails,
             split.phones,
@@ -352,6 +635,8 @@ class Purger:
             "contacts_kept": len(split.kept),
             "contacts_file": str(path),
             "opt_outs": split.opted_out,
+            "opt_outs_without_identifier": split.opted_out_without_identifier,
+            "accepted_losses": accepted,
             "suppression_entries_added": added,
         }
 
@@ -396,19 +681,32 @@ class Purger:
 
     # -- 3. share
     def _purge_share(self, ds: Dataset) -> None:
+        """List, delete, repeat until neither files nor sub-directories are left.
+
+        A file written during the purge makes an rmdir fail (ENOTEMPTY): that
+        directory is skipped, the next round lists and deletes the newcomer,
+        then removes the directory. Rounds that delete nothing are bounded.
+        """
         root = self.election.share_path
-        while True:
+        stalled = 0
+        while stalled < MAX_STALLED_ROUNDS:
             files = share.list_files(root, ds.share_path, limit=SHARE_BATCH)
-            if not files:
-                break
-            self._step(
-                "share-batch",
-                ds.name,
-                {"files": [[f.path, f.size, f.is_link] for f in files]},
-            )
-        if not self._done("share-dirs", ds.name):
-            dirs = share.list_dirs(root, ds.share_path)
-            self._step("share-dirs", ds.name, {"dirs": dirs})
+            if files:
+                result = self._step(
+                    "share-batch",
+                    ds.name,
+                    {"files": [[f.path, f.size, f.is_link] for f in files]},
+                )
+            else:
+                dirs = share.list_dirs(root, ds.share_path)
+                if not dirs:
+                    return
+                result = self._step("share-dirs", ds.name, {"dirs": dirs})
+            stalled = 0 if result.get("removed_now") else stalled + 1
+        raise PurgeError(
+            f"{root}/{ds.share_path} does not empty: {MAX_STALLED_ROUNDS} rounds deleted "
+            "nothing (files that cannot be deleted, or written as fast as they are deleted)"
+        )
 
     def _do_share_batch(self, dataset: str, payload: Any) -> dict[str, Any]:
         ds = self.election.dataset(dataset)
@@ -468,6 +766,14 @@ class Purger:
         body = self._certificate_body(digest, steps, keys.public_key_id(signing.public_key()))
         document = certificate.sign(body, signing)
         path = Path(payload["path"])
+        earlier = _existing_certificate(path)
+        if earlier is not None:
+            # A replay after a crash between the write and the journal's `done`:
+            # the file of this very run is kept; any other file is never replaced.
+            if earlier["certificate"].get("run_id") != self.run_id:
+                raise PurgeError(f"{path} already exists (another run): refusing to overwrite it")
+            certificate.write_public_key(path.parent, signing.public_key())
+            return {"path": str(path), "sha256": _sha256(certificate.render_file(earlier))}
         certificate.write(path, document, signing.public_key())
         return {"path": str(path), "sha256": _sha256(certificate.render_file(document))}
 
@@ -532,9 +838,13 @@ class Purger:
             for _path, size, _link in step.payload["files"]:
                 files += 1
                 share_bytes += int(size)
-        dirs = sum(
-            len(s.payload["dirs"])
-            for s in self.journal.steps(self.run_id, kind="share-dirs", dataset=ds.name)
+        # a directory skipped while not empty is listed again by a later step: count it once
+        dirs = len(
+            {
+                d
+                for s in self.journal.steps(self.run_id, kind="share-dirs", dataset=ds.name)
+                for d in s.payload["dirs"]
+            }
         )
         extract: Step | None = self.journal.find(self.run_id, "extract", ds.name)
         ex = extract.result if extract and extract.result else {}
@@ -554,25 +864,65 @@ class Purger:
             "rows_read": int(ex.get("rows_read", 0)),
             "contacts_kept": int(ex.get("contacts_kept", 0)),
             "opt_outs": int(ex.get("opt_outs", 0)),
+            "opt_outs_without_identifier": int(ex.get("opt_outs_without_identifier", 0)),
+            "accepted_losses": list(ex.get("accepted_losses", [])),
             "suppression_entries_added": int(ex.get("suppression_entries_added", 0)),
         }
 
 
-def _write_contacts(path: Path, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    """The minimised consenting rows, written atomically (0640) in the permanent store."""
+def _write_contacts(path: Path, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> Path:
+    """The minimised consenting rows, written atomically (0640) in the permanent store.
+
+    Never replaces an existing file: the same content is left as it is (a
+    replayed step), other content goes to `<name>-2.csv`, `-3`... Returns the path.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(columns)
     writer.writerows(rows)
+    data = out.getvalue().encode("utf-8")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o640)
     try:
-        os.write(fd, out.getvalue().encode("utf-8"))
+        os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
+    try:
+        for n in range(1, 1000):
+            target = path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+            try:
+                os.link(tmp, target)  # fails if it exists: never overwrite kept contacts
+                return target
+            except FileExistsError:
+                if _same_content(target, data):
+                    return target
+        raise PurgeError(f"{path}: too many contacts files for this run")
+    finally:
+        tmp.unlink()
+
+
+def _same_content(path: Path, data: bytes) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(len(data) + 1) == data
+
+
+def _existing_certificate(path: Path) -> dict[str, Any] | None:
+    """The certificate already at `path` (None when there is none)."""
+    if not os.path.lexists(path):
+        return None
+    try:
+        document = _load(path)
+    except (OSError, ValueError):
+        document = None
+    if not isinstance(document, dict) or not isinstance(document.get("certificate"), dict):
+        raise PurgeError(f"{path} exists and is not a certificate: refusing to overwrite it")
+    return document
 
 
 def _sha256(data: bytes) -> str:
@@ -604,6 +954,9 @@ class DatasetSurvey:
     rows: int = 0
     contacts_to_keep: int = 0
     opt_outs: int = 0
+    opt_outs_without_identifier: int = 0
+    # tables that cannot be extracted: {source, reason, accepted}; the run refuses them
+    cannot_extract: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""
     versions_list: list[tuple[str, str, bool, int]] = field(default_factory=list)
     files_list: list[str] = field(default_factory=list)
@@ -620,7 +973,12 @@ class DatasetSurvey:
 
 
 def survey(
-    policies: Policies, election: Election, s3: Any, *, with_lists: bool = False
+    policies: Policies,
+    election: Election,
+    s3: Any,
+    *,
+    with_lists: bool = False,
+    state_dir: Path | None = None,
 ) -> list[DatasetSurvey]:
     """What a purge would delete and keep, per dataset (read-only)."""
     out: list[DatasetSurvey] = []
@@ -632,16 +990,21 @@ def survey(
             s.objects, s.versions = len(scan.keys), scan.versions
             s.delete_markers, s.bucket_bytes = scan.delete_markers, scan.bytes
             s.versions_list = scan.entries
+            if ds.campaign_specific:  # a missing share is an error, never "0 files"
+                share.require_dataset(election.share_path, ds.share_path)
             files = share.list_files(election.share_path, ds.share_path)
             s.files = len(files)
             s.share_bytes = sum(f.size for f in files)
             if with_lists:
                 s.files_list = [f"{election.share_path}/{ds.share_path}/{f.path}" for f in files]
             if ds.campaign_specific and ds.tabular is not None:
-                tables, _bad = read_tables(s3, election, ds)
+                extraction = read_dataset(s3, election, ds)
+                tables = extraction.tables
                 split = split_tables(tables, ds, keep_columns, None)
                 s.tables, s.rows = len(tables), split.rows
                 s.contacts_to_keep, s.opt_outs = len(split.kept), split.opted_out
+                s.opt_outs_without_identifier = split.opted_out_without_identifier
+                s.cannot_extract = describe_problems(state_dir, election, ds, extraction)
         except (ClientError, BotoCoreError, share.ShareError, OSError) as exc:
             s.error = f"{type(exc).__name__}: {exc}"
         out.append(s)
