@@ -36,7 +36,7 @@ setup: $(VENV)/.installed terraform-check
 
 terraform-check:
 	@command -v terraform >/dev/null || { \
-	  echo "error: terraform not found on PATH. Install Terraform >= 1.6 (https://developer.hashicorp.com/terraform/install)" >&2; exit 1; }
+	  echo "error: terraform not found on PATH. Install Terraform >= 1.10 (https://developer.hashicorp.com/terraform/install)" >&2; exit 1; }
 
 # Debian packages the tests and the local target use on the machine itself
 # (the sandbox host installs its own inside its tree).
