@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 import os
 import re
 import shutil
@@ -37,6 +38,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -353,7 +355,12 @@ class Emulator:
         }
 
     def _post(self, path: str, body: bytes = b"") -> bytes:
-        req = urllib.request.Request(f"{self.endpoint}{path}", data=body, method="POST")  # noqa: S310
+        # Not a form: moto reads the raw body (reset-auth's count), which a form
+        # content type would leave empty.
+        headers = {"Content-Type": "application/octet-stream"}
+        req = urllib.request.Request(  # noqa: S310
+            f"{self.endpoint}{path}", data=body, method="POST", headers=headers
+        )
         with urllib.request.urlopen(req, context=self.ssl_context(), timeout=30) as resp:  # noqa: S310
             data: bytes = resp.read()
             return data
@@ -371,6 +378,59 @@ class Emulator:
         # moto reads the body as a number: requests let through before checking.
         self._post("/moto-api/reset-auth", b"0" if enabled else b"inf")
         self.auth = enabled
+
+    def create_admin(self, name: str = "isoloir-emulator-admin") -> dict[str, str]:
+        """An IAM user allowed everything, and its access key (call with auth off).
+
+        Under enforcement the emulator's fake key is unknown to IAM: Terraform,
+        the tests' own setup and checks use this user's key instead.
+        """
+        iam = self._client("iam", self.env())
+        iam.create_user(UserName=name)
+        iam.put_user_policy(
+            UserName=name,
+            PolicyName="everything",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+                }
+            ),
+        )
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return {
+            **self.env(),
+            "AWS_ACCESS_KEY_ID": str(key["AccessKeyId"]),
+            "AWS_SECRET_ACCESS_KEY": str(key["SecretAccessKey"]),
+        }
+
+    def assume_role(
+        self, role_arn: str, caller: dict[str, str], session: str = "isoloir-agent"
+    ) -> dict[str, str]:
+        """Environment with an STS session of `role_arn`, obtained with `caller`'s key.
+
+        The variables boto3 reads (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+        AWS_SESSION_TOKEN) point the agents at the role. moto does not check
+        the role's trust policy while auth is off, so assume it before.
+        """
+        sts = self._client("sts", caller)
+        creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=session)["Credentials"]
+        return {
+            **caller,
+            "AWS_ACCESS_KEY_ID": str(creds["AccessKeyId"]),
+            "AWS_SECRET_ACCESS_KEY": str(creds["SecretAccessKey"]),
+            "AWS_SESSION_TOKEN": str(creds["SessionToken"]),
+        }
+
+    def _client(self, service: str, env: dict[str, str]) -> Any:
+        import boto3
+
+        return boto3.session.Session(
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=env.get("AWS_SESSION_TOKEN"),
+            region_name=env.get("AWS_REGION", DEFAULT_REGION),
+        ).client(service, endpoint_url=self.endpoint, verify=str(self.ca_bundle))
 
     @property
     def running(self) -> bool:

@@ -24,6 +24,21 @@ like this on loopback. The server therefore remembers the answers to recent
 state-changing calls by invocation id. A retry gets the first attempt's answer,
 or waits for it if the first attempt is still running. Each such retry is
 written to the log.
+
+A third correction concerns IAM enforcement (`Emulator.set_auth`). moto checks
+a caller's identity policies against its own operation names (`s3:HeadBucket`,
+`s3:PutPublicAccessBlock`, `s3:DeleteObject` on the bucket for a batch delete)
+and against the resource `*` for KMS. Here each request is checked as AWS
+authorises it instead: S3 requests by the IAM action AWS documents for the
+operation ("Required permissions for Amazon S3 API operations",
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-with-s3-policy-actions.html)
+on the bucket or object ARN, a batch delete key by key, the account-level
+public access block as `s3:PutAccountPublicAccessBlock`, and KMS calls on the
+ARN of the key they name (`KeyId`, alias or ARN). moto's evaluation itself is
+unchanged: an explicit Deny wins, else an Allow is needed; conditions of
+identity policies are not evaluated (a statement applies whatever its
+`Condition`), and the trust policy is not checked for roles assumed before
+enforcement is switched on (docs/infra.md, "IAM enforcement in the tests").
 """
 
 from __future__ import annotations
@@ -31,9 +46,11 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import xml.etree.ElementTree as ET  # noqa: S405 - the emulator parses its own clients' requests
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 _REMEMBERED = 4096  # answers kept, oldest forgotten first
@@ -63,6 +80,189 @@ def patch_moto() -> None:
         return IAMPolicy(policy).is_action_permitted(action, resource)
 
     FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
+    _patch_iam_checks()
+
+
+# IAM actions of S3 REST requests, by method and the first sub-resource found in
+# the query string (the AWS page cited in the module docstring). None: the
+# method's default below.
+_BUCKET_ACTIONS: dict[str, dict[str, str]] = {
+    "GET": {
+        "accelerate": "GetAccelerateConfiguration",
+        "acl": "GetBucketAcl",
+        "cors": "GetBucketCORS",
+        "encryption": "GetEncryptionConfiguration",
+        "lifecycle": "GetLifecycleConfiguration",
+        "location": "GetBucketLocation",
+        "logging": "GetBucketLogging",
+        "notification": "GetBucketNotification",
+        "object-lock": "GetBucketObjectLockConfiguration",
+        "ownershipControls": "GetBucketOwnershipControls",
+        "policy": "GetBucketPolicy",
+        "policyStatus": "GetBucketPolicyStatus",
+        "publicAccessBlock": "GetBucketPublicAccessBlock",
+        "replication": "GetReplicationConfiguration",
+        "requestPayment": "GetBucketRequestPayment",
+        "tagging": "GetBucketTagging",
+        "uploads": "ListBucketMultipartUploads",
+        "versioning": "GetBucketVersioning",
+        "versions": "ListBucketVersions",
+        "website": "GetBucketWebsite",
+    },
+    "PUT": {
+        "accelerate": "PutAccelerateConfiguration",
+        "acl": "PutBucketAcl",
+        "cors": "PutBucketCORS",
+        "encryption": "PutEncryptionConfiguration",
+        "lifecycle": "PutLifecycleConfiguration",
+        "logging": "PutBucketLogging",
+        "notification": "PutBucketNotification",
+        "object-lock": "PutBucketObjectLockConfiguration",
+        "ownershipControls": "PutBucketOwnershipControls",
+        "policy": "PutBucketPolicy",
+        "publicAccessBlock": "PutBucketPublicAccessBlock",
+        "replication": "PutReplicationConfiguration",
+        "requestPayment": "PutBucketRequestPayment",
+        "tagging": "PutBucketTagging",
+        "versioning": "PutBucketVersioning",
+        "website": "PutBucketWebsite",
+    },
+    "DELETE": {
+        "cors": "PutBucketCORS",
+        "encryption": "PutEncryptionConfiguration",
+        "lifecycle": "PutLifecycleConfiguration",
+        "ownershipControls": "PutBucketOwnershipControls",
+        "policy": "DeleteBucketPolicy",
+        "publicAccessBlock": "PutBucketPublicAccessBlock",
+        "replication": "PutReplicationConfiguration",
+        "tagging": "PutBucketTagging",
+        "website": "DeleteBucketWebsite",
+    },
+}
+_BUCKET_DEFAULT = {"GET": "ListBucket", "HEAD": "ListBucket", "PUT": "CreateBucket",
+                   "DELETE": "DeleteBucket"}  # fmt: skip
+_OBJECT_ACTIONS: dict[str, dict[str, str]] = {
+    "GET": {
+        "acl": "GetObjectAcl",
+        "attributes": "GetObjectAttributes",
+        "legal-hold": "GetObjectLegalHold",
+        "retention": "GetObjectRetention",
+        "tagging": "GetObjectTagging",
+        "uploadId": "ListMultipartUploadParts",
+    },
+    "PUT": {
+        "acl": "PutObjectAcl",
+        "legal-hold": "PutObjectLegalHold",
+        "retention": "PutObjectRetention",
+        "tagging": "PutObjectTagging",
+    },
+    "DELETE": {"tagging": "DeleteObjectTagging", "uploadId": "AbortMultipartUpload"},
+    "POST": {"restore": "RestoreObject", "select": "GetObject"},
+}
+_OBJECT_DEFAULT = {"GET": "GetObject", "HEAD": "GetObject", "PUT": "PutObject",
+                   "DELETE": "DeleteObject", "POST": "PutObject"}  # fmt: skip
+_VERSIONED = {"GetObject": "GetObjectVersion", "GetObjectAcl": "GetObjectVersionAcl",
+              "PutObjectAcl": "PutObjectVersionAcl", "DeleteObject": "DeleteObjectVersion",
+              "GetObjectTagging": "GetObjectVersionTagging",
+              "PutObjectTagging": "PutObjectVersionTagging",
+              "DeleteObjectTagging": "DeleteObjectVersionTagging"}  # fmt: skip
+_ACCOUNT_PAB = {"GET": "GetAccountPublicAccessBlock", "PUT": "PutAccountPublicAccessBlock",
+                "DELETE": "PutAccountPublicAccessBlock"}  # fmt: skip
+
+
+def _sub_resource(table: dict[str, str], query: dict[str, list[str]]) -> str | None:
+    return next((action for name, action in table.items() if name in query), None)
+
+
+def _batch_delete(bucket: str, body: bytes) -> list[tuple[str, str]]:
+    """DeleteObjects is authorised per key: DeleteObject, or DeleteObjectVersion."""
+    root = ET.fromstring(body)  # noqa: S314 - the emulator's own clients' request
+    checks = []
+    for obj in root.iter():
+        if not obj.tag.endswith("Object"):
+            continue
+        key = next((c.text or "" for c in obj if c.tag.endswith("Key")), "")
+        version = next((c.text for c in obj if c.tag.endswith("VersionId")), None)
+        action = "s3:DeleteObjectVersion" if version else "s3:DeleteObject"
+        checks.append((action, f"arn:aws:s3:::{bucket}/{key}"))
+    return checks
+
+
+def _control_action(method: str, path: str) -> str:
+    """S3 Control (account level): the public access block and access points."""
+    rest = path.removeprefix("/v20180820/").strip("/").split("/")
+    if rest[0] == "configuration":
+        return _ACCOUNT_PAB.get(method, "PutAccountPublicAccessBlock")
+    if rest[0] == "accesspoint" and len(rest) == 1:
+        return "ListAccessPoints"
+    if rest[0] == "accesspoint" and len(rest) == 2:
+        return {"PUT": "CreateAccessPoint", "DELETE": "DeleteAccessPoint"}.get(
+            method, "GetAccessPoint"
+        )
+    if rest[0] == "accesspoint" and rest[2] == "policyStatus":
+        return "GetAccessPointPolicyStatus"
+    if rest[0] == "accesspoint":
+        verb = {"PUT": "Put", "DELETE": "Delete"}.get(method, "Get")
+        return f"{verb}AccessPointPolicy"
+    return "UnmappedControlRequest"  # not used by Isoloir: only `s3:*` or `*` allows it
+
+
+def s3_checks(method: str, path: str, body: bytes) -> list[tuple[str, str]]:
+    """(IAM action, resource ARN) pairs AWS authorises a path-style S3 request by."""
+    parts = urlsplit(path)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    if parts.path.startswith("/v20180820/"):
+        return [(f"s3:{_control_action(method, parts.path)}", "*")]
+    bucket, _, key = parts.path.lstrip("/").partition("/")
+    if not bucket:
+        return [("s3:ListAllMyBuckets", "*")]
+    if not key:
+        if method == "POST" and "delete" in query:
+            return _batch_delete(bucket, body)
+        action = _sub_resource(_BUCKET_ACTIONS.get(method, {}), query)
+        action = action or _BUCKET_DEFAULT.get(method, "ListBucket")
+        return [(f"s3:{action}", f"arn:aws:s3:::{bucket}")]
+    action = _sub_resource(_OBJECT_ACTIONS.get(method, {}), query)
+    action = action or _OBJECT_DEFAULT.get(method, "GetObject")
+    if "versionId" in query:
+        action = _VERSIONED.get(action, action)
+    return [(f"s3:{action}", f"arn:aws:s3:::{bucket}/{unquote(key)}")]
+
+
+def _kms_resource(account: str, region: str, body: bytes) -> str:
+    """The ARN of the key a KMS request names, or `*` (ListKeys, CreateKey...)."""
+    from moto.kms.models import kms_backends
+
+    try:
+        key_id = json.loads(body or b"{}").get("KeyId")
+    except ValueError:
+        return "*"
+    if not key_id:
+        return "*"
+    backend = kms_backends[account][region]
+    try:
+        return str(backend.keys[backend.any_id_to_key_id(key_id)].arn)
+    except (KeyError, AttributeError):
+        return "*"
+
+
+def _patch_iam_checks() -> None:
+    from moto.iam.access_control import IAMRequestBase
+
+    check = IAMRequestBase.check_action_permitted
+
+    def check_action_permitted(self: Any, resource: str) -> None:
+        body = self._body if isinstance(self._body, bytes) else str(self._body or "").encode()
+        if self._service == "s3":
+            for action, arn in s3_checks(self._method, self._path, body):
+                self._action = action
+                check(self, arn)
+            return
+        if self._service == "kms":
+            resource = _kms_resource(self.account_id, self._region, body)
+        check(self, resource)
+
+    IAMRequestBase.check_action_permitted = check_action_permitted  # type: ignore[method-assign]
 
 
 class RetryReplay:

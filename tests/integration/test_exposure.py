@@ -303,7 +303,7 @@ def test_s3_misconfigurations_found_and_twin_clean(seeded: None, policies: Any) 
     assert found[f"s3://{ACL}"] == {
         "s3_bucket_public_acl", "s3_bucket_public_access_block", "s3_bucket_acls_enabled",
         "s3_bucket_encryption", "s3_bucket_versioning", "s3_bucket_tls_only",
-        "s3_bucket_undeclared",
+        "s3_bucket_undeclared", "s3_bucket_undeclared_no_expiration",  # no lifecycle at all
     }  # fmt: skip
     assert found[f"s3://{ACL}/export/contacts.csv"] == {"s3_object_public_acl"}
     assert f"s3://{ACL}/export/private.csv" not in found

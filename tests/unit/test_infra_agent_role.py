@@ -62,6 +62,10 @@ def test_writes_and_data_are_scoped_to_the_election_buckets_and_keys() -> None:
         )
         if destructive is None or 'effect = "Deny"' in body:  # a Deny narrows, never grants
             continue
+        if sid == "ReadAccessLogs":  # reading the access logs, nothing else
+            assert set(re.findall(r'"(s3:\w+\*?)"', body)) == {"s3:GetObject"}, body
+            assert "-access-logs*/*" in body, body
+            continue
         assert "local.bucket_arns" not in body, f"{sid}: writes on every <slug>-* bucket"
         assert ":key/*" not in body, f"{sid}: writes on every key of the party"
         assert "election_bucket_arns" in body or "election_key_arns" in body, sid

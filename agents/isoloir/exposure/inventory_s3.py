@@ -15,13 +15,15 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from isoloir import aws
-from isoloir.exposure import pii
+from isoloir import aws, clock
+from isoloir.exposure import accesslog, inventory_kms, pii
 from isoloir.exposure.checks._common import effective_pab, public_statements
 from isoloir.exposure.model import Bucket, Grant, ObjectSample, S3Inventory
 from isoloir.policy.model import Policies
@@ -39,6 +41,7 @@ MAX_OBJECT_ACLS = 10_000  # objects whose ACL is read per ACL-enabled bucket
 PUBLIC_LIST_KEYS = 1000  # keys listed in a public bucket to pick samples
 MAX_SAMPLES = 20  # objects sampled per public bucket
 RANGE_BLOCK = 64 * 1024
+LOG_LOOKBACK = timedelta(days=30)  # access logs read when no exposure start is known
 
 
 def _code(exc: ClientError) -> str:
@@ -198,6 +201,7 @@ def _fetch_bucket(clients: _Clients, name: str, inv: S3Inventory, sample: bool) 
     tags = _call(b, "tags", lambda: c.get_bucket_tagging(Bucket=name))
     if tags:
         b.tags = {t["Key"]: t["Value"] for t in tags.get("TagSet", [])}
+    _fetch_logging(c, b, inv)
     key_id = next((r.get("KMSMasterKeyID") for r in b.encryption if r.get("KMSMasterKeyID")), None)
     if key_id:
         kms = clients.get("kms", b.region)
@@ -208,6 +212,22 @@ def _fetch_bucket(clients: _Clients, name: str, inv: S3Inventory, sample: bool) 
             b.kms_deletion_date = meta.get("DeletionDate")
     _fetch_objects(c, b, inv, sample)
     return b
+
+
+def _fetch_logging(c: Any, b: Bucket, inv: S3Inventory) -> None:
+    """Where the bucket's server access logs go. A read error is a warning
+    (`logging:<bucket>`), not a gap in the bucket's own settings."""
+    try:
+        logging = c.get_bucket_logging(Bucket=b.name)
+    except (ClientError, BotoCoreError) as exc:
+        inv.errors[f"logging:{b.name}"] = (
+            _code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+        )
+        return
+    enabled = logging.get("LoggingEnabled") or {}
+    if enabled.get("TargetBucket"):
+        b.logging_target = str(enabled["TargetBucket"])
+        b.logging_prefix = str(enabled.get("TargetPrefix", ""))
 
 
 def _fetch_objects(c: Any, b: Bucket, inv: S3Inventory, sample: bool) -> None:
@@ -263,15 +283,61 @@ def _fetch_objects(c: Any, b: Bucket, inv: S3Inventory, sample: bool) -> None:
     b.public_samples = tuple(samples)
 
 
+def _exposed_keys(b: Bucket, inv: S3Inventory) -> list[str | None]:
+    """The keys whose reads are counted: the public objects (ACL), and for a public
+    bucket every key (None) besides the sampled ones."""
+    pab = effective_pab(inv, b)
+    public = sorted(k for k, grants in b.object_acls.items() if any(g.public for g in grants))
+    keys: list[str | None] = list(public[:MAX_SAMPLES])
+    acl_public = any(g.public for g in b.acl) and not pab["IgnorePublicAcls"]
+    if acl_public or (public_statements(b.policy) and not pab["RestrictPublicBuckets"]):
+        keys = [None, *keys, *(s.key for s in b.public_samples if s.key not in keys)]
+    return keys
+
+
+def _read_evidence(
+    clients: _Clients, b: Bucket, inv: S3Inventory, log_since: datetime | None
+) -> None:
+    """Breach evidence from the bucket's server access logs (best-effort: a read
+    error is a warning `logs:<bucket>` in the inventory's errors, never raised)."""
+    keys = _exposed_keys(b, inv)
+    if not keys:
+        return
+    since = log_since or (clock.now() - LOG_LOOKBACK)
+    batch: accesslog.LogBatch | None = None
+    if b.logging_target:
+        try:
+            logs = clients.get("s3", b.region)
+            batch = accesslog.read_logs(logs, b.logging_target, b.logging_prefix, since)
+        except (ClientError, BotoCoreError) as exc:
+            code = _code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+            inv.errors[f"logs:{b.name}"] = code  # a warning; the finding stands
+    if not b.logging_target:  # no server access logs: nothing can be said about reads
+        b.read_evidence = dict.fromkeys(
+            (k or "" for k in keys), {"logs_read_until": "none", "access_logging": False}
+        )
+        return
+    b.read_evidence = {
+        k or "": accesslog.evidence_for(batch, b.name, k, since, inv.account_id) for k in keys
+    }
+
+
 def fetch(
     policies: Policies,
     *,
     sample: bool = True,
     region: str | None = None,
     only: Iterable[str] | None = None,
+    log_since: datetime | None = None,
+    retention_journal: Path | None = None,
 ) -> S3Inventory:
     """The S3 inventory of the account the credentials belong to (`only`: these buckets)."""
     del policies  # every bucket of the account is inventoried, declared or not
+    if retention_journal is None:
+        from isoloir import runtime
+        from isoloir.retention.journal import db_path
+
+        retention_journal = db_path(runtime.state_dir())
     counter = _Counter()
     clients = _Clients(counter)
     inv = S3Inventory()
@@ -304,6 +370,11 @@ def fetch(
         bucket = _fetch_bucket(clients, name, inv, sample)
         if "location" in bucket.errors:
             inv.errors[name] = bucket.errors["location"]
+        _read_evidence(clients, bucket, inv, log_since)
         inv.buckets.append(bucket)
+    regions = {b.region for b in inv.buckets if b.region} | {region or aws.default_region()}
+    inventory_kms.fetch_keys(clients.get, regions, inv)
+    inventory_kms.fetch_access_points(clients.get, regions, inv)
+    inv.retention_scheduled_keys = inventory_kms.retention_scheduled_keys(retention_journal)
     inv.api_calls = counter.calls
     return inv

@@ -68,10 +68,37 @@ class Bucket:
     objects_truncated: bool = False
     public_samples: tuple[ObjectSample, ...] = ()
     errors: Mapping[str, str] = field(default_factory=dict)  # API operation -> error code
+    logging_target: str | None = None  # server access logs: target bucket (None: off)
+    logging_prefix: str = ""
+    # breach evidence from the access logs: object key ("" = any key) -> evidence dict
+    read_evidence: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def acls_enabled(self) -> bool:
         return self.ownership != "BucketOwnerEnforced"
+
+
+@dataclass(frozen=True)
+class KmsKey:
+    """A KMS key of the account (see inventory_kms)."""
+
+    key_id: str
+    arn: str
+    region: str
+    manager: str  # CUSTOMER | AWS
+    spec: str  # SYMMETRIC_DEFAULT, RSA_2048, HMAC_256...
+    state: str  # Enabled | Disabled | PendingDeletion...
+    origin: str = "AWS_KMS"  # AWS_KMS | EXTERNAL | AWS_CLOUDHSM...
+    rotation: bool | None = None  # None: not read (or not applicable)
+    deletion_date: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AccessPoint:
+    name: str
+    region: str
+    bucket: str
+    public_access_block: Mapping[str, bool] | None  # None: not read
 
 
 @dataclass
@@ -79,6 +106,12 @@ class S3Inventory:
     account_id: str = ""
     account_public_access_block: Mapping[str, bool] | None = None
     buckets: list[Bucket] = field(default_factory=list)
+    kms_keys: list[KmsKey] = field(default_factory=list)
+    kms_read: bool = False  # the key listing succeeded (else no KMS check reports)
+    access_points: list[AccessPoint] = field(default_factory=list)
+    access_points_read: bool = False
+    # key ARNs/ids the retention agent scheduled for deletion (its journal); None: unread
+    retention_scheduled_keys: frozenset[str] | None = None
     errors: dict[str, str] = field(default_factory=dict)  # bucket or operation -> error
     api_calls: int = 0
 

@@ -226,7 +226,11 @@ data "aws_iam_policy_document" "agent" {
   statement {
     sid = "Inventory"
     actions = [
+      # the account's keys and access points, read only (exposure inventory)
+      "kms:ListKeys",
+      "s3:GetAccessPoint",
       "s3:GetAccountPublicAccessBlock",
+      "s3:ListAccessPoints",
       "s3:ListAllMyBuckets",
       # the remediation restoring the account-level block (account-wide action)
       "s3:PutAccountPublicAccessBlock",
@@ -286,16 +290,24 @@ data "aws_iam_policy_document" "agent" {
     }
   }
 
+  # A publicly exposed bucket's access logs are read to count outside reads
+  # (exposure/accesslog.py LOG_PERMISSIONS); reading only, see the Deny below.
+  statement {
+    sid       = "ReadAccessLogs"
+    actions   = ["s3:GetObject"]
+    resources = ["arn:${local.partition}:s3:::${var.org_slug}-access-logs*/*"]
+  }
+
   # Defence in depth (aws-readiness F12): whatever a later change allows, the
-  # access logs and the Terraform state are neither changed nor read. Their
-  # settings stay readable (the exposure checks read every bucket's).
+  # access logs and the Terraform state are never changed or erased, and the
+  # state is never read. Settings stay readable (the exposure checks read every
+  # bucket's), and so may the access logs' objects (counting outside reads).
   statement {
     sid    = "DenyLogsAndState"
     effect = "Deny"
     actions = [
       "s3:DeleteBucket*",
       "s3:DeleteObject*",
-      "s3:GetObject*",
       "s3:PutBucket*",
       "s3:PutEncryptionConfiguration",
       "s3:PutLifecycleConfiguration",
@@ -306,6 +318,13 @@ data "aws_iam_policy_document" "agent" {
       "arn:${local.partition}:s3:::*-tfstate",
       "arn:${local.partition}:s3:::*-tfstate/*",
     ]
+  }
+
+  statement {
+    sid       = "DenyReadingState"
+    effect    = "Deny"
+    actions   = ["s3:GetObject*"]
+    resources = ["arn:${local.partition}:s3:::*-tfstate/*"]
   }
 
   statement {

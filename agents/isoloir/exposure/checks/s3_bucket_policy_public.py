@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from isoloir.exposure.accesslog import LOG_PERMISSIONS
 from isoloir.exposure.breach import rank
 from isoloir.exposure.checks._common import (
     READ_S3,
@@ -24,7 +25,7 @@ from isoloir.findings import Severity
     reflex="secure the data",
     remediation='Remove the statements that allow Principal "*", or restrict them with '
     "aws:SourceVpce, aws:SourceIp or aws:PrincipalOrgID.",
-    permissions=(*READ_S3, "s3:GetBucketPolicy", "s3:ListBucket", "s3:GetObject"),
+    permissions=(*READ_S3, "s3:GetBucketPolicy", "s3:ListBucket", "s3:GetObject", *LOG_PERMISSIONS),
     fix="s3_public_grants",
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
@@ -51,7 +52,11 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
             resource=resource,
             message=message + (f": {extra}." if extra else "."),
             election=election,
-            evidence={"public_statements": sids, **evidence},
+            evidence={
+                "public_statements": sids,
+                **evidence,
+                **bucket.read_evidence.get("", {}),
+            },
             severity=severity,
             target=bucket.name,
             location=bucket.region,

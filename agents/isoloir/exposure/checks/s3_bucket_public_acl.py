@@ -34,7 +34,7 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
             )
             + " through its ACL.",
             election=election,
-            evidence={"public_grants": len(grants)},
+            evidence={"public_grants": len(grants), **bucket.read_evidence.get("", {})},
             target=bucket.name,
             location=bucket.region,
         )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from isoloir.exposure.accesslog import LOG_PERMISSIONS
 from isoloir.exposure.breach import rank
 from isoloir.exposure.checks._common import READ_S3, effective_pab, pab_unknown, s3_buckets
 from isoloir.exposure.model import Inventory
@@ -17,7 +18,7 @@ from isoloir.findings import Severity
     reflex="secure the data",
     remediation="Reset the object ACL to private and set Object Ownership to "
     "BucketOwnerEnforced so ACLs are disabled.",
-    permissions=(*READ_S3, "s3:ListBucket", "s3:GetObjectAcl", "s3:GetObject"),
+    permissions=(*READ_S3, "s3:ListBucket", "s3:GetObjectAcl", "s3:GetObject", *LOG_PERMISSIONS),
     fix="s3_public_grants",
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
@@ -46,7 +47,11 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
                 resource=resource,
                 message=message + (f": {extra}." if extra else "."),
                 election=election,
-                evidence={"public_grants": len(public), **evidence},
+                evidence={
+                    "public_grants": len(public),
+                    **evidence,
+                    **bucket.read_evidence.get(key, {}),
+                },
                 severity=severity,
                 target=(bucket.name, key),
                 location=bucket.region,
