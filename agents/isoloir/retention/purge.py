@@ -350,9 +350,7 @@ def _add_table(out: Extraction, source: str, name: str, data: bytes, dataset: Da
             out.tables.append(Table(shown, header, rows))
 
 
-def _parse_file(
-    name: str, data: bytes
-) -> list[tuple[str | None, list[str], list[dict[str, str]]]]:
+def _parse_file(name: str, data: bytes) -> list[tuple[str | None, list[str], list[dict[str, str]]]]:
     """(sheet name or None, header, rows) of each table in the file."""
     if spreadsheet.is_unsupported_name(name):
         raise spreadsheet.SpreadsheetError(
@@ -391,8 +389,7 @@ def refuse_unaccepted(
             f"--election {election.id} --dataset {dataset.name} SOURCE...`"
         )
     return [
-        {**p.to_dict(), "accepted_at": accepted[p.source].get("accepted_at", "")}
-        for p in problems
+        {**p.to_dict(), "accepted_at": accepted[p.source].get("accepted_at", "")} for p in problems
     ]
 
 
