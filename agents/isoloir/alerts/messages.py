@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from isoloir.findings import Finding, Severity
@@ -69,6 +69,23 @@ _T: dict[str, dict[str, str]] = {
             "via le canal {channel}. Si vous le lisez, ce canal fonctionne."
         ),
         "footer": "— Isoloir, agent de protection des données de campagne. Message automatique.",
+        "reads": "Lectures",
+        "reads_found": (
+            "lu {reads} fois par {requesters} demandeur(s) extérieur(s) depuis le {since} "
+            "(journaux lus jusqu'au {until})"
+        ),
+        "reads_none": (
+            "aucune lecture trouvée dans les journaux depuis le {since} "
+            "(journaux lus jusqu'au {until})"
+        ),
+        "reads_unknown": (
+            "journaux d'accès non lus : aucune lecture ne peut être exclue depuis le {since}"
+        ),
+        "reads_truncated": "lecture partielle des journaux (limites atteintes)",
+        "no_log_yet": "aucun journal reçu",
+        "draft": "Brouillon pour le registre des violations",
+        "yes": "oui",
+        "no": "non",
     },
     "en": {
         "alert": "Alert",
@@ -108,11 +125,24 @@ _T: dict[str, dict[str, str]] = {
             "If you read it, the channel works."
         ),
         "footer": "-- Isoloir, campaign data protection agent. Automatic message.",
+        "reads": "Reads",
+        "reads_found": (
+            "read {reads} times by {requesters} outside requesters since {since} "
+            "(logs read until {until})"
+        ),
+        "reads_none": "no read found in the logs since {since} (logs read until {until})",
+        "reads_unknown": "access logs not read: no read can be ruled out since {since}",
+        "reads_truncated": "logs partly read (bounds reached)",
+        "no_log_yet": "no log delivered yet",
+        "draft": "Breach register draft",
+        "yes": "yes",
+        "no": "no",
     },
 }
 
 # Evidence keys that explain a legal hold; shown on their own line, never dropped.
 LEGAL_HOLD_KEYS = ("legal_hold_reason", "hold_reason")
+DRAFT_KEY = "breach_register_draft"  # rendered as its own block, with the reads
 _MAX_VALUE = 200
 
 
@@ -141,6 +171,63 @@ def _value(v: Any) -> str:
     return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 1] + "…"
 
 
+def _parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed
+
+
+def reads_sentence(
+    evidence: Mapping[str, Any], language: str, first_seen: datetime | None
+) -> str | None:
+    """What the access logs say about reads by outsiders since the exposure began:
+    counts and times only (the evidence holds no address and no requester id)."""
+    if "outside_reads" not in evidence and "logs_read_until" not in evidence:
+        return None
+    t = texts(language)
+    since = _fmt_time(_parse_time(evidence.get("reads_since")) or first_seen)
+    if evidence.get("logs_unreadable") or evidence.get("access_logging") is False:
+        return t["reads_unknown"].format(since=since)
+    until_at = _parse_time(evidence.get("logs_read_until"))
+    until = _fmt_time(until_at) if until_at is not None else t["no_log_yet"]
+    reads = int(evidence.get("outside_reads") or 0)
+    if reads > 0:
+        text = t["reads_found"].format(
+            reads=reads,
+            requesters=int(evidence.get("outside_requesters") or 0),
+            since=since,
+            until=until,
+        )
+    else:
+        text = t["reads_none"].format(since=since, until=until)
+    if evidence.get("logs_truncated"):
+        text += ("; " if language != "fr" else " ; ") + t["reads_truncated"]
+    return text
+
+
+def _draft_value(v: Any, t: Mapping[str, str]) -> str:
+    if isinstance(v, bool):
+        return t["yes"] if v else t["no"]
+    if isinstance(v, list | tuple):
+        return ", ".join(str(x) for x in v) or "-"
+    return "-" if v is None else _value(v)
+
+
+def _draft_lines(
+    draft: Mapping[str, Any], reads: str | None, t: Mapping[str, str], sep: str
+) -> list[str]:
+    """The breach-register draft as a block a DPO can paste into the register."""
+    lines = [f"{t['draft']}{sep.rstrip()}"]
+    lines.extend(f"  - {k}: {_draft_value(v, t)}" for k, v in draft.items())
+    if reads:
+        lines.append(f"  - {t['reads'].lower()}: {reads}")
+    return lines
+
+
 def legal_hold_reason(finding: Finding) -> str | None:
     for key in LEGAL_HOLD_KEYS:
         reason = finding.evidence.get(key)
@@ -166,12 +253,17 @@ def _finding_lines(
     hold = legal_hold_reason(finding)
     if hold or finding.evidence.get("legal_hold"):
         lines.append(f"{t['legal_hold']}{sep}{hold or '-'}")
-    details = {
-        k: v for k, v in finding.evidence.items() if k not in LEGAL_HOLD_KEYS and k != "legal_hold"
-    }
+    reads = reads_sentence(finding.evidence, language, first_seen)
+    if reads:
+        lines.append(f"{t['reads']}{sep}{reads}")
+    skip = {*LEGAL_HOLD_KEYS, "legal_hold", DRAFT_KEY}
+    details = {k: v for k, v in finding.evidence.items() if k not in skip}
     if details:
         lines.append(f"{t['details']}{sep.rstrip()}")
         lines.extend(f"  - {k}: {_value(details[k])}" for k in sorted(details))
+    draft = finding.evidence.get(DRAFT_KEY)
+    if isinstance(draft, Mapping):
+        lines.extend(_draft_lines(draft, reads, t, sep))
     lines.append(f"{t['fix']}{sep}{finding.remediation or t['no_fix']}")
     lines.append(f"{t['fingerprint']}{sep}{fingerprint}")
     return lines

@@ -104,6 +104,39 @@ def _meta(f: Finding, first_seen: float | None) -> dict[str, Any]:
     }
 
 
+def _outside_reads(f: Finding) -> int:
+    try:
+        return int(f.evidence.get("outside_reads") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _first_outside_read(before: Finding, now: Finding) -> bool:
+    """The access logs show a first read by an outsider on an open finding: the
+    breach is now confirmed, a new alert (not a reminder) goes out. A count that
+    merely grows says nothing new."""
+    return _outside_reads(before) == 0 and _outside_reads(now) > 0
+
+
+def exposure_starts(state_dir: Path, prefix: str = "s3://") -> dict[str, datetime]:
+    """When each open finding's resource was first seen (the earliest, per resource):
+    the start of the window in which the scan counts reads of an exposed resource.
+    Read before the scan; an absent spool (first run) gives {} and is not created."""
+    path = spool_path(state_dir)
+    if not path.is_file():
+        return {}
+    spool = Spool(path)
+    try:
+        starts: dict[str, float] = {}
+        for row in spool.open_findings():
+            resource = row.finding.resource
+            if resource.startswith(prefix):
+                starts[resource] = min(row.first_seen, starts.get(resource, row.first_seen))
+    finally:
+        spool.close()
+    return {resource: _dt(ts) for resource, ts in starts.items()}
+
+
 class AlertService:
     def __init__(
         self,
@@ -195,7 +228,7 @@ class AlertService:
                     continue
                 self.spool.touch_finding(job, f, now)
                 worse = row.notified_severity is not None and f.severity > row.notified_severity
-                if row.notified_at is None or worse:
+                if row.notified_at is None or worse or _first_outside_read(row.finding, f):
                     said.append(("alert", f, row.first_seen))
                 elif renotify > 0 and now - row.notified_at >= renotify:
                     said.append(("reminder", f, row.first_seen))

@@ -13,12 +13,12 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -42,6 +42,19 @@ PUBLIC_LIST_KEYS = 1000  # keys listed in a public bucket to pick samples
 MAX_SAMPLES = 20  # objects sampled per public bucket
 RANGE_BLOCK = 64 * 1024
 LOG_LOOKBACK = timedelta(days=30)  # access logs read when no exposure start is known
+
+# `fetch(log_since=...)`: one start for every resource, or the exposure start per
+# finding resource (`s3://bucket`, `s3://bucket/key`; a resource not named: now).
+LogSince: TypeAlias = datetime | Mapping[str, datetime] | None
+
+
+def _since_of(log_since: LogSince, bucket: str, key: str | None, now: datetime) -> datetime:
+    if log_since is None:
+        return now - LOG_LOOKBACK
+    if isinstance(log_since, datetime):
+        return log_since
+    resource = f"s3://{bucket}" if key is None else f"s3://{bucket}/{key}"
+    return log_since.get(resource, now)
 
 
 def _code(exc: ClientError) -> str:
@@ -295,20 +308,21 @@ def _exposed_keys(b: Bucket, inv: S3Inventory) -> list[str | None]:
     return keys
 
 
-def _read_evidence(
-    clients: _Clients, b: Bucket, inv: S3Inventory, log_since: datetime | None
-) -> None:
+def _read_evidence(clients: _Clients, b: Bucket, inv: S3Inventory, log_since: LogSince) -> None:
     """Breach evidence from the bucket's server access logs (best-effort: a read
-    error is a warning `logs:<bucket>` in the inventory's errors, never raised)."""
+    error is a warning `logs:<bucket>` in the inventory's errors, never raised).
+    Each key's reads are counted from its own exposure start (`reads_since`)."""
     keys = _exposed_keys(b, inv)
     if not keys:
         return
-    since = log_since or (clock.now() - LOG_LOOKBACK)
+    now = clock.now()
+    since = {k: _since_of(log_since, b.name, k, now) for k in keys}
     batch: accesslog.LogBatch | None = None
     if b.logging_target:
         try:
             logs = clients.get("s3", b.region)
-            batch = accesslog.read_logs(logs, b.logging_target, b.logging_prefix, since)
+            earliest = min(since.values())
+            batch = accesslog.read_logs(logs, b.logging_target, b.logging_prefix, earliest)
         except (ClientError, BotoCoreError) as exc:
             code = _code(exc) if isinstance(exc, ClientError) else type(exc).__name__
             inv.errors[f"logs:{b.name}"] = code  # a warning; the finding stands
@@ -318,7 +332,11 @@ def _read_evidence(
         )
         return
     b.read_evidence = {
-        k or "": accesslog.evidence_for(batch, b.name, k, since, inv.account_id) for k in keys
+        k or "": {
+            **accesslog.evidence_for(batch, b.name, k, since[k], inv.account_id),
+            "reads_since": since[k].isoformat(),
+        }
+        for k in keys
     }
 
 
@@ -328,7 +346,7 @@ def fetch(
     sample: bool = True,
     region: str | None = None,
     only: Iterable[str] | None = None,
-    log_since: datetime | None = None,
+    log_since: LogSince = None,
     retention_journal: Path | None = None,
 ) -> S3Inventory:
     """The S3 inventory of the account the credentials belong to (`only`: these buckets)."""

@@ -30,7 +30,12 @@ def _job(ctx: JobContext, opts: ScanOptions) -> JobResult:
 
 
 def scan_job(ctx: JobContext) -> JobResult:
-    return _job(ctx, ScanOptions(s3=True, shares=True, identity=False))
+    # Reads of an exposed object are counted from when its finding was first seen
+    # (the alert state knows it); a resource with no open finding: from now.
+    from isoloir.alerts.service import exposure_starts
+
+    since = exposure_starts(ctx.state_dir)
+    return _job(ctx, ScanOptions(s3=True, shares=True, identity=False, exposure_since=since))
 
 
 def identity_job(ctx: JobContext) -> JobResult:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +31,9 @@ class ScanOptions:
     iam: bool = True  # identity: also read IAM (not only host accounts)
     buckets: tuple[str, ...] | None = None  # None: every bucket of the account
     sample: bool = True
+    # S3 access logs: when each exposed resource's exposure began (its open finding's
+    # first-seen time, given by the daemon's scan job); None: the last 30 days.
+    exposure_since: Mapping[str, datetime] | None = None
 
     @property
     def scopes(self) -> tuple[str, ...]:
@@ -56,7 +60,9 @@ def collect(
     errors: dict[str, str] = {}
     fatal: dict[str, str] = {}
     if opts.s3:
-        inv.s3 = inventory_s3.fetch(policies, sample=opts.sample, only=opts.buckets)
+        inv.s3 = inventory_s3.fetch(
+            policies, sample=opts.sample, only=opts.buckets, log_since=opts.exposure_since
+        )
         errors.update({f"s3:{k}": v for k, v in inv.s3.errors.items()})
         for b in inv.s3.buckets:
             errors.update({f"s3:{b.name}:{op}": code for op, code in b.errors.items()})
