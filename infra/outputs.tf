@@ -33,13 +33,15 @@ output "hosts" {
 }
 
 output "file_share_hosts" {
-  description = "The file-share hosts as the Ansible inventory reads them (isoloir.inventory): name => address (private: reached from the admin networks), SSH user, region, elections."
+  description = "The file-share hosts as the Ansible inventory reads them (isoloir.inventory): name => address (private: reached from the admin networks), SSH user, region, elections, data volume id."
   value = {
     for region, h in local.hosts : "isoloir-shares-${region}" => {
       address   = h.private_ip
       ssh_user  = "isoloir-deploy"
       region    = region
       elections = h.elections
+      # The encrypted EBS data volume Ansible mounts on the share root (found by its serial).
+      data_volume_id = h.data_volume_id
     }
   }
 }

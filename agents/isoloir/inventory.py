@@ -2,7 +2,7 @@
 
 - `from_terraform(outputs)`: the Ansible inventory of the aws target, from
   `terraform output -json` (the output ``file_share_hosts``, a map of host name
-  to ``{"address": ..., "ssh_user": ...}``).
+  to ``{"address": ..., "ssh_user": ..., "data_volume_id": ...}``).
 - `isoloir.sandbox.inventory(hosts)`: the inventory of the local target.
 - `build_wheelhouse(out)`: the isoloir wheel and the wheels of its pinned
   dependencies, so hosts install the agents without any package index. The
@@ -51,6 +51,10 @@ def from_terraform(
             "ansible_host": str(host["address"]),
             "ansible_user": str(host.get("ssh_user", DEPLOY_USER)),
         }
+        if host.get("data_volume_id"):
+            # The encrypted EBS data volume the election_shares role mounts on
+            # the share root (found by its serial, never by a device name).
+            hostvars["isoloir_data_volume_id"] = str(host["data_volume_id"])
         if key_file:
             hostvars["ansible_ssh_private_key_file"] = key_file
         hosts[str(name)] = hostvars

@@ -74,10 +74,12 @@ def test_host_output_feeds_the_inventory_and_cloud_init_makes_the_deploy_user(
         {name: {"value": value} for name, value in outputs.items()}, key_file="/k/deploy"
     )
     hostvars = inv["all"]["children"][inventory.GROUP]["hosts"][HOST]
+    assert host["data_volume_id"].startswith("vol-")
     assert hostvars == {
         "ansible_host": host["address"],
         "ansible_user": "isoloir-deploy",
         "ansible_ssh_private_key_file": "/k/deploy",
+        "isoloir_data_volume_id": host["data_volume_id"],
     }
 
     # the deploy account, made by cloud-init at first boot: key only, no password
@@ -98,6 +100,10 @@ def test_host_output_feeds_the_inventory_and_cloud_init_makes_the_deploy_user(
     volumes = [m["Ebs"]["VolumeId"] for m in instance["BlockDeviceMappings"]]
     described = ec2.describe_volumes(VolumeIds=volumes)["Volumes"]
     assert described and all(v["Encrypted"] for v in described)
+    # the data volume (its own resource): encrypted, attached to this host
+    (data,) = ec2.describe_volumes(VolumeIds=[host["data_volume_id"]])["Volumes"]
+    assert data["Encrypted"]
+    assert [a["InstanceId"] for a in data["Attachments"]] == [instance_id]
 
 
 def test_a_malformed_deploy_key_is_refused_at_plan(emulator: Emulator, tmp_path: Path) -> None:

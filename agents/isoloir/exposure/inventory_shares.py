@@ -20,6 +20,14 @@ LUKS), or when the file system type is ecryptfs. A plain block device counts
 as unencrypted. Virtual or network file systems (tmpfs, overlay, nfs, cifs,
 fuse, zfs, btrfs on several devices...) are "unknown" and not reported:
 fscrypt, ZFS native encryption and self-encrypting drives are not detected.
+
+Platform encryption (hosts.at_rest: cloud, the aws target): the share root is
+encrypted by AWS when it is the mount point of an EBS volume (an NVMe device
+whose /sys/block/<disk>/device/model is "Amazon Elastic Block Store"; its
+serial is the volume id without the dash). The module encrypts that data
+volume with the host's KMS key and Ansible mounts it on hosts.share_root. A
+share on the root file system stays reported: the data volume is the one the
+deploy declares for personal data. Without the policy key nothing changes.
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ STRAY_MIN_RECORDS = 3  # records with personal data in a sample to call a file c
 STRAY_SUFFIXES = frozenset({".csv", ".tsv", ".xlsx", ".ods", ".txt"})
 DEFAULT_ACL_XATTR = "system.posix_acl_default"
 _SAMPLED = tuple(s.encode() for s in pii.SAMPLED_SUFFIXES)
+EBS_MODEL = "Amazon Elastic Block Store"
 UNKNOWN_FS = frozenset(
     {"tmpfs", "overlay", "nfs", "nfs4", "cifs", "smb3", "fuse", "zfs", "ramfs", "9p", "virtiofs"}
 )
@@ -417,6 +426,40 @@ def encryption_of(
     return point, device, fstype, dm_encrypted(name, sys_block)
 
 
+def _disks(name: str, sys_block: Path) -> list[str]:
+    """`name` and, for a partition (nvme1n1p1), the disk holding it."""
+    found = [name]
+    try:
+        found += sorted(d.name for d in sys_block.iterdir() if (d / name).is_dir())
+    except OSError:
+        pass
+    return found
+
+
+def ebs_volume_of(device: str, sys_block: Path = Path("/sys/block")) -> str:
+    """The EBS volume id ("vol-...") of block device `device`, "" when not EBS."""
+    name = os.path.basename(os.path.realpath(device))
+    for disk in _disks(name, sys_block):
+        info = sys_block / disk / "device"
+        try:
+            model = (info / "model").read_text(errors="replace").strip()
+            serial = (info / "serial").read_text(errors="replace").strip()
+        except OSError:
+            continue
+        if model == EBS_MODEL and serial.startswith("vol"):
+            return "vol-" + serial[3:].lstrip("-")
+    return ""
+
+
+def platform_encryption(
+    point: str, device: str, share_root: str, sys_block: Path = Path("/sys/block")
+) -> tuple[str, bool]:
+    """(EBS volume id or "", whether that volume is the data volume on `share_root`)."""
+    volume = ebs_volume_of(device, sys_block) if device.startswith("/dev/") else ""
+    root = os.path.realpath(share_root).rstrip("/")
+    return volume, bool(volume) and point != "/" and point.rstrip("/") == root
+
+
 # ------------------------------------------------------------ Samba
 
 
@@ -574,6 +617,12 @@ def fetch(
         else:
             point, device, fstype, enc = encryption_of(root, mounts=mounts, sys_block=sys_block)
             tree.mount_point, tree.device, tree.fs_type, tree.encrypted = point, device, fstype, enc
+            if enc is False and policies.baseline.hosts.at_rest == "cloud":
+                base = share_root or policies.baseline.hosts.share_root
+                tree.ebs_volume, tree.platform_encrypted = platform_encryption(
+                    point, device, base, sys_block
+                )
+                tree.encrypted = tree.platform_encrypted
         inv.trees.append(tree)
     if smb_conf is not None:
         try:

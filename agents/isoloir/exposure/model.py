@@ -176,6 +176,8 @@ class ShareTree:
     fs_type: str = ""
     device: str = ""
     encrypted: bool | None = None  # None: unknown (heuristic could not tell)
+    ebs_volume: str = ""  # hosts.at_rest cloud: the EBS volume id of the device, if EBS
+    platform_encrypted: bool = False  # the share root is the EBS data volume's mount
 
 
 @dataclass(frozen=True)

@@ -621,6 +621,7 @@ def _build_baseline(b: dict[str, Any]) -> m.Baseline:
             tuple(b["hosts"]["stray_data_paths"]),
             image_ids=dict(sorted(b["hosts"]["aws"]["image_ids"].items())),
             subnet_ids=dict(sorted(b["hosts"]["aws"]["subnet_ids"].items())),
+            at_rest=b["hosts"]["at_rest"],
         ),
         identity=m.Identity(**b["identity"]),
         remediation=m.Remediation(**b["remediation"]),
@@ -996,6 +997,7 @@ def normalise(p: m.Policies) -> dict[str, Any]:
             "share_root": b.hosts.share_root,
             "admin_networks": list(b.hosts.admin_networks),
             "stray_data_paths": list(b.hosts.stray_data_paths),
+            "at_rest": b.hosts.at_rest,
         },
         "identity": {"max_access_key_age_days": b.identity.max_access_key_age_days},
         "remediation": {

@@ -154,6 +154,9 @@ class Hosts:
     # TARGET=aws: region -> Debian 12 AMI id / private subnet id of the file-share host
     image_ids: Mapping[str, str] = field(default_factory=dict, hash=False)
     subnet_ids: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # Who encrypts the share root at rest: "host" (dm-crypt, the default) or
+    # "cloud" (the aws target's EBS data volume, mounted on share_root).
+    at_rest: str = "host"
 
 
 @dataclass(frozen=True)

@@ -103,14 +103,6 @@ resource "aws_instance" "this" {
     volume_size = 16
   }
 
-  ebs_block_device {
-    device_name = "/dev/xvdf"
-    encrypted   = true
-    kms_key_id  = aws_kms_key.volumes.arn
-    volume_type = "gp3"
-    volume_size = var.data_volume_size_gb
-  }
-
   tags = merge(var.tags, {
     Name = var.name
     # A count, not the list: a tag value holds at most 256 characters and a
@@ -124,6 +116,27 @@ resource "aws_instance" "this" {
     # new boot (changing user_data would stop and start the host).
     ignore_changes = [ami, user_data]
   }
+}
+
+# The data volume holding the shares: its own resource (not an inline
+# ebs_block_device) so that growing it is an in-place ModifyVolume, never a new
+# host. Ansible finds it by its EBS serial (the volume id, via the inventory's
+# isoloir_data_volume_id), never by the device name below, which Nitro hosts
+# expose as an NVMe device (docs/hosts.md).
+resource "aws_ebs_volume" "data" {
+  # checkov:skip=CKV2_AWS_9:No AWS Backup copy of personal data: backups the retention agent does not purge would outlive the election's due date.
+  availability_zone = aws_instance.this.availability_zone
+  encrypted         = true
+  kms_key_id        = aws_kms_key.volumes.arn
+  type              = "gp3"
+  size              = var.data_volume_size_gb
+  tags              = merge(var.tags, { Name = "${var.name}-data" })
+}
+
+resource "aws_volume_attachment" "data" {
+  device_name = "/dev/xvdf"
+  volume_id   = aws_ebs_volume.data.id
+  instance_id = aws_instance.this.id
 }
 
 locals {

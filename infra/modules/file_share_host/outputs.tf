@@ -8,6 +8,11 @@ output "private_ip" {
   value       = aws_instance.this.private_ip
 }
 
+output "data_volume_id" {
+  description = "EBS volume holding the shares (encrypted with the volume key); Ansible mounts it on the share root, found by this id."
+  value       = aws_volume_attachment.data.volume_id
+}
+
 output "public_ip" {
   description = "Public address, empty unless associate_public_ip is set."
   value       = aws_instance.this.public_ip

@@ -22,8 +22,10 @@ output "host" {
     instance_id = module.host[0].instance_id
     private_ip  = module.host[0].private_ip
     public_ip   = module.host[0].public_ip
-    elections   = sort(keys(var.elections))
-    region      = var.region
+    # The encrypted data volume; the inventory passes it as isoloir_data_volume_id.
+    data_volume_id = module.host[0].data_volume_id
+    elections      = sort(keys(var.elections))
+    region         = var.region
   } : null
 }
 

@@ -13,7 +13,8 @@ from isoloir.findings import Severity
     severity=Severity.MEDIUM,
     scope="shares",
     reflex="secure the data",
-    remediation="Put the share root on a LUKS (dm-crypt) volume.",
+    remediation="Put the share root on a LUKS (dm-crypt) volume; on AWS, mount the host's "
+    "encrypted data volume on hosts.share_root and declare hosts.at_rest: cloud.",
     permissions=("host:read /proc/mounts and /sys/block",),
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
@@ -22,10 +23,19 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
     for tree in inv.shares.trees:
         if tree.missing or tree.encrypted is not False:
             continue
+        evidence: dict[str, object] = {
+            "device": tree.device,
+            "fs_type": tree.fs_type,
+            "mount": tree.mount_point,
+        }
+        where = "not on dm-crypt"
+        if tree.ebs_volume:
+            evidence.update(ebs_volume=tree.ebs_volume, platform_encrypted=False)
+            where = "not on the encrypted data volume mounted on the share root"
         yield Hit(
             resource=display_path(tree.root),
             message=f"The share {display_path(tree.root)} is on {tree.device or '?'} "
-            f"({tree.fs_type or '?'}, mounted on {tree.mount_point or '?'}), not on dm-crypt.",
+            f"({tree.fs_type or '?'}, mounted on {tree.mount_point or '?'}), {where}.",
             election=tree.election,
-            evidence={"device": tree.device, "fs_type": tree.fs_type, "mount": tree.mount_point},
+            evidence=evidence,
         )
