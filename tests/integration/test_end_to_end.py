@@ -32,10 +32,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory, emulator: Emulator) -> Iterat
     lines: list[str] = []
     d = Demo(tmp_path_factory.mktemp("e2e"), out=lines.append, emulator=emulator)
     d.facts["log"] = lines
+    saved = dict(os.environ)  # the demo exports the deployment's sinks for its own clients
     try:
         yield d
     finally:
         d.local.down(log=lines.append)
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def _log(demo: Demo) -> str:

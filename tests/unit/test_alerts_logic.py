@@ -525,11 +525,15 @@ def test_spool_prunes_settled_rows_after_the_keep_period(tmp_path: Path) -> None
         svc.close()
 
 
-def test_webhook_refuses_redirects_and_non_2xx(tmp_path: Path) -> None:
+def test_webhook_refuses_redirects_and_non_2xx(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import http.server
     import threading
 
-    from isoloir.alerts.webhook import WebhookTransport
+    from isoloir.alerts.webhook import SINK_ENV, WebhookTransport
+
+    monkeypatch.delenv(SINK_ENV, raising=False)  # the local target's sink would take the POST
 
     seen: list[str] = []
 
