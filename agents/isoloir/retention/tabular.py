@@ -18,10 +18,10 @@ import codecs
 import csv
 import io
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from isoloir.policy.inputs import header_key  # the loader compares columns the same way
 from isoloir.policy.model import Tabular
 
 DELIMITERS = ",;\t|"
@@ -183,13 +183,6 @@ def from_records(records: Iterable[Sequence[str]]) -> tuple[list[str], list[dict
 
 
 # ------------------------------------------------------------------ columns
-def header_key(name: str) -> str:
-    """A header name as compared: no accents, case, blanks or punctuation."""
-    decomposed = unicodedata.normalize("NFKD", name)
-    letters = (c for c in decomposed if not unicodedata.combining(c))
-    return "".join(c for c in "".join(letters).casefold() if c.isalnum())
-
-
 def find_column(header: Sequence[str], wanted: str | None) -> str | None:
     """The header name matching `wanted`: exact first, then ignoring case, accents,
     blanks and punctuation ("E-mail" ~ "email", "Téléphone" ~ "telephone")."""
