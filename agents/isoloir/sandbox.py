@@ -62,13 +62,18 @@ PACKAGES: tuple[str, ...] = (
     "libpam-modules",
     "libpam-pwquality",
     "libpam-runtime",
+    "libsasl2-modules",
     "openssh-server",
     "pamtester",
+    "postfix",
     "procps",
     "python3",
     "python3-apt",
+    "python3-milter",
     "python3-venv",
     "samba",
+    "samba-vfs-modules",
+    "sasl2-bin",
     "sudo",
     "systemd",
     "unattended-upgrades",
@@ -575,11 +580,16 @@ def _port_free(address: str, port: int) -> bool:
     return True
 
 
+# Ports a host's services take on its address besides ssh: smbd, smtp, submission.
+SERVICE_PORTS = (445, 25, 587)
+
+
 def free_address(start: int = 100, port: int = 22, samba_port: int = 445) -> str:
-    """A 127.0.0.x address where the ssh and smb ports are free."""
+    """A 127.0.0.x address where the ssh, smb and mail ports are free."""
+    ports = (port, samba_port, *[p for p in SERVICE_PORTS if p != samba_port])
     for last in range(start, 250):
         address = f"127.0.0.{last}"
-        if _port_free(address, port) and _port_free(address, samba_port):
+        if all(_port_free(address, p) for p in ports):
             return address
     raise SandboxError("no free loopback address in 127.0.0.100-249")
 
@@ -825,6 +835,9 @@ def _configure(host: SandboxHost) -> None:
     )
     # Never listen beyond the host's own address, not even before the roles run.
     (root / "etc/samba/smb.conf").write_text(_BOOTSTRAP_SMB.format(address=host.address))
+    # Debian's Postfix listens on every interface (port 25) until the
+    # mail_guard role configures it: the host's own address only, from boot.
+    host.chroot("postconf", "-e", f"inet_interfaces = {host.address}", "inet_protocols = ipv4")
     pub = (root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()
     where = host.address if host.ssh_port == 22 else f"[{host.address}]:{host.ssh_port}"
     Path(host.known_hosts).write_text(f"{where} {pub[0]} {pub[1]}\n")

@@ -236,7 +236,10 @@ def test_email_over_starttls_with_auth_one_message_per_recipient(
         others = {person.email for person in people} - {m["To"]}
         assert not any(addr in raw for addr in others)
         assert m["From"] == "isoloir@mouvement-exemple.example"
-        assert m["Subject"] == f"[Isoloir] Alerte CRITIQUE · {ELECTION} · s3-public-object"
+        where = public_file().resource
+        assert (
+            m["Subject"] == f"[Isoloir] Alerte CRITIQUE · {ELECTION} · s3-public-object · {where}"
+        )
         assert m["X-Isoloir-Fingerprint"] == public_file().fingerprint
         assert m["X-Isoloir-Severity"] == "critical" and m["Content-Language"] == "fr"
         assert m["Message-ID"].startswith("<isoloir.")
@@ -274,7 +277,8 @@ def test_english_and_implicit_tls(pki: tuple[Path, Path, Path], tmp_path: Path) 
         email.message_from_bytes(box.get_bytes(k), policy=email.policy.default)["Subject"]
         for k in box.keys()
     }
-    assert subjects == {f"[Isoloir] Alert CRITICAL · {ELECTION} · s3-public-object"}
+    where = public_file().resource  # short enough to appear whole
+    assert subjects == {f"[Isoloir] Alert CRITICAL · {ELECTION} · s3-public-object · {where}"}
 
 
 def test_webhook_is_signed(

@@ -106,6 +106,17 @@ def test_administrators_received_the_alerts_without_personal_data(demo: Demo) ->
     assert LEAKED_NAME in text  # the path is named ...
     severities = {m["headers"].get("X-Isoloir-Severity") for m in messages}
     assert "critical" in severities  # a world-readable contacts file is a likely breach
+    for admin in recipients:
+        # One message per critical finding, alone; the rest grouped, never a critical.
+        mine = [m["headers"] for m in messages if m["headers"].get("To") == admin]
+        critical = [
+            h["X-Isoloir-Fingerprint"]
+            for h in mine
+            if h.get("X-Isoloir-Severity") == "critical" and h.get("X-Isoloir-Fingerprint")
+        ]
+        assert critical and len(critical) == len(set(critical)), mine
+        grouped = [h for h in mine if h.get("X-Isoloir-Kind") == "grouped"]
+        assert all(h.get("X-Isoloir-Severity") != "critical" for h in grouped), grouped
     assert demo.facts["webhooks"]  # the webhook route got its signed copy
     for needle in ("electeurs.example", "06 39 98", "rue de l'Exemple"):
         assert needle not in text  # ... never the content

@@ -115,12 +115,13 @@ def test_routing_by_severity_and_election() -> None:
 def test_french_by_default_english_available() -> None:
     f = finding()
     fr = messages.render_finding(f, "fr", first_seen=None)
-    assert fr.subject == f"[Isoloir] Alerte CRITIQUE · {ELECTION} · s3-public-object"
+    where = f"mouvement-exemple-{ELECTION}/prospects/liste-1.csv"
+    assert fr.subject == f"[Isoloir] Alerte CRITIQUE · {ELECTION} · s3-public-object · {where}"
     for label in ("Quoi : ", "Où : ", "Depuis : ", "Comment corriger : ", "Élection : "):
         assert label in fr.body
     assert f.resource in fr.body and f.remediation in fr.body and "rows: 1042" in fr.body
     en = messages.render_finding(f, "en", first_seen=None)
-    assert en.subject == f"[Isoloir] Alert CRITICAL · {ELECTION} · s3-public-object"
+    assert en.subject == f"[Isoloir] Alert CRITICAL · {ELECTION} · s3-public-object · {where}"
     for label in ("What: ", "Where: ", "Since: ", "How to fix: "):
         assert label in en.body
 

@@ -86,6 +86,13 @@ _T: dict[str, dict[str, str]] = {
         "draft": "Brouillon pour le registre des violations",
         "yes": "oui",
         "no": "non",
+        "grouped": "Récapitulatif",
+        "grouped_subject": "{count} problème(s) ({elections})",
+        "grouped_body": (
+            "Les problèmes non critiques de cette vérification sont regroupés ici, "
+            "un par ressource :"
+        ),
+        "new": "Nouveau",
     },
     "en": {
         "alert": "Alert",
@@ -137,6 +144,10 @@ _T: dict[str, dict[str, str]] = {
         "draft": "Breach register draft",
         "yes": "yes",
         "no": "no",
+        "grouped": "Summary",
+        "grouped_subject": "{count} problem(s) ({elections})",
+        "grouped_body": "This check's non-critical problems are grouped here, one per resource:",
+        "new": "New",
     },
 }
 
@@ -273,6 +284,21 @@ def _subject(label: str, parts: Iterable[str]) -> str:
     return "[Isoloir] " + " · ".join([label, *parts])
 
 
+SUBJECT_RESOURCE_MAX = 64
+
+
+def short_resource(resource: str, limit: int = SUBJECT_RESOURCE_MAX) -> str:
+    """The resource as a subject shows it: whole when short, else its start and
+    its end (the file name) around an ellipsis, so two resources stay apart."""
+    resource = resource.removeprefix("arn:aws:s3:::")
+    if len(resource) <= limit:
+        return resource
+    tail = resource.rsplit("/", 1)[-1]
+    tail = tail[-(limit * 2 // 3) :]
+    head = resource[: max(1, limit - len(tail) - 1)]
+    return f"{head}…{tail}"
+
+
 def render_finding(
     finding: Finding, language: str, *, first_seen: datetime | None, reminder: bool = False
 ) -> Rendered:
@@ -281,7 +307,7 @@ def render_finding(
     shown = finding.escaped()
     subject = _subject(
         f"{kind} {severity_label(finding.severity, language).upper()}",
-        [shown.election or t["no_election"], shown.rule_id],
+        [shown.election or t["no_election"], shown.rule_id, short_resource(shown.resource)],
     )
     lines = _finding_lines(finding, t, language, first_seen)
     if reminder:
@@ -371,3 +397,34 @@ def render_test(language: str, *, channel: str, now: datetime) -> Rendered:
     t = texts(language)
     subject = _subject(t["test"], [t["test_subject"], now.strftime("%Y-%m-%d %H:%M UTC")])
     return Rendered(subject, t["test_body"].format(channel=channel) + "\n\n" + t["footer"] + "\n")
+
+
+def render_grouped(
+    items: Sequence[tuple[str, Finding, datetime | None]], language: str
+) -> Rendered:
+    """One message for one check's non-critical news to one recipient: each
+    resource on its own line with what it is and how to fix it."""
+    t = texts(language)
+    sep = " : " if language == "fr" else ": "
+    shown = [(kind, f.escaped(), seen) for kind, f, seen in items]
+    elections = sorted({f.election or t["no_election"] for _, f, _ in shown})
+    subject = _subject(
+        t["grouped"],
+        [t["grouped_subject"].format(count=len(shown), elections=", ".join(elections))],
+    )
+    lines = [t["grouped_body"], ""]
+    ordered = sorted(shown, key=lambda x: (-x[1].severity, x[1].rule_id, x[1].resource))
+    label = {"alert": t["new"], "reminder": t["reminder"], "resolved": t["resolved"]}
+    for kind, f, seen in ordered:
+        lines.append(
+            f"- [{severity_label(f.severity, language)}] {label.get(kind, kind)} · "
+            f"{f.election or t['no_election']} · {f.resource}"
+        )
+        lines.append(f"    {t['what']}{sep}{f.message}")
+        lines.append(f"    {t['since']}{sep}{_fmt_time(seen or f.observed_at)}")
+        if kind != "resolved":
+            lines.append(f"    {t['fix']}{sep}{f.remediation or t['no_fix']}")
+    holds = _holds((f for _, f, _ in shown), t, sep)
+    if holds:
+        lines += ["", *holds]
+    return Rendered(subject, "\n".join([*lines, "", t["footer"]]) + "\n")

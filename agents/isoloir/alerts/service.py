@@ -27,7 +27,7 @@ from isoloir.alerts.smtp import SmtpTransport
 from isoloir.alerts.spool import KEEP_DAYS, Spool, spool_path
 from isoloir.alerts.transport import DeliveryError, Outgoing, Transport
 from isoloir.alerts.webhook import WebhookTransport, payload
-from isoloir.findings import Finding, Unread
+from isoloir.findings import Finding, Severity, Unread
 from isoloir.policy.model import Baseline, Policies
 
 log = logging.getLogger("isoloir.alerts")
@@ -116,6 +116,19 @@ def _first_outside_read(before: Finding, now: Finding) -> bool:
     breach is now confirmed, a new alert (not a reminder) goes out. A count that
     merely grows says nothing new."""
     return _outside_reads(before) == 0 and _outside_reads(now) > 0
+
+
+def _split_for_cycle(
+    items: list[tuple[str, Finding, float]],
+) -> tuple[list[tuple[str, Finding, float]], list[tuple[str, Finding, float]]]:
+    """What one recipient hears from one check run: each critical alert (or
+    reminder) alone, at once; everything else in one grouped message, unless
+    there is only one such item, which then goes alone too."""
+    alone = [x for x in items if x[0] != "resolved" and x[1].severity >= Severity.CRITICAL]
+    rest = [x for x in items if x not in alone]
+    if len(rest) <= 1:
+        return alone + rest, []
+    return alone, rest
 
 
 def exposure_starts(state_dir: Path, prefix: str = "s3://") -> dict[str, datetime]:
@@ -259,10 +272,16 @@ class AlertService:
             for d, items in sorted(per_dest.items()):
                 items.sort(key=lambda x: (-x[1].severity, x[1].rule_id, x[1].resource))
                 room = max(0, alerts.flood_max_alerts - self.spool.recent_count(d, now - window))
-                for kind, f, first_seen in items[:room]:
+                alone, grouped = _split_for_cycle(items)
+                for kind, f, first_seen in alone[:room]:
                     self._enqueue_finding(d, kind, f, first_seen, job, now)
                     report.queued += 1
-                overflow = items[room:]
+                overflow = alone[room:]
+                if grouped and room > len(alone):
+                    self._enqueue_grouped(d, grouped, now)
+                    report.queued += 1
+                else:
+                    overflow += grouped
                 if overflow:
                     self._enqueue_summary(d, [(k, f) for k, f, _ in overflow], now)
                     report.queued += 1
@@ -298,6 +317,25 @@ class AlertService:
                 "X-Isoloir-Rule": f.rule_id,
                 "X-Isoloir-Fingerprint": f.fingerprint,
             },
+        )
+
+    def _enqueue_grouped(
+        self, d: Destination, items: list[tuple[str, Finding, float]], now: float
+    ) -> None:
+        r = messages.render_grouped(
+            [(kind, f, _dt(first_seen)) for kind, f, first_seen in items], self.language
+        )
+        worst = max(f.severity for _, f, _ in items)
+        meta = {"count": len(items), "severity": str(worst)}
+        self.spool.enqueue(
+            kind="grouped",
+            destination=d,
+            language=self.language,
+            subject=r.subject,
+            body=r.body,
+            now=now,
+            payload=self._payload(d, "grouped", r, meta),
+            headers={"X-Isoloir-Count": str(len(items)), "X-Isoloir-Severity": str(worst)},
         )
 
     def _enqueue_summary(

@@ -221,7 +221,7 @@ class Spool:
     def recent_count(self, destination: Destination, since: float) -> int:
         row = self.db.execute(
             "SELECT COUNT(*) FROM outbox WHERE channel = ? AND recipient = ? AND created_at >= ?"
-            " AND kind IN ('alert', 'reminder', 'resolved', 'summary')",
+            " AND kind IN ('alert', 'reminder', 'resolved', 'summary', 'grouped')",
             (destination.channel, destination.recipient, since),
         ).fetchone()
         return int(row[0])
