@@ -35,6 +35,7 @@ from isoloir.infra.runner import (
 from isoloir.policy import PolicyError, load_policies
 from isoloir.policy.loader import iam_group_count, iam_groups_of
 from isoloir.policy.model import Policies
+from isoloir.safeio import UnreadableFile, read_regular
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -97,15 +98,18 @@ def _why(exc: Exception) -> str:
     return type(exc).__name__
 
 
+BACKEND_CONFIG_MAX_BYTES = 64 * 1024
 _HCL_STRING = re.compile(r'^\s*([a-z_]+)\s*=\s*"([^"\n]*)"\s*$', re.MULTILINE)
 
 
 def read_backend_config(path: Path) -> dict[str, str]:
     """The string settings of a partial S3 backend configuration (bucket, region...)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: cannot read the backend configuration ({exc})") from None
+        text = read_regular(path, "backend configuration", BACKEND_CONFIG_MAX_BYTES).decode()
+    except UnreadableFile as exc:
+        raise BadInput(str(exc)) from None
+    except UnicodeDecodeError:
+        raise BadInput(f"{path}: not UTF-8 text, not a backend configuration") from None
     values = dict(_HCL_STRING.findall(text))
     if not values.get("bucket"):
         raise BadInput(f"{path}: bucket: missing (the state bucket's name)")
@@ -548,7 +552,7 @@ def backend_settings(infra_dir: Path, named: str | None) -> tuple[str, Path | No
     """(declared backend type, its configuration file) as the deploy will use them."""
     if named:
         path = Path(named)
-        if not path.is_file():
+        if not path.exists():
             raise BadInput(f"{path}: no such backend configuration file")
         return "s3", path
     try:
