@@ -282,6 +282,18 @@ def _check_share_root(b: dict[str, Any], out: _Collector) -> None:
         )
 
 
+def _check_mail(b: dict[str, Any], out: _Collector) -> None:
+    """Explicit party domains must hold the unsubscribe address's domain: the guard
+    treats every other domain as outside the party."""
+    domains = [d.lower().rstrip(".") for d in b["mail"].get("party_domains", [])]
+    own = m.address_domain(b["organisation"]["unsubscribe"])
+    if domains and not any(own == d or own.endswith("." + d) for d in domains):
+        out.add(
+            ("mail", "party_domains"),
+            f"does not hold {own!r}, the domain of organisation.unsubscribe: add it",
+        )
+
+
 def _check_baseline(b: dict[str, Any], out: _Collector) -> None:
     _check_share_root(b, out)
     slug = b["organisation"]["slug"]
@@ -362,6 +374,7 @@ def _check_baseline(b: dict[str, Any], out: _Collector) -> None:
                 f"{person['id']!r} is already used by people[{seen[person['id']]}]",
             )
         seen.setdefault(person["id"], i)
+    _check_mail(b, out)
     if not any(p["admin"] for p in b["people"]):
         out.add(("people",), "at least one person must be an administrator (admin: true)")
     alerts = b["alerts"]
@@ -626,6 +639,32 @@ def _build_baseline(b: dict[str, Any]) -> m.Baseline:
         identity=m.Identity(**b["identity"]),
         remediation=m.Remediation(**b["remediation"]),
         iam_groups_quota=b["aws"]["iam_groups_quota"],
+        mail=_build_mail(b),
+    )
+
+
+def _build_mail(b: dict[str, Any]) -> m.Mail:
+    """The `mail` section; language and party_domains default from the rest of the baseline."""
+    mail = b["mail"]
+    up = mail.get("upstream")
+    people = [p["email"] for p in b["people"]]
+    org = b["organisation"]
+    derived = sorted(
+        {
+            m.address_domain(a)
+            for a in (*people, org["rights_contact"], org["dpo_contact"], org["unsubscribe"])
+        }
+        - {""}
+    )
+    domains = mail.get("party_domains") or derived
+    return m.Mail(
+        enabled=mail["enabled"],
+        max_visible_recipients=mail["max_visible_recipients"],
+        transparency=mail["transparency"],
+        language=mail.get("language") or b["alerts"]["language"],
+        party_domains=tuple(d.lower().rstrip(".") for d in domains),
+        upstream=m.Upstream(up["host"].lower(), up["port"]) if up else None,
+        unsubscribe_confirm=mail["unsubscribe_confirm"],
     )
 
 
@@ -1007,6 +1046,17 @@ def normalise(p: m.Policies) -> dict[str, Any]:
             "share_group_ownership": b.remediation.share_group_ownership,
         },
     }
+    mail: dict[str, Any] = {
+        "enabled": b.mail.enabled,
+        "max_visible_recipients": b.mail.max_visible_recipients,
+        "transparency": b.mail.transparency,
+        "language": b.mail.language,
+        "party_domains": list(b.mail.party_domains),
+        "unsubscribe_confirm": b.mail.unsubscribe_confirm,
+    }
+    if b.mail.upstream is not None:
+        mail["upstream"] = {"host": b.mail.upstream.host, "port": b.mail.upstream.port}
+    baseline["mail"] = mail
     if b.hosts.image_ids or b.hosts.subnet_ids:
         baseline["hosts"]["aws"] = {
             "image_ids": dict(b.hosts.image_ids),

@@ -173,6 +173,33 @@ class Remediation:
 
 
 @dataclass(frozen=True)
+class Upstream:
+    """The party's smarthost the mail guard's relay hands accepted mail to."""
+
+    host: str
+    port: int = 587
+
+
+@dataclass(frozen=True)
+class Mail:
+    """The campaign mail guard (docs/mailguard.md). `party_domains` and `language`
+    are filled by the loader (people's and organisation's domains, alerts.language)."""
+
+    enabled: bool = True
+    max_visible_recipients: int = 5
+    transparency: str = "reject"  # reject | add
+    language: str = "fr"  # fr | en
+    party_domains: tuple[str, ...] = ()
+    upstream: Upstream | None = None
+    unsubscribe_confirm: bool = True
+
+
+def address_domain(address: str) -> str:
+    """The lower-cased domain of an e-mail address ('' when there is none)."""
+    return address.rpartition("@")[2].strip().rstrip(".").lower() if "@" in address else ""
+
+
+@dataclass(frozen=True)
 class Baseline:
     organisation: Organisation
     regions: Regions
@@ -188,6 +215,20 @@ class Baseline:
     remediation: Remediation
     # The account's IAM groups quota (AWS's default 300, adjustable in Service Quotas)
     iam_groups_quota: int = 300
+    mail: Mail = field(default_factory=Mail)
+
+    @property
+    def derived_party_domains(self) -> tuple[str, ...]:
+        """The domains of the people's and the organisation's addresses, sorted."""
+        org = self.organisation
+        addresses = [p.email for p in self.people]
+        addresses += [org.rights_contact, org.dpo_contact, org.unsubscribe]
+        return tuple(sorted({d for d in map(address_domain, addresses) if d}))
+
+    @property
+    def party_domains(self) -> tuple[str, ...]:
+        """mail.party_domains, or the derived ones when the policies name none."""
+        return self.mail.party_domains or self.derived_party_domains
 
     @property
     def admins(self) -> tuple[Person, ...]:

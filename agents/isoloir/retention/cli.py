@@ -1,4 +1,5 @@
-"""`isoloir retention plan|run`, `isoloir suppression filter`, `isoloir certificate verify|show`."""
+"""`isoloir retention plan|run`, `isoloir suppression filter|add`,
+`isoloir certificate verify|show`."""
 
 from __future__ import annotations
 
@@ -27,7 +28,14 @@ from isoloir.retention.journal import Journal
 from isoloir.retention.journal import db_path as journal_path
 from isoloir.retention.purge import MAX_TABLE_BYTES, read_dataset, survey
 from isoloir.retention.share import ShareError
-from isoloir.retention.suppression import SuppressionError, SuppressionList, filter_table
+from isoloir.retention.suppression import (
+    ADD_ELECTION,
+    Entries,
+    SuppressionError,
+    SuppressionList,
+    filter_table,
+    read_entries,
+)
 from isoloir.retention.suppression import db_path as suppression_path
 from isoloir.textsafe import escape_controls
 
@@ -328,6 +336,74 @@ def cmd_filter(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_add(args: argparse.Namespace) -> int:
+    """Add addresses and phone numbers (arguments, or a file) to the suppression list."""
+    if not args.values and not args.file:
+        print("name the addresses or phone numbers to add, or --file FILE", file=sys.stderr)
+        return EXIT_ERROR
+    entries = Entries()
+    for i, value in enumerate(args.values, start=1):
+        entries.take(value, f"argument {i}")
+    shown = ""
+    if args.file:
+        source = Path(args.file)
+        shown = str(source)
+        problem = _input_problem(source)
+        if problem:
+            print(problem, file=sys.stderr)
+            return EXIT_ERROR
+        try:
+            read = read_entries(
+                _read_input(source), email_column=args.email_column, phone_column=args.phone_column
+            )
+        except (OSError, ValueError, csv.Error) as exc:
+            print(f"{source}: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        entries.emails += read.emails
+        entries.phones += read.phones
+        entries.without_identifier += read.without_identifier
+        entries.problems += [(f"{source}:{where[5:]}", why) for where, why in read.problems]
+    if entries.problems and not args.skip_unreadable:
+        where, why = entries.problems[0]
+        more = f" (and {len(entries.problems) - 1} more)" if len(entries.problems) > 1 else ""
+        print(
+            f"{where}: {why}{more}; nothing was added (fix it, or pass --skip-unreadable)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    return _add_entries(args, entries, shown)
+
+
+def _add_entries(args: argparse.Namespace, entries: Entries, shown: str) -> int:
+    state = runtime.state_dir(args.state_dir)
+    if not state.is_dir():  # a typo must not start a list nobody reads
+        what = "is not a directory" if state.exists() else "does not exist"
+        print(f"state dir {state} {what}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        key = keys.hmac_key(runtime.secrets_dir())
+        with SuppressionList(suppression_path(state), key) as store:
+            now = clock.now()
+            added, present = store.add_counted(
+                entries.emails,
+                entries.phones,
+                election=ADD_ELECTION,
+                run_id=f"suppression-add-{now.strftime('%Y%m%dT%H%M%S')}",
+                now=now,
+            )
+    except (keys.SecretError, SuppressionError) as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_ERROR
+    line = f"added {_n(added)}, already present {_n(present)}"
+    if entries.problems:
+        where, why = entries.problems[0]
+        line += f", unreadable {_n(len(entries.problems))} ({where}: {why})"
+    if entries.without_identifier:
+        line += f", {_n(entries.without_identifier)} row(s) without email or phone"
+    print(line + (f" from {shown}" if shown else ""))
+    return EXIT_OK
+
+
 def _input_problem(source: Path) -> str | None:
     """Why `source` cannot be read as a prospect file (None when it can)."""
     try:
@@ -538,6 +614,23 @@ def register(subparsers: Any) -> None:
     filt.add_argument("--email-column", help="email column (default: guessed)")
     filt.add_argument("--phone-column", help="phone column (default: guessed)")
     filt.set_defaults(func=_guarded(cmd_filter))
+    add = sup_sub.add_parser(
+        "add", help="add addresses or phone numbers (or a STOP export, a form's CSV) at once"
+    )
+    runtime.add_runtime_arguments(add)
+    add.add_argument("values", nargs="*", metavar="ADDRESS_OR_PHONE")
+    add.add_argument(
+        "--file",
+        help="a CSV/TSV with an email or phone column, or one address or number per line",
+    )
+    add.add_argument("--email-column", help="email column of --file (default: guessed)")
+    add.add_argument("--phone-column", help="phone column of --file (default: guessed)")
+    add.add_argument(
+        "--skip-unreadable",
+        action="store_true",
+        help="add the readable entries and count the others (default: refuse the whole input)",
+    )
+    add.set_defaults(func=_guarded(cmd_add))
 
     cert = subparsers.add_parser("certificate", help="deletion certificates")
     cert_sub = cert.add_subparsers(dest="certificate_command", metavar="ACTION", required=True)

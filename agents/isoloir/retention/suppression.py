@@ -20,10 +20,11 @@ import hashlib
 import hmac
 import io
 import os
+import re
 import sqlite3
 import urllib.parse
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -176,6 +177,34 @@ class SuppressionList:
             raise
         return self.count(run_id=run_id)
 
+    def add_counted(
+        self,
+        emails: Iterable[str],
+        phones: Iterable[str],
+        *,
+        election: str,
+        run_id: str,
+        now: datetime,
+    ) -> tuple[int, int]:
+        """Like `add`, in one transaction; returns (added, already present) of the distinct
+        identifiers given."""
+        entries = sorted({("email", self.digest("email", e)) for e in emails})
+        entries += sorted({("phone", self.digest("phone", p)) for p in phones})
+        stamp = now.isoformat()
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            before = self._db.total_changes
+            self._db.executemany(
+                "INSERT OR IGNORE INTO suppressed VALUES (?, ?, ?, ?, ?)",
+                [(kind, d, stamp, election, run_id) for kind, d in entries],
+            )
+            added = self._db.total_changes - before
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return added, len(entries) - added
+
     def count(self, *, run_id: str | None = None) -> int:
         if run_id is None:
             row = self._db.execute("SELECT COUNT(*) FROM suppressed").fetchone()
@@ -272,3 +301,106 @@ def filter_table(
         bom=bool(decoded.bom),
     )
     return decoded.bom + out.getvalue().encode(decoded.encoding), result
+
+
+# ------------------------------------------------------------ adding by hand
+ADD_ELECTION = "suppression-add"  # the `election` column of entries added by hand
+_FIELD_SEPARATORS = re.compile(r"[;,\t|]")
+
+
+@dataclass
+class Entries:
+    """What `suppression add` read: normalised identifiers and the lines it could not use."""
+
+    emails: list[str] = field(default_factory=list)
+    phones: list[str] = field(default_factory=list)
+    without_identifier: int = 0  # table rows with neither an email nor a phone cell
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (where, reason)
+
+    def take(self, value: str, where: str, reason: str | None = None) -> bool:
+        found = identifier(value)
+        if found is None:
+            self.problems.append((where, reason or "not an address or phone number"))
+            return False
+        (self.emails if found[0] == "email" else self.phones).append(found[1])
+        return True
+
+
+def identifier(value: str) -> tuple[str, str] | None:
+    """("email", address) or ("phone", E.164), normalised as the purge records them."""
+    text = value.strip()
+    if "@" in text:
+        email = tabular.normalise_email(text)
+        return ("email", email) if email else None
+    phone = tabular.normalise_phone(text)
+    return ("phone", phone) if phone else None
+
+
+def read_entries(
+    data: bytes, *, email_column: str | None = None, phone_column: str | None = None
+) -> Entries:
+    """The identifiers of a file: a table with an email or phone column (found as
+    `suppression filter` finds them), else one address or number per line (an SMS
+    gateway's STOP export; a first line without any digit or @ is a header).
+
+    ValueError: binary content, or an explicit column missing from the header."""
+    text = tabular.decode_info(data).text
+    lines = text.splitlines()
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None:
+        return Entries()
+    delimiter = tabular.detect_delimiter("\n".join(lines[first:]))
+    header = [
+        h.strip().lstrip("\ufeff").strip()
+        for h in next(csv.reader([lines[first]], delimiter=delimiter))
+    ]
+    email_col = _guess(header, email_column, EMAIL_NAMES)
+    phone_col = _guess(header, phone_column, PHONE_NAMES)
+    if email_col is None and phone_col is None:
+        return _read_list(lines)
+    return _read_table(text, header, delimiter, email_col, phone_col)
+
+
+def _read_list(lines: list[str]) -> Entries:
+    out = Entries()
+    seen_value = False
+    for number, line in enumerate(lines, start=1):
+        value = line.strip()
+        if not value:
+            continue
+        head = _FIELD_SEPARATORS.split(value, maxsplit=1)[0]
+        if identifier(value) is not None or identifier(head) is not None:
+            out.take(value if identifier(value) is not None else head, f"line {number}")
+        elif not seen_value and not any(c.isdigit() or c == "@" for c in value):
+            pass  # a header line (e.g. "numero")
+        else:
+            out.problems.append((f"line {number}", "not an address or phone number"))
+        seen_value = True
+    return out
+
+
+def _read_table(
+    text: str, header: list[str], delimiter: str, email_col: str | None, phone_col: str | None
+) -> Entries:
+    out = Entries()
+    tabular._raise_field_limit(len(text))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    columns = [
+        (header.index(c), kind) for c, kind in ((email_col, "email"), (phone_col, "phone")) if c
+    ]
+    in_header = True
+    for record in reader:
+        if not any(cell.strip() for cell in record):
+            continue
+        if in_header:
+            in_header = False
+            continue
+        where = f"line {reader.line_num}"
+        cells = [(record[i].strip() if i < len(record) else "", kind) for i, kind in columns]
+        present = [(cell, kind) for cell, kind in cells if cell]
+        if not present:
+            out.without_identifier += 1
+        for cell, kind in present:
+            reason = "not an address" if kind == "email" else "not a phone number"
+            out.take(cell, where, reason)
+    return out

@@ -1,0 +1,430 @@
+"""The guard's decision for one message: a pure function of the policies, the
+envelope, the message and the suppression list (docs/mailguard.md).
+
+Rules, the first refusal winning: the unsubscribe address first (the message is
+an opt-out); then (4) the sender must be a member of an active election, (1)
+at most `mail.max_visible_recipients` addresses in To and Cc, (2) a bulk
+message carries the transparency notice and List-Unsubscribe (or gets them),
+(3) suppressed recipients are dropped, (5) a table of personal data going
+outside the party's domains is held. Nothing here logs; the verdict's text and
+counts never hold an address.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from email import policy as email_policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import getaddresses
+from pathlib import Path
+from typing import Final
+
+from isoloir import clock
+from isoloir.mailguard import attachments, transparency, unsubscribe
+from isoloir.policy.model import Election, Policies
+from isoloir.retention import planning, tabular
+from isoloir.retention.suppression import SuppressionList
+
+ACCEPT: Final = "accept"
+REJECT: Final = "reject"
+HOLD: Final = "hold"
+UNSUBSCRIBE: Final = "unsubscribe"
+
+ELECTION_HEADER: Final = "X-Isoloir-Election"
+DATASET_HEADER: Final = "X-Isoloir-Dataset"
+# Removed from every message the relay passes on: they are the party's business.
+INTERNAL_HEADERS: Final = (ELECTION_HEADER, DATASET_HEADER)
+MAX_MESSAGE_BYTES: Final = 50 * 1024 * 1024
+MAX_TEXT: Final = 400  # an SMTP reply line is at most 512 octets (RFC 5321 4.5.3.1.5)
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f%]")
+_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+def smtp_text(fr: str, en: str) -> str:
+    """`fr / en` as one ASCII line: accents transliterated, controls and % removed."""
+    text = unicodedata.normalize("NFKD", f"{fr} / {en}")
+    text = text.encode("ascii", "ignore").decode("ascii")
+    text = re.sub(r" {2,}", " ", _CONTROLS.sub(" ", text)).strip()
+    return text[:MAX_TEXT]
+
+
+@dataclass(frozen=True)
+class Envelope:
+    login: str | None  # SASL login (a people[].id); None when not authenticated
+    mail_from: str
+    recipients: tuple[str, ...]  # RCPT TO addresses, in order
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: str  # accept | reject | hold | unsubscribe
+    rule: str
+    smtp_code: int
+    smtp_status: str
+    text: str  # one ASCII line, French then English
+    drop: tuple[str, ...] = ()  # envelope recipients to remove, as given
+    add_headers: tuple[tuple[str, str], ...] = ()
+    new_body: bytes | None = None  # the whole replacement body (CRLF), or None
+    counts: Mapping[str, int] = field(default_factory=dict, hash=False)
+    election: str | None = None
+    # Headers to delete (every occurrence) before `add_headers` are added.
+    remove_headers: tuple[str, ...] = ()
+    # For "unsubscribe": the confirmation to send (to the sender only), if any.
+    reply: EmailMessage | None = field(default=None, compare=False, hash=False)
+
+
+def _verdict(
+    action: str, rule: str, code: int, status: str, fr: str, en: str, **kw: object
+) -> Verdict:
+    return Verdict(action, rule, code, status, smtp_text(fr, en), **kw)  # type: ignore[arg-type]
+
+
+def _reject(rule: str, fr: str, en: str, counts: Mapping[str, int], **kw: object) -> Verdict:
+    code, status = (530, "5.7.0") if rule == "not_authenticated" else (550, "5.7.1")
+    return _verdict(REJECT, rule, code, status, fr, en, counts=dict(counts), **kw)
+
+
+def _header_values(msg: EmailMessage, name: str) -> list[str]:
+    return [v for v in transparency.header_values(msg, name) if v]
+
+
+def visible_addresses(msg: EmailMessage) -> int:
+    """Distinct addresses in To and Cc (groups' empty lists count none)."""
+    values = _header_values(msg, "To") + _header_values(msg, "Cc")
+    found = {addr.strip().lower() for _, addr in getaddresses(values) if addr.strip()}
+    return len(found)
+
+
+def _in_domains(address: str, domains: tuple[str, ...]) -> bool:
+    normal = tabular.normalise_email(address)
+    if normal is None:
+        return False
+    host = normal.rpartition("@")[2].rstrip(".")
+    return any(host == d or host.endswith("." + d) for d in domains)
+
+
+class Guard:
+    """Decides on each message. One per thread: SuppressionList is one SQLite connection."""
+
+    def __init__(
+        self,
+        policies: Policies,
+        *,
+        suppression: SuppressionList | None,
+        today: date,
+        state_dir: Path | None = None,
+        now: Callable[[], datetime] = clock.now,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.policies = policies
+        self.suppression = suppression
+        self.today = today
+        self.state_dir = state_dir
+        self.now = now
+        self.max_message_bytes = max_message_bytes
+        self.mail = policies.baseline.mail
+        self.party_domains = policies.baseline.party_domains
+
+    # ------------------------------------------------------------ public
+    def evaluate(self, envelope: Envelope, message: bytes) -> Verdict:
+        """The verdict; a failure of the guard itself (a bug, an unreadable
+        suppression list) is a temporary refusal (451 4.3.0, rule `guard_error`),
+        never an unchecked acceptance."""
+        try:
+            return self._evaluate(envelope, message)
+        except Exception:  # noqa: BLE001 - the sender's server retries later
+            return _verdict(
+                REJECT, "guard_error", 451, "4.3.0",
+                "Erreur temporaire du controle du message, reessayez plus tard",
+                "Temporary error while checking the message, try again later",
+                counts={"recipients": len(envelope.recipients)},
+            )  # fmt: skip
+
+    def _evaluate(self, envelope: Envelope, message: bytes) -> Verdict:
+        counts: dict[str, int] = {"recipients": len(envelope.recipients)}
+        if len(message) > self.max_message_bytes:
+            return _verdict(
+                REJECT, "too_large", 552, "5.3.4",
+                f"Message trop gros pour le controle (plus de {self.max_message_bytes} octets)",
+                f"Message too large to be checked (over {self.max_message_bytes} bytes)",
+                counts=counts,
+            )  # fmt: skip
+        msg = BytesParser(policy=email_policy.default).parsebytes(message)
+        assert isinstance(msg, EmailMessage)
+        if self._to_unsubscribe(envelope):
+            return self._unsubscribe(envelope, msg, counts)
+        if not self.mail.enabled:
+            return _verdict(ACCEPT, "disabled", 250, "2.0.0", "Message accepte",
+                            "Message accepted", counts=counts)  # fmt: skip
+        chosen = self._election(envelope, msg, counts)
+        if isinstance(chosen, Verdict):
+            return chosen
+        return self._rules(envelope, msg, chosen, counts)
+
+    def is_active(self, election: Election) -> bool:
+        """Before its retention due date and not under a legal hold."""
+        if election.legal_hold:
+            return False
+        warn = self.policies.baseline.retention.warn_days
+        phase = planning.status(election, self.today, warn).phase
+        return phase in (planning.ACTIVE, planning.WARNING)
+
+    # ------------------------------------------------------- unsubscribe
+    def _to_unsubscribe(self, envelope: Envelope) -> bool:
+        target = self.policies.baseline.organisation.unsubscribe.lower()
+        rcpts = [tabular.normalise_email(r) for r in envelope.recipients]
+        return bool(rcpts) and all(r == target for r in rcpts)
+
+    def _unsubscribe(
+        self, envelope: Envelope, msg: EmailMessage, counts: dict[str, int]
+    ) -> Verdict:
+        reply = None
+        recorded = 0
+        if self.suppression is not None:
+            done = unsubscribe.unsubscribe(
+                self.policies,
+                self.suppression,
+                envelope.mail_from,
+                msg,
+                state_dir=self.state_dir,
+                now=self.now(),
+            )
+            reply, recorded = done.reply, int(done.recorded)
+        counts.update(unsubscribed=recorded, confirmation=int(reply is not None))
+        return _verdict(
+            UNSUBSCRIBE, "unsubscribe", 250, "2.0.0",
+            "Desinscription enregistree", "Unsubscribe recorded",
+            counts=counts, reply=reply,
+        )  # fmt: skip
+
+    # ----------------------------------------------------------- rule 4
+    def _election(
+        self, envelope: Envelope, msg: EmailMessage, counts: dict[str, int]
+    ) -> Election | Verdict:
+        login = envelope.login
+        if not login:
+            return _reject(
+                "not_authenticated",
+                "Authentification requise : connectez-vous avec votre compte du parti",
+                "Authentication required: log in with your party account",
+                counts,
+            )
+        mine = [e for e in self.policies.elections if login in e.members]
+        named = {v.strip().lower() for v in _header_values(msg, ELECTION_HEADER)}
+        if len(named) > 1:
+            return _reject(
+                "election_ambiguous",
+                f"Un seul en-tete {ELECTION_HEADER} par message",
+                f"Only one {ELECTION_HEADER} header per message",
+                counts,
+            )
+        if named:
+            return self._named_election(named.pop(), mine, counts)
+        active = [e for e in mine if self.is_active(e)]
+        if len(active) == 1:
+            return active[0]
+        if active:
+            ids = ", ".join(e.id for e in active[:5])
+            return _reject(
+                "election_ambiguous",
+                f"Vous etes membre de plusieurs elections ({ids}) : ajoutez l'en-tete "
+                f"{ELECTION_HEADER}: <id> au message",
+                f"You are a member of several elections ({ids}): add the header "
+                f"{ELECTION_HEADER}: <id> to the message",
+                counts,
+            )
+        if mine:
+            return self._inactive(mine[0] if len(mine) == 1 else None, counts)
+        return _reject(
+            "sender_not_member",
+            "Votre compte n'est membre d'aucune election : envoi refuse",
+            "Your account is not a member of any election: sending refused",
+            counts,
+        )
+
+    def _named_election(
+        self, wanted: str, mine: list[Election], counts: dict[str, int]
+    ) -> Election | Verdict:
+        chosen = next((e for e in mine if e.id == wanted), None)
+        if chosen is None:
+            known = wanted if _ID.fullmatch(wanted) and self._known(wanted) else "inconnue/unknown"
+            return _reject(
+                "sender_not_member",
+                f"Vous n'etes pas membre de l'election {known} ({ELECTION_HEADER}) : "
+                "une equipe ne peut pas envoyer au nom d'une autre",
+                f"You are not a member of election {known} ({ELECTION_HEADER}): "
+                "one team cannot send for another",
+                counts,
+            )
+        if not self.is_active(chosen):
+            return self._inactive(chosen, counts)
+        return chosen
+
+    def _known(self, election_id: str) -> bool:
+        return any(e.id == election_id for e in self.policies.elections)
+
+    def _inactive(self, election: Election | None, counts: dict[str, int]) -> Verdict:
+        if election is None:
+            return _reject(
+                "election_inactive",
+                "Vos elections sont terminees ou gelees : envoi refuse",
+                "Your elections have ended or are on legal hold: sending refused",
+                counts,
+            )
+        due = election.retention_due.isoformat()
+        return _reject(
+            "election_inactive",
+            f"L'election {election.id} est terminee (conservation echue le {due}) ou gelee : "
+            "ses fichiers ne peuvent plus servir a envoyer",
+            f"Election {election.id} has ended (retention due {due}) or is on legal hold: "
+            "its files can no longer be mailed",
+            counts,
+            election=election.id,
+        )
+
+    # ------------------------------------------------------ rules 1,2,3,5
+    def _rules(
+        self, envelope: Envelope, msg: EmailMessage, election: Election, counts: dict[str, int]
+    ) -> Verdict:
+        limit = self.mail.max_visible_recipients
+        visible = visible_addresses(msg)
+        counts["visible"] = visible
+        if visible > limit:
+            return _reject(
+                "visible_recipients",
+                f"{visible} adresses visibles en A et Cc (maximum {limit}) : mettez les "
+                "destinataires en Cci",
+                f"{visible} visible addresses in To and Cc (at most {limit}): put the "
+                "recipients in Bcc",
+                counts,
+                election=election.id,
+            )
+        bulk = len(envelope.recipients) > limit
+        counts["bulk"] = int(bulk)
+        fix = self._transparency(msg, election, counts) if bulk else transparency.Rewrite()
+        if isinstance(fix, Verdict):
+            return fix
+        drop = self._suppressed(envelope)
+        counts["dropped"] = len(drop)
+        kept = [r for r in envelope.recipients if r not in drop]
+        base = Verdict(
+            ACCEPT, "ok", 250, "2.0.0", smtp_text("Message accepte", "Message accepted"),
+            drop=drop,
+            add_headers=fix.add_headers,
+            new_body=fix.new_body,
+            counts=counts,
+            election=election.id,
+            remove_headers=(*INTERNAL_HEADERS, *fix.remove_headers),
+        )  # fmt: skip
+        if not kept:
+            return replace(base, rule="suppressed")
+        return self._attachments(msg, kept, base, counts)
+
+    def _transparency(
+        self, msg: EmailMessage, election: Election, counts: dict[str, int]
+    ) -> transparency.Rewrite | Verdict:
+        block_ok = transparency.has_block(msg, self.policies, election)
+        header_ok = transparency.has_list_unsubscribe(msg, self.policies)
+        counts["block_added"] = 0
+        if block_ok and header_ok:
+            return transparency.Rewrite()
+        unsub = self.policies.baseline.organisation.unsubscribe
+        if self.mail.transparency != "add":
+            missing_fr = "le bloc d'information" if not block_ok else ""
+            missing_en = "the notice block" if not block_ok else ""
+            if not header_ok:
+                missing_fr += (" et " if missing_fr else "") + "l'en-tete List-Unsubscribe"
+                missing_en += (" and " if missing_en else "") + "the List-Unsubscribe header"
+            return _reject(
+                "transparency",
+                f"Envoi groupe sans {missing_fr} : indiquez le parti, l'election, l'origine "
+                f"des adresses et la desinscription ({unsub}), et List-Unsubscribe: "
+                f"<mailto:{unsub}>",
+                f"Bulk message without {missing_en}: name the party, the election, where the "
+                f"addresses come from and how to unsubscribe ({unsub}), and List-Unsubscribe: "
+                f"<mailto:{unsub}>",
+                counts,
+                election=election.id,
+            )
+        return self._add_notice(msg, election, counts, block_ok, header_ok)
+
+    def _add_notice(
+        self,
+        msg: EmailMessage,
+        election: Election,
+        counts: dict[str, int],
+        block_ok: bool,
+        header_ok: bool,
+    ) -> transparency.Rewrite | Verdict:
+        removed: tuple[str, ...] = ()
+        added: tuple[tuple[str, str], ...] = ()
+        body = None
+        if not block_ok:
+            named = _header_values(msg, DATASET_HEADER)
+            try:
+                codes = transparency.origins(election, named[0].strip() if named else None)
+                block = transparency.notice(self.policies, election, codes, self.mail.language)
+                rewrite = transparency.add_block(msg, block)
+            except KeyError:
+                return self._cannot_add(
+                    f"{DATASET_HEADER} ne nomme aucun jeu de donnees de l'election",
+                    f"{DATASET_HEADER} names no dataset of the election",
+                    election,
+                    counts,
+                )
+            except transparency.CannotAdd as exc:
+                return self._cannot_add(str(exc), str(exc), election, counts)
+            removed, added, body = rewrite.remove_headers, rewrite.add_headers, rewrite.new_body
+            counts["block_added"] = 1
+        if not header_ok:
+            fix = transparency.list_unsubscribe_fix(msg, self.policies)
+            removed += fix.remove_headers
+            added += fix.add_headers
+        return transparency.Rewrite(removed, added, body)
+
+    def _cannot_add(self, fr: str, en: str, election: Election, counts: dict[str, int]) -> Verdict:
+        return _reject(
+            "transparency",
+            f"Envoi groupe sans bloc d'information, et il ne peut pas etre ajoute : {fr}",
+            f"Bulk message without the notice block, which cannot be added: {en}",
+            counts,
+            election=election.id,
+        )
+
+    def _suppressed(self, envelope: Envelope) -> tuple[str, ...]:
+        if self.suppression is None:
+            return ()
+        store = self.suppression
+        return tuple(r for r in envelope.recipients if store.contains(r, None))
+
+    def _attachments(
+        self, msg: EmailMessage, kept: list[str], base: Verdict, counts: dict[str, int]
+    ) -> Verdict:
+        found = attachments.scan(msg)
+        outside = sum(1 for r in kept if not _in_domains(r, self.party_domains))
+        counts.update(
+            attachments=found.attachments,
+            attachments_tables=found.spreadsheets,
+            attachments_personal=found.personal,
+            attachments_unreadable=found.unreadable,
+            recipients_outside=outside,
+        )
+        if not (found.flagged and outside):
+            return replace(base, counts=counts)
+        return replace(
+            base,
+            action=HOLD,
+            rule="attachment_outside",
+            text=smtp_text(
+                "Message retenu : une piece jointe contient des donnees personnelles et part "
+                "hors du parti ; un administrateur doit le liberer ou le supprimer",
+                "Message held: an attachment holds personal data and leaves the party; an "
+                "administrator must release or delete it",
+            ),
+            counts=counts,
+        )
