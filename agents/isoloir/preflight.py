@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import secrets
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -381,6 +382,15 @@ class Preflight:
 
     def buckets(self) -> Iterator[Check]:
         b = self.p.baseline
+        predictable = predictable_bucket_names(self.p)
+        if predictable:
+            yield Check(
+                "bucket names",
+                WARN,
+                f"{len(predictable)} default name(s) anyone can predict, e.g. {predictable[0]}",
+                "set organisation.bucket_suffix (4 to 12 lower-case letters or digits, e.g. "
+                f"{secrets.token_hex(3)}) before the first deploy; never change it afterwards",
+            )
         names = {e.bucket_name: e.region for e in self.p.elections}
         names.update({name: region for region, name in b.log_bucket_names.items()})
         for name, region in sorted(names.items()):
@@ -470,6 +480,16 @@ class Preflight:
             yield Check(check, FAIL, f"HeadBucket failed: {_why(exc)}", fix)
             return
         yield Check(check, PASS, f"reachable ({region})")
+
+
+def predictable_bucket_names(p: Policies) -> list[str]:
+    """The buckets named `<slug>-<election id>` (or the log buckets) with no
+    suffix: another account can create them first (S3 names are global)."""
+    if p.baseline.organisation.bucket_suffix:
+        return []
+    slug = p.baseline.organisation.slug
+    names = [e.bucket_name for e in p.elections if e.bucket_name == f"{slug}-{e.id}"]
+    return sorted(names) + [p.baseline.log_bucket_name]
 
 
 def quota_checks(

@@ -54,7 +54,7 @@ class Account:
 
     @property
     def bucket(self) -> str:
-        return f"{self.slug}-exempleville-2027"
+        return f"{self.slug}-exempleville-2027-{SUFFIX}"
 
 
 def _network(ec2: Any) -> dict[str, str]:
@@ -79,12 +79,15 @@ def _network(ec2: Any) -> dict[str, str]:
     return {"vpc": vpc, "igw": igw, "nat": nat, "private": private, "table": table}
 
 
+SUFFIX = "7f3a9c"  # organisation.bucket_suffix of the test policies
+
+
 def _policies(tmp_path: Path, slug: str, ami: str, subnet: str) -> Path:
     root = tmp_path / "policies"
     shutil.copytree(REPO / "policies", root, symlinks=True)
     base = root / "baseline.yml"
     text = base.read_text(encoding="utf-8")
-    text = text.replace("slug: mouvement-exemple ", f"slug: {slug} ")
+    text = text.replace("slug: mouvement-exemple ", f"slug: {slug}\n  bucket_suffix: {SUFFIX} ")
     text = text.replace(
         "  stray_data_paths: [/tmp, /home, /var/www]\n",
         "  stray_data_paths: [/tmp, /home, /var/www]\n"
@@ -162,7 +165,7 @@ def test_a_good_setup_is_all_green(
     assert account.nat in rows[f"{subnet} route out"][1]
     assert rows[f"AMI {REGION} {account.ami}"][0] == "pass"
     assert rows[f"bucket {account.bucket}"] == ("pass", "free")
-    assert rows[f"bucket {account.slug}-access-logs"] == ("pass", "free")
+    assert rows[f"bucket {account.slug}-access-logs-{SUFFIX}"] == ("pass", "free")
     assert "of 300" in rows["IAM groups per account"][1]
     assert rows[f"state bucket {state}"][0] == "pass"
     assert "every check passed" in out
@@ -235,6 +238,20 @@ BROKEN = [
     ("bucket name taken", _bucket_taken, "bucket {bucket}", "without the tag isoloir:org"),
     ("region disabled", _region_disabled, "region eu-south-2 enabled", "not-opted-in"),
 ]
+
+
+def test_predictable_bucket_names_are_a_warning(
+    account: Account, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = account.policies / "baseline.yml"
+    base.write_text(base.read_text().replace(f"\n  bucket_suffix: {SUFFIX} ", " "))
+    code, rows, out = run(capsys, "--policies", str(account.policies))
+    status, rest = rows["bucket names"]
+    assert status == "warn" and f"{account.slug}-exempleville-2027" in rest, out
+    assert "organisation.bucket_suffix" in out
+    # the names checked are then the predictable ones
+    assert f"bucket {account.slug}-exempleville-2027" in rows
+    assert "bucket names" not in failed(rows)
 
 
 @pytest.mark.parametrize(("name", "breaks", "check", "words"), BROKEN, ids=[b[0] for b in BROKEN])

@@ -314,3 +314,73 @@ def test_each_hosts_aws_rule_names_file_line_and_field(
     at, said = only_error(policies, capsys, "baseline.yml", field)
     assert at == line
     assert reason in said, said
+
+
+# -- F13: predictable global bucket names -----------------------------------------------
+
+
+def test_bucket_suffix_names_every_default_bucket(policies: Path, tmp_path: Path) -> None:
+    edit(
+        policies,
+        "baseline.yml",
+        "  slug: mouvement-exemple ",
+        "  bucket_suffix: 7f3a9c\n  slug: mouvement-exemple ",
+    )
+    p = load_policies(policies)
+    assert (
+        p.election("exempleville-2027").bucket_name == "mouvement-exemple-exempleville-2027-7f3a9c"
+    )
+    logs = p.baseline.log_bucket_names
+    assert logs["eu-west-3"] == "mouvement-exemple-access-logs-7f3a9c"
+    assert logs["eu-west-1"] == "mouvement-exemple-access-logs-7f3a9c-eu-west-1"
+    # Terraform and the agents read the same names.
+    tfvars = policy_render.terraform_vars(p)
+    assert tfvars["log_bucket_name"] == "mouvement-exemple-access-logs-7f3a9c"
+    buckets = {e["bucket_name"] for e in tfvars["elections"].values()}
+    assert buckets == {"mouvement-exemple-exempleville-2027-7f3a9c"}
+    out = tmp_path / "render"
+    policy_render.write(p, out)
+    again = load_rendered(out / policy_render.AGENT_CONFIG)
+    assert again.baseline.organisation.bucket_suffix == "7f3a9c"
+    assert (
+        again.election("exempleville-2027").bucket_name
+        == p.election("exempleville-2027").bucket_name
+    )
+
+
+@pytest.mark.parametrize("bad", ["ABC123", "abc", "a" * 13, "ab-cd", "'12 34'"])
+def test_bucket_suffix_must_be_short_lower_case(
+    policies: Path, capsys: pytest.CaptureFixture[str], bad: str
+) -> None:
+    line = edit(
+        policies,
+        "baseline.yml",
+        "  slug: mouvement-exemple ",
+        f"  bucket_suffix: {bad}\n  slug: mouvement-exemple ",
+    )
+    code, errors = validate(policies, capsys)
+    assert code == 2
+    assert any(
+        f"baseline.yml:{line}:" in e and "organisation.bucket_suffix" in e for e in errors
+    ), errors
+
+
+def test_without_suffix_names_are_unchanged(policies: Path) -> None:
+    p = load_policies(policies)
+    assert p.election("exempleville-2027").bucket_name == "mouvement-exemple-exempleville-2027"
+    assert p.baseline.log_bucket_name == "mouvement-exemple-access-logs"
+
+
+def test_a_long_slug_and_suffix_leave_no_room_for_the_region(
+    policies: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    slug = "p" * 28
+    edit(
+        policies,
+        "baseline.yml",
+        "  slug: mouvement-exemple ",
+        f"  bucket_suffix: abcdef012345\n  slug: {slug} ",
+    )
+    code, errors = validate(policies, capsys)
+    assert code == 2
+    assert any("organisation.bucket_suffix" in e and "at most 50" in e for e in errors), errors

@@ -294,17 +294,26 @@ def _check_mail(b: dict[str, Any], out: _Collector) -> None:
         )
 
 
+LOG_BUCKET_BASE_MAX = 50  # infra/variables.tf log_bucket_name: room for "-eu-central-1"
+
+
 def _check_baseline(b: dict[str, Any], out: _Collector) -> None:
     _check_share_root(b, out)
     slug = b["organisation"]["slug"]
-    for name in (f"{slug}-access-logs", f"{slug}-access-logs-eu-central-1"):
+    suffix = b["organisation"].get("bucket_suffix")
+    base = f"{slug}-access-logs" + (f"-{suffix}" if suffix else "")
+    field = ("organisation", "bucket_suffix" if suffix else "slug")
+    for name in (base, f"{base}-eu-central-1"):
         reason = bucket_name_problem(name)
         if reason is not None:
-            out.add(
-                ("organisation", "slug"),
-                f"names the party's buckets (e.g. {name!r}), and that name {reason}",
-            )
+            out.add(field, f"names the party's buckets (e.g. {name!r}), and that name {reason}")
             break
+    if len(base) > LOG_BUCKET_BASE_MAX:
+        out.add(
+            field,
+            f"names the access-log bucket {base!r} ({len(base)} characters): at most "
+            f"{LOG_BUCKET_BASE_MAX}, so that `-<region>` still fits S3's 63",
+        )
     aws_hosts = b["hosts"]["aws"]
     for key in ("image_ids", "subnet_ids"):
         for region in aws_hosts[key]:
@@ -572,6 +581,7 @@ def _build_baseline(b: dict[str, Any]) -> m.Baseline:
             rights_contact=org["rights_contact"],
             dpo_contact=org["dpo_contact"],
             unsubscribe=org["unsubscribe"],
+            bucket_suffix=org.get("bucket_suffix", ""),
         ),
         regions=m.Regions(b["regions"]["default"], tuple(b["regions"]["allowed"])),
         passwords=m.PasswordRules(
@@ -708,10 +718,16 @@ def _build_election(e: dict[str, Any], b: m.Baseline, source: str) -> m.Election
         legal_hold_reason=e["legal_hold"]["reason"],
         members=tuple(e["members"]),
         datasets=tuple(datasets),
-        bucket_name=e.get("bucket") or f"{b.organisation.slug}-{e['id']}",
+        bucket_name=e.get("bucket") or default_bucket_name(b.organisation, e["id"]),
         share_path=e.get("share") or str(PurePosixPath(b.hosts.share_root) / e["id"]),
         source=source,
     )
+
+
+def default_bucket_name(org: m.Organisation, election_id: str) -> str:
+    """`<slug>-<election id>`, then `-<bucket_suffix>` when the baseline sets one."""
+    name = f"{org.slug}-{election_id}"
+    return f"{name}-{org.bucket_suffix}" if org.bucket_suffix else name
 
 
 def _check_across(elections: list[tuple[str, Source | None, m.Election]]) -> list[Problem]:
@@ -970,6 +986,7 @@ def normalise(p: m.Policies) -> dict[str, Any]:
             "rights_contact": org.rights_contact,
             "dpo_contact": org.dpo_contact,
             "unsubscribe": org.unsubscribe,
+            **({"bucket_suffix": org.bucket_suffix} if org.bucket_suffix else {}),
         },
         "regions": {"default": b.regions.default, "allowed": list(b.regions.allowed)},
         "passwords": {

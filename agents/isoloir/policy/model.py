@@ -33,6 +33,9 @@ class Organisation:
     rights_contact: str
     dpo_contact: str
     unsubscribe: str
+    # Appended to the default bucket names: S3 names are global, and
+    # `<slug>-<election id>` is easy to predict and to take first (docs/aws.md).
+    bucket_suffix: str = ""
 
 
 @dataclass(frozen=True)
@@ -243,7 +246,8 @@ class Baseline:
     @property
     def log_bucket_name(self) -> str:
         """The access-log bucket of the default region (the others add a suffix)."""
-        return f"{self.organisation.slug}-access-logs"
+        suffix = self.organisation.bucket_suffix
+        return f"{self.organisation.slug}-access-logs" + (f"-{suffix}" if suffix else "")
 
     @property
     def log_bucket_names(self) -> dict[str, str]:
