@@ -384,3 +384,20 @@ def test_a_long_slug_and_suffix_leave_no_room_for_the_region(
     code, errors = validate(policies, capsys)
     assert code == 2
     assert any("organisation.bucket_suffix" in e and "at most 50" in e for e in errors), errors
+
+
+@pytest.mark.parametrize(
+    ("retention", "expected"),
+    [("after: P1Y ", 2), ("date: 9999-12-31 ", 0)],
+)
+def test_a_last_round_near_year_9999_is_a_problem_not_a_traceback(
+    policies: Path, capsys: pytest.CaptureFixture[str], retention: str, expected: int
+) -> None:
+    # Found by the property test: the baseline's ceiling after the last round
+    # overflowed the calendar and raised instead of reporting.
+    edit(policies, ELECTION, "rounds: [2027-03-14, 2027-03-21]", "rounds: [9999-03-14, 9999-03-21]")
+    edit(policies, ELECTION, "after: P2M ", retention)
+    code, errors = validate(policies, capsys)
+    assert code == expected, errors
+    if expected:
+        assert any("retention.after" in e and "year 9999" in e for e in errors), errors

@@ -540,8 +540,10 @@ def _check_election(
         retention = e["retention"]
         due: date | None
         if "after" in retention:
-            due = Duration.parse(retention["after"]).after(last)
+            due = _after(retention["after"], last)
             where: Path_ = ("retention", "after")
+            if due is None:
+                out.add(where, f"{retention['after']} after {last} goes past the year 9999")
         else:
             due = _date(retention["date"])
             where = ("retention", "date")
@@ -550,13 +552,21 @@ def _check_election(
         if due is not None:
             if due <= last:
                 out.add(where, f"retention ends {due}, not after the last round ({last})")
-            ceiling = Duration.parse(b["retention"]["max_after_last_round"]).after(last)
+            ceiling = _after(b["retention"]["max_after_last_round"], last) or date.max
             if due > ceiling:
                 out.add(
                     where,
                     f"retention ends {due}, later than the baseline's maximum "
                     f"({b['retention']['max_after_last_round']} after {last}: {ceiling})",
                 )
+
+
+def _after(duration: str, start: date) -> date | None:
+    """`start` + the duration, or None when that is past what a date can hold."""
+    try:
+        return Duration.parse(duration).after(start)
+    except (ValueError, OverflowError):
+        return None
 
 
 # ------------------------------------------------------------------ build
