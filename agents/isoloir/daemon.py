@@ -35,7 +35,7 @@ from typing import Any
 
 import schedule
 
-from isoloir import clock, jobs, runtime
+from isoloir import clock, i18n, jobs, runtime
 from isoloir.alerts.lockfile import FileLock, LockBusy, is_locked
 from isoloir.policy.model import Policies, Schedules
 
@@ -580,7 +580,18 @@ def status_data(state_dir: Path, now: float | None = None) -> dict[str, Any]:
             data["spool"] = spool.stats(now)
         finally:
             spool.close()
+    data["mailguard"] = _mailguard_status(state_dir, now)
     return data
+
+
+def _mailguard_status(state_dir: Path, now: float) -> dict[str, Any] | None:
+    """The mail guard's decisions of the last 24 h (counts), None without its log."""
+    from isoloir.mailguard import decisions
+
+    if not decisions.db_path(state_dir).is_file():
+        return None
+    since = _dt.datetime.fromtimestamp(now - 86400, _dt.UTC)
+    return decisions.summary(state_dir, since)
 
 
 def _iso(ts: Any) -> str | None:
@@ -589,40 +600,80 @@ def _iso(ts: Any) -> str | None:
     return _dt.datetime.fromtimestamp(float(ts), _dt.UTC).isoformat(timespec="seconds")
 
 
-def status_text(data: dict[str, Any]) -> str:
-    lines = [f"state dir: {data['state_dir']}"]
+# The daemon's heartbeat states, marked for the catalogue (shown translated by status_text).
+HEARTBEAT_STATES = (i18n.N_("running"), i18n.N_("idle"), i18n.N_("stopped"))
+
+
+def status_text(data: dict[str, Any], language: str = i18n.DEFAULT_LANGUAGE) -> str:
+    """The status for a person, in French (default) or English; `--json` keeps the
+    machine form."""
+    _ = i18n.translator(i18n.language_or_default(language)).gettext
+    lines = [_("state dir: {path}").format(path=data["state_dir"])]
     if data["clock_overridden"]:
-        lines.append(f"CLOCK OVERRIDDEN: ISOLOIR_NOW={data['clock_now']} (demo/tests only)")
+        lines.append(
+            _("CLOCK OVERRIDDEN: ISOLOIR_NOW={now} (demo/tests only)").format(now=data["clock_now"])
+        )
     else:
-        lines.append("clock: real time")
+        lines.append(_("clock: real time"))
     hb = data["heartbeat"]
     if hb is None:
-        lines.append("daemon: no heartbeat (never started, or run-once mode only)")
+        lines.append(_("daemon: no heartbeat (never started, or run-once mode only)"))
     else:
         stale = hb["age_seconds"] > 3 * HEARTBEAT_SECONDS and hb["state"] != "stopped"
         lines.append(
-            f"daemon: {hb['state']}, pid {hb['pid']}, heartbeat {hb['age_seconds']:.0f} s ago"
-            + (" (STALE)" if stale else "")
-            + (f", running {hb['current_job']}" if hb.get("current_job") else "")
+            _("daemon: {state}, pid {pid}, heartbeat {age} s ago").format(
+                state=_(str(hb["state"])), pid=hb["pid"], age=f"{hb['age_seconds']:.0f}"
+            )
+            + (_(" (STALE)") if stale else "")
+            + (_(", running {job}").format(job=hb["current_job"]) if hb.get("current_job") else "")
         )
         for tag, when in sorted(hb.get("next_runs", {}).items()):
-            lines.append(f"  next {tag}: {when}")
+            lines.append(_("  next {tag}: {when}").format(tag=tag, when=when))
     for name, job in data["jobs"].items():
         last = job["last"]
         if last is None:
-            desc = "never run"
+            desc = _("never run")
         elif last["ok"]:
-            desc = f"ok at {last['finished']}, {last['findings']} finding(s)"
+            desc = _("ok at {finished}, {count} finding(s)").format(
+                finished=last["finished"], count=last["findings"]
+            )
         else:
-            desc = f"FAILED at {last['finished']} ({last['error']})"
-        lines.append(f"job {name}: {desc}" + (" [running]" if job["running"] else ""))
+            desc = _("FAILED at {finished} ({error})").format(
+                finished=last["finished"], error=last["error"]
+            )
+        lines.append(
+            _("job {name}: {desc}").format(name=name, desc=desc)
+            + (_(" [running]") if job["running"] else "")
+        )
     spool = data["spool"]
     if spool is None:
-        lines.append("alert spool: empty (no spool yet)")
+        lines.append(_("alert spool: empty (no spool yet)"))
     else:
         lines.append(
-            f"alert spool: {spool['pending']} pending, {spool['retrying']} retrying, "
-            f"{spool['dead']} dead, {spool['sent']} sent, {spool['open_findings']} open finding(s)"
+            _(
+                "alert spool: {pending} pending, {retrying} retrying, {dead} dead, {sent} sent, "
+                "{open} open finding(s)"
+            ).format(
+                pending=spool["pending"],
+                retrying=spool["retrying"],
+                dead=spool["dead"],
+                sent=spool["sent"],
+                open=spool["open_findings"],
+            )
+        )
+    guard = data.get("mailguard")
+    if guard is not None:
+        actions = guard.get("actions", {})
+        lines.append(
+            _(
+                "mail guard: {accepted} accepted, {refused} refused, {held} held, "
+                "{dropped} dropped recipients (24 h)"
+            ).format(
+                accepted=actions.get("accept", 0),
+                refused=actions.get("reject", 0),
+                held=actions.get("hold", 0),
+                dropped=guard.get("dropped", 0),
+            )
         )
     return "\n".join(lines)
 
@@ -638,7 +689,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
     else:
-        print(status_text(data))
+        print(status_text(data, getattr(args, "lang", i18n.DEFAULT_LANGUAGE)))
     return EXIT_OK
 
 
@@ -660,6 +711,12 @@ def register(subparsers: Any) -> None:
     status = subparsers.add_parser("status", help="daemon heartbeat, last runs, alert spool")
     runtime.add_runtime_arguments(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument(
+        "--lang",
+        choices=i18n.LANGUAGES,
+        default=i18n.DEFAULT_LANGUAGE,
+        help="language of the text output (default: fr)",
+    )
     status.set_defaults(func=cmd_status)
 
 

@@ -53,6 +53,13 @@ class Finding:
     remediation: str = ""
     evidence: Mapping[str, Any] = field(default_factory=dict)  # counts, flags, no personal data
     observed_at: datetime | None = None
+    # The message and remediation as catalogue templates (English msgids with {named}
+    # placeholders) and their values, so each reader gets them in their language;
+    # `message`/`remediation` keep the English text (JSON, state, logs). Empty: the
+    # English text is itself looked up in the catalogue.
+    message_id: str = ""
+    remediation_id: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
@@ -70,6 +77,9 @@ class Finding:
             "evidence": dict(self.evidence),
             "observed_at": self.observed_at.isoformat() if self.observed_at else None,
             "fingerprint": self.fingerprint,
+            "message_id": self.message_id,
+            "remediation_id": self.remediation_id,
+            "params": dict(self.params),
         }
 
     def escaped(self) -> Finding:
@@ -87,6 +97,9 @@ class Finding:
             remediation=escape_controls(self.remediation),
             evidence=escape_value(dict(self.evidence)),
             observed_at=self.observed_at,
+            message_id=self.message_id,
+            remediation_id=self.remediation_id,
+            params=escape_value(dict(self.params)),
         )
 
     def to_json(self) -> str:
@@ -105,6 +118,9 @@ class Finding:
             remediation=str(data.get("remediation", "")),
             evidence=dict(data.get("evidence") or {}),
             observed_at=datetime.fromisoformat(observed) if observed else None,
+            message_id=str(data.get("message_id") or ""),
+            remediation_id=str(data.get("remediation_id") or ""),
+            params=dict(data.get("params") or {}),
         )
 
 

@@ -247,7 +247,7 @@ def test_email_over_starttls_with_auth_one_message_per_recipient(
         assert f"Où : {public_file().resource}" in body
         assert "Quoi : L'objet prospects/liste-1.csv est lisible par n'importe qui." in body
         assert "Comment corriger : Retirer l'accès public" in body
-        assert "Depuis : " in body and "rows: 1042" in body
+        assert "Depuis : " in body and "rows : 1042" in body
 
 
 def test_english_and_implicit_tls(pki: tuple[Path, Path, Path], tmp_path: Path) -> None:

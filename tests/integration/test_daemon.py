@@ -201,7 +201,10 @@ def test_sigterm_while_idle_and_status(setup: Setup) -> None:
     assert heartbeat(setup.state)["state"] == "stopped"
     assert [e["event"] for e in events(out)][-1] == "daemon stopped"
     text = subprocess.run(
-        [sys.executable, "-m", "isoloir.cli", "status", "--state-dir", str(setup.state)],
+        [
+            sys.executable,
+            *("-m", "isoloir.cli", "status", "--lang", "en", "--state-dir", str(setup.state)),
+        ],
         env={**setup.env, "ISOLOIR_NOW": "2027-06-01T09:00:00+00:00"},
         capture_output=True,
         text=True,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.unit.test_i18n import assert_no_english
 
 from isoloir.demo import LEAKED_NAME, Demo
 from isoloir.emulator import Emulator
@@ -120,6 +121,9 @@ def test_administrators_received_the_alerts_without_personal_data(demo: Demo) ->
     assert demo.facts["webhooks"]  # the webhook route got its signed copy
     for needle in ("electeurs.example", "06 39 98", "rue de l'Exemple"):
         assert needle not in text  # ... never the content
+    # The policies say French: no English sentence of the catalogue in any alert.
+    for m in messages:
+        assert_no_english(m["headers"].get("Subject", "") + "\n" + m["body"])
 
 
 def test_retention_purges_keeps_consenting_contacts_and_signs(demo: Demo) -> None:
@@ -138,3 +142,14 @@ def test_retention_purges_keeps_consenting_contacts_and_signs(demo: Demo) -> Non
     tampered.write_bytes(data.replace(b'"election"', b'"electioN"', 1))
     inside = "/" + str(tampered.relative_to(demo.local.host().root))
     assert demo.agents("certificate", "verify", inside).returncode != 0
+    # The certificate the DPO reads, in French: no English sentence left.
+    shown = demo.agents(
+        "certificate",
+        "show",
+        "--lang",
+        "fr",
+        "--host-key",
+        "/" + str(cert.relative_to(demo.local.host().root)),
+    )
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert_no_english(shown.stdout)

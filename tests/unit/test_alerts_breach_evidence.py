@@ -120,8 +120,8 @@ def test_reads_sentence_in_french_and_english() -> None:
     fr = messages.render_finding(f, "fr", first_seen=SINCE).body
     en = messages.render_finding(f, "en", first_seen=SINCE).body
     assert (
-        "Lectures : lu 2 fois par 2 demandeur(s) extérieur(s) depuis le 2027-03-01 10:00 UTC "
-        "(journaux lus jusqu'au 2027-03-01 12:00 UTC)"
+        "Lectures : lu 2 fois par 2 demandeur(s) extérieur(s) depuis le 01/03/2027 10:00 UTC "
+        "(journaux lus jusqu'au 01/03/2027 12:00 UTC)"
     ) in fr
     assert (
         "Reads: read 2 times by 2 outside requesters since 2027-03-01 10:00 UTC "
@@ -134,8 +134,8 @@ def test_no_read_sentence_in_french_and_english() -> None:
     fr = messages.render_finding(f, "fr", first_seen=SINCE).body
     en = messages.render_finding(f, "en", first_seen=SINCE).body
     assert (
-        "Lectures : aucune lecture trouvée dans les journaux depuis le 2027-03-01 10:00 UTC "
-        "(journaux lus jusqu'au 2027-03-01 12:00 UTC)"
+        "Lectures : aucune lecture trouvée dans les journaux depuis le 01/03/2027 10:00 UTC "
+        "(journaux lus jusqu'au 01/03/2027 12:00 UTC)"
     ) in fr
     assert (
         "Reads: no read found in the logs since 2027-03-01 10:00 UTC "
@@ -157,14 +157,14 @@ def test_breach_register_draft_block_says_the_reads() -> None:
     ev = _evidence((20, OUTSIDER))
     ev["breach_register_draft"] = {
         "nature": "loss of confidentiality: object readable by anyone on the internet",
-        "data_categories": ["phone numbers", "emails"],
+        "data_categories": ["phone numbers", "email addresses"],
         "inform_data_subjects": False,
     }
     body = messages.render_finding(_finding(ev), "fr", first_seen=SINCE).body
     block = body.split("Brouillon pour le registre des violations :\n", 1)[1]
-    assert "  - data_categories: phone numbers, emails\n" in block
-    assert "  - inform_data_subjects: non\n" in block
-    assert "  - lectures: lu 1 fois par 1 demandeur(s) extérieur(s) depuis le 2027-03" in block
+    assert "  - Catégories de données : numéros de téléphone, adresses électroniques\n" in block
+    assert "  - Informer les personnes concernées : non\n" in block
+    assert "  - Lectures : lu 1 fois par 1 demandeur(s) extérieur(s) depuis le 01/03/2027" in block
     assert "{'nature'" not in body  # no Python value printed
 
 
@@ -236,6 +236,8 @@ def test_scan_job_passes_the_open_findings_first_seen(
     assert seen[0].exposure_since == {
         f"s3://{BUCKET}/{KEY}": datetime.fromtimestamp(first, UTC),
         f"s3://{BUCKET}": datetime.fromtimestamp(first, UTC),
+        # a share file's exposure too (its reads come from Samba's audit log)
+        "/srv/x.csv": datetime.fromtimestamp(first + 3600, UTC),
     }
 
 

@@ -119,7 +119,7 @@ def test_french_by_default_english_available() -> None:
     assert fr.subject == f"[Isoloir] Alerte CRITIQUE · {ELECTION} · s3-public-object · {where}"
     for label in ("Quoi : ", "Où : ", "Depuis : ", "Comment corriger : ", "Élection : "):
         assert label in fr.body
-    assert f.resource in fr.body and f.remediation in fr.body and "rows: 1042" in fr.body
+    assert f.resource in fr.body and f.remediation in fr.body and "rows : 1042" in fr.body
     en = messages.render_finding(f, "en", first_seen=None)
     assert en.subject == f"[Isoloir] Alert CRITICAL · {ELECTION} · s3-public-object · {where}"
     for label in ("What: ", "Where: ", "Since: ", "How to fix: "):

@@ -147,7 +147,7 @@ def test_show_of_a_tampered_certificate_says_why_on_stderr_and_on_top(
     assert first.startswith("> **⚠ CE CERTIFICAT N'EST PAS VALIDE**")
     assert "signature does not match the content" in first
     rc, out, err = _run(capsys, "certificate", "show", "--lang", "en", str(tampered), "--host-key")
-    assert rc == 1 and out.startswith("WARNING: THIS CERTIFICATE IS NOT VALID")
+    assert rc == 1 and out.startswith("> **⚠ THIS CERTIFICATE IS NOT VALID**")
 
     rc, out, err = _run(
         capsys, "certificate", "show", "--lang", "fr", str(certs.path), "--host-key"

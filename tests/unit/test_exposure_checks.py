@@ -139,7 +139,7 @@ def test_object_public_acl_with_personal_data_is_a_breach(policies) -> None:  # 
     assert [h.resource for h in found] == [f"s3://{GOOD_BUCKET}/prospects/list.csv"]
     hit = found[0]
     assert hit.severity == Severity.CRITICAL
-    assert "72 hours" in hit.message and "art. 33" in hit.message
+    assert "72 hours" in hit.text() and "art. 33" in hit.text()
     draft = hit.evidence["breach_register_draft"]
     assert draft["records_estimated"] == 900
     assert draft["data_categories"] == ["phone numbers", "email addresses"]

@@ -116,7 +116,7 @@ def test_check_flags_wrong_shapes(
     policies: Policies, rules: list[dict[str, Any]], words: str
 ) -> None:
     found = _hits(policies, rules)
-    assert found and any(words in h.message for h in found), [h.message for h in found]
+    assert found and any(words in h.text() for h in found), [h.text() for h in found]
 
 
 def test_check_under_legal_hold_expects_no_expiry(policies: Policies) -> None:

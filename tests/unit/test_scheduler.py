@@ -185,8 +185,9 @@ def test_status_reports_runs_spool_and_clock(
     assert data["jobs"]["retention"]["last"]["error"] == "RuntimeError"
     assert data["jobs"]["identity"]["last"] is None
     assert data["spool"]["pending"] == 3 and data["spool"]["open_findings"] == 1
-    text = status_text(data)
+    text = status_text(data, "en")
     assert "CLOCK OVERRIDDEN" in text and "job retention: FAILED" in text
+    assert "HORLOGE FORCÉE" in status_text(data) and "tâche retention : ÉCHEC" in status_text(data)
     assert "3 pending" in text  # two emails and the webhook
 
 

@@ -53,6 +53,8 @@ def smb(elections: list[dict[str, str]]) -> str:
         election_shares_server_string="Isoloir",
         election_shares_interfaces=[],
         election_shares_elections=[{**e, "group": f"el-{e['id']}"} for e in elections],
+        election_shares_audit_log="/var/log/samba-audit/full_audit.log",
+        election_shares_max_log_size=20000,
     )
 
 

@@ -1,5 +1,9 @@
 """The text of alerts, in French (default) or English.
 
+Every text comes from the gettext catalogues (isoloir.i18n): the chrome below
+by key (`texts`), a finding's message and remediation from its template and
+parameters, its evidence as labelled lines (isoloir.alerts.details).
+
 A message says what, where, since when and how to fix, and nothing else: it is
 built only from what a Finding carries (rule, resource, election, counts and
 flags in its evidence), never from file contents or personal data.
@@ -13,156 +17,95 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from isoloir import i18n
+from isoloir.alerts import details
 from isoloir.findings import Finding, Severity
+from isoloir.i18n import N_
 
-LANGUAGES = ("fr", "en")
+LANGUAGES = i18n.LANGUAGES
 
 _SEVERITY = {
-    "fr": {
-        Severity.INFO: "info",
-        Severity.LOW: "faible",
-        Severity.MEDIUM: "moyenne",
-        Severity.HIGH: "élevée",
-        Severity.CRITICAL: "critique",
-    },
-    "en": {s: s.name.lower() for s in Severity},
+    Severity.INFO: N_("info"),
+    Severity.LOW: N_("low"),
+    Severity.MEDIUM: N_("medium"),
+    Severity.HIGH: N_("high"),
+    Severity.CRITICAL: N_("critical"),
 }
 
-_T: dict[str, dict[str, str]] = {
-    "fr": {
-        "alert": "Alerte",
-        "reminder": "Rappel",
-        "resolved": "Résolu",
-        "summary": "Trop d'alertes",
-        "digest": "Résumé quotidien",
-        "test": "Test",
-        "no_election": "toutes élections",
-        "what": "Quoi",
-        "where": "Où",
-        "location": "Emplacement",
-        "election": "Élection",
-        "since": "Depuis",
-        "rule": "Règle",
-        "severity": "Gravité",
-        "details": "Détails",
-        "fix": "Comment corriger",
-        "no_fix": "voir la documentation de la règle",
-        "legal_hold": "Gel juridique (purge suspendue)",
-        "fingerprint": "Empreinte",
-        "resolved_body": (
-            "Ce problème n'apparaît plus dans les résultats de la vérification « {job} »."
-        ),
-        "resolved_at": "Résolu le",
-        "reminder_body": "Ce problème est toujours présent.",
-        "summary_subject": "{count} alertes regroupées",
-        "summary_body": (
-            "Plus de {limit} alertes en {window} minutes : les suivantes sont regroupées "
-            "ici au lieu d'être envoyées une par une."
-        ),
-        "by_rule": "Par règle",
-        "digest_subject": "{count} problème(s) ouvert(s)",
-        "digest_body": "Problèmes encore ouverts au {date} :",
-        "digest_none": "Aucun problème ouvert.",
-        "test_subject": "message de test",
-        "test_body": (
-            "Ceci est un message de test envoyé par « isoloir alerts test » "
-            "via le canal {channel}. Si vous le lisez, ce canal fonctionne."
-        ),
-        "footer": "— Isoloir, agent de protection des données de campagne. Message automatique.",
-        "reads": "Lectures",
-        "reads_found": (
-            "lu {reads} fois par {requesters} demandeur(s) extérieur(s) depuis le {since} "
-            "(journaux lus jusqu'au {until})"
-        ),
-        "reads_none": (
-            "aucune lecture trouvée dans les journaux depuis le {since} "
-            "(journaux lus jusqu'au {until})"
-        ),
-        "reads_unknown": (
-            "journaux d'accès non lus : aucune lecture ne peut être exclue depuis le {since}"
-        ),
-        "reads_truncated": "lecture partielle des journaux (limites atteintes)",
-        "no_log_yet": "aucun journal reçu",
-        "draft": "Brouillon pour le registre des violations",
-        "yes": "oui",
-        "no": "non",
-        "grouped": "Récapitulatif",
-        "grouped_subject": "{count} problème(s) ({elections})",
-        "grouped_body": (
-            "Les problèmes non critiques de cette vérification sont regroupés ici, "
-            "un par ressource :"
-        ),
-        "new": "Nouveau",
-    },
-    "en": {
-        "alert": "Alert",
-        "reminder": "Reminder",
-        "resolved": "Resolved",
-        "summary": "Too many alerts",
-        "digest": "Daily digest",
-        "test": "Test",
-        "no_election": "all elections",
-        "what": "What",
-        "where": "Where",
-        "location": "Location",
-        "election": "Election",
-        "since": "Since",
-        "rule": "Rule",
-        "severity": "Severity",
-        "details": "Details",
-        "fix": "How to fix",
-        "no_fix": "see the rule's documentation",
-        "legal_hold": "Legal hold (purge suspended)",
-        "fingerprint": "Fingerprint",
-        "resolved_body": "This problem no longer appears in the results of the '{job}' check.",
-        "resolved_at": "Resolved at",
-        "reminder_body": "This problem is still present.",
-        "summary_subject": "{count} alerts grouped",
-        "summary_body": (
-            "More than {limit} alerts within {window} minutes: the next ones are grouped "
-            "here instead of being sent one by one."
-        ),
-        "by_rule": "By rule",
-        "digest_subject": "{count} open problem(s)",
-        "digest_body": "Problems still open on {date}:",
-        "digest_none": "No open problem.",
-        "test_subject": "test message",
-        "test_body": (
-            "This is a test message sent by 'isoloir alerts test' through the {channel} channel. "
-            "If you read it, the channel works."
-        ),
-        "footer": "-- Isoloir, campaign data protection agent. Automatic message.",
-        "reads": "Reads",
-        "reads_found": (
-            "read {reads} times by {requesters} outside requesters since {since} "
-            "(logs read until {until})"
-        ),
-        "reads_none": "no read found in the logs since {since} (logs read until {until})",
-        "reads_unknown": "access logs not read: no read can be ruled out since {since}",
-        "reads_truncated": "logs partly read (bounds reached)",
-        "no_log_yet": "no log delivered yet",
-        "draft": "Breach register draft",
-        "yes": "yes",
-        "no": "no",
-        "grouped": "Summary",
-        "grouped_subject": "{count} problem(s) ({elections})",
-        "grouped_body": "This check's non-critical problems are grouped here, one per resource:",
-        "new": "New",
-    },
+# The alert chrome: a key per text, its English msgid; texts(language) translates them.
+_KEYS: dict[str, str] = {
+    "alert": N_("Alert"),
+    "reminder": N_("Reminder"),
+    "resolved": N_("Resolved"),
+    "summary": N_("Too many alerts"),
+    "digest": N_("Daily digest"),
+    "test": N_("Test"),
+    "no_election": N_("all elections"),
+    "what": N_("What"),
+    "where": N_("Where"),
+    "location": N_("Location"),
+    "election": N_("Election"),
+    "since": N_("Since"),
+    "rule": N_("Rule"),
+    "severity": N_("Severity"),
+    "details": N_("Details"),
+    "fix": N_("How to fix"),
+    "no_fix": N_("see the rule's documentation"),
+    "legal_hold": N_("Legal hold (purge suspended)"),
+    "fingerprint": N_("Fingerprint"),
+    "resolved_body": N_("This problem no longer appears in the results of the '{job}' check."),
+    "resolved_at": N_("Resolved at"),
+    "reminder_body": N_("This problem is still present."),
+    "summary_subject": N_("{count} alerts grouped"),
+    "summary_body": N_(
+        "More than {limit} alerts within {window} minutes: the next ones are "
+        "grouped here instead of being sent one by one."
+    ),
+    "by_rule": N_("By rule"),
+    "digest_subject": N_("{count} open problem(s)"),
+    "digest_body": N_("Problems still open on {date}:"),
+    "digest_none": N_("No open problem."),
+    "test_subject": N_("test message"),
+    "test_body": N_(
+        "This is a test message sent by 'isoloir alerts test' through the "
+        "{channel} channel. If you read it, the channel works."
+    ),
+    "footer": N_("-- Isoloir, campaign data protection agent. Automatic message."),
+    "reads": N_("Reads"),
+    "reads_found": N_(
+        "read {reads} times by {requesters} outside requesters since {since} "
+        "(logs read until {until})"
+    ),
+    # a share's audit log (evidence `reads_by: other_accounts`): accounts other than the owner
+    "reads_found_accounts": N_(
+        "read {reads} times by {requesters} other accounts since {since} (logs read until {until})"
+    ),
+    "reads_none": N_("no read found in the logs since {since} (logs read until {until})"),
+    "reads_unknown": N_("access logs not read: no read can be ruled out since {since}"),
+    "reads_truncated": N_("logs partly read (bounds reached)"),
+    "no_log_yet": N_("no log delivered yet"),
+    "draft": N_("Breach register draft"),
+    "yes": N_("yes"),
+    "no": N_("no"),
+    "grouped": N_("Summary"),
+    "grouped_subject": N_("{count} problem(s) ({elections})"),
+    "grouped_body": N_("This check's non-critical problems are grouped here, one per resource:"),
+    "new": N_("New"),
 }
 
 # Evidence keys that explain a legal hold; shown on their own line, never dropped.
 LEGAL_HOLD_KEYS = ("legal_hold_reason", "hold_reason")
 DRAFT_KEY = "breach_register_draft"  # rendered as its own block, with the reads
-_MAX_VALUE = 200
+READS_BY = "reads_by"  # whose reads the counts are (the sentence says it; not a detail)
 
 
 def texts(language: str) -> dict[str, str]:
-    return _T[language if language in _T else "fr"]
+    """The alert chrome in `language` (French when unknown), from the catalogue."""
+    return {k: i18n.gettext_for(language, v) for k, v in _KEYS.items()}
 
 
 def severity_label(severity: Severity, language: str) -> str:
-    return _SEVERITY[language if language in _SEVERITY else "fr"][severity]
+    return i18n.gettext_for(language, _SEVERITY[severity])
 
 
 @dataclass(frozen=True)
@@ -171,15 +114,9 @@ class Rendered:
     body: str
 
 
-def _fmt_time(value: datetime | None) -> str:
-    if value is None:
-        return "?"
-    return value.strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _value(v: Any) -> str:
-    text = str(v)
-    return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 1] + "…"
+def _fmt_time(value: datetime | None, language: str) -> str:
+    """30/11/2026 14:05 UTC in French, 2026-11-30 14:05 UTC in English."""
+    return i18n.format_time(value, language)
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -200,14 +137,17 @@ def reads_sentence(
     if "outside_reads" not in evidence and "logs_read_until" not in evidence:
         return None
     t = texts(language)
-    since = _fmt_time(_parse_time(evidence.get("reads_since")) or first_seen)
+    since = _fmt_time(_parse_time(evidence.get("reads_since")) or first_seen, language)
     if evidence.get("logs_unreadable") or evidence.get("access_logging") is False:
         return t["reads_unknown"].format(since=since)
     until_at = _parse_time(evidence.get("logs_read_until"))
-    until = _fmt_time(until_at) if until_at is not None else t["no_log_yet"]
+    until = _fmt_time(until_at, language) if until_at is not None else t["no_log_yet"]
     reads = int(evidence.get("outside_reads") or 0)
     if reads > 0:
-        text = t["reads_found"].format(
+        found = (
+            "reads_found_accounts" if evidence.get(READS_BY) == "other_accounts" else "reads_found"
+        )
+        text = t[found].format(
             reads=reads,
             requesters=int(evidence.get("outside_requesters") or 0),
             since=since,
@@ -220,22 +160,15 @@ def reads_sentence(
     return text
 
 
-def _draft_value(v: Any, t: Mapping[str, str]) -> str:
-    if isinstance(v, bool):
-        return t["yes"] if v else t["no"]
-    if isinstance(v, list | tuple):
-        return ", ".join(str(x) for x in v) or "-"
-    return "-" if v is None else _value(v)
-
-
 def _draft_lines(
-    draft: Mapping[str, Any], reads: str | None, t: Mapping[str, str], sep: str
+    draft: Mapping[str, Any], reads: str | None, t: Mapping[str, str], language: str
 ) -> list[str]:
     """The breach-register draft as a block a DPO can paste into the register."""
+    sep = details.sep(language)
     lines = [f"{t['draft']}{sep.rstrip()}"]
-    lines.extend(f"  - {k}: {_draft_value(v, t)}" for k, v in draft.items())
+    lines.extend(details.evidence_lines(draft, language))
     if reads:
-        lines.append(f"  - {t['reads'].lower()}: {reads}")
+        lines.append(f"  - {t['reads']}{sep}{reads}")
     return lines
 
 
@@ -253,12 +186,12 @@ def _finding_lines(
     fingerprint = finding.fingerprint
     finding = finding.escaped()  # names come from members: no forged line, no escape code
     sep = " : " if language == "fr" else ": "
-    lines = [f"{t['what']}{sep}{finding.message}"]
+    lines = [f"{t['what']}{sep}{details.message_text(finding, language)}"]
     lines.append(f"{t['where']}{sep}{finding.resource}")
     if finding.location:
         lines.append(f"{t['location']}{sep}{finding.location}")
     lines.append(f"{t['election']}{sep}{finding.election or t['no_election']}")
-    lines.append(f"{t['since']}{sep}{_fmt_time(first_seen or finding.observed_at)}")
+    lines.append(f"{t['since']}{sep}{_fmt_time(first_seen or finding.observed_at, language)}")
     lines.append(f"{t['rule']}{sep}{finding.rule_id}")
     lines.append(f"{t['severity']}{sep}{severity_label(finding.severity, language)}")
     hold = legal_hold_reason(finding)
@@ -267,15 +200,15 @@ def _finding_lines(
     reads = reads_sentence(finding.evidence, language, first_seen)
     if reads:
         lines.append(f"{t['reads']}{sep}{reads}")
-    skip = {*LEGAL_HOLD_KEYS, "legal_hold", DRAFT_KEY}
-    details = {k: v for k, v in finding.evidence.items() if k not in skip}
-    if details:
+    skip = {*LEGAL_HOLD_KEYS, "legal_hold", DRAFT_KEY, READS_BY}
+    shown = details.evidence_lines(finding.evidence, language, skip=skip)
+    if shown:
         lines.append(f"{t['details']}{sep.rstrip()}")
-        lines.extend(f"  - {k}: {_value(details[k])}" for k in sorted(details))
+        lines.extend(shown)
     draft = finding.evidence.get(DRAFT_KEY)
     if isinstance(draft, Mapping):
-        lines.extend(_draft_lines(draft, reads, t, sep))
-    lines.append(f"{t['fix']}{sep}{finding.remediation or t['no_fix']}")
+        lines.extend(_draft_lines(draft, reads, t, language))
+    lines.append(f"{t['fix']}{sep}{details.remediation_text(finding, language) or t['no_fix']}")
     lines.append(f"{t['fingerprint']}{sep}{fingerprint}")
     return lines
 
@@ -329,8 +262,8 @@ def render_resolved(
         f"{t['where']}{sep}{finding.resource}",
         f"{t['election']}{sep}{finding.election or t['no_election']}",
         f"{t['rule']}{sep}{finding.rule_id}",
-        f"{t['since']}{sep}{_fmt_time(first_seen)}",
-        f"{t['resolved_at']}{sep}{_fmt_time(resolved_at)}",
+        f"{t['since']}{sep}{_fmt_time(first_seen, language)}",
+        f"{t['resolved_at']}{sep}{_fmt_time(resolved_at, language)}",
         f"{t['fingerprint']}{sep}{fingerprint}",
     ]
     hold = legal_hold_reason(finding)
@@ -377,7 +310,7 @@ def render_digest(
     t = texts(language)
     open_findings = [(f.escaped(), seen) for f, seen in open_findings]
     subject = _subject(t["digest"], [t["digest_subject"].format(count=len(open_findings))])
-    lines = [t["digest_body"].format(date=now.strftime("%Y-%m-%d")), ""]
+    lines = [t["digest_body"].format(date=i18n.format_date(now.date(), language)), ""]
     sep = " : " if language == "fr" else ": "
     if not open_findings:
         lines.append(t["digest_none"])
@@ -385,7 +318,7 @@ def render_digest(
     for f, first_seen in ordered:
         lines.append(
             f"  - [{severity_label(f.severity, language)}] {f.election or t['no_election']} · "
-            f"{f.rule_id} · {f.resource} ({t['since'].lower()} {_fmt_time(first_seen)})"
+            f"{f.rule_id} · {f.resource} ({t['since'].lower()} {_fmt_time(first_seen, language)})"
         )
     holds = _holds((f for f, _ in open_findings), t, sep)
     if holds:
@@ -395,7 +328,7 @@ def render_digest(
 
 def render_test(language: str, *, channel: str, now: datetime) -> Rendered:
     t = texts(language)
-    subject = _subject(t["test"], [t["test_subject"], now.strftime("%Y-%m-%d %H:%M UTC")])
+    subject = _subject(t["test"], [t["test_subject"], _fmt_time(now, language)])
     return Rendered(subject, t["test_body"].format(channel=channel) + "\n\n" + t["footer"] + "\n")
 
 
@@ -420,10 +353,11 @@ def render_grouped(
             f"- [{severity_label(f.severity, language)}] {label.get(kind, kind)} · "
             f"{f.election or t['no_election']} · {f.resource}"
         )
-        lines.append(f"    {t['what']}{sep}{f.message}")
-        lines.append(f"    {t['since']}{sep}{_fmt_time(seen or f.observed_at)}")
+        lines.append(f"    {t['what']}{sep}{details.message_text(f, language)}")
+        lines.append(f"    {t['since']}{sep}{_fmt_time(seen or f.observed_at, language)}")
         if kind != "resolved":
-            lines.append(f"    {t['fix']}{sep}{f.remediation or t['no_fix']}")
+            fix = details.remediation_text(f, language) or t["no_fix"]
+            lines.append(f"    {t['fix']}{sep}{fix}")
     holds = _holds((f for _, f, _ in shown), t, sep)
     if holds:
         lines += ["", *holds]

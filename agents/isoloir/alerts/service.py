@@ -15,7 +15,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -198,17 +198,7 @@ class AlertService:
         evidence = dict(f.evidence)
         evidence["legal_hold"] = True
         evidence["legal_hold_reason"] = election.legal_hold_reason or "-"
-        return Finding(
-            rule_id=f.rule_id,
-            severity=f.severity,
-            resource=f.resource,
-            message=f.message,
-            election=f.election,
-            location=f.location,
-            remediation=f.remediation,
-            evidence=evidence,
-            observed_at=f.observed_at,
-        )
+        return replace(f, evidence=evidence)  # keeps the message templates and their values
 
     def process(
         self, job: str, findings: Iterable[Finding], *, unread: Unread | None = None

@@ -2,7 +2,8 @@
 
 The finding then becomes critical, reminds the 72-hour notification duty
 (RGPD art. 33) and carries a draft entry for the breach register (art. 33.5).
-The draft holds counts of records and kinds of data only, never a value.
+The draft holds counts of records and kinds of data only, never a value; its
+texts are catalogue msgids (English), rendered in the alert's language.
 """
 
 from __future__ import annotations
@@ -12,22 +13,25 @@ from typing import Any
 
 from isoloir.exposure.pii import KIND_LABELS, PiiReport
 from isoloir.findings import Severity
+from isoloir.i18n import N_, Msg
 
 NOTIFY_HOURS = 72
 # Kinds whose exposure is likely a high risk for the persons (art. 34: tell them).
 HIGH_RISK_KINDS = frozenset({"nir", "iban"})
 
 
-def kinds_text(report: PiiReport) -> str:
-    return ", ".join(KIND_LABELS[k] for k in report.kinds)
+def kinds(report: PiiReport) -> list[str]:
+    return [KIND_LABELS[k] for k in report.kinds]
 
 
-def breach_sentence(report: PiiReport) -> str:
-    return (
-        f"it holds personal data (about {report.estimated_records} records: "
-        f"{kinds_text(report)}); this is likely a personal-data breach: notify the CNIL "
-        f"within {NOTIFY_HOURS} hours of becoming aware of it (RGPD art. 33) and record "
-        "it in the breach register"
+def breach_sentence(report: PiiReport) -> Msg:
+    return Msg(
+        N_(
+            "it holds personal data (about {records} records: {kinds}); this is likely a "
+            "personal-data breach: notify the CNIL within {hours} hours of becoming aware of "
+            "it (RGPD art. 33) and record it in the breach register"
+        ),
+        {"records": report.estimated_records, "kinds": kinds(report), "hours": NOTIFY_HOURS},
     )
 
 
@@ -40,16 +44,18 @@ def register_draft(
     aware_at: datetime | None,
     measures: str,
 ) -> dict[str, Any]:
-    """A draft breach-register entry: counts and kinds only."""
+    """A draft breach-register entry: counts and kinds only (`exposure` and `measures`
+    are catalogue msgids, like every text of the draft)."""
     draft: dict[str, Any] = {
-        "nature": f"loss of confidentiality: {exposure}",
+        "nature": N_("loss of confidentiality"),
+        "exposure": exposure,
         "resource": resource,
         "election": election,
-        "data_categories": [KIND_LABELS[k] for k in report.kinds],
+        "data_categories": kinds(report),
         "records_in_sample": report.records_sampled,
         "records_estimated": report.estimated_records,
-        "data_subjects": "voters and contacts of the campaign",
-        "likely_consequences": "unsolicited contact, phishing or identity theft",
+        "data_subjects": N_("voters and contacts of the campaign"),
+        "likely_consequences": N_("unsolicited contact, phishing or identity theft"),
         "measures": measures,
         "notify_authority_within_hours": NOTIFY_HOURS,
         "inform_data_subjects": bool(HIGH_RISK_KINDS & set(report.kinds)),
@@ -69,10 +75,11 @@ def rank(
     election: str | None,
     aware_at: datetime | None,
     measures: str,
-) -> tuple[Severity, str, dict[str, Any]]:
-    """Severity, extra message and evidence for an exposed file given its sample."""
+) -> tuple[Severity, Msg | None, dict[str, Any]]:
+    """Severity, extra message (None: no personal data) and evidence for an exposed file
+    given its sample."""
     if report is None or not report.has_personal_data:
-        return base, "", {}
+        return base, None, {}
     evidence: dict[str, Any] = dict(report.to_evidence())
     evidence["personal_data_breach_likely"] = True
     evidence["breach_register_draft"] = register_draft(

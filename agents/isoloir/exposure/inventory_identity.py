@@ -35,6 +35,7 @@ from isoloir.exposure.model import (
     MetadataGuard,
     TotpStatus,
 )
+from isoloir.i18n import N_
 from isoloir.policy.model import Policies
 
 TOTP_STATUS_DIR = Path("/var/lib/isoloir-totp-status")
@@ -169,19 +170,19 @@ def parse_totp_status(text: str) -> TotpStatus:
             fields[key.strip()] = value.strip()
     state = fields.get("state", "")
     if state not in TOTP_STATES:
-        return TotpStatus("unknown", problem="unreadable status")
+        return TotpStatus("unknown", problem=N_("unreadable status"))
     if state != "pending":
         return TotpStatus(state)
     since, expires = _epoch(fields.get("since", "")), _epoch(fields.get("expires", ""))
     if since is None or expires is None:
-        return TotpStatus("unknown", problem="pending without its window")
+        return TotpStatus("unknown", problem=N_("pending without its window"))
     return TotpStatus("pending", since=since, expires=expires)
 
 
 def read_totp_status(directory: Path, user: str) -> TotpStatus:
     """The root-written TOTP status of `user` (never a file of the user's own)."""
     if "/" in user or user in {"", ".", ".."}:
-        return TotpStatus("unknown", problem="invalid user name")
+        return TotpStatus("unknown", problem=N_("invalid user name"))
     try:
         fd = os.open(directory / user, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
@@ -191,7 +192,7 @@ def read_totp_status(directory: Path, user: str) -> TotpStatus:
     with os.fdopen(fd, "rb") as handle:
         st = os.fstat(handle.fileno())
         if st.st_uid not in {0, os.geteuid()}:  # root, or the agents themselves (tests)
-            return TotpStatus("unknown", problem="status not written by root")
+            return TotpStatus("unknown", problem=N_("status not written by root"))
         data = handle.read(STATUS_MAX_BYTES)
     return parse_totp_status(data.decode("ascii", errors="replace"))
 
@@ -233,16 +234,16 @@ def read_metadata_guard(
     with os.fdopen(fd, "rb") as handle:
         st = os.fstat(handle.fileno())
         if st.st_uid not in {0, os.geteuid()}:
-            guard.error = "snapshot not written by root"
+            guard.error = N_("snapshot not written by root")
             return guard
         data = handle.read(NFT_SNAPSHOT_MAX_BYTES + 1)
     if len(data) > NFT_SNAPSHOT_MAX_BYTES:
-        guard.error = "snapshot too large"
+        guard.error = N_("snapshot too large")
         return guard
     try:
         ruleset = json.loads(data)
     except ValueError:
-        guard.error = "snapshot is not JSON"
+        guard.error = N_("snapshot is not JSON")
         return guard
     guard.ruleset = ruleset if isinstance(ruleset, dict) else None
     guard.age_seconds = max(0.0, (time.time() if now is None else now) - st.st_mtime)

@@ -37,15 +37,20 @@ import errno
 import grp
 import multiprocessing
 import os
+import pwd
+import re
 import stat
 import subprocess
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
+from typing import TypeAlias
 
-from isoloir.exposure import pii
+from isoloir import clock
+from isoloir.exposure import pii, sharelog
 from isoloir.exposure.model import (
     Entry,
     SambaConfig,
@@ -55,6 +60,7 @@ from isoloir.exposure.model import (
     StrayFile,
     display_path,
 )
+from isoloir.i18n import N_
 from isoloir.policy.model import Election, Policies
 
 MAX_SAMPLES_PER_TREE = 5000
@@ -319,14 +325,14 @@ def root_problem(root: bytes) -> str:
     try:
         st = os.lstat(root)
     except FileNotFoundError:
-        return "does not exist"
+        return N_("does not exist")
     except OSError as exc:
         return f"cannot be read ({errno.errorcode.get(exc.errno or 0, 'error')})"
     if stat.S_ISLNK(st.st_mode):
-        return "is a symlink (not followed)"
+        return N_("is a symlink (not followed)")
     if not stat.S_ISDIR(st.st_mode):
-        return "is not a directory"
-    return "cannot be opened"
+        return N_("is not a directory")
+    return N_("cannot be opened")
 
 
 def scan_tree(tree: ShareTree) -> ShareTree:
@@ -565,6 +571,123 @@ def find_stray(
     return found
 
 
+# ------------------------------------------------------------ audit log (breach evidence)
+
+READS_LOOKBACK = timedelta(days=30)  # reads counted without a known exposure start
+ReadsSince: TypeAlias = datetime | Mapping[str, datetime] | None
+_FALSE = frozenset({"no", "false", "0", "off"})
+
+
+_LOG_LEVEL_NAMES = frozenset({"log level", "debuglevel", "debug level"})
+
+
+def written_log_level(smb_conf: str) -> str:
+    """`log level` of [global] as smb.conf writes it (the last one wins; includes are
+    not followed). testparm prints only the overall level, not the per-class files."""
+    text = re.sub(r"\\\n", " ", Path(smb_conf).read_text(errors="replace"))
+    section, value = "global", ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip().lower()
+            continue
+        key, sep, val = line.partition("=")
+        if sep and section == "global" and " ".join(key.lower().split()) in _LOG_LEVEL_NAMES:
+            value = val.strip()
+    return value
+
+
+def audit_log_of(log_level: str) -> str | None:
+    """The file a `log level` value sends the full_audit class to (`full_audit:N@FILE`)."""
+    for token in log_level.split():
+        name, _, rest = token.partition(":")
+        if name.lower() == "full_audit" and "@" in rest:
+            return rest.split("@", 1)[1] or None
+    return None
+
+
+def audited(samba: SambaConfig, share: SambaShare) -> bool:
+    """Does vfs_full_audit log this share's opens to the log file (not to syslog)?"""
+    vfs = samba.effective(share, "vfs objects").replace(",", " ").split()
+    syslog = samba.effective(share, "full_audit:syslog", "yes").strip().lower()
+    return "full_audit" in vfs and syslog in _FALSE
+
+
+def changed_at(entry: Entry) -> datetime | None:
+    """The file's last status change (ctime), if the path still leads to the inode scanned.
+
+    Any chmod, chown or write since sets it: the file has kept its present mode, so
+    it has been readable by every account at least since then."""
+    try:
+        st = os.lstat(entry.path)
+    except OSError:
+        return None
+    if (st.st_dev, st.st_ino) != (entry.dev, entry.ino):
+        return None
+    return datetime.fromtimestamp(st.st_ctime, UTC)
+
+
+def reads_window_start(
+    reads_since: ReadsSince, resource: str, now: datetime, changed: datetime | None
+) -> datetime:
+    """Since when the reads of an exposed share file are counted: the earlier of its open
+    finding's first-seen time (none yet: now) and its last status change; without the
+    alert state (`isoloir scan`), the status change, else 30 days back. An explicit
+    time is used as given."""
+    if isinstance(reads_since, datetime):
+        return reads_since
+    if reads_since is None:
+        return changed if changed is not None else now - READS_LOOKBACK
+    start = reads_since.get(resource, now)
+    return min(start, changed) if changed is not None else start
+
+
+def _owner(uid: int) -> str | None:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
+
+
+def read_evidence(inv: SharesInventory, reads_since: ReadsSince, now: datetime) -> None:
+    """Reads of each world-readable share file by accounts other than its owner, from
+    the full_audit log, since the file's exposure began (best-effort: a log that cannot
+    be read is a warning `audit log FILE` in the inventory's errors, never raised)."""
+    if inv.samba is None:
+        return
+    exposed = [
+        (tree, e) for tree in inv.trees for e in tree.entries if e.kind == "file" and e.mode & 0o004
+    ]
+    if not exposed:
+        return
+    by_root = {os.path.normpath(s.params.get("path", "")): s for s in inv.samba.shares}
+    share_paths = {s.name: s.params.get("path", "") for s in inv.samba.shares}
+    log = inv.audit_log
+    batches: dict[str, sharelog.LogBatch | None] = {}
+    for tree, entry in exposed:
+        share = by_root.get(os.path.normpath(display_path(tree.root)))
+        resource = entry.display
+        if share is None or log is None or not audited(inv.samba, share):
+            inv.read_evidence[entry.path] = {"logs_read_until": "none", "access_logging": False}
+            continue
+        prefix = inv.samba.effective(share, "full_audit:prefix", sharelog.DEFAULT_PREFIX)
+        if prefix not in batches:
+            try:
+                batches[prefix] = sharelog.read_log(Path(log), sharelog.Layout.of(prefix))
+            except OSError as exc:
+                batches[prefix] = None
+                inv.errors[f"audit log {log}"] = errno.errorcode.get(exc.errno or 0, "error")
+        since = reads_window_start(reads_since, resource, now, changed_at(entry))
+        inv.read_evidence[entry.path] = {
+            **sharelog.evidence_for(
+                batches[prefix], resource, _owner(entry.uid), since, now, share_paths
+            ),
+            "reads_since": since.isoformat(),
+        }
+
+
 # ------------------------------------------------------------ all
 
 
@@ -598,6 +721,7 @@ def fetch(
     stray_paths: Iterable[str] | None = None,
     mounts: Path = Path("/proc/mounts"),
     sys_block: Path = Path("/sys/block"),
+    reads_since: ReadsSince = None,
 ) -> SharesInventory:
     inv = SharesInventory()
     gids = {e.id: _gid(e.share_group) for e in policies.elections}
@@ -635,6 +759,12 @@ def fetch(
             inv.errors["samba"] = f"testparm timed out on {smb_conf}"
         except (OSError, RuntimeError) as exc:
             inv.errors["samba"] = str(exc)
+        if inv.samba is not None:
+            try:
+                inv.audit_log = audit_log_of(written_log_level(smb_conf))
+            except OSError as exc:
+                inv.errors["samba:log level"] = errno.errorcode.get(exc.errno or 0, "error")
     paths = policies.baseline.hosts.stray_data_paths if stray_paths is None else stray_paths
     inv.stray = find_stray(paths, [t.root for t in inv.trees], inv.errors, inv.stray_unread)
+    read_evidence(inv, reads_since, clock.now())
     return inv

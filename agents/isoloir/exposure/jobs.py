@@ -30,11 +30,11 @@ def _job(ctx: JobContext, opts: ScanOptions) -> JobResult:
 
 
 def scan_job(ctx: JobContext) -> JobResult:
-    # Reads of an exposed object are counted from when its finding was first seen
-    # (the alert state knows it); a resource with no open finding: from now.
+    # Reads of an exposed object (S3) or share file (a path) are counted from when its
+    # finding was first seen (the alert state knows it); no open finding: from now.
     from isoloir.alerts.service import exposure_starts
 
-    since = exposure_starts(ctx.state_dir)
+    since = {**exposure_starts(ctx.state_dir), **exposure_starts(ctx.state_dir, prefix="/")}
     return _job(ctx, ScanOptions(s3=True, shares=True, identity=False, exposure_since=since))
 
 

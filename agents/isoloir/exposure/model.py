@@ -215,6 +215,10 @@ class SharesInventory:
     stray: list[StrayFile] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     stray_unread: list[bytes] = field(default_factory=list)  # stray paths not (fully) read
+    # Breach evidence of each world-readable share file (path -> evidence fields):
+    # reads by other accounts in Samba's full_audit log (exposure/sharelog.py).
+    read_evidence: dict[bytes, dict[str, Any]] = field(default_factory=dict)
+    audit_log: str | None = None  # smb.conf `log level` ... `full_audit:N@FILE`
 
 
 # ---------------------------------------------------------------- identity

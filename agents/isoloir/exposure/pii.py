@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Final
 
+from isoloir.i18n import N_
+
 SAMPLE_BYTES: Final = 1024
 KINDS: Final = ("phone", "email", "address", "nir", "iban")
 TEXT_SUFFIXES: Final = frozenset({".csv", ".tsv", ".txt"})
@@ -35,11 +37,11 @@ SAMPLED_SUFFIXES: Final = TEXT_SUFFIXES | frozenset(ZIP_MEMBERS)
 
 # Labels used in findings and breach-register drafts (no values, only kinds).
 KIND_LABELS: Final = {
-    "phone": "phone numbers",
-    "email": "email addresses",
-    "address": "postal addresses",
-    "nir": "social-security numbers (NIR)",
-    "iban": "bank account numbers (IBAN)",
+    "phone": N_("phone numbers"),
+    "email": N_("email addresses"),
+    "address": N_("postal addresses"),
+    "nir": N_("social-security numbers (NIR)"),
+    "iban": N_("bank account numbers (IBAN)"),
 }
 
 _SEP = r"[ \t.\-]?"

@@ -6,6 +6,12 @@ refuses a mismatch). `discover()` imports every module of the package, so
 adding a check is adding one file and its test. Checks are pure: they read an
 `Inventory` and yield `Hit`s; `run()` turns hits into `Finding`s carrying the
 check's metadata.
+
+Texts are catalogue msgids (English, marked with `N_` so Babel extracts them):
+a check's title and remediation, and each Hit's message, a template with
+{named} placeholders whose values are in `params`. The Finding keeps the
+English rendering in `message` (JSON and state stay readable) and carries the
+template and its values, so each alert is written in its reader's language.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from isoloir import i18n
 from isoloir.exposure.model import Inventory
 from isoloir.findings import Finding, Severity
 
@@ -28,12 +35,16 @@ class Hit:
     """What a check found about one resource (no personal data)."""
 
     resource: str
-    message: str
+    message: str  # a catalogue msgid: N_("Bucket {bucket} ...") with {named} placeholders
     election: str | None = None
     evidence: Mapping[str, Any] = field(default_factory=dict)
     severity: Severity | None = None  # overrides the check's severity (personal data found)
     target: Any = None  # what a remediation acts on (raw path, bucket name...)
     location: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)  # values of the placeholders
+
+    def text(self, language: str = "en") -> str:
+        return i18n.render(language, self.message, self.params)
 
 
 Evaluate = Callable[[Inventory], Iterable[Hit]]
@@ -132,12 +143,15 @@ def run(
                 rule_id=chk.id,
                 severity=hit.severity if hit.severity is not None else chk.severity,
                 resource=hit.resource,
-                message=hit.message,
+                message=hit.text("en"),
                 election=hit.election,
                 location=hit.location or inventory.host,
                 remediation=chk.remediation,
                 evidence=dict(hit.evidence),
                 observed_at=observed_at,
+                message_id=hit.message,
+                remediation_id=chk.remediation,
+                params=i18n.params_to_json(hit.params),
             )
             results.append(Result(chk, finding, hit.target))
     results.sort(key=lambda r: (-int(r.finding.severity), r.finding.rule_id, r.finding.resource))

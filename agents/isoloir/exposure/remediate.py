@@ -27,6 +27,7 @@ from isoloir.exposure.checks._common import public_statements
 from isoloir.exposure.inventory_s3 import control_client
 from isoloir.exposure.model import ShareTarget
 from isoloir.exposure.registry import Result
+from isoloir.i18n import N_
 from isoloir.policy.model import Policies
 
 JOURNAL = "exposure-journal.sqlite"
@@ -275,15 +276,15 @@ def chgrp(target: ShareTarget, gid: int) -> dict[str, Any]:
 
 def _describe(rule: str, target: Any) -> str | None:
     if rule == "s3_account_public_access_block":
-        return "turn on the four account-level public access block flags"
+        return N_("turn on the four account-level public access block flags")
     if rule == "s3_bucket_public_access_block":
-        return "turn on the four bucket-level public access block flags"
+        return N_("turn on the four bucket-level public access block flags")
     if rule == "s3_bucket_public_acl":
-        return "remove the AllUsers/AuthenticatedUsers grants of the bucket ACL"
+        return N_("remove the AllUsers/AuthenticatedUsers grants of the bucket ACL")
     if rule == "s3_object_public_acl":
-        return "remove the AllUsers/AuthenticatedUsers grants of the object ACL"
+        return N_("remove the AllUsers/AuthenticatedUsers grants of the object ACL")
     if rule == "s3_bucket_policy_public":
-        return 'remove the bucket-policy statements allowing Principal "*"'
+        return N_('remove the bucket-policy statements allowing Principal "*"')
     if rule == "share_world_accessible":
         return "chmod o-rwx"
     if rule == "share_foreign_group" and isinstance(target, tuple) and target[1] is not None:

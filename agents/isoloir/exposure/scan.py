@@ -13,6 +13,7 @@ from isoloir.exposure import inventory_identity, inventory_s3, inventory_shares,
 from isoloir.exposure.model import Inventory, display_path
 from isoloir.exposure.remediate import Action, JournalError, remediate
 from isoloir.findings import Finding, Unread
+from isoloir.i18n import N_
 from isoloir.policy.model import Policies
 
 DEFAULT_SMB_CONF = "/etc/samba/smb.conf"
@@ -31,8 +32,9 @@ class ScanOptions:
     iam: bool = True  # identity: also read IAM (not only host accounts)
     buckets: tuple[str, ...] | None = None  # None: every bucket of the account
     sample: bool = True
-    # S3 access logs: when each exposed resource's exposure began (its open finding's
-    # first-seen time, given by the daemon's scan job); None: the last 30 days.
+    # S3 access logs and the shares' full_audit log: when each exposed resource's
+    # exposure began (its open finding's first-seen time, given by the daemon's scan
+    # job); None: the last 30 days.
     exposure_since: Mapping[str, datetime] | None = None
 
     @property
@@ -74,7 +76,11 @@ def collect(
         if smb is None and os.path.exists(DEFAULT_SMB_CONF):
             smb = DEFAULT_SMB_CONF
         inv.shares = inventory_shares.fetch(
-            policies, share_root=opts.share_root, smb_conf=smb, stray_paths=opts.stray_paths
+            policies,
+            share_root=opts.share_root,
+            smb_conf=smb,
+            stray_paths=opts.stray_paths,
+            reads_since=opts.exposure_since,
         )
         errors.update({f"shares:{k}": v for k, v in inv.shares.errors.items()})
         if "samba" in inv.shares.errors:
@@ -182,7 +188,7 @@ def run(
         f = r.finding
         act = by_fp.get(f.fingerprint)
         if act is not None:
-            state = "applied" if act.applied else ("failed" if act.error else "planned")
+            state = N_("applied") if act.applied else (N_("failed") if act.error else N_("planned"))
             f = replace(f, evidence={**f.evidence, "remediation": state, "action": act.action})
         findings.append(f)
     unread = unread_of(inv, {**errors, **fatal})

@@ -24,6 +24,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from isoloir import i18n
 from isoloir.retention import keys
 
 FORMAT = "isoloir-deletion-certificate/1"
@@ -344,8 +345,31 @@ def _date_fr(value: str | None) -> str:
     return text
 
 
+def _date_en(value: str | None) -> str:
+    if not value:
+        return "—"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    text = f"{moment.day} {_MONTHS_EN[moment.month - 1]} {moment.year}"
+    if "T" in value:
+        text += f" at {moment.strftime('%H:%M')} UTC"
+    return text
+
+
+_MONTHS_EN = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+
+
 def _n_fr(value: int) -> str:
     return f"{value:,}".replace(",", "\u202f")
+
+
+def _n_en(value: int) -> str:
+    return f"{value:,}"
 
 
 def render(
@@ -355,117 +379,163 @@ def render(
     reasons: Sequence[str] = (),
     key_note: str | None = None,
 ) -> str:
-    """Markdown for the data-protection officer (French) or an English summary.
+    """Markdown for the data-protection officer, in French or English (the texts come
+    from the gettext catalogue; numbers and dates are written the language's way).
 
     When verification failed (`verified=False`) the document opens with a
     banner giving the reasons, so a forwarded copy cannot pass for a valid one.
     `key_note` says which key the verification used.
     """
+    lang = i18n.language_or_default(lang)
+    _ = i18n.translator(lang).gettext
     body = document["certificate"]
-    text = _render_fr(body, verified) if lang == "fr" else _render_en(body, verified)
+    text = _render(body, verified, lang)
     if key_note:
-        text += (
-            f"Clé utilisée pour la vérification : {key_note}.\n"
-            if lang == "fr"
-            else f"key used for verification: {key_note}\n"
-        )
+        text += _("Key used for the verification: {key}.").format(key=key_note) + "\n"
     if verified is False:
         text = _banner(lang, reasons) + text
     return text
 
 
 def _banner(lang: str, reasons: Sequence[str]) -> str:
-    why = "; ".join(reasons) or "verification failed"
-    if lang == "fr":
-        return (
-            f"> **⚠ CE CERTIFICAT N'EST PAS VALIDE** : {why}. Ne le transmettez pas comme "
-            "preuve de destruction.\n\n"
-        )
-    return f"WARNING: THIS CERTIFICATE IS NOT VALID: {why}.\n\n"
+    _ = i18n.translator(lang).gettext
+    why = "; ".join(reasons) or _("verification failed")
+    return (
+        _(
+            "> **⚠ THIS CERTIFICATE IS NOT VALID**: {why}. Do not forward it as proof of "
+            "destruction."
+        ).format(why=why)
+        + "\n\n"
+    )
 
 
-def _render_fr(c: Mapping[str, Any], verified: bool | None) -> str:
+def _render(c: Mapping[str, Any], verified: bool | None, lang: str) -> str:
+    _ = i18n.translator(lang).gettext
+    date = _date_fr if lang == "fr" else _date_en
+    n = _n_fr if lang == "fr" else _n_en
     e = c["election"]
     t = c["totals"]
     org = c.get("organisation", {})
     lines = [
-        f"# Certificat de destruction — {e.get('label') or e['id']}",
+        _("# Deletion certificate — {label}").format(label=e.get("label") or e["id"]),
         "",
-        f"Élection : **{e['id']}**. Date de destruction prévue par la politique de "
-        f"conservation : {_date_fr(e.get('retention_due'))}.",
-        f"Responsable du traitement : {org.get('controller', '—')}. "
-        f"Délégué à la protection des données : {org.get('dpo_contact', '—')}.",
+        _("Election: **{id}**. Destruction date set by the retention policy: {due}.").format(
+            id=e["id"], due=date(e.get("retention_due"))
+        ),
+        _("Data controller: {controller}. Data-protection officer: {dpo}.").format(
+            controller=org.get("controller", "—"), dpo=org.get("dpo_contact", "—")
+        ),
         "",
-        f"Opération exécutée du {_date_fr(c['started_at'])} au {_date_fr(c['finished_at'])} "
-        f"sur l'hôte `{c['host']}` par l'agent Isoloir {c['agent_version']}.",
+        _(
+            "Operation run from {start} to {end} on host `{host}` by the Isoloir agent {version}."
+        ).format(
+            start=date(c["started_at"]),
+            end=date(c["finished_at"]),
+            host=c["host"],
+            version=c["agent_version"],
+        ),
         "",
-        "## Données détruites",
+        _("## Data destroyed"),
         "",
-        "| Jeu de données | Objets | Versions | Marqueurs de suppression | Fichiers du partage "
-        "| Octets | Contacts conservés | Désinscriptions enregistrées |",
+        "| "
+        + " | ".join(
+            [
+                _("Dataset"),
+                _("Objects"),
+                _("Versions"),
+                _("Delete markers"),
+                _("Share files"),
+                _("Bytes"),
+                _("Contacts kept"),
+                _("Opt-outs recorded"),
+            ]
+        )
+        + " |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for d in c["datasets"]:
         lines.append(
-            f"| {d['name']} | {_n_fr(d['objects'])} | {_n_fr(d['versions'])} | "
-            f"{_n_fr(d['delete_markers'])} | {_n_fr(d['files'])} | "
-            f"{_n_fr(d['bucket_bytes'] + d['share_bytes'])} | {_n_fr(d['contacts_kept'])} | "
-            f"{_n_fr(d['suppression_entries_added'])} |"
+            f"| {d['name']} | {n(d['objects'])} | {n(d['versions'])} | "
+            f"{n(d['delete_markers'])} | {n(d['files'])} | "
+            f"{n(d['bucket_bytes'] + d['share_bytes'])} | {n(d['contacts_kept'])} | "
+            f"{n(d['suppression_entries_added'])} |"
         )
     lines += [
-        f"| **Total** | {_n_fr(t['objects'])} | {_n_fr(t['versions'])} | "
-        f"{_n_fr(t['delete_markers'])} | {_n_fr(t['files'])} | {_n_fr(t['bytes'])} | "
-        f"{_n_fr(t['contacts_kept'])} | {_n_fr(t['suppression_entries_added'])} |",
+        f"| **{_('Total')}** | {n(t['objects'])} | {n(t['versions'])} | "
+        f"{n(t['delete_markers'])} | {n(t['files'])} | {n(t['bytes'])} | "
+        f"{n(t['contacts_kept'])} | {n(t['suppression_entries_added'])} |",
         "",
-        "Toutes les versions des objets et tous les marqueurs de suppression du compartiment "
-        "ont été supprimés, ainsi que les fichiers du partage, pour chaque jeu de données "
-        "propre à la campagne.",
+        _(
+            "Every object version and every delete marker of the bucket was deleted, and so "
+            "were the share's files, for each campaign-specific dataset."
+        ),
         "",
-        "## Données conservées",
+        _("## Data kept"),
         "",
     ]
     kept = c["kept"]
     lines.append(
-        f"- Contacts ayant consenti explicitement à être recontactés : "
-        f"{_n_fr(t['contacts_kept'])}, copiés dans le répertoire permanent des contacts "
-        f"`{kept.get('contacts_store', '—')}`, limités aux colonnes "
-        f"{', '.join(kept.get('contacts_columns', [])) or '—'}."
+        _(
+            "- Contacts who explicitly agreed to be contacted again: {count}, copied into the "
+            "permanent contacts store `{store}`, limited to the columns {columns}."
+        ).format(
+            count=n(t["contacts_kept"]),
+            store=kept.get("contacts_store", "—"),
+            columns=", ".join(kept.get("contacts_columns", [])) or "—",
+        )
     )
     lines.append(
-        f"- Désinscriptions : {_n_fr(t['suppression_entries_added'])} empreintes HMAC-SHA256 "
-        "(adresse électronique ou numéro de téléphone normalisés) ajoutées à la liste "
-        "d'opposition, qui survit à chaque élection ; aucune donnée en clair n'y figure."
+        _(
+            "- Opt-outs: {count} HMAC-SHA256 fingerprints (normalised e-mail address or phone "
+            "number) added to the opt-out list, which outlives every election; no data in "
+            "clear is kept there."
+        ).format(count=n(t["suppression_entries_added"]))
     )
     permanent = kept.get("permanent_datasets") or []
     if permanent:
-        lines.append(f"- Jeux de données permanents, non détruits : {', '.join(permanent)}.")
+        lines.append(
+            _("- Permanent datasets, not destroyed: {names}.").format(names=", ".join(permanent))
+        )
     for d, loss in accepted_losses(c):
         lines.append(
-            f"- Perte acceptée par un administrateur ({d}) : `{loss.get('source')}` détruit "
-            f"sans extraction ({loss.get('reason')})."
+            _(
+                "- Loss accepted by an administrator ({dataset}): `{source}` destroyed without "
+                "extraction ({reason})."
+            ).format(dataset=d, source=loss.get("source"), reason=loss.get("reason"))
         )
     key = c["key"]
-    lines += ["", "## Clé de chiffrement (destruction cryptographique)", ""]
+    lines += ["", _("## Encryption key (crypto-shredding)"), ""]
     if key.get("deletion_date"):
         lines.append(
-            f"La clé KMS de l'élection `{key.get('key_id', '—')}` est programmée pour "
-            f"suppression le {_date_fr(key['deletion_date'])} (délai de "
-            f"{key.get('window_days', '—')} jours) : passé cette date, toute copie résiduelle "
-            "chiffrée avec elle est illisible."
+            _(
+                "The election's KMS key `{key}` is scheduled for deletion on {date} (after "
+                "{days} days): after that date, any leftover copy encrypted with it is "
+                "unreadable."
+            ).format(
+                key=key.get("key_id", "—"),
+                date=date(key["deletion_date"]),
+                days=key.get("window_days", "—"),
+            )
         )
     else:
-        lines.append(f"Suppression de la clé reportée : {key.get('deferred_reason', '—')}.")
+        lines.append(
+            _("Key deletion deferred: {reason}.").format(reason=key.get("deferred_reason", "—"))
+        )
     j = c["journal"]
     lines += [
         "",
-        "## Intégrité",
+        _("## Integrity"),
         "",
-        f"Journal de l'opération : {j.get('steps')} étapes, empreinte SHA-256 `{j.get('sha256')}`.",
-        f"Signature Ed25519, clé publique d'empreinte `{c['signer']['public_key_sha256']}`.",
+        _("Journal of the operation: {steps} steps, SHA-256 fingerprint `{sha}`.").format(
+            steps=j.get("steps"), sha=j.get("sha256")
+        ),
+        _("Ed25519 signature, public key fingerprint `{fingerprint}`.").format(
+            fingerprint=c["signer"]["public_key_sha256"]
+        ),
     ]
     if verified is not None:
         lines.append(
-            "Signature et contenu **vérifiés**." if verified else "**Vérification ÉCHOUÉE.**"
+            _("Signature and content **verified**.") if verified else _("**Verification FAILED.**")
         )
     return "\n".join(lines) + "\n"
 
@@ -479,25 +549,3 @@ def accepted_losses(c: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]
         for loss in d.get("accepted_losses") or []
         if isinstance(loss, Mapping)
     ]
-
-
-def _render_en(c: Mapping[str, Any], verified: bool | None) -> str:
-    e, t, key = c["election"], c["totals"], c["key"]
-    shred = key.get("deletion_date") or f"deferred: {key.get('deferred_reason')}"
-    lines = [
-        f"Deletion certificate: {e['id']} (due {e.get('retention_due')})",
-        f"run {c['run_id']} on {c['host']}, {c['started_at']} -> {c['finished_at']}",
-        f"objects {t['objects']}, versions {t['versions']}, delete markers "
-        f"{t['delete_markers']}, files {t['files']}, bytes {t['bytes']}",
-        f"contacts kept {t['contacts_kept']}, suppression entries added "
-        f"{t['suppression_entries_added']}",
-        f"key deletion: {shred}",
-        f"journal sha256 {c['journal'].get('sha256')} ({c['journal'].get('steps')} steps)",
-    ]
-    losses = accepted_losses(c)
-    if losses:
-        lines.append(f"accepted losses (deleted without extraction): {len(losses)}")
-        lines += [f"  {d}: {loss.get('source')} ({loss.get('reason')})" for d, loss in losses]
-    if verified is not None:
-        lines.append("verified" if verified else "VERIFICATION FAILED")
-    return "\n".join(lines) + "\n"

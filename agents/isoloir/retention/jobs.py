@@ -25,8 +25,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from isoloir import aws, runtime
+from isoloir import aws, i18n, runtime
 from isoloir.findings import Finding, Severity
+from isoloir.i18n import N_, Msg
 from isoloir.jobs import JobContext
 from isoloir.policy.model import Election, Policies
 from isoloir.retention import planning, share
@@ -43,50 +44,87 @@ def _resource(election: Election, suffix: str = "") -> str:
     return f"election/{election.id}/retention{suffix}"
 
 
-def _hold_note(election: Election) -> str:
-    if not election.legal_hold:
-        return ""
-    return f" A legal hold is active ({election.legal_hold_reason}): nothing will be deleted."
+def _finding(
+    *,
+    rule_id: str,
+    severity: Severity,
+    resource: str,
+    election: Election,
+    message: str,
+    remediation: str,
+    params: dict[str, Any],
+    evidence: dict[str, Any],
+    now: datetime,
+) -> Finding:
+    """A finding whose message and remediation are catalogue templates (English msgids
+    with {named} placeholders): the English text for JSON and state, the template and
+    its values for alerts in the reader's language."""
+    params = {"election": election.id, **params}
+    return Finding(
+        rule_id=rule_id,
+        severity=severity,
+        resource=resource,
+        election=election.id,
+        message=i18n.render("en", message, params),
+        remediation=i18n.render("en", remediation, params),
+        evidence=evidence,
+        observed_at=now,
+        message_id=message,
+        remediation_id=remediation,
+        params=i18n.params_to_json(params),
+    )
 
 
 def warning_finding(st: planning.ElectionStatus, now: datetime) -> Finding:
     e = st.election
     assert st.threshold is not None
-    return Finding(
+    if e.legal_hold:
+        message = N_(
+            "The campaign data of {election} must be destroyed on {due} ({days} day(s) left). "
+            "A legal hold is active ({reason}): nothing will be deleted."
+        )
+    else:
+        message = N_(
+            "The campaign data of {election} must be destroyed on {due} ({days} day(s) left)."
+        )
+    return _finding(
         rule_id="RET-WARN",
         severity=Severity.HIGH if st.threshold <= 1 else Severity.MEDIUM,
         resource=planning.warning_resource(e.id, st.threshold),
-        election=e.id,
-        message=(
-            f"The campaign data of {e.id} must be destroyed on {st.due.isoformat()} "
-            f"({st.days_left} day(s) left).{_hold_note(e)}"
+        election=e,
+        message=message,
+        remediation=N_(
+            "Check what will be kept with `isoloir retention plan --election {election}`; "
+            "consenting contacts are kept automatically."
         ),
-        remediation=(
-            "Check what will be kept with `isoloir retention plan --election "
-            f"{e.id}`; consenting contacts are kept automatically."
-        ),
+        params={
+            "due": st.due.isoformat(),
+            "days": st.days_left,
+            "reason": e.legal_hold_reason or "",
+        },
         evidence={
             "due": st.due.isoformat(),
             "days_left": st.days_left,
             "threshold": st.threshold,
             "legal_hold": e.legal_hold,
         },
-        observed_at=now,
+        now=now,
     )
 
 
 def hold_finding(st: planning.ElectionStatus, now: datetime) -> Finding:
     e = st.election
-    return Finding(
+    return _finding(
         rule_id="RET-HOLD",
         severity=Severity.HIGH,
         resource=_resource(e, "/legal-hold"),
-        election=e.id,
-        message=(
-            f"Retention of {e.id} was due on {st.due.isoformat()} but a legal hold stops the "
-            f"purge: {e.legal_hold_reason}. Nothing was deleted."
+        election=e,
+        message=N_(
+            "Retention of {election} was due on {due} but a legal hold stops the purge: "
+            "{reason}. Nothing was deleted."
         ),
-        remediation="Lift the hold in the election's policy once the case is closed.",
+        remediation=N_("Lift the hold in the election's policy once the case is closed."),
+        params={"due": st.due.isoformat(), "reason": e.legal_hold_reason or ""},
         evidence={
             "due": st.due.isoformat(),
             "days_overdue": -st.days_left,
@@ -94,71 +132,72 @@ def hold_finding(st: planning.ElectionStatus, now: datetime) -> Finding:
             "reason": e.legal_hold_reason,
             "deleted": 0,
         },
-        observed_at=now,
+        now=now,
     )
 
 
-def due_finding(st: planning.ElectionStatus, now: datetime, why: str) -> Finding:
+def due_finding(st: planning.ElectionStatus, now: datetime, why: str | Msg) -> Finding:
     e = st.election
-    return Finding(
+    return _finding(
         rule_id="RET-DUE",
         severity=Severity.HIGH,
         resource=_resource(e),
-        election=e.id,
-        message=(
-            f"The campaign data of {e.id} was due for destruction on {st.due.isoformat()}: {why}."
-        ),
-        remediation=f"Run `isoloir retention run --election {e.id}`.",
+        election=e,
+        message=N_("The campaign data of {election} was due for destruction on {due}: {why}."),
+        remediation=N_("Run `isoloir retention run --election {election}`."),
+        params={"due": st.due.isoformat(), "why": why},
         evidence={"due": st.due.isoformat(), "days_overdue": -st.days_left},
-        observed_at=now,
+        now=now,
     )
 
 
 def failed_finding(e: Election, now: datetime, error: BaseException) -> Finding:
-    return Finding(
+    return _finding(
         rule_id="RET-FAILED",
         severity=Severity.HIGH,
         resource=_resource(e, "/purge"),
-        election=e.id,
-        message=(
-            f"The purge of {e.id} stopped ({type(error).__name__}: {error}); "
-            "the next run resumes it from the journal."
+        election=e,
+        message=N_(
+            "The purge of {election} stopped ({error_type}: {error}); the next run resumes it "
+            "from the journal."
         ),
-        remediation="Fix the cause, then run `isoloir retention run --election " + e.id + "`.",
+        remediation=N_("Fix the cause, then run `isoloir retention run --election {election}`."),
+        params={"error_type": type(error).__name__, "error": str(error)},
         evidence={"error": type(error).__name__},
-        observed_at=now,
+        now=now,
     )
 
 
 def residue_finding(
-    e: Election, done: Run, residue: list[str], now: datetime, purging: bool
+    e: Election, done: Run, residue: list[Msg], now: datetime, purging: bool
 ) -> Finding:
-    what = "they are purged again now" if purging else "the next run purges them"
-    return Finding(
+    what = N_("they are purged again now") if purging else N_("the next run purges them")
+    return _finding(
         rule_id="RET-RESIDUE",
         severity=Severity.HIGH,
         resource=_resource(e, "/residue"),
-        election=e.id,
-        message=(
-            f"Campaign data was written into the purged datasets of {e.id} after its purge "
-            f"of {str(done.finished_at)[:10]}: {'; '.join(residue)}; {what}."
+        election=e,
+        message=N_(
+            "Campaign data was written into the purged datasets of {election} after its purge "
+            "of {purged}: {locations}; {what}."
         ),
-        remediation=(
+        remediation=N_(
             "Remove the election's members from its share (or remove the election from the "
             "policies) so nobody writes there any more."
         ),
-        evidence={"locations": residue, "purged_at": done.finished_at},
-        observed_at=now,
+        params={"purged": str(done.finished_at)[:10], "locations": residue, "what": what},
+        evidence={"locations": [r.to_json() for r in residue], "purged_at": done.finished_at},
+        now=now,
     )
 
 
-def leftovers(e: Election, s3: Any | None = None) -> list[str]:
+def leftovers(e: Election, s3: Any | None = None) -> list[Msg]:
     """Campaign data found after a completed purge, per location (counts, never names).
 
     Nothing is reported when a location cannot be read: the purge itself
     reports an unreachable bucket or a missing share.
     """
-    out: list[str] = []
+    out: list[Msg] = []
     try:
         client = s3 if s3 is not None else aws.client("s3", e.region)
     except (BotoCoreError, ValueError):
@@ -172,7 +211,12 @@ def leftovers(e: Election, s3: Any | None = None) -> list[str]:
             found = len(page.get("Versions", [])) + len(page.get("DeleteMarkers", []))
             more = "+" if page.get("IsTruncated") else ""
             if found:
-                out.append(f"s3://{e.bucket_name}/{prefix}: {found}{more} object version(s)")
+                out.append(
+                    Msg(
+                        N_("{location}: {count} object version(s)"),
+                        {"location": f"s3://{e.bucket_name}/{prefix}", "count": f"{found}{more}"},
+                    )
+                )
         except (ClientError, BotoCoreError):
             pass
         try:
@@ -183,7 +227,14 @@ def leftovers(e: Election, s3: Any | None = None) -> list[str]:
         if files or dirs:
             more = "+" if len(files) >= RESIDUE_SAMPLE else ""
             out.append(
-                f"{e.share_path}/{ds.share_path}: {len(files)}{more} file(s), {len(dirs)} folder(s)"
+                Msg(
+                    N_("{location}: {files} file(s), {dirs} folder(s)"),
+                    {
+                        "location": f"{e.share_path}/{ds.share_path}",
+                        "files": f"{len(files)}{more}",
+                        "dirs": len(dirs),
+                    },
+                )
             )
     return out
 
@@ -195,39 +246,47 @@ def purged_findings(
     totals = body["totals"]
     key = body["key"]
     out = [
-        Finding(
+        _finding(
             rule_id="RET-PURGED",
             severity=Severity.MEDIUM,
             resource=_resource(e, "/certificate"),
-            election=e.id,
-            message=(
-                f"The campaign data of {e.id} was destroyed: {totals['versions']} object "
-                f"versions, {totals['delete_markers']} delete markers and {totals['files']} "
-                f"files; {totals['contacts_kept']} consenting contacts kept. "
-                f"Certificate: {path}."
+            election=e,
+            message=N_(
+                "The campaign data of {election} was destroyed: {versions} object versions, "
+                "{delete_markers} delete markers and {files} files; {contacts_kept} consenting "
+                "contacts kept. Certificate: {path}."
             ),
-            remediation="Send the certificate to the data-protection officer "
-            "(`isoloir certificate show --lang fr " + path + "`).",
+            remediation=N_(
+                "Send the certificate to the data-protection officer "
+                "(`isoloir certificate show --lang fr {path}`)."
+            ),
+            params={
+                "versions": totals["versions"],
+                "delete_markers": totals["delete_markers"],
+                "files": totals["files"],
+                "contacts_kept": totals["contacts_kept"],
+                "path": path,
+            },
             evidence={
                 **totals,
                 "certificate": path,
                 "key_deletion_date": key.get("deletion_date"),
             },
-            observed_at=now,
+            now=now,
         )
     ]
     if not key.get("deletion_date"):
         out.append(
-            Finding(
+            _finding(
                 rule_id="RET-KEY",
                 severity=Severity.MEDIUM,
                 resource=_resource(e, "/key"),
-                election=e.id,
-                message=f"The KMS key of {e.id} was not scheduled for deletion: "
-                f"{key.get('deferred_reason')}.",
-                remediation="Schedule the key deletion once nothing else depends on it.",
+                election=e,
+                message=N_("The KMS key of {election} was not scheduled for deletion: {reason}."),
+                remediation=N_("Schedule the key deletion once nothing else depends on it."),
+                params={"reason": str(key.get("deferred_reason"))},
                 evidence={"certificate": path},
-                observed_at=now,
+                now=now,
             )
         )
     return out
@@ -281,7 +340,7 @@ def evaluate(
             findings.append(hold_finding(st, now))
         elif st.phase == planning.DUE:
             if dry_run or not purge:
-                findings.append(due_finding(st, now, "dry run, nothing deleted"))
+                findings.append(due_finding(st, now, N_("dry run, nothing deleted")))
                 continue
             try:
                 outcome = Purger(policies, e, state_dir=state_dir, secrets_dir=secrets_dir).run()
@@ -289,7 +348,9 @@ def evaluate(
                 findings.append(hold_finding(st, now))
                 continue
             except NotYetError as exc:
-                findings.append(due_finding(st, now, f"the purge waits: {exc}"))
+                findings.append(
+                    due_finding(st, now, Msg(N_("the purge waits: {error}"), {"error": str(exc)}))
+                )
                 continue
             except (
                 PurgeError,
@@ -300,7 +361,7 @@ def evaluate(
                 sqlite3.Error,
             ) as exc:
                 findings.append(failed_finding(e, now, exc))
-                findings.append(due_finding(st, now, "the purge did not complete"))
+                findings.append(due_finding(st, now, N_("the purge did not complete")))
                 continue
             outcomes.append(outcome)
             findings += purged_findings(e, outcome.document, str(outcome.certificate), now)

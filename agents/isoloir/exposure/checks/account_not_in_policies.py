@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from isoloir.exposure.model import Inventory
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_
 
 # IAM users the kit itself creates (agents, deploy) are not people.
 SERVICE_PREFIXES = ("isoloir-",)
@@ -12,12 +13,14 @@ SERVICE_PREFIXES = ("isoloir-",)
 
 @check(
     id="account_not_in_policies",
-    title="Account of a person no longer in the policies",
+    title=N_("Account of a person no longer in the policies"),
     severity=Severity.HIGH,
     scope="identity",
     reflex="secure the data",
-    remediation="Remove the account (or its membership of the election group): access ends "
-    "when the person leaves the policies.",
+    remediation=N_(
+        "Remove the account (or its membership of the election group): access ends "
+        "when the person leaves the policies."
+    ),
     permissions=("iam:ListUsers", "host:read /etc/passwd and /etc/group"),
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
@@ -29,7 +32,8 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
         if user.name not in people and not user.name.startswith(SERVICE_PREFIXES):
             yield Hit(
                 resource=user.arn,
-                message=f"IAM user {user.name} is not a person of the policies.",
+                message=N_("IAM user {user} is not a person of the policies."),
+                params={"user": user.name},
             )
     for host_user in inv.identity.host_users:
         if host_user.service_account:
@@ -37,8 +41,8 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
         if host_user.name not in people:
             yield Hit(
                 resource=f"host-user:{host_user.name}",
-                message=f"Host user {host_user.name} is in {', '.join(host_user.groups)} but "
-                "is not a person of the policies.",
+                message=N_("Host user {user} is in {groups} but is not a person of the policies."),
+                params={"user": host_user.name, "groups": list(host_user.groups)},
                 evidence={"groups": list(host_user.groups)},
             )
             continue
@@ -46,7 +50,10 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
             if group in members and host_user.name not in members[group]:
                 yield Hit(
                     resource=f"host-user:{host_user.name}/{group}",
-                    message=f"Host user {host_user.name} is in {group} but is not a member of "
-                    "that election any more.",
+                    message=N_(
+                        "Host user {user} is in {group} but is not a member of that "
+                        "election any more."
+                    ),
+                    params={"user": host_user.name, "group": group},
                     election=group.removeprefix("el-"),
                 )

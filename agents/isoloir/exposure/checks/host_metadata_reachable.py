@@ -20,6 +20,7 @@ from typing import Any
 from isoloir.exposure.model import Inventory, MetadataGuard
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_, Msg
 
 ADDRESSES = {"169.254.169.254": "ip", "fd00:ec2::254": "ip6"}
 STALE_SECONDS = 3600.0  # the timer writes every 5 minutes
@@ -94,12 +95,12 @@ def _output_chains(ruleset: list[Any]) -> set[tuple[str, str, str]]:
     return chains
 
 
-def guarded(ruleset: Mapping[str, Any], address: str, allowed: set[int]) -> str:
-    """ "" when some output rule refuses `address` to every uid outside `allowed`,
+def guarded(ruleset: Mapping[str, Any], address: str, allowed: set[int]) -> Msg | None:
+    """None when some output rule refuses `address` to every uid outside `allowed`,
     else why not."""
     items = ruleset.get("nftables")
     if not isinstance(items, list):
-        return "the snapshot is not an nftables ruleset"
+        return Msg(N_("the snapshot is not an nftables ruleset"))
     family = ADDRESSES[address]
     chains = _output_chains(items)
     widest: set[int] | None = None
@@ -114,22 +115,29 @@ def guarded(ruleset: Mapping[str, Any], address: str, allowed: set[int]) -> str:
         if not refuses:
             continue
         if exempt <= allowed:
-            return ""
+            return None
         widest = exempt
     if widest is not None:
-        return f"the rule also lets uids {sorted(widest - allowed)} through"
-    return "no output rule refuses it"
+        return Msg(
+            N_("the rule also lets uids {uids} through"),
+            {"uids": [str(u) for u in sorted(widest - allowed)]},
+        )
+    return Msg(N_("no output rule refuses it"))
 
 
-def _problems(guard: MetadataGuard) -> Iterator[tuple[str, str, dict[str, Any]]]:
+def _problems(guard: MetadataGuard) -> Iterator[tuple[str, Msg, dict[str, Any]]]:
     """(address or "snapshot", reason, evidence)."""
     if guard.error:
-        yield "snapshot", f"the ruleset snapshot cannot be read ({guard.error})", {}
+        yield (
+            "snapshot",
+            Msg(N_("the ruleset snapshot cannot be read ({error})"), {"error": guard.error}),
+            {},
+        )
         return
     if guard.ruleset is None:
         yield (
             "snapshot",
-            "no ruleset snapshot: the hardening role's metadata guard is not installed",
+            Msg(N_("no ruleset snapshot: the hardening role's metadata guard is not installed")),
             {},
         )
         return
@@ -137,25 +145,27 @@ def _problems(guard: MetadataGuard) -> Iterator[tuple[str, str, dict[str, Any]]]
         age = int(guard.age_seconds)
         yield (
             "snapshot",
-            f"the ruleset snapshot is {age} s old (its timer stopped)",
+            Msg(N_("the ruleset snapshot is {age} s old (its timer stopped)"), {"age": age}),
             {"age_seconds": age},
         )
     allowed = {0} | ({guard.agent_uid} if guard.agent_uid is not None else set())
     for address in ADDRESSES:
         why = guarded(guard.ruleset, address, allowed)
-        if why:
+        if why is not None:
             yield address, why, {"allowed_uids": sorted(allowed)}
 
 
 @check(
     id="host_metadata_reachable",
-    title="People with a shell can reach the instance metadata service (the agents' role)",
+    title=N_("People with a shell can reach the instance metadata service (the agents' role)"),
     severity=Severity.HIGH,
     scope="identity",
     reflex="segregate files",
-    remediation="Run the hardening role: its nftables table isoloir_metadata refuses "
-    "169.254.169.254 and fd00:ec2::254 to every uid but root and the agents' user, and its "
-    "timer isoloir-nft-snapshot.timer records the ruleset for this check.",
+    remediation=N_(
+        "Run the hardening role: its nftables table isoloir_metadata refuses "
+        "169.254.169.254 and fd00:ec2::254 to every uid but root and the agents' user, and its "
+        "timer isoloir-nft-snapshot.timer records the ruleset for this check."
+    ),
     permissions=("host:read /run/isoloir-nft/ruleset.json and /sys/class/dmi/id/sys_vendor",),
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
@@ -164,13 +174,16 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
         return  # not EC2 and no guard installed: no metadata service to protect
     for what, why, evidence in _problems(guard):
         if what == "snapshot":
-            message = f"Cannot tell whether people can reach the instance metadata service: {why}."
+            message = N_(
+                "Cannot tell whether people can reach the instance metadata service: {why}."
+            )
         else:
-            message = (
-                f"People with a shell can reach the instance metadata service at {what}: {why}."
+            message = N_(
+                "People with a shell can reach the instance metadata service at {address}: {why}."
             )
         yield Hit(
             resource=f"host-metadata:{what}",
             message=message,
+            params={"why": why, "address": what},
             evidence={"snapshot": guard.snapshot, "on_aws": guard.on_aws, **evidence},
         )

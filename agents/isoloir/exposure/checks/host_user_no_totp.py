@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from isoloir.exposure.model import HostUser, Inventory
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_
 
 
 def _election(user: HostUser) -> str | None:
@@ -21,13 +22,15 @@ def _election(user: HostUser) -> str | None:
 
 @check(
     id="host_user_no_totp",
-    title="Host user in an election group without TOTP enrolled",
+    title=N_("Host user in an election group without TOTP enrolled"),
     severity=Severity.HIGH,
     scope="identity",
     reflex="secure the data",
-    remediation="Open (or re-open) the person's TOTP enrolment: an administrator deletes "
-    "/var/lib/isoloir-totp/<user> and its .pending marker, runs the playbook, and the person "
-    "logs in with their SSH key within the enrolment window (docs/hosts.md).",
+    remediation=N_(
+        "Open (or re-open) the person's TOTP enrolment: an administrator deletes "
+        "/var/lib/isoloir-totp/<user> and its .pending marker, runs the playbook, and the person "
+        "logs in with their SSH key within the enrolment window (docs/hosts.md)."
+    ),
     permissions=("host:read /etc/passwd, /etc/group and /var/lib/isoloir-totp-status/<user>",),
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
@@ -44,23 +47,28 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
         if status.state == "pending":
             if status.expires is None or status.expires > inv.now:
                 continue  # open window: host_user_totp_pending
-            message = (
-                f"User {user.name} (groups {groups}) never enrolled: the TOTP enrolment "
-                f"window closed at {status.expires.isoformat()}."
+            message = N_(
+                "User {user} (groups {groups}) never enrolled: the TOTP enrolment "
+                "window closed at {expires}."
             )
-            state = "expired"
+            state = N_("expired")
         elif status.state == "none":
-            message = f"User {user.name} (groups {groups}) has no TOTP secret."
+            message = N_("User {user} (groups {groups}) has no TOTP secret.")
             state = "none"
         else:
-            message = (
-                f"User {user.name} (groups {groups}): TOTP enrolment cannot be verified "
-                f"({status.problem or 'unknown'})."
+            message = N_(
+                "User {user} (groups {groups}): TOTP enrolment cannot be verified ({problem})."
             )
             state = "unknown"
         yield Hit(
             resource=f"host-user:{user.name}",
             message=message,
+            params={
+                "user": user.name,
+                "groups": groups,
+                "expires": status.expires.isoformat() if status.expires else "?",
+                "problem": status.problem or N_("unknown"),
+            },
             election=_election(user),
             evidence={"groups": list(user.groups), "totp_state": state},
         )

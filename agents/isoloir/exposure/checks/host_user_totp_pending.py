@@ -13,16 +13,19 @@ from collections.abc import Iterator
 from isoloir.exposure.model import Inventory
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_
 
 
 @check(
     id="host_user_totp_pending",
-    title="TOTP enrolment window open for a host user",
+    title=N_("TOTP enrolment window open for a host user"),
     severity=Severity.MEDIUM,
     scope="identity",
     reflex="secure the data",
-    remediation="Ask the person to log in now with their SSH key to see their TOTP secret "
-    "once; the window closes by itself at the time shown.",
+    remediation=N_(
+        "Ask the person to log in now with their SSH key to see their TOTP secret "
+        "once; the window closes by itself at the time shown."
+    ),
     permissions=("host:read /var/lib/isoloir-totp-status/<user>",),
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
@@ -36,10 +39,12 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
             continue  # closed: host_user_no_totp
         yield Hit(
             resource=f"host-user:{user.name}",
-            message=(
-                f"TOTP enrolment of {user.name} open since {status.since.isoformat()}, "
-                f"closes at {status.expires.isoformat()}."
-            ),
+            message=N_("TOTP enrolment of {user} open since {since}, closes at {expires}."),
+            params={
+                "user": user.name,
+                "since": status.since.isoformat(),
+                "expires": status.expires.isoformat(),
+            },
             election=user.groups[0].removeprefix("el-") if len(user.groups) == 1 else None,
             evidence={
                 "groups": list(user.groups),

@@ -5,16 +5,18 @@ from collections.abc import Iterator
 from isoloir.exposure.model import Inventory
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_
 
 
 @check(
     id="iam_access_key_age",
-    title="Active access key older than the policies allow",
+    title=N_("Active access key older than the policies allow"),
     severity=Severity.MEDIUM,
     scope="identity",
     reflex="secure the data",
-    remediation="Rotate the key: create a new one, switch the client, deactivate and delete "
-    "the old one.",
+    remediation=N_(
+        "Rotate the key: create a new one, switch the client, deactivate and delete the old one."
+    ),
     permissions=("iam:ListUsers", "iam:ListAccessKeys"),
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
@@ -27,7 +29,7 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
             if key.status == "Active" and age > limit:
                 yield Hit(
                     resource=f"{user.arn}/access-key/{key.key_id}",
-                    message=f"Access key {key.key_id} of {user.name} is {age} days old "
-                    f"(limit {limit}).",
+                    message=N_("Access key {key} of {user} is {age} days old (limit {limit})."),
+                    params={"key": key.key_id, "user": user.name, "age": age, "limit": limit},
                     evidence={"age_days": age, "limit_days": limit},
                 )

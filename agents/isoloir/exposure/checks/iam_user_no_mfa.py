@@ -5,16 +5,18 @@ from collections.abc import Iterator
 from isoloir.exposure.model import Inventory
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_
 
 
 @check(
     id="iam_user_no_mfa",
-    title="IAM user with console access and no MFA",
+    title=N_("IAM user with console access and no MFA"),
     severity=Severity.HIGH,
     scope="identity",
     reflex="secure the data",
-    remediation="Enrol an MFA device for the user (policies: mfa.required) or remove the "
-    "console password.",
+    remediation=N_(
+        "Enrol an MFA device for the user (policies: mfa.required) or remove the console password."
+    ),
     permissions=("iam:ListUsers", "iam:GetLoginProfile", "iam:ListMFADevices"),
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
@@ -24,5 +26,6 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
         if user.console_access and user.mfa_devices == 0:
             yield Hit(
                 resource=user.arn,
-                message=f"IAM user {user.name} can sign in to the console without MFA.",
+                message=N_("IAM user {user} can sign in to the console without MFA."),
+                params={"user": user.name},
             )

@@ -6,6 +6,7 @@ from isoloir.exposure.checks._kms import READ_KMS, key_election
 from isoloir.exposure.model import Inventory, KmsKey
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_
 
 
 def _intended_or_reported(inv: Inventory, key: KmsKey, election: str | None) -> bool:
@@ -23,14 +24,16 @@ def _intended_or_reported(inv: Inventory, key: KmsKey, election: str | None) -> 
 
 @check(
     id="kms_key_pending_deletion_unscheduled",
-    title="A KMS key is scheduled for deletion, and not by the retention agent",
+    title=N_("A KMS key is scheduled for deletion, and not by the retention agent"),
     severity=Severity.HIGH,
     scope="s3",
     reflex="secure the data",
-    remediation="Find who scheduled the deletion (CloudTrail ScheduleKeyDeletion); if it was "
-    "not intended, cancel it (CancelKeyDeletion) before the date: after it, the data the key "
-    "encrypts is lost. The retention agent's own deletions are recorded in its journal and "
-    "are not reported.",
+    remediation=N_(
+        "Find who scheduled the deletion (CloudTrail ScheduleKeyDeletion); if it was "
+        "not intended, cancel it (CancelKeyDeletion) before the date: after it, the data the key "
+        "encrypts is lost. The retention agent's own deletions are recorded in its journal and "
+        "are not reported."
+    ),
     permissions=READ_KMS,
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
@@ -45,8 +48,10 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
         when = key.deletion_date.isoformat() if key.deletion_date else "unknown"
         yield Hit(
             resource=key.arn or key.key_id,
-            message=f"KMS key {key.key_id} will be deleted on {when}; the retention agent "
-            "did not schedule it.",
+            message=N_(
+                "KMS key {key} will be deleted on {when}; the retention agent did not schedule it."
+            ),
+            params={"key": key.key_id, "when": when if key.deletion_date else N_("unknown")},
             election=election,
             evidence={"deletion_date": when, "election_key": election is not None},
             location=key.region,

@@ -5,16 +5,19 @@ from collections.abc import Iterator
 from isoloir.exposure.model import PAB_FLAGS, Inventory
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_
 
 
 @check(
     id="s3_access_point_public_access_block",
-    title="S3 access point without a full public access block",
+    title=N_("S3 access point without a full public access block"),
     severity=Severity.MEDIUM,
     scope="s3",
     reflex="secure the data",
-    remediation="An access point's block cannot be changed: delete the access point and "
-    "create it again with all four public access block settings on.",
+    remediation=N_(
+        "An access point's block cannot be changed: delete the access point and "
+        "create it again with all four public access block settings on."
+    ),
     permissions=("s3:ListAccessPoints", "s3:GetAccessPoint"),
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
@@ -31,8 +34,11 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
         election = declared.get(ap.bucket)
         yield Hit(
             resource=f"s3-access-point://{ap.region}/{ap.name}",
-            message=f"Access point {ap.name} of bucket {ap.bucket} does not block public "
-            f"access ({', '.join(off)} off).",
+            message=N_(
+                "Access point {access_point} of bucket {bucket} does not block public "
+                "access ({flags} off)."
+            ),
+            params={"access_point": ap.name, "bucket": ap.bucket, "flags": off},
             election=election,
             evidence={
                 "flags_off": off,

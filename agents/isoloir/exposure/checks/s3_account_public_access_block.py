@@ -5,15 +5,16 @@ from collections.abc import Iterator
 from isoloir.exposure.model import PAB_FLAGS, Inventory
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_
 
 
 @check(
     id="s3_account_public_access_block",
-    title="Account-level S3 public access block is not fully on",
+    title=N_("Account-level S3 public access block is not fully on"),
     severity=Severity.HIGH,
     scope="s3",
     reflex="secure the data",
-    remediation="Turn on the four flags of the account-level S3 Block Public Access.",
+    remediation=N_("Turn on the four flags of the account-level S3 Block Public Access."),
     permissions=("s3:GetAccountPublicAccessBlock", "sts:GetCallerIdentity"),
     fix="s3_public_access_block",
 )
@@ -25,7 +26,8 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
     if off:
         yield Hit(
             resource=f"aws-account:{inv.s3.account_id or 'current'}",
-            message=f"The account's S3 public access block is off for {', '.join(off)}.",
+            message=N_("The account's S3 public access block is off for {flags}."),
+            params={"flags": off},
             evidence={"flags_off": off},
             target="account",
         )

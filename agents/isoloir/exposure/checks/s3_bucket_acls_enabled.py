@@ -6,15 +6,16 @@ from isoloir.exposure.checks._common import READ_S3, s3_buckets
 from isoloir.exposure.model import Inventory
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_
 
 
 @check(
     id="s3_bucket_acls_enabled",
-    title="Object Ownership allows ACLs",
+    title=N_("Object Ownership allows ACLs"),
     severity=Severity.MEDIUM,
     scope="s3",
     reflex="secure the data",
-    remediation="Set Object Ownership to BucketOwnerEnforced (ACLs disabled).",
+    remediation=N_("Set Object Ownership to BucketOwnerEnforced (ACLs disabled)."),
     permissions=(*READ_S3, "s3:GetBucketOwnershipControls"),
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
@@ -23,8 +24,11 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
             continue
         yield Hit(
             resource=f"s3://{bucket.name}",
-            message=f"Bucket {bucket.name} accepts ACLs (ownership: "
-            f"{bucket.ownership or 'no ownership controls'}).",
+            message=N_("Bucket {bucket} accepts ACLs (ownership: {ownership})."),
+            params={
+                "bucket": bucket.name,
+                "ownership": bucket.ownership or N_("no ownership controls"),
+            },
             election=election,
             evidence={"ownership": bucket.ownership},
             location=bucket.region,

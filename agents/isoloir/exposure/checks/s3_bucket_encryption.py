@@ -6,6 +6,7 @@ from isoloir.exposure.checks._common import READ_S3, s3_buckets
 from isoloir.exposure.model import Inventory
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_
 
 # The account's access-log bucket (baseline `log_bucket_name`) is the target of S3
 # server access logging, which delivers only to SSE-S3 (AES256) buckets: SSE-KMS is
@@ -16,13 +17,15 @@ LOG_BUCKET_ALGORITHMS = ("AES256", "aws:kms")
 
 @check(
     id="s3_bucket_encryption",
-    title="No default encryption, or default encryption not with KMS",
+    title=N_("No default encryption, or default encryption not with KMS"),
     severity=Severity.HIGH,
     scope="s3",
     reflex="secure the data",
-    remediation="Set default encryption to SSE-KMS with the election's own key "
-    "(that key is what makes crypto-shredding after the election possible); "
-    "on the access-log bucket, SSE-S3 (AES256), which access logging requires.",
+    remediation=N_(
+        "Set default encryption to SSE-KMS with the election's own key "
+        "(that key is what makes crypto-shredding after the election possible); "
+        "on the access-log bucket, SSE-S3 (AES256), which access logging requires."
+    ),
     permissions=(*READ_S3, "s3:GetEncryptionConfiguration"),
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
@@ -31,14 +34,17 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
         if "encryption" in bucket.errors:
             continue
         algorithms = [str(r.get("SSEAlgorithm", "")) for r in bucket.encryption]
-        what = ", ".join(algorithms) if algorithms else "none"
+        what: list[str] | str = algorithms if algorithms else N_("none")
         if bucket.name in log_buckets and election is None:
             if any(a.startswith(LOG_BUCKET_ALGORITHMS) for a in algorithms):
                 continue
             yield Hit(
                 resource=f"s3://{bucket.name}",
-                message=f"Access-log bucket {bucket.name} has no default encryption "
-                f"(SSE-S3 expected; found {what}).",
+                message=N_(
+                    "Access-log bucket {bucket} has no default encryption "
+                    "(SSE-S3 expected; found {found})."
+                ),
+                params={"bucket": bucket.name, "found": what},
                 evidence={"algorithms": algorithms, "log_bucket": True},
                 location=bucket.region,
             )
@@ -47,7 +53,8 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
             continue
         yield Hit(
             resource=f"s3://{bucket.name}",
-            message=f"Bucket {bucket.name} default encryption is not KMS ({what}).",
+            message=N_("Bucket {bucket} default encryption is not KMS ({found})."),
+            params={"bucket": bucket.name, "found": what},
             election=election,
             evidence={"algorithms": algorithms},
             location=bucket.region,

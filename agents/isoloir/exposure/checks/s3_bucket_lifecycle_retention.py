@@ -20,6 +20,7 @@ from isoloir.exposure.checks._common import READ_S3, s3_buckets
 from isoloir.exposure.model import Bucket, Inventory
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_, Msg
 from isoloir.policy.model import Election
 
 # The latest backstop accepted after the retention date (infra/variables.tf
@@ -61,7 +62,7 @@ def _deletes(rule: Mapping[str, Any]) -> bool:
     return "Date" in exp or "Days" in exp or "NoncurrentVersionExpiration" in rule
 
 
-def _dangerous(bucket: Bucket, permanent: list[str]) -> Iterator[tuple[str, str]]:
+def _dangerous(bucket: Bucket, permanent: list[str]) -> Iterator[tuple[str, str | Msg]]:
     """(rule id, what it would destroy) for enabled deleting rules over kept data."""
     for rule in bucket.lifecycle:
         if rule.get("Status") != "Enabled" or not _deletes(rule):
@@ -69,11 +70,11 @@ def _dangerous(bucket: Bucket, permanent: list[str]) -> Iterator[tuple[str, str]
         prefix, _ = _prefix(rule)
         rid = str(rule.get("ID") or "(no id)")
         if not prefix:
-            yield rid, "the whole bucket"
+            yield rid, N_("the whole bucket")
             continue
         for kept in permanent:
             if kept.startswith(prefix) or prefix.startswith(kept):
-                yield rid, f"the permanent dataset prefix {kept}"
+                yield rid, Msg(N_("the permanent dataset prefix {prefix}"), {"prefix": kept})
 
 
 def _covered(bucket: Bucket, campaign: str, due: date, permanent: list[str]) -> bool:
@@ -101,8 +102,11 @@ def _hits(bucket: Bucket, election: Election) -> Iterator[Hit]:
     for rid, what in _dangerous(bucket, permanent):
         yield Hit(
             resource=f"s3://{bucket.name}",
-            message=f"Bucket {bucket.name}: lifecycle rule {rid} deletes {what}, which "
-            f"{election.id} keeps after its retention date.",
+            message=N_(
+                "Bucket {bucket}: lifecycle rule {rule} deletes {what}, which {election} keeps "
+                "after its retention date."
+            ),
+            params={"bucket": bucket.name, "rule": rid, "what": what, "election": election.id},
             election=election.id,
             evidence={"retention_due": due.isoformat(), "rule": rid},
             location=bucket.region,
@@ -117,9 +121,17 @@ def _hits(bucket: Bucket, election: Election) -> Iterator[Hit]:
     if missing:
         yield Hit(
             resource=f"s3://{bucket.name}",
-            message=f"Bucket {bucket.name} has no lifecycle backstop expiring "
-            f"{', '.join(missing)} after the retention date {due.isoformat()} of "
-            f"{election.id} (within {MAX_BACKSTOP_DAYS} days).",
+            message=N_(
+                "Bucket {bucket} has no lifecycle backstop expiring {prefixes} after the "
+                "retention date {due} of {election} (within {days} days)."
+            ),
+            params={
+                "bucket": bucket.name,
+                "prefixes": missing,
+                "due": due.isoformat(),
+                "election": election.id,
+                "days": MAX_BACKSTOP_DAYS,
+            },
             election=election.id,
             evidence={
                 "retention_due": due.isoformat(),
@@ -132,14 +144,16 @@ def _hits(bucket: Bucket, election: Election) -> Iterator[Hit]:
 
 @check(
     id="s3_bucket_lifecycle_retention",
-    title="Lifecycle backstop missing on a campaign dataset, or expiring data the party keeps",
+    title=N_("Lifecycle backstop missing on a campaign dataset, or expiring data the party keeps"),
     severity=Severity.MEDIUM,
     scope="s3",
     reflex="clean files after the election",
-    remediation="Give each campaign dataset prefix its own enabled lifecycle rule "
-    "(Filter Prefix) expiring it a few days after the retention date, with "
-    "NoncurrentVersionExpiration when versioning is on; never a rule over the whole bucket "
-    "or a permanent dataset (the retention agent deletes first and proves the deletion).",
+    remediation=N_(
+        "Give each campaign dataset prefix its own enabled lifecycle rule "
+        "(Filter Prefix) expiring it a few days after the retention date, with "
+        "NoncurrentVersionExpiration when versioning is on; never a rule over the whole bucket "
+        "or a permanent dataset (the retention agent deletes first and proves the deletion)."
+    ),
     permissions=(*READ_S3, "s3:GetLifecycleConfiguration"),
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:

@@ -15,16 +15,19 @@ from isoloir.exposure.model import Inventory
 from isoloir.exposure.pii import merge
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_
 
 
 @check(
     id="s3_bucket_policy_public",
-    title='Bucket policy allows Principal "*" without a restricting condition',
+    title=N_('Bucket policy allows Principal "*" without a restricting condition'),
     severity=Severity.CRITICAL,
     scope="s3",
     reflex="secure the data",
-    remediation='Remove the statements that allow Principal "*", or restrict them with '
-    "aws:SourceVpce, aws:SourceIp or aws:PrincipalOrgID.",
+    remediation=N_(
+        'Remove the statements that allow Principal "*", or restrict them with '
+        "aws:SourceVpce, aws:SourceIp or aws:PrincipalOrgID."
+    ),
     permissions=(*READ_S3, "s3:GetBucketPolicy", "s3:ListBucket", "s3:GetObject", *LOG_PERMISSIONS),
     fix="s3_public_grants",
 )
@@ -41,16 +44,22 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
             merge(reports) if reports else None,
             Severity.CRITICAL,
             resource=resource,
-            exposure="bucket readable by anyone on the internet through its policy",
+            exposure=N_("bucket readable by anyone on the internet through its policy"),
             election=election,
             aware_at=inv.now,
-            measures="public statements removed, previous policy kept in the agent journal",
+            measures=N_("public statements removed, previous policy kept in the agent journal"),
         )
         sids = [str(st.get("Sid", f"#{i}")) for i, st in statements]
-        message = f"Bucket {bucket.name} policy allows anyone ({', '.join(sids)})"
         yield Hit(
             resource=resource,
-            message=message + (f": {extra}." if extra else "."),
+            message=N_("Bucket {bucket} policy allows anyone ({statements}): {breach}.")
+            if extra
+            else N_("Bucket {bucket} policy allows anyone ({statements})."),
+            params={
+                "bucket": bucket.name,
+                "statements": sids,
+                **({"breach": extra} if extra else {}),
+            },
             election=election,
             evidence={
                 "public_statements": sids,

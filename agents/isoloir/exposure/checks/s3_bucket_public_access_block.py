@@ -6,15 +6,16 @@ from isoloir.exposure.checks._common import READ_S3, effective_pab, s3_buckets
 from isoloir.exposure.model import Inventory
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_
 
 
 @check(
     id="s3_bucket_public_access_block",
-    title="Bucket public access block off (and not covered by the account's)",
+    title=N_("Bucket public access block off (and not covered by the account's)"),
     severity=Severity.HIGH,
     scope="s3",
     reflex="secure the data",
-    remediation="Turn on the four Block Public Access flags of the bucket.",
+    remediation=N_("Turn on the four Block Public Access flags of the bucket."),
     permissions=(*READ_S3, "s3:GetBucketPublicAccessBlock", "s3:GetAccountPublicAccessBlock"),
     fix="s3_public_access_block",
 )
@@ -26,8 +27,11 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
         if off:
             yield Hit(
                 resource=f"s3://{bucket.name}",
-                message=f"Bucket {bucket.name} has no public access block for "
-                f"{', '.join(off)}, at bucket or account level.",
+                message=N_(
+                    "Bucket {bucket} has no public access block for {flags}, "
+                    "at bucket or account level."
+                ),
+                params={"bucket": bucket.name, "flags": off},
                 election=election,
                 evidence={"flags_off": off},
                 target=bucket.name,

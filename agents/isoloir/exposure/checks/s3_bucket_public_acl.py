@@ -6,16 +6,19 @@ from isoloir.exposure.checks._common import READ_S3, effective_pab, pab_unknown,
 from isoloir.exposure.model import Inventory
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_, Msg
 
 
 @check(
     id="s3_bucket_public_acl",
-    title="Bucket ACL grants access to AllUsers or AuthenticatedUsers",
+    title=N_("Bucket ACL grants access to AllUsers or AuthenticatedUsers"),
     severity=Severity.CRITICAL,
     scope="s3",
     reflex="secure the data",
-    remediation="Remove the AllUsers/AuthenticatedUsers grants from the bucket ACL and "
-    "set Object Ownership to BucketOwnerEnforced.",
+    remediation=N_(
+        "Remove the AllUsers/AuthenticatedUsers grants from the bucket ACL and "
+        "set Object Ownership to BucketOwnerEnforced."
+    ),
     permissions=(*READ_S3, "s3:GetBucketAcl", "s3:GetBucketPublicAccessBlock"),
     fix="s3_public_grants",
 )
@@ -28,11 +31,16 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
             continue  # a block that may neutralise it was not read
         yield Hit(
             resource=f"s3://{bucket.name}",
-            message=f"Bucket {bucket.name} grants "
-            + ", ".join(
-                sorted({f"{g.permission} to {g.grantee.rsplit('/', 1)[-1]}" for g in grants})
-            )
-            + " through its ACL.",
+            message=N_("Bucket {bucket} grants {grants} through its ACL."),
+            params={
+                "bucket": bucket.name,
+                "grants": [
+                    Msg(N_("{permission} to {grantee}"), {"permission": p, "grantee": g})
+                    for p, g in sorted(
+                        {(g.permission, g.grantee.rsplit("/", 1)[-1]) for g in grants}
+                    )
+                ],
+            },
             election=election,
             evidence={"public_grants": len(grants), **bucket.read_evidence.get("", {})},
             target=bucket.name,

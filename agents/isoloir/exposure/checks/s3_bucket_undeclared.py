@@ -6,16 +6,19 @@ from isoloir.exposure.checks._common import READ_S3, s3_buckets
 from isoloir.exposure.model import Inventory
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_
 
 
 @check(
     id="s3_bucket_undeclared",
-    title="Bucket not declared in the policies (shadow storage)",
+    title=N_("Bucket not declared in the policies (shadow storage)"),
     severity=Severity.MEDIUM,
     scope="s3",
     reflex="segregate files",
-    remediation="Declare the bucket's data in an election policy, or move it to a declared "
-    "bucket and remove this one.",
+    remediation=N_(
+        "Declare the bucket's data in an election policy, or move it to a declared "
+        "bucket and remove this one."
+    ),
     permissions=READ_S3,
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
@@ -25,6 +28,7 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
             continue
         yield Hit(
             resource=f"s3://{bucket.name}",
-            message=f"Bucket {bucket.name} is not declared by any election policy.",
+            message=N_("Bucket {bucket} is not declared by any election policy."),
+            params={"bucket": bucket.name},
             location=bucket.region,
         )

@@ -6,6 +6,7 @@ from isoloir.exposure.checks._common import READ_S3, s3_buckets
 from isoloir.exposure.model import Bucket, Inventory
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_
 
 
 def _expires(bucket: Bucket) -> bool:
@@ -17,12 +18,14 @@ def _expires(bucket: Bucket) -> bool:
 
 @check(
     id="s3_bucket_undeclared_no_expiration",
-    title="Undeclared bucket with no expiration rule: its data is kept forever",
+    title=N_("Undeclared bucket with no expiration rule: its data is kept forever"),
     severity=Severity.MEDIUM,
     scope="s3",
     reflex="clean files after the election",
-    remediation="Declare the bucket in an election policy (its lifecycle then follows the "
-    "retention date), or add a lifecycle expiration rule, or empty and remove it.",
+    remediation=N_(
+        "Declare the bucket in an election policy (its lifecycle then follows the "
+        "retention date), or add a lifecycle expiration rule, or empty and remove it."
+    ),
     permissions=(*READ_S3, "s3:GetLifecycleConfiguration"),
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
@@ -34,8 +37,11 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
             continue
         yield Hit(
             resource=f"s3://{bucket.name}",
-            message=f"Bucket {bucket.name} is not declared by any election policy and no "
-            "lifecycle rule ever expires its objects.",
+            message=N_(
+                "Bucket {bucket} is not declared by any election policy and no "
+                "lifecycle rule ever expires its objects."
+            ),
+            params={"bucket": bucket.name},
             evidence={"lifecycle_rules": len(bucket.lifecycle)},
             location=bucket.region,
         )

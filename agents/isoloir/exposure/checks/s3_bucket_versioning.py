@@ -6,16 +6,19 @@ from isoloir.exposure.checks._common import READ_S3, s3_buckets
 from isoloir.exposure.model import Inventory
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_
 
 
 @check(
     id="s3_bucket_versioning",
-    title="Versioning is off",
+    title=N_("Versioning is off"),
     severity=Severity.MEDIUM,
     scope="s3",
     reflex="secure the data",
-    remediation="Enable versioning (with a NoncurrentVersionExpiration lifecycle rule so "
-    "old versions are destroyed with the campaign files).",
+    remediation=N_(
+        "Enable versioning (with a NoncurrentVersionExpiration lifecycle rule so "
+        "old versions are destroyed with the campaign files)."
+    ),
     permissions=(*READ_S3, "s3:GetBucketVersioning"),
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
@@ -24,7 +27,8 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
             continue
         yield Hit(
             resource=f"s3://{bucket.name}",
-            message=f"Bucket {bucket.name} versioning is {bucket.versioning or 'off'}.",
+            message=N_("Bucket {bucket} versioning is {state}."),
+            params={"bucket": bucket.name, "state": bucket.versioning or N_("off")},
             election=election,
             evidence={"versioning": bucket.versioning},
             location=bucket.region,

@@ -6,17 +6,20 @@ from isoloir.exposure.checks._common import READ_S3, s3_buckets
 from isoloir.exposure.model import Inventory
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_
 
 
 @check(
     id="s3_kms_key_pending_deletion",
-    title="An active election's KMS key is disabled or scheduled for deletion",
+    title=N_("An active election's KMS key is disabled or scheduled for deletion"),
     severity=Severity.HIGH,
     scope="s3",
     reflex="secure the data",
-    remediation="If the election is still active, cancel the key deletion (CancelKeyDeletion) "
-    "and re-enable the key; after the retention date the deletion is the intended shred "
-    "and is not reported.",
+    remediation=N_(
+        "If the election is still active, cancel the key deletion (CancelKeyDeletion) "
+        "and re-enable the key; after the retention date the deletion is the intended shred "
+        "and is not reported."
+    ),
     permissions=(*READ_S3, "s3:GetEncryptionConfiguration", "kms:DescribeKey"),
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
@@ -28,10 +31,20 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
             continue  # crypto-shredding after retention: intended
         yield Hit(
             resource=f"s3://{bucket.name}",
-            message=f"The KMS key of bucket {bucket.name} is {bucket.kms_key_state} although "
-            f"{election_id} is kept until {election.retention_due.isoformat()}"
-            + (" (legal hold)" if election.legal_hold else "")
-            + ".",
+            message=N_(
+                "The KMS key of bucket {bucket} is {state} although {election} is kept "
+                "until {due} (legal hold)."
+            )
+            if election.legal_hold
+            else N_(
+                "The KMS key of bucket {bucket} is {state} although {election} is kept until {due}."
+            ),
+            params={
+                "bucket": bucket.name,
+                "state": bucket.kms_key_state,
+                "election": election_id,
+                "due": election.retention_due.isoformat(),
+            },
             election=election_id,
             evidence={
                 "key_state": bucket.kms_key_state,

@@ -8,16 +8,19 @@ from isoloir.exposure.checks._common import READ_S3, effective_pab, pab_unknown,
 from isoloir.exposure.model import Inventory
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_
 
 
 @check(
     id="s3_object_public_acl",
-    title="Object ACL grants access to AllUsers or AuthenticatedUsers",
+    title=N_("Object ACL grants access to AllUsers or AuthenticatedUsers"),
     severity=Severity.HIGH,
     scope="s3",
     reflex="secure the data",
-    remediation="Reset the object ACL to private and set Object Ownership to "
-    "BucketOwnerEnforced so ACLs are disabled.",
+    remediation=N_(
+        "Reset the object ACL to private and set Object Ownership to "
+        "BucketOwnerEnforced so ACLs are disabled."
+    ),
     permissions=(*READ_S3, "s3:ListBucket", "s3:GetObjectAcl", "s3:GetObject", *LOG_PERMISSIONS),
     fix="s3_public_grants",
 )
@@ -37,15 +40,17 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
                 samples.get(key),
                 Severity.HIGH,
                 resource=resource,
-                exposure="object readable by anyone on the internet",
+                exposure=N_("object readable by anyone on the internet"),
                 election=election,
                 aware_at=inv.now,
-                measures="object ACL reset to private",
+                measures=N_("object ACL reset to private"),
             )
-            message = f"Object {resource} is public through its ACL"
             yield Hit(
                 resource=resource,
-                message=message + (f": {extra}." if extra else "."),
+                message=N_("Object {object} is public through its ACL: {breach}.")
+                if extra
+                else N_("Object {object} is public through its ACL."),
+                params={"object": resource, **({"breach": extra} if extra else {})},
                 election=election,
                 evidence={
                     "public_grants": len(public),

@@ -6,6 +6,7 @@ from isoloir.exposure.checks._common import SAMBA_PERMS, samba_shares, share_ele
 from isoloir.exposure.model import Inventory, SambaConfig, SambaShare
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_
 
 REQUIRED = {"required", "mandatory", "force"}
 
@@ -23,11 +24,11 @@ def encryption(cfg: SambaConfig, share: SambaShare) -> str:
 
 @check(
     id="samba_encryption_off",
-    title="Samba share does not require SMB encryption",
+    title=N_("Samba share does not require SMB encryption"),
     severity=Severity.HIGH,
     scope="shares",
     reflex="secure the data",
-    remediation="Set `server smb encrypt = required` in [global] or on the share.",
+    remediation=N_("Set `server smb encrypt = required` in [global] or on the share."),
     permissions=SAMBA_PERMS,
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
@@ -36,7 +37,8 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
         if value.strip().lower() not in REQUIRED:
             yield Hit(
                 resource=f"smb:{share.name}",
-                message=f"Samba share [{share.name}] does not require encryption ({value}).",
+                message=N_("Samba share [{share}] does not require encryption ({value})."),
+                params={"share": share.name, "value": value},
                 election=share_election(inv, share),
                 evidence={"smb_encrypt": value, "smb_conf": cfg.path},
             )

@@ -6,15 +6,16 @@ from isoloir.exposure.checks._common import SAMBA_PERMS, samba_shares, share_ele
 from isoloir.exposure.model import Inventory
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_
 
 
 @check(
     id="samba_guest_ok",
-    title="Samba share open to guests",
+    title=N_("Samba share open to guests"),
     severity=Severity.CRITICAL,
     scope="shares",
     reflex="secure the data",
-    remediation="Set `guest ok = no` on the share and list `valid users = @<election group>`.",
+    remediation=N_("Set `guest ok = no` on the share and list `valid users = @<election group>`."),
     permissions=SAMBA_PERMS,
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
@@ -24,7 +25,8 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
         ):
             yield Hit(
                 resource=f"smb:{share.name}",
-                message=f"Samba share [{share.name}] accepts guests (no password).",
+                message=N_("Samba share [{share}] accepts guests (no password)."),
+                params={"share": share.name},
                 election=share_election(inv, share),
                 evidence={"smb_conf": cfg.path},
             )

@@ -6,15 +6,16 @@ from isoloir.exposure.checks._common import SHARE_PERMS
 from isoloir.exposure.model import Inventory
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_
 
 
 @check(
     id="share_default_acl_missing",
-    title="Share directory without a default ACL",
+    title=N_("Share directory without a default ACL"),
     severity=Severity.LOW,
     scope="shares",
     reflex="segregate files",
-    remediation="setfacl -d -m g:<election group>:rwX,o::--- on the directory.",
+    remediation=N_("setfacl -d -m g:<election group>:rwX,o::--- on the directory."),
     permissions=SHARE_PERMS,
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
@@ -25,8 +26,11 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
             if entry.kind == "dir" and entry.has_default_acl is False:
                 yield Hit(
                     resource=entry.display,
-                    message=f"Directory {entry.display} has no default ACL: new files may be "
-                    "created readable by others.",
+                    message=N_(
+                        "Directory {path} has no default ACL: new files may be created "
+                        "readable by others."
+                    ),
+                    params={"path": entry.display},
                     election=tree.election,
                     target=entry.path,
                 )

@@ -6,15 +6,16 @@ from isoloir.exposure.checks._common import SHARE_PERMS
 from isoloir.exposure.model import Inventory, ShareTarget
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_
 
 
 @check(
     id="share_foreign_group",
-    title="File owned by another election's group",
+    title=N_("File owned by another election's group"),
     severity=Severity.HIGH,
     scope="shares",
     reflex="segregate files",
-    remediation="chgrp the path to the share's election group.",
+    remediation=N_("chgrp the path to the share's election group."),
     permissions=SHARE_PERMS,
     fix="share_group_ownership",
 )
@@ -28,8 +29,10 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
                 continue
             yield Hit(
                 resource=entry.display,
-                message=f"{entry.display} in the share of {tree.election} belongs to the group "
-                f"of election {other}.",
+                message=N_(
+                    "{path} in the share of {election} belongs to the group of election {other}."
+                ),
+                params={"path": entry.display, "election": tree.election, "other": other},
                 election=tree.election,
                 evidence={"group_of": other, "expected_group": tree.group},
                 target=(ShareTarget(tree.root, entry.path, entry.dev, entry.ino), tree.gid),

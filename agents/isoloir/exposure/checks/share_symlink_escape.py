@@ -7,6 +7,7 @@ from isoloir.exposure.checks._common import SHARE_PERMS
 from isoloir.exposure.model import Inventory, display_path
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_
 
 
 def escapes(root: bytes, link: bytes, target: bytes) -> bool:
@@ -18,11 +19,11 @@ def escapes(root: bytes, link: bytes, target: bytes) -> bool:
 
 @check(
     id="share_symlink_escape",
-    title="Symlink leading out of a share",
+    title=N_("Symlink leading out of a share"),
     severity=Severity.HIGH,
     scope="shares",
     reflex="segregate files",
-    remediation="Remove the symlink and copy what the share needs into it.",
+    remediation=N_("Remove the symlink and copy what the share needs into it."),
     permissions=SHARE_PERMS,
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
@@ -35,8 +36,8 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
             if escapes(tree.root, entry.path, entry.link_target):
                 yield Hit(
                     resource=entry.display,
-                    message=f"Symlink {entry.display} leads out of the share to "
-                    f"{display_path(entry.link_target)}.",
+                    message=N_("Symlink {path} leads out of the share to {target}."),
+                    params={"path": entry.display, "target": display_path(entry.link_target)},
                     election=tree.election,
                     evidence={"target": display_path(entry.link_target)},
                 )

@@ -8,6 +8,7 @@ from isoloir.exposure.checks._common import SHARE_PERMS
 from isoloir.exposure.model import Inventory, ShareTarget
 from isoloir.exposure.registry import Hit, check
 from isoloir.findings import Severity
+from isoloir.i18n import N_
 
 
 def _others(mode: int) -> str:
@@ -17,11 +18,11 @@ def _others(mode: int) -> str:
 
 @check(
     id="share_world_accessible",
-    title="File or directory under a share readable, writable or traversable by others",
+    title=N_("File or directory under a share readable, writable or traversable by others"),
     severity=Severity.HIGH,
     scope="shares",
     reflex="secure the data",
-    remediation="chmod o-rwx on the path (the share's group keeps its access).",
+    remediation=N_("chmod o-rwx on the path (the share's group keeps its access)."),
     permissions=SHARE_PERMS,
     fix="share_permissions",
 )
@@ -37,18 +38,31 @@ def evaluate(inv: Inventory) -> Iterator[Hit]:
                 entry.pii if readable else None,
                 Severity.HIGH,
                 resource=entry.display,
-                exposure="file on a share readable by every account of the host",
+                exposure=N_("file on a share readable by every account of the host"),
                 election=tree.election,
                 aware_at=inv.now,
-                measures="chmod o-rwx",
+                measures=N_("chmod o-rwx"),
             )
-            what = "Directory" if entry.kind == "dir" else "File"
-            message = f"{what} {entry.display} is open to others (o+{_others(entry.mode)})"
+            if entry.kind == "dir":
+                message = N_("Directory {path} is open to others (o+{bits}).")
+            elif extra:
+                message = N_("File {path} is open to others (o+{bits}): {breach}.")
+            else:
+                message = N_("File {path} is open to others (o+{bits}).")
             yield Hit(
                 resource=entry.display,
-                message=message + (f": {extra}." if extra else "."),
+                message=message,
+                params={
+                    "path": entry.display,
+                    "bits": _others(entry.mode),
+                    **({"breach": extra} if extra else {}),
+                },
                 election=tree.election,
-                evidence={"mode": oct(stat.S_IMODE(entry.mode)), **evidence},
+                evidence={
+                    "mode": oct(stat.S_IMODE(entry.mode)),
+                    **evidence,
+                    **(inv.shares.read_evidence.get(entry.path, {}) if readable else {}),
+                },
                 severity=severity,
                 target=ShareTarget(tree.root, entry.path, entry.dev, entry.ino),
             )
