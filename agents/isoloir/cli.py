@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "isoloir.preflight",
     "isoloir.deploy",
     "isoloir.demo",
+    "isoloir.mailguard.cli",
 ]
 
 EXIT_OK = 0

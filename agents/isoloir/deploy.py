@@ -272,6 +272,11 @@ class Deployment:
                 "ISOLOIR_WEBHOOK_SINK": self.env["ISOLOIR_WEBHOOK_SINK"],
             }
             extra["agents_ca_bundle_src"] = self.env["AWS_CA_BUNDLE"]
+            # The mail relay hands accepted mail to the same sink, never to an MX.
+            extra["mail_guard_relayhost"] = "[{}]:{}".format(
+                *self.env["ISOLOIR_SMTP_SINK"].rsplit(":", 1)
+            )
+            extra["mail_guard_upstream_tls_level"] = "may"
         extra["agents_secret_files"] = self._secret_files()
         path = self.run_dir / "deploy-vars.json"
         path.write_text(json.dumps(extra, indent=2, sort_keys=True) + "\n")

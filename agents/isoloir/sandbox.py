@@ -837,7 +837,14 @@ def _configure(host: SandboxHost) -> None:
     (root / "etc/samba/smb.conf").write_text(_BOOTSTRAP_SMB.format(address=host.address))
     # Debian's Postfix listens on every interface (port 25) until the
     # mail_guard role configures it: the host's own address only, from boot.
-    host.chroot("postconf", "-e", f"inet_interfaces = {host.address}", "inet_protocols = ipv4")
+    # Postfix refuses an inet_interfaces address that no interface holds (a
+    # 127.0.0.x other than 127.0.0.1), so the smtp service names the address
+    # itself and inet_interfaces binds nothing else (loopback-only, unused).
+    host.chroot("postconf", "-e", "inet_interfaces = loopback-only", "inet_protocols = ipv4")
+    host.chroot("postconf", "-MX", "smtp/inet")
+    host.chroot(
+        "postconf", "-M", f"{host.address}:smtp/inet={host.address}:smtp inet n - y - - smtpd"
+    )
     pub = (root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()
     where = host.address if host.ssh_port == 22 else f"[{host.address}]:{host.ssh_port}"
     Path(host.known_hosts).write_text(f"{where} {pub[0]} {pub[1]}\n")
@@ -895,6 +902,8 @@ def inventory(hosts: Sequence[SandboxHost], group: str = "isoloir_hosts") -> dic
             # Samba takes an address that is no interface's own only with a mask.
             "election_shares_interfaces": [f"{host.address}/8"],
             "hardening_ssh_port": host.ssh_port,
+            # See _configure: the mail relay's services name the address itself.
+            "mail_guard_inet_interfaces": "loopback-only",
         }
     return {
         "all": {

@@ -12,13 +12,16 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from isoloir.alerts.sink import MaildirHandler, make_controller
 from isoloir.inventory import build_wheelhouse
 from isoloir.sandbox import SandboxHost, inventory
 
@@ -32,6 +35,30 @@ REMOVED = "cfictive"  # removed from the policies by the last test
 
 
 @dataclass
+class MailSink:
+    """The relay's upstream in the sandbox: aiosmtpd on 127.0.0.1, a maildir."""
+
+    port: int
+    maildir: Path
+    handler: MaildirHandler
+
+
+@pytest.fixture(scope="session")
+def mail_sink(tmp_path_factory) -> Iterator[MailSink]:  # type: ignore[no-untyped-def]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    maildir = tmp_path_factory.mktemp("mail-sink") / "maildir"
+    handler = MaildirHandler(maildir)
+    controller = make_controller(handler, "127.0.0.1", port)
+    controller.start()
+    try:
+        yield MailSink(port=port, maildir=maildir, handler=handler)
+    finally:
+        controller.stop()
+
+
+@dataclass
 class Site:
     hosts: list[SandboxHost]
     workdir: Path
@@ -40,6 +67,7 @@ class Site:
     test_vars: dict[str, object]
     inventory: Path
     runs: list[subprocess.CompletedProcess[str]]
+    mail_sink: MailSink | None = None
 
     @property
     def host(self) -> SandboxHost:
@@ -122,7 +150,7 @@ def render_policies(workdir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def site(sandbox_factory, tmp_path_factory) -> Site:  # type: ignore[no-untyped-def]
+def site(sandbox_factory, tmp_path_factory, mail_sink) -> Site:  # type: ignore[no-untyped-def]
     workdir = tmp_path_factory.mktemp("hosts")
     # Two hosts run at once; the converge runs on the first only (keeps the
     # session short), the second proves a separate address, sshd and tree.
@@ -164,9 +192,13 @@ def site(sandbox_factory, tmp_path_factory) -> Site:  # type: ignore[no-untyped-
             "isoloir_people": people,
             "agents_wheelhouse": str(build_wheelhouse(workdir / "wheelhouse")),
             "agents_config_src": str(render / "agent" / "agent.json"),
+            # The mail relay hands accepted mail to the session's sink (plain SMTP).
+            "mail_guard_relayhost": f"[127.0.0.1]:{mail_sink.port}",
+            "mail_guard_upstream_tls_level": "may",
         },
         inventory=inv,
         runs=[],
+        mail_sink=mail_sink,
     )
     s.runs.append(s.playbook())
     if s.runs[0].returncode == 0:

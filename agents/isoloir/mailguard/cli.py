@@ -1,0 +1,334 @@
+"""`isoloir mailguard`: the relay's guard and its hold queue (docs/mailguard.md).
+
+    isoloir mailguard serve [--socket unix:/path | inet:PORT@127.0.0.1]
+    isoloir mailguard test --host ADDR --login ID [--password-file F] [--cafile CERT]
+    isoloir mailguard held                 # the hold queue: ids and counts only
+    isoloir mailguard release QUEUEID      # deliver a held message now
+    isoloir mailguard delete QUEUEID       # destroy a held message
+
+`release`, `delete` and `held` run Postfix's own tools (postsuper, postqueue)
+on the relay host, as root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import re
+import smtplib
+import ssl
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any
+
+from isoloir import runtime
+
+EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+DEFAULT_SOCKET = "unix:/var/spool/postfix/isoloir-mailguard/milter.sock"
+POSTSUPER = "/usr/sbin/postsuper"
+POSTQUEUE = "/usr/sbin/postqueue"
+QUEUE_ID = re.compile(r"^[0-9A-Za-z]{5,32}$")
+TEST_DOMAIN = "isoloir-test.example"
+
+
+def fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+# -- serve ----------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from isoloir.mailguard import milter
+    from isoloir.policy.loader import PolicyError
+    from isoloir.retention.keys import SecretError
+
+    try:
+        milter.check_socket(args.socket)
+        run = milter.load_runtime(
+            runtime.config_path(args.config),
+            runtime.state_dir(args.state_dir),
+            runtime.secrets_dir(),
+        )
+    except (ValueError, OSError, PolicyError, SecretError) as exc:
+        return fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    try:
+        import Milter  # noqa: F401 - Debian's python3-milter, checked before serving
+    except ImportError:
+        return fail(
+            "the Milter module (Debian package python3-milter) is not importable from this "
+            "Python; see docs/mailguard.md, Relay"
+        )
+    try:
+        milter.serve(run, args.socket)
+    except Exception as exc:  # noqa: BLE001 - libmilter's errors (socket, threads), one line
+        return fail(f"cannot serve the milter on {args.socket}: {exc}")
+    return EXIT_OK
+
+
+# -- the hold queue -------------------------------------------------------------------
+
+
+def _queue_id(value: str) -> str:
+    if not QUEUE_ID.match(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a Postfix queue id")
+    return value
+
+
+def held_messages(postqueue: str = POSTQUEUE) -> list[dict[str, Any]]:
+    """The hold queue from `postqueue -j`: id, arrival, size, recipient count (no address)."""
+    run = subprocess.run([postqueue, "-j"], capture_output=True, text=True, check=True)  # noqa: S603
+    out = []
+    for line in run.stdout.splitlines():
+        if not line.strip():
+            continue
+        entry = json.loads(line)
+        if entry.get("queue_name") != "hold":
+            continue
+        out.append(
+            {
+                "queue_id": str(entry.get("queue_id", "")),
+                "arrival_time": int(entry.get("arrival_time", 0)),
+                "size": int(entry.get("message_size", 0)),
+                "recipients": len(entry.get("recipients", [])),
+            }
+        )
+    return out
+
+
+def cmd_held(args: argparse.Namespace) -> int:
+    try:
+        held = held_messages()
+    except (OSError, subprocess.CalledProcessError, ValueError) as exc:
+        return fail(f"cannot read the mail queue with postqueue -j: {type(exc).__name__}")
+    if args.format == "json":
+        print(json.dumps(held, indent=2))
+    else:
+        for m in held:
+            print(f"{m['queue_id']}  {m['size']} bytes  {m['recipients']} recipient(s)")
+        print(f"{len(held)} message(s) held")
+    return EXIT_OK
+
+
+def _postsuper(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([POSTSUPER, *argv], capture_output=True, text=True, check=False)  # noqa: S603
+
+
+def _in_hold(queue_id: str) -> bool:
+    return any(m["queue_id"] == queue_id for m in held_messages())
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    try:
+        if not _in_hold(args.queue_id):
+            return fail(f"{args.queue_id} is not in the hold queue (see isoloir mailguard held)")
+    except (OSError, subprocess.CalledProcessError, ValueError) as exc:
+        return fail(f"cannot read the mail queue with postqueue -j: {type(exc).__name__}")
+    run = _postsuper(["-H", args.queue_id])
+    if run.returncode != 0 or "released from hold" not in run.stderr.lower():
+        return fail(f"postsuper -H {args.queue_id} failed: {run.stderr.strip()[:200]}")
+    # Released mail goes to the deferred queue: deliver it now, not at the next queue run.
+    subprocess.run([POSTQUEUE, "-i", args.queue_id], capture_output=True, check=False)  # noqa: S603
+    print(f"{args.queue_id}: released, handed to delivery")
+    return EXIT_OK
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    run = _postsuper(["-d", args.queue_id, "hold"])
+    if run.returncode != 0:
+        return fail(f"postsuper -d {args.queue_id} failed: {run.stderr.strip()[:200]}")
+    if "deleted: 1 message" not in run.stderr.lower():
+        return fail(f"{args.queue_id} is not in the hold queue (see isoloir mailguard held)")
+    print(f"{args.queue_id}: deleted from the hold queue")
+    return EXIT_OK
+
+
+# -- test -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    expect: str  # "accepted" | "refused" | "held"
+    message: EmailMessage
+    recipients: tuple[str, ...]
+    submission: bool = True  # False: port 25, no AUTH (the unsubscribe address)
+
+
+def _fictive(n: int, start: int = 1) -> list[str]:
+    return [f"electeur{i:02d}@{TEST_DOMAIN}" for i in range(start, start + n)]
+
+
+def _message(sender: str, subject: str, body: str, **headers: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["Subject"] = subject
+    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    for name, value in headers.items():
+        msg[name.replace("_", "-")] = value
+    msg.set_content(body)
+    return msg
+
+
+def test_cases(policies: Any, login: str, sender: str) -> list[Case]:
+    """One message of each kind, with fictitious recipients (@isoloir-test.example)."""
+    org = policies.baseline.organisation
+    limit = policies.baseline.mail.max_visible_recipients
+    mine = [e for e in policies.elections if login in e.members] or list(policies.elections)
+    label = mine[0].label if mine else ""
+    notice = (
+        f"Message de {org.party} pour l'élection {label}. Votre adresse vient d'un fichier "
+        f"déclaré par le parti. Désinscription : {org.unsubscribe}\n"
+        f"Message from {org.party} for the election {label}. Unsubscribe: {org.unsubscribe}\n"
+    )
+    many = _fictive(limit + 1)
+    lu = f"<mailto:{org.unsubscribe}>"
+    visible = _message(sender, "Test: visible recipients", notice, To=", ".join(many))
+    visible["List-Unsubscribe"] = lu
+    bcc = _message(sender, "Test: Bcc with the notice", notice, To=sender)
+    bcc["List-Unsubscribe"] = lu
+    bare = _message(sender, "Test: bulk without the notice", "Bonjour.\n", To=sender)
+    held = _message(sender, "Test: contact file to outside", "Le fichier.\n", To=many[0])
+    rows = "".join(
+        f"Fictif{i};Test;electeur{i:02d}@{TEST_DOMAIN};06 39 98 00 {i:02d}\n" for i in range(1, 21)
+    )
+    held.add_attachment(
+        ("nom;prenom;email;telephone\n" + rows).encode(),
+        maintype="text",
+        subtype="csv",
+        filename="contacts.csv",
+    )
+    unsub = _message(f"electeur99@{TEST_DOMAIN}", "STOP", "STOP\n", To=org.unsubscribe)
+    return [
+        Case("visible recipients (To/Cc over the limit)", "refused", visible, tuple(many)),
+        Case("bulk in Bcc with the notice", "accepted", bcc, tuple(_fictive(limit + 1, 20))),
+        Case("bulk without the notice", "refused", bare, tuple(_fictive(limit + 1, 40))),
+        Case("contact file to outside the party", "held", held, (many[0],)),
+        Case("mail to the unsubscribe address", "accepted", unsub, (org.unsubscribe,), False),
+    ]
+
+
+def _send(case: Case, args: argparse.Namespace, password: str, context: ssl.SSLContext) -> str:
+    port = args.port if case.submission else args.smtp_port
+    sender = str(case.message["From"])
+    try:
+        with smtplib.SMTP(args.host, port, timeout=60) as client:
+            client.ehlo()
+            if case.submission:
+                client.starttls(context=context)
+                client.ehlo()
+                client.login(args.login, password)
+            refused = client.send_message(case.message, sender, list(case.recipients))
+    except smtplib.SMTPDataError as exc:
+        return f"refused {exc.smtp_code}"
+    except smtplib.SMTPRecipientsRefused:
+        return "refused at RCPT"
+    except smtplib.SMTPException as exc:
+        return f"refused ({type(exc).__name__})"
+    except OSError as exc:
+        return f"not sent ({type(exc).__name__})"
+    return "accepted" if not refused else f"accepted, {len(refused)} recipient(s) refused"
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from isoloir.policy.loader import PolicyError, load_rendered
+
+    try:
+        policies = load_rendered(runtime.config_path(args.config))
+    except (OSError, PolicyError) as exc:
+        return fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    if args.password_file:
+        try:
+            password = Path(args.password_file).read_text().strip()
+        except OSError as exc:
+            return fail(f"{args.password_file}: {exc.strerror}")
+    else:
+        password = os.environ.get("ISOLOIR_MAIL_PASSWORD") or getpass.getpass("password: ")
+    context = ssl.create_default_context(cafile=args.cafile)
+    if args.cafile:
+        context.check_hostname = False  # a self-signed relay certificate, pinned by --cafile
+    sender = args.sender or f"{args.login}@{TEST_DOMAIN}"
+    before = _held_count()
+    results = []
+    for case in test_cases(policies, args.login, sender):
+        got = _send(case, args, password, context)
+        if case.expect == "held" and got == "accepted":
+            now = _held_count()
+            if now is None or before is None:
+                got = "accepted (run `isoloir mailguard held` on the relay to see it held)"
+            else:
+                got = "held" if now > before else "accepted (not held)"
+            before = now
+        mark = (
+            "?   "
+            if got.startswith("accepted (run")
+            else ("ok  " if got.startswith(case.expect) else "FAIL")
+        )
+        results.append(mark)
+        print(f"{mark} {case.name}: {got} (expected {case.expect})")
+    return EXIT_FAILED if "FAIL" in results else EXIT_OK
+
+
+def _held_count() -> int | None:
+    """Messages in the hold queue when this runs on the relay host, else None."""
+    if not Path(POSTQUEUE).exists():
+        return None
+    try:
+        return len(held_messages())
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        return None
+
+
+# -- parser ---------------------------------------------------------------------------
+
+
+def register(subparsers: Any) -> None:
+    mg = subparsers.add_parser("mailguard", help="the campaign mail guard on the relay")
+    sub = mg.add_subparsers(dest="mailguard_command", metavar="ACTION", required=True)
+
+    serve = sub.add_parser("serve", help="run the guard as Postfix's milter")
+    serve.add_argument(
+        "--socket",
+        default=DEFAULT_SOCKET,
+        help=f"unix:/path or inet:PORT@127.0.0.1 ({DEFAULT_SOCKET})",
+    )
+    runtime.add_runtime_arguments(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    test = sub.add_parser("test", help="send one message of each kind through the relay")
+    test.add_argument("--host", required=True, help="the relay's address")
+    test.add_argument("--port", type=int, default=587, help="submission port (587)")
+    test.add_argument("--smtp-port", type=int, default=25, help="port of the unsubscribe address")
+    test.add_argument("--login", required=True, help="a person's login (member of an election)")
+    test.add_argument("--password-file", help="file holding the password (else prompted)")
+    test.add_argument("--sender", help=f"envelope sender (default LOGIN@{TEST_DOMAIN})")
+    test.add_argument("--cafile", help="the relay's certificate or CA (PEM)")
+    test.add_argument("--config", help="rendered agent config (default: /etc/isoloir/agent.json)")
+    test.set_defaults(func=cmd_test)
+
+    held = sub.add_parser("held", help="the hold queue: ids and counts, never an address")
+    held.add_argument("--format", choices=("text", "json"), default="text")
+    held.set_defaults(func=cmd_held)
+
+    release = sub.add_parser("release", help="deliver a held message (postsuper -H)")
+    release.add_argument("queue_id", type=_queue_id, metavar="QUEUEID")
+    release.set_defaults(func=cmd_release)
+
+    delete = sub.add_parser("delete", help="destroy a held message (postsuper -d)")
+    delete.add_argument("queue_id", type=_queue_id, metavar="QUEUEID")
+    delete.set_defaults(func=cmd_delete)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="isoloir")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["mailguard", *(argv or [])])
+    return int(args.func(args))

@@ -1,0 +1,513 @@
+"""The campaign mail relay on the converged sandbox host (issue 15).
+
+Real Postfix (submission with STARTTLS + SASL through saslauthd and PAM, port
+25 for the unsubscribe address), the guard as its milter under systemd, a real
+SMTP client (smtplib) on this machine and the session's aiosmtpd sink as the
+upstream (`mail_sink`, tests/plugins/hosts.py). Every address is fiction
+(@*.example); each one the test uses is looked for in the host's logs at the end.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import mailbox
+import re
+import secrets
+import smtplib
+import ssl
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+import pytest
+from tests.plugins.hosts import ELECTION_A, MEMBER_A, MEMBER_B, Site
+
+pytestmark = [pytest.mark.integration, pytest.mark.root]
+
+PARTY = "mouvement-exemple.example"
+VOTERS = "electeurs-relais.example"
+NOT_MEMBER = "bexemple"  # in the policies' people, member of no election
+INTRUDER = "intrus"  # a Unix account outside the party's people
+CERT = "etc/postfix/isoloir-tls/cert.pem"
+VENV = "/opt/isoloir/venv/bin/isoloir"
+DEADLINE = 60.0
+# Every recipient address the tests use; none may appear in a log.
+USED: set[str] = set()
+
+
+def voter(name: str) -> str:
+    address = f"{name}@{VOTERS}"
+    USED.add(address)
+    return address
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@dataclass
+class Outcome:
+    code: int
+    text: str
+    queue_id: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.code == 250
+
+
+@dataclass
+class Relay:
+    site: Site
+    address: str
+    context: ssl.SSLContext
+    passwords: dict[str, str]
+    unsubscribe: str
+
+    def submit(
+        self,
+        login: str | None,
+        msg: EmailMessage,
+        rcpts: list[str],
+        *,
+        port: int = 587,
+        password: str | None = None,
+    ) -> Outcome:
+        """One message through the relay; the first refusal, or 250 and the queue id."""
+        try:
+            return self._submit(login, msg, rcpts, port=port, password=password)
+        except smtplib.SMTPResponseException as exc:
+            return Outcome(exc.smtp_code, exc.smtp_error.decode())
+
+    def _submit(
+        self,
+        login: str | None,
+        msg: EmailMessage,
+        rcpts: list[str],
+        *,
+        port: int,
+        password: str | None,
+    ) -> Outcome:
+        with smtplib.SMTP(self.address, port, timeout=60) as client:
+            client.ehlo("client.example")
+            if port == 587:
+                client.starttls(context=self.context)
+                client.ehlo("client.example")
+            if login is not None:
+                client.login(login, password or self.passwords[login])
+            sender = email.utils.parseaddr(str(msg["From"]))[1]
+            code, text = client.mail(sender)
+            if code != 250:
+                return Outcome(code, text.decode())
+            for rcpt in rcpts:
+                code, text = client.rcpt(rcpt)
+                if code not in (250, 251):
+                    return Outcome(code, text.decode())
+            code, text = client.data(msg.as_bytes(policy=email.policy.SMTP))
+            found = re.search(r"queued as (\w+)", text.decode())
+            return Outcome(code, text.decode(), found.group(1) if found else "")
+
+    def delivered(self, marker: str) -> dict[str, EmailMessage]:
+        """What the sink holds for the message whose subject holds `marker`, per recipient."""
+        sink = self.site.mail_sink
+        assert sink is not None
+        out: dict[str, EmailMessage] = {}
+        for _, raw in mailbox.Maildir(str(sink.maildir), create=False).items():
+            msg = email.message_from_bytes(raw.as_bytes(), policy=email.policy.default)
+            if marker in str(msg.get("Subject", "")):
+                out[str(msg["Delivered-To"]).strip()] = msg  # type: ignore[assignment]
+        return out
+
+    def host(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.site.host.chroot(*argv, check=check, timeout=120)
+
+    def held(self) -> list[dict[str, object]]:
+        run = self.host(VENV, "mailguard", "held", "--format", "json")
+        return list(json.loads(run.stdout))
+
+
+def password() -> str:
+    return "Rel-" + secrets.token_urlsafe(12) + "9a"
+
+
+def set_password(site: Site, person: str, pwd: str) -> None:
+    hashed = subprocess.run(
+        ["openssl", "passwd", "-6", "-stdin"], input=pwd, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    site.host.chroot("usermod", "-p", hashed, person)
+
+
+@pytest.fixture(scope="module")
+def relay(site: Site) -> Iterator[Relay]:
+    assert site.runs and site.runs[0].returncode == 0, site.runs[0].stdout[-3000:]
+    assert site.mail_sink is not None
+    pwds = {p: password() for p in (MEMBER_A, MEMBER_B, NOT_MEMBER)}
+    for person, pwd in pwds.items():
+        set_password(site, person, pwd)
+    context = ssl.create_default_context(cafile=str(site.host.root / CERT))
+    context.check_hostname = False  # a self-signed certificate, pinned as the only CA
+    rendered = json.loads((site.render / "agent" / "agent.json").read_text())
+    yield Relay(
+        site, site.host.address, context, pwds, rendered["baseline"]["organisation"]["unsubscribe"]
+    )
+    for person in pwds:
+        site.host.chroot("faillock", "--user", person, "--reset", check=False)
+
+
+def campaign(sender: str, subject: str, relay: Relay, *, notice: bool = True) -> EmailMessage:
+    """A campaign message from `sender`; with the transparency notice and List-Unsubscribe."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["Subject"] = subject
+    body = "Bonjour,\nVenez à la réunion publique jeudi.\n"
+    if notice:
+        msg["List-Unsubscribe"] = f"<mailto:{relay.unsubscribe}>"
+        body += (
+            "\n--\nMessage de Mouvement Exemple pour l'élection Municipale d'Exempleville 2027 "
+            f"({ELECTION_A}). Votre adresse vient de la liste électorale. "
+            f"Désinscription : {relay.unsubscribe}\n"
+        )
+    msg.set_content(body)
+    return msg
+
+
+def mark() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+# -- the relay itself -----------------------------------------------------------------
+
+
+def test_relay_listens_on_the_host_address_only_and_fails_closed(relay: Relay) -> None:
+    listening = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True).stdout
+    for port in (25, 587):
+        mine = [
+            ln.split()[3] for ln in listening.splitlines() if ln.split()[3].endswith(f":{port}")
+        ]
+        assert f"{relay.address}:{port}" in mine
+        assert f"0.0.0.0:{port}" not in mine and f"*:{port}" not in mine
+
+    def postconf(name: str) -> str:
+        return relay.host("postconf", "-h", name).stdout.strip()
+
+    assert postconf("mynetworks") == ""  # nothing trusted by its address
+    assert postconf("milter_default_action") == "tempfail"
+    assert postconf("smtpd_milters") == "unix:/isoloir-mailguard/milter.sock"
+    assert postconf("non_smtpd_milters") == ""
+    assert postconf("authorized_submit_users") == "root, isoloir"
+    sink = relay.site.mail_sink
+    assert sink is not None and postconf("relayhost") == f"[127.0.0.1]:{sink.port}"
+    unit = relay.host("systemd-analyze", "verify", "/etc/systemd/system/isoloir-mailguard.service")
+    assert unit.stderr.strip() == "", unit.stderr
+    state = relay.host("systemctl", "is-active", "isoloir-mailguard.service").stdout.strip()
+    assert state == "active"
+
+
+def test_submission_needs_starttls_and_a_member_of_the_party(relay: Relay) -> None:
+    with smtplib.SMTP(relay.address, 587, timeout=60) as client:
+        client.ehlo("client.example")
+        assert not client.has_extn("auth"), "AUTH offered before STARTTLS"
+        code, _ = client.mail(f"{MEMBER_A}@{PARTY}")
+        assert code == 530  # 5.7.0 Must issue a STARTTLS command first
+    with smtplib.SMTP(relay.address, 587, timeout=60) as client:
+        client.starttls(context=relay.context)
+        client.ehlo("client.example")
+        assert client.esmtp_features["auth"].split() == ["PLAIN", "LOGIN"]
+        client.mail(f"{MEMBER_A}@{PARTY}")
+        code, _ = client.rcpt(voter("sans-auth"))
+        assert code == 554  # no relay without authentication
+    pwd = password()
+    relay.host("useradd", "--create-home", INTRUDER)
+    set_password(relay.site, INTRUDER, pwd)
+    try:
+        for login, secret in ((INTRUDER, pwd), (MEMBER_A, relay.passwords[MEMBER_A] + "x")):
+            with smtplib.SMTP(relay.address, 587, timeout=60) as client:
+                client.starttls(context=relay.context)
+                with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+                    client.login(login, secret)
+                assert refused.value.smtp_code == 535
+    finally:
+        relay.host("userdel", "--remove", INTRUDER, check=False)
+        relay.host("faillock", "--user", MEMBER_A, "--reset", check=False)
+
+
+def test_port_25_takes_the_unsubscribe_address_only(relay: Relay) -> None:
+    with smtplib.SMTP(relay.address, 25, timeout=60) as client:
+        client.ehlo("voter.example")
+        assert not client.has_extn("auth")
+        client.mail(voter("curieux"))
+        code, text = client.rcpt(voter("autre"))
+        assert code == 554 and b"Access denied" in text
+        code, _ = client.rcpt(relay.unsubscribe)
+        assert code == 250
+
+
+# -- rule 1: visible recipients; rule 4: the sender's election ------------------------
+
+
+def test_rule1_visible_recipients_refused_then_bcc_twin_delivered(relay: Relay) -> None:
+    tag = mark()
+    rcpts = [voter(f"r1-{tag}-{i}") for i in range(6)]
+    bad = campaign(f"{MEMBER_A}@{PARTY}", f"Réunion {tag} A", relay)
+    bad["To"] = ", ".join(rcpts)
+    refused = relay.submit(MEMBER_A, bad, rcpts)
+    assert refused.code == 550
+    assert "mettez les destinataires en Cci" in refused.text
+    assert "put the recipients in Bcc" in refused.text
+    good = campaign(f"{MEMBER_A}@{PARTY}", f"Réunion {tag} B", relay)
+    good["To"] = f"{MEMBER_A}@{PARTY}"
+    sent = relay.submit(MEMBER_A, good, rcpts)
+    assert sent.accepted, sent.text
+    wait_for(lambda: len(relay.delivered(f"{tag} B")) == 6, "the Bcc twin at the sink")
+    assert relay.delivered(f"{tag} A") == {}
+    delivered = relay.delivered(f"{tag} B")
+    assert set(delivered) == set(rcpts)
+    # The relay adds no address: the Bcc recipients stay invisible.
+    one = next(iter(delivered.values()))
+    assert "Bcc" not in one and all(r not in str(one["To"]) for r in rcpts)
+
+
+def test_rule4_sender_must_belong_to_an_active_election(relay: Relay) -> None:
+    tag = mark()
+    rcpt = [voter(f"r4-{tag}")]
+    outsider = campaign(f"{NOT_MEMBER}@{PARTY}", f"Hors élection {tag}", relay)
+    refused = relay.submit(NOT_MEMBER, outsider, rcpt)
+    assert refused.code == 550 and "not a member of any election" in refused.text
+    other_team = campaign(f"{MEMBER_B}@{PARTY}", f"Autre équipe {tag}", relay)
+    other_team["X-Isoloir-Election"] = ELECTION_A
+    refused = relay.submit(MEMBER_B, other_team, rcpt)
+    assert refused.code == 550 and "one team cannot send for another" in refused.text
+    own = campaign(f"{MEMBER_A}@{PARTY}", f"Bonne équipe {tag}", relay)
+    own["X-Isoloir-Election"] = ELECTION_A
+    assert relay.submit(MEMBER_A, own, rcpt).accepted
+    wait_for(lambda: set(relay.delivered(f"équipe {tag}")) == set(rcpt), "the good twin")
+    assert "X-Isoloir-Election" not in relay.delivered(f"Bonne équipe {tag}")[rcpt[0]]
+    assert relay.delivered(f"Hors élection {tag}") == {}
+
+
+# -- rule 2: the transparency notice --------------------------------------------------
+
+
+def test_rule2_bulk_without_notice_refused_then_twin_with_notice_delivered(relay: Relay) -> None:
+    tag = mark()
+    rcpts = [voter(f"r2-{tag}-{i}") for i in range(7)]
+    bare = campaign(f"{MEMBER_A}@{PARTY}", f"Tract {tag} A", relay, notice=False)
+    bare["To"] = f"{MEMBER_A}@{PARTY}"
+    refused = relay.submit(MEMBER_A, bare, rcpts)
+    assert refused.code == 550
+    assert "List-Unsubscribe" in refused.text and "Bulk message without" in refused.text
+    assert "Envoi groupe sans" in refused.text
+    good = campaign(f"{MEMBER_A}@{PARTY}", f"Tract {tag} B", relay)
+    good["To"] = f"{MEMBER_A}@{PARTY}"
+    assert relay.submit(MEMBER_A, good, rcpts).accepted
+    wait_for(lambda: len(relay.delivered(f"{tag} B")) == 7, "the twin with the notice")
+    assert relay.delivered(f"{tag} A") == {}
+
+
+# -- rule 3: suppressed recipients; unsubscribing during the campaign -----------------
+
+
+def test_rule3_unsubscribed_voters_never_reach_the_sink_in_to_cc_or_bcc(relay: Relay) -> None:
+    tag = mark()
+    by_mail = voter(f"stop-mail-{tag}")
+    by_export, by_export_too = voter(f"stop-sms-{tag}"), voter(f"stop-form-{tag}")
+    # A voter writes to the unsubscribe address (port 25, no authentication).
+    note = EmailMessage()
+    note["From"] = by_mail
+    note["To"] = relay.unsubscribe
+    note["Subject"] = f"STOP {tag}"
+    note.set_content("Merci de ne plus m'écrire.\n")
+    unsubscribed = relay.submit(None, note, [relay.unsubscribe], port=25)
+    assert unsubscribed.accepted, unsubscribed.text
+    # The short confirmation goes to that voter only; the message itself goes nowhere.
+    wait_for(lambda: by_mail in relay.delivered("Unsubscribe confirmed"), "the confirmation")
+    confirmation = relay.delivered("Unsubscribe confirmed")[by_mail]
+    assert confirmation["Auto-Submitted"] == "auto-replied"
+    assert relay.unsubscribe not in relay.delivered(f"STOP {tag}")
+    # A STOP export and a web form's CSV, added with `isoloir suppression add`.
+    export = relay.site.host.root / "var/lib/isoloir/tmp" / f"stop-{tag}.csv"
+    export.write_text(f"email;telephone\n{by_export};06 39 98 00 11\n{by_export_too};\n")
+    relay.host("chown", "isoloir:isoloir", f"/var/lib/isoloir/tmp/{export.name}")
+    added = relay.host(
+        "runuser", "-u", "isoloir", "--", VENV, "suppression", "add", "--file",
+        f"/var/lib/isoloir/tmp/{export.name}",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    export.unlink()
+    # The very next campaign message: one of them in To, one in Cc, one in Bcc.
+    others = [voter(f"r3-{tag}-{i}") for i in range(4)]
+    msg = campaign(f"{MEMBER_A}@{PARTY}", f"Meeting {tag}", relay)
+    msg["To"] = by_mail
+    msg["Cc"] = by_export
+    rcpts = [by_mail, by_export, by_export_too, *others]
+    sent = relay.submit(MEMBER_A, msg, rcpts)
+    assert sent.accepted, sent.text
+    wait_for(lambda: len(relay.delivered(f"Meeting {tag}")) == 4, "the campaign message")
+    assert set(relay.delivered(f"Meeting {tag}")) == set(others)
+    # Everyone suppressed: nothing at all leaves.
+    alone = campaign(f"{MEMBER_A}@{PARTY}", f"Seuls {tag}", relay)
+    alone["To"] = by_mail
+    assert relay.submit(MEMBER_A, alone, [by_mail, by_export]).accepted
+    # `suppression filter` honours the same export.
+    table = relay.site.host.root / "var/lib/isoloir/tmp" / f"prospects-{tag}.csv"
+    table.write_text(f"nom;email\nA;{by_export}\nB;{others[0]}\n")
+    relay.host("chown", "isoloir:isoloir", f"/var/lib/isoloir/tmp/{table.name}")
+    filtered = relay.host(
+        "runuser", "-u", "isoloir", "--", VENV, "suppression", "filter",
+        f"/var/lib/isoloir/tmp/{table.name}", "-o", f"/var/lib/isoloir/tmp/{table.name}.out",
+    )  # fmt: skip
+    out = table.with_name(table.name + ".out")
+    try:
+        assert filtered.returncode == 0, filtered.stderr
+        assert by_export not in out.read_text() and others[0] in out.read_text()
+    finally:
+        table.unlink()
+        out.unlink(missing_ok=True)
+    time.sleep(2)
+    assert relay.delivered(f"Seuls {tag}") == {}
+
+
+# -- rule 5: a contact file leaving the party is held ---------------------------------
+
+
+def contact_file(sender: str, subject: str, to: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg.set_content("Le fichier de la semaine.\n")
+    rows = "".join(
+        f"Fictif{i};Test;contact{i:02d}@fichier.example;06 39 98 00 {i:02d}\n" for i in range(30)
+    )
+    msg.add_attachment(
+        ("nom;prenom;email;telephone\n" + rows).encode(),
+        maintype="text",
+        subtype="csv",
+        filename="contacts.csv",
+    )
+    return msg
+
+
+def test_rule5_contact_file_outside_is_held_then_released_or_deleted(relay: Relay) -> None:
+    tag = mark()
+    inside = f"{MEMBER_B}@{PARTY}"
+    twin = relay.submit(
+        MEMBER_A, contact_file(f"{MEMBER_A}@{PARTY}", f"Fichier {tag} interne", inside), [inside]
+    )
+    assert twin.accepted
+    wait_for(lambda: inside in relay.delivered(f"Fichier {tag} interne"), "the inside twin")
+    ids = []
+    for n, who in enumerate((voter(f"r5-{tag}-a"), voter(f"r5-{tag}-b"))):
+        out = relay.submit(
+            MEMBER_A, contact_file(f"{MEMBER_A}@{PARTY}", f"Fichier {tag} {n}", who), [who]
+        )
+        assert out.accepted and out.queue_id, out.text
+        ids.append(out.queue_id)
+    held = {str(m["queue_id"]): m for m in relay.held()}
+    assert set(ids) <= set(held)
+    assert held[ids[0]]["recipients"] == 1
+    listing = relay.host(VENV, "mailguard", "held").stdout
+    assert not re.search(r"@", listing), "the hold queue listing shows an address"
+    time.sleep(2)
+    assert relay.delivered(f"Fichier {tag} 0") == {} and relay.delivered(f"Fichier {tag} 1") == {}
+    released = relay.host(VENV, "mailguard", "release", ids[0])
+    assert released.returncode == 0, released.stderr
+    wait_for(lambda: len(relay.delivered(f"Fichier {tag} 0")) == 1, "the released message")
+    deleted = relay.host(VENV, "mailguard", "delete", ids[1])
+    assert deleted.returncode == 0, deleted.stderr
+    assert ids[1] not in {str(m["queue_id"]) for m in relay.held()}
+    again = relay.host(VENV, "mailguard", "delete", ids[1], check=False)
+    assert again.returncode == 2 and "not in the hold queue" in again.stderr
+    assert relay.delivered(f"Fichier {tag} 1") == {}
+
+
+def test_concurrent_connections_are_all_checked_and_delivered(relay: Relay) -> None:
+    """libmilter calls the guard from its own threads: four clients at once."""
+    tag = mark()
+
+    def batch(n: int) -> list[str]:
+        """Ten messages on one connection, as a mailing tool sends them."""
+        refused = []
+        with smtplib.SMTP(relay.address, 587, timeout=60) as client:
+            client.starttls(context=relay.context)
+            client.login(MEMBER_A, relay.passwords[MEMBER_A])
+            for k in range(10):
+                msg = campaign(f"{MEMBER_A}@{PARTY}", f"Parallèle {tag} {n}-{k}", relay)
+                msg["To"] = f"{MEMBER_A}@{PARTY}"
+                rcpts = [voter(f"par-{tag}-{n}-{k}-{i}") for i in range(3)]
+                try:
+                    client.send_message(msg, f"{MEMBER_A}@{PARTY}", rcpts)
+                except smtplib.SMTPResponseException as exc:
+                    refused.append(f"{exc.smtp_code} {exc.smtp_error.decode()[:80]}")
+        return refused
+
+    with ThreadPoolExecutor(4) as pool:
+        refused = [r for batch_refused in pool.map(batch, range(4)) for r in batch_refused]
+    assert refused == []
+    wait_for(lambda: len(relay.delivered(f"Parallèle {tag}")) == 120, "the 40 messages")
+
+
+# -- the whole path, once more: the test command, a dead guard, the logs --------------
+
+
+def test_mailguard_test_command_sends_one_message_of_each_kind(relay: Relay) -> None:
+    secret = relay.site.host.root / "root" / "mail-test-password"
+    secret.write_text(relay.passwords[MEMBER_A] + "\n")
+    secret.chmod(0o600)
+    try:
+        run = relay.host(
+            VENV, "mailguard", "test", "--host", relay.address, "--login", MEMBER_A,
+            "--password-file", "/root/mail-test-password", "--cafile", f"/{CERT}", check=False,
+        )  # fmt: skip
+    finally:
+        secret.unlink()
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert len(lines) == 5 and all(line.startswith("ok ") for line in lines), run.stdout
+    for held in relay.held():
+        relay.host(VENV, "mailguard", "delete", str(held["queue_id"]))
+
+
+def test_a_stopped_guard_defers_mail_never_passes_it(relay: Relay) -> None:
+    tag = mark()
+    rcpt = [voter(f"dead-{tag}")]
+    relay.host("systemctl", "stop", "isoloir-mailguard.service")
+    try:
+        msg = campaign(f"{MEMBER_A}@{PARTY}", f"Sans garde {tag}", relay)
+        deferred = relay.submit(MEMBER_A, msg, rcpt)
+        assert 400 <= deferred.code < 500, deferred
+    finally:
+        relay.host("systemctl", "start", "isoloir-mailguard.service")
+    wait_for(
+        lambda: relay.site.host.root.joinpath(
+            "var/spool/postfix/isoloir-mailguard/milter.sock"
+        ).exists(),
+        "the guard's socket",
+    )
+    time.sleep(2)
+    assert relay.delivered(f"Sans garde {tag}") == {}
+
+
+def test_no_log_holds_a_recipient_address(relay: Relay) -> None:
+    assert len(USED) > 20
+    journal = relay.host("journalctl", "--no-pager", "-o", "json", "--all").stdout
+    assert "postfix/smtp" in journal and "mail decision" in journal
+    files = relay.host(
+        "grep", "-rlaF", "@" + VOTERS, "/var/log", "/run/log", check=False
+    ).stdout.split()
+    assert files == [], files
+    leaked = sorted(a for a in USED if a in journal)
+    assert leaked == [], f"{len(leaked)} address(es) in the journal"
+    # The relay's own lines are there, addresses replaced.
+    assert re.search(r"to=<\[redacted\]>, relay=127\.0\.0\.1", journal)
