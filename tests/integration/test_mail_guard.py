@@ -23,10 +23,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
 
 import pytest
 from tests.plugins.hosts import ELECTION_A, MEMBER_A, MEMBER_B, Site
+
+from isoloir.findings import Severity
+from isoloir.mailguard.held import held_findings
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 
@@ -417,6 +421,13 @@ def test_rule5_contact_file_outside_is_held_then_released_or_deleted(relay: Rela
     held = {str(m["queue_id"]): m for m in relay.held()}
     assert set(ids) <= set(held)
     assert held[ids[0]]["recipients"] == 1
+    # The scan job alerts on each held message (critical), counts and queue id only.
+    state = relay.site.host.root / "var/lib/isoloir"
+    alerts = {f.resource: f for f in held_findings(state, datetime.now(UTC))}
+    assert {f"mail-hold/{i}" for i in ids} <= set(alerts)
+    first = alerts[f"mail-hold/{ids[0]}"]
+    assert first.severity == Severity.CRITICAL and first.evidence["recipients_outside"] == 1
+    assert "@" not in json.dumps(first.to_dict())
     listing = relay.host(VENV, "mailguard", "held").stdout
     assert not re.search(r"@", listing), "the hold queue listing shows an address"
     time.sleep(2)
@@ -430,6 +441,9 @@ def test_rule5_contact_file_outside_is_held_then_released_or_deleted(relay: Rela
     again = relay.host(VENV, "mailguard", "delete", ids[1], check=False)
     assert again.returncode == 2 and "not in the hold queue" in again.stderr
     assert relay.delivered(f"Fichier {tag} 1") == {}
+    # Settled by release and delete: the next scan resolves both alerts.
+    left = {f.resource for f in held_findings(state, datetime.now(UTC))}
+    assert not left & {f"mail-hold/{i}" for i in ids}
 
 
 def test_concurrent_connections_are_all_checked_and_delivered(relay: Relay) -> None:

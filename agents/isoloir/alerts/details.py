@@ -80,6 +80,10 @@ LABELS: dict[str, str] = {
     "personal_data_breach_likely": N_("Personal-data breach likely"),
     # server access logs
     "outside_reads": N_("Reads from outside"),
+    # mail guard: held messages
+    "held_at": N_("Held since"),
+    "recipients_outside": N_("Recipients outside the party"),
+    "attachments_personal": N_("Attachments with personal data"),
     "outside_requesters": N_("Outside requesters"),
     "first_read": N_("First outside read"),
     "last_read": N_("Last outside read"),

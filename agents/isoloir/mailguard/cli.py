@@ -28,7 +28,7 @@ from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
-from isoloir import runtime
+from isoloir import clock, runtime
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 DEFAULT_SOCKET = "unix:/var/spool/postfix/isoloir-mailguard/milter.sock"
@@ -137,6 +137,7 @@ def cmd_release(args: argparse.Namespace) -> int:
         return fail(f"postsuper -H {args.queue_id} failed: {run.stderr.strip()[:200]}")
     # Released mail goes to the deferred queue: deliver it now, not at the next queue run.
     subprocess.run([POSTQUEUE, "-i", args.queue_id], capture_output=True, check=False)  # noqa: S603
+    _settled(args, "released")
     print(f"{args.queue_id}: released, handed to delivery")
     return EXIT_OK
 
@@ -147,8 +148,19 @@ def cmd_delete(args: argparse.Namespace) -> int:
         return fail(f"postsuper -d {args.queue_id} failed: {run.stderr.strip()[:200]}")
     if "deleted: 1 message" not in run.stderr.lower():
         return fail(f"{args.queue_id} is not in the hold queue (see isoloir mailguard held)")
+    _settled(args, "deleted")
     print(f"{args.queue_id}: deleted from the hold queue")
     return EXIT_OK
+
+
+def _settled(args: argparse.Namespace, how: str) -> None:
+    """The scan stops reporting the held message (its alert is then resolved)."""
+    from isoloir.mailguard import decisions
+
+    try:
+        decisions.settle(runtime.state_dir(args.state_dir), args.queue_id, how, now=clock.now())
+    except OSError as exc:
+        print(f"warning: {how}, but not recorded in the state dir: {exc}", file=sys.stderr)
 
 
 # -- test -----------------------------------------------------------------------------
@@ -320,10 +332,12 @@ def register(subparsers: Any) -> None:
 
     release = sub.add_parser("release", help="deliver a held message (postsuper -H)")
     release.add_argument("queue_id", type=_queue_id, metavar="QUEUEID")
+    runtime.add_runtime_arguments(release)
     release.set_defaults(func=cmd_release)
 
     delete = sub.add_parser("delete", help="destroy a held message (postsuper -d)")
     delete.add_argument("queue_id", type=_queue_id, metavar="QUEUEID")
+    runtime.add_runtime_arguments(delete)
     delete.set_defaults(func=cmd_delete)
 
 

@@ -3,12 +3,18 @@
 `<state>/mailguard/decisions.sqlite`, one row per message: time, action, rule,
 election, recipients, dropped, held. `isoloir status` shows the last 24 hours.
 Each call opens its own connection, so the relay's threads may all record.
+
+Held messages are also kept by Postfix queue id until an administrator
+releases or deletes them (`isoloir mailguard release|delete`): while one is
+open, the scan job reports it as a likely breach (`mail_held_personal_data`).
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import urllib.parse
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +28,28 @@ _SCHEMA = (
     " at TEXT NOT NULL, action TEXT NOT NULL, rule TEXT NOT NULL, election TEXT,"
     " recipients INTEGER NOT NULL, dropped INTEGER NOT NULL, held INTEGER NOT NULL)"
 )
+
+
+_HELD_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS held ("
+    " queue_id TEXT PRIMARY KEY, at TEXT NOT NULL, election TEXT,"
+    " outside INTEGER NOT NULL, tables INTEGER NOT NULL,"
+    " settled TEXT, settled_at TEXT)"
+)
+
+
+@dataclass(frozen=True)
+class Held:
+    """A message in the hold queue (counts only)."""
+
+    queue_id: str
+    at: datetime
+    election: str | None
+    outside: int  # recipients outside the party's domains
+    tables: int  # attachments with personal data
+
+
+_QUEUE_ID = re.compile(r"[0-9A-Za-z]{5,32}")
 
 
 def db_path(state_dir: Path) -> Path:
@@ -83,3 +111,68 @@ def summary(state_dir: Path, since: datetime) -> dict[str, Any]:
         db.close()
     return out
 
+
+def _open(state_dir: Path) -> sqlite3.Connection:
+    path = db_path(state_dir)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    db = sqlite3.connect(path, isolation_level=None, timeout=10)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(_HELD_SCHEMA)
+    return db
+
+
+def record_held(state_dir: Path, queue_id: str, verdict: Verdict, *, now: datetime) -> None:
+    """Remember a message the guard put on hold, by its Postfix queue id."""
+    counts = verdict.counts
+    db = _open(state_dir)
+    try:
+        db.execute(
+            "INSERT OR IGNORE INTO held (queue_id, at, election, outside, tables)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                queue_id,
+                now.astimezone(UTC).isoformat(),
+                verdict.election,
+                int(counts.get("recipients_outside", 0)),
+                int(counts.get("attachments_personal", 0)),
+            ),
+        )
+    finally:
+        db.close()
+
+
+def settle(state_dir: Path, queue_id: str, how: str, *, now: datetime) -> None:
+    """Mark a held message released or deleted.
+
+    Called by `isoloir mailguard release|delete`, which run as root: a small
+    marker file, never a write into the guard's database (a root-owned WAL
+    file would lock the guard out)."""
+    if not _QUEUE_ID.fullmatch(queue_id):
+        raise ValueError(f"{queue_id!r} is not a Postfix queue id")
+    settled = db_path(state_dir).parent / "settled"
+    settled.mkdir(parents=True, exist_ok=True, mode=0o755)
+    (settled / queue_id).write_text(f"{how} {now.astimezone(UTC).isoformat()}\n")
+
+
+def open_holds(state_dir: Path) -> list[Held]:
+    """Held messages neither released nor deleted yet (read-only; [] without a log)."""
+    path = db_path(state_dir)
+    if not path.is_file():
+        return []
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+    db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=10)
+    try:
+        rows = db.execute(
+            "SELECT queue_id, at, election, outside, tables FROM held"
+            " WHERE settled IS NULL ORDER BY at"
+        ).fetchall()
+    except sqlite3.OperationalError:  # no table yet
+        return []
+    finally:
+        db.close()
+    settled = db_path(state_dir).parent / "settled"
+    return [
+        Held(str(q), datetime.fromisoformat(at), e, int(o), int(t))
+        for q, at, e, o, t in rows
+        if not (settled / str(q)).exists()
+    ]

@@ -231,6 +231,12 @@ class Runtime:
 
         decisions.record(self.state_dir, verdict, now=self.clock())
 
+    def record_held(self, verdict: Any, queue_id: str) -> None:
+        """Keep the held message's queue id: the scan alerts until it is settled."""
+        from isoloir.mailguard import decisions
+
+        decisions.record_held(self.state_dir, queue_id, verdict, now=self.clock())
+
     def send(self, reply: EmailMessage) -> None:
         """The confirmation through Postfix's sendmail: null sender (RFC 3834).
 
@@ -256,6 +262,8 @@ def process(runtime: Runtime, collected: Collected, ctx: Actions, queue_id: str 
         runtime.send(reply)
     code, dropped = apply(verdict, collected, ctx)
     runtime.record(verdict)
+    if verdict.action == "hold" and queue_id:
+        runtime.record_held(verdict, queue_id)
     log(log_line(verdict, collected, dropped, queue_id))
     return code
 
