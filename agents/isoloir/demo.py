@@ -10,7 +10,10 @@
 5. the clock moves past the election's retention date (an override for the
    demo and the tests only): the retention agent purges, keeps the consenting
    contacts, records the opt-outs, shreds the key and signs a certificate,
-   which is verified.
+   which is verified;
+6. the mail guard: a volunteer's mass mail with every address visible is
+   refused with the Bcc message, then sent correctly; a voter who wrote to the
+   unsubscribe address just before is dropped from it.
 
 Each step returns what it observed, so the end-to-end test asserts on exactly
 what the demo shows.
@@ -20,12 +23,20 @@ from __future__ import annotations
 
 import argparse
 import csv
+import email
+import email.policy
 import io
 import json
+import mailbox
 import os
+import secrets
+import smtplib
+import ssl
 import subprocess
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +47,8 @@ from isoloir.policy.model import Election
 
 REPO = Path(__file__).resolve().parents[2]
 VOLUNTEER = "dmodele"
+MAIL_CERT = "etc/postfix/isoloir-tls/cert.pem"  # the relay's certificate, in the host
+MAIL_VOTERS = "electeurs-demo.example"
 CONTACTS = 60
 LEAKED_NAME = "export-contacts.csv"
 PUBLIC_KEY = "prospects/contacts-2027.csv"
@@ -52,6 +65,10 @@ def _public_access_block(read: Any) -> dict[str, bool]:
         if exc.response.get("Error", {}).get("Code") == "NoSuchPublicAccessBlockConfiguration":
             return {}
         raise
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode(errors="replace") if isinstance(reply, bytes) else reply
 
 
 def _flags(block: dict[str, bool]) -> str:
@@ -295,6 +312,95 @@ class Demo:
                 "keeps the real one, so the key's deletion date is counted from today)"
             )
 
+    def mail(self) -> None:
+        """A volunteer's mass mail through the relay: refused with every address
+        visible, then sent in Bcc with the notice; a voter who wrote to the
+        unsubscribe address beforehand is dropped from it."""
+        assert self.deployment is not None and self.deployment.policies is not None
+        host = self.local.host()
+        org = self.deployment.policies.baseline.organisation
+        e = self.election
+        sender = self.deployment.policies.baseline.person(VOLUNTEER).email
+        password = "Demo-" + secrets.token_urlsafe(12) + "7a"
+        hashed = subprocess.run(
+            ["openssl", "passwd", "-6", "-stdin"],
+            input=password,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        host.chroot("usermod", "-p", hashed, VOLUNTEER)
+        context = ssl.create_default_context(cafile=str(host.root / MAIL_CERT))
+        context.check_hostname = False  # the relay's own certificate, pinned as the only CA
+        voters = [f"electeur{n}@{MAIL_VOTERS}" for n in range(1, 8)]
+        tag = secrets.token_hex(4)
+        # 1. a voter writes to the unsubscribe address (port 25, no account needed)
+        note = EmailMessage()
+        note["From"], note["To"], note["Subject"] = voters[0], org.unsubscribe, "STOP"
+        note.set_content("Merci de ne plus m'écrire.\n")
+        with smtplib.SMTP(host.address, 25, timeout=60) as client:
+            client.send_message(note, voters[0], [org.unsubscribe])
+        self.out("    a voter wrote to the unsubscribe address: added to the suppression list")
+
+        def submit(msg: EmailMessage, rcpts: list[str]) -> tuple[int, str]:
+            with smtplib.SMTP(host.address, 587, timeout=60) as client:
+                client.starttls(context=context)
+                client.login(VOLUNTEER, password)
+                try:
+                    client.send_message(msg, sender, rcpts)
+                except smtplib.SMTPDataError as exc:
+                    return exc.smtp_code, _text(exc.smtp_error)
+                except smtplib.SMTPRecipientsRefused as exc:
+                    code, text = next(iter(exc.recipients.values()))
+                    return code, _text(text)
+            return 250, "queued"
+
+        # 2. every address visible in To: refused, with the reason and the fix
+        visible = EmailMessage()
+        visible["From"], visible["To"] = sender, ", ".join(voters)
+        visible["Subject"] = f"Réunion publique {tag}"
+        visible.set_content("Bonjour,\nRéunion publique jeudi à 19 h.\n")
+        code, text = submit(visible, voters)
+        self.facts["mail_refused"] = (code, text)
+        self.out(f"    mass mail with {len(voters)} visible addresses: {code} {text}")
+        # 3. the same in Bcc, with the notice: sent; the unsubscribed voter dropped
+        bcc = EmailMessage()
+        bcc["From"], bcc["To"] = sender, sender
+        bcc["Subject"] = f"Réunion publique {tag} (Cci)"
+        bcc["List-Unsubscribe"] = f"<mailto:{org.unsubscribe}>"
+        bcc.set_content(
+            "Bonjour,\nRéunion publique jeudi à 19 h.\n\n--\n"
+            f"Message de {org.party} pour l'élection {e.label} ({e.id}). Votre adresse vient "
+            f"de la liste électorale. Désinscription : {org.unsubscribe}\n"
+        )
+        self.facts["mail_sent"] = submit(bcc, voters)
+        maildir = Path(self.local.state()["smtp"]["maildir"])
+        delivered = self._delivered(maildir, f"Réunion publique {tag} (Cci)", len(voters) - 1)
+        self.facts["mail_delivered"] = len(delivered)
+        self.facts["mail_unsubscribed_reached"] = voters[0] in delivered
+        self.out(
+            f"    the same in Bcc with the notice: {self.facts['mail_sent'][0]}, delivered to "
+            f"{len(delivered)} of {len(voters)} voters (the one who unsubscribed: "
+            f"{'REACHED' if voters[0] in delivered else 'dropped'})"
+        )
+
+    @staticmethod
+    def _delivered(maildir: Path, subject: str, expected: int) -> set[str]:
+        """Who the sink received the message for (waits a little for the relay)."""
+        deadline = time.monotonic() + 60
+        found: set[str] = set()
+        while time.monotonic() < deadline:
+            found = set()
+            for _, raw in mailbox.Maildir(str(maildir), create=False).items():
+                msg = email.message_from_bytes(raw.as_bytes(), policy=email.policy.default)
+                if str(msg.get("Subject", "")) == subject:
+                    found.add(str(msg.get("Delivered-To", "")).strip())
+            if len(found) >= expected:
+                break
+            time.sleep(0.5)
+        time.sleep(1)  # anything the guard should have dropped would have arrived by now
+        return found
+
     def run(self, keep: bool = False) -> int:
         steps = (
             ("deploy the example policies on the local target", self.deploy),
@@ -303,6 +409,7 @@ class Demo:
             ("one scan cycle of the agents", self.scan_cycle),
             ("the administrators' alerts (from the maildir)", self.alerts),
             ("after the election: retention", self.retention),
+            ("the campaign mail guard", self.mail),
         )
         try:
             for i, (title, func) in enumerate(steps, start=1):

@@ -153,3 +153,13 @@ def test_retention_purges_keeps_consenting_contacts_and_signs(demo: Demo) -> Non
     )
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert_no_english(shown.stdout)
+
+
+def test_mail_guard_refuses_visible_recipients_then_drops_the_unsubscribed(demo: Demo) -> None:
+    assert "certificates" in demo.facts
+    demo.mail()
+    code, text = demo.facts["mail_refused"]
+    assert code == 550 and "Cci" in text and "Bcc" in text, text
+    assert demo.facts["mail_sent"][0] == 250, demo.facts["mail_sent"]
+    assert demo.facts["mail_delivered"] == 6  # seven voters, one unsubscribed
+    assert demo.facts["mail_unsubscribed_reached"] is False
