@@ -33,7 +33,7 @@ output "hosts" {
 }
 
 output "file_share_hosts" {
-  description = "The file-share hosts as the Ansible inventory reads them (isoloir.inventory): name => address (private: reached from the admin networks), SSH user, region, elections, data volume id."
+  description = "The file-share hosts as the Ansible inventory reads them (isoloir.controller.inventory): name => address (private: reached from the admin networks), SSH user, region, elections, data volume id."
   value = {
     for region, h in local.hosts : "isoloir-shares-${region}" => {
       address   = h.private_ip

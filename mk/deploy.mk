@@ -9,13 +9,13 @@ VAULT_PASSWORD_FILE ?=
 .PHONY: deploy demo up down
 
 up: setup system-deps hosts-deps
-	$(PY) -m isoloir.localtarget --run-dir $(RUN_DIR)/local/local up
+	$(PY) -m isoloir.controller.localtarget --run-dir $(RUN_DIR)/local/local up
 
 # Stops the local target of `make deploy` and a demo kept with KEEP=1.
 down:
 	@if [ -x $(PY) ]; then \
 	  for d in $(RUN_DIR)/local/local $(RUN_DIR)/demo/local; do \
-	    [ -f $$d/state.json ] && $(PY) -m isoloir.localtarget --run-dir $$d down; done; true; \
+	    [ -f $$d/state.json ] && $(PY) -m isoloir.controller.localtarget --run-dir $$d down; done; true; \
 	 else echo "nothing to stop (no .venv)"; fi
 
 deploy: setup system-deps hosts-deps

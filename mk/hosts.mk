@@ -25,16 +25,16 @@ hosts-deps:
 	fi
 
 sandbox-build: setup system-deps hosts-deps
-	$(PY) -m isoloir.sandbox build
+	$(PY) -m isoloir.controller.sandbox build
 
 sandbox-up: sandbox-build
-	$(PY) -m isoloir.sandbox up $(SANDBOX_HOSTS) --init $(SANDBOX_INIT) --inventory $(SANDBOX_INVENTORY)
+	$(PY) -m isoloir.controller.sandbox up $(SANDBOX_HOSTS) --init $(SANDBOX_INIT) --inventory $(SANDBOX_INVENTORY)
 
 sandbox-down:
-	@if [ -x $(PY) ]; then $(PY) -m isoloir.sandbox down; else echo "nothing to stop (no .venv)"; fi
+	@if [ -x $(PY) ]; then $(PY) -m isoloir.controller.sandbox down; else echo "nothing to stop (no .venv)"; fi
 
 wheelhouse: setup
-	$(PY) -m isoloir.inventory wheelhouse --out $(WHEELHOUSE)
+	$(PY) -m isoloir.controller.inventory wheelhouse --out $(WHEELHOUSE)
 
 lint-hosts: setup
 	cd playbooks && PATH="$(CURDIR)/$(BIN):$$PATH" ansible-lint --profile production --strict

@@ -7,13 +7,13 @@
 CHECKOV_VERSION := 3.3.30
 CHECKOV_VENV := .venv-checkov
 # The provider mirror is found at run time (never hard-coded); empty when none.
-TF_MIRROR ?= $(shell $(PYTHON) -c 'import sys; sys.path.insert(0, "agents"); from isoloir.infra.runner import find_provider_mirror as f; m = f(); print(m or "")' 2>/dev/null)
+TF_MIRROR ?= $(shell $(PYTHON) -c 'import sys; sys.path.insert(0, "agents"); from isoloir.controller.infra.runner import find_provider_mirror as f; m = f(); print(m or "")' 2>/dev/null)
 TF_RUN_ENV = TF_DATA_DIR=$(CURDIR)/.run/infra/lint/tf-data TF_PLUGIN_CACHE_DIR=$(CURDIR)/.run/tf-plugin-cache CHECKPOINT_DISABLE=1 $(if $(TF_MIRROR),TF_CLI_CONFIG_FILE=$(CURDIR)/.run/terraformrc)
 
 infra-cli-config:
 	@mkdir -p .run/tf-plugin-cache .run/infra/lint
 	@if [ -n "$(TF_MIRROR)" ]; then \
-	  $(PY) -c 'import sys; from pathlib import Path; from isoloir.infra.runner import write_cli_config; write_cli_config(Path(".run"), Path(sys.argv[1]))' "$(TF_MIRROR)"; \
+	  $(PY) -c 'import sys; from pathlib import Path; from isoloir.controller.infra.runner import write_cli_config; write_cli_config(Path(".run"), Path(sys.argv[1]))' "$(TF_MIRROR)"; \
 	  echo "terraform: provider mirror $(TF_MIRROR)"; \
 	else echo "terraform: no local provider mirror, terraform init downloads"; fi
 

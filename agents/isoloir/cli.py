@@ -3,6 +3,8 @@
 Each part of the kit registers its own sub-command in a module listed in
 COMMAND_MODULES; a module exposes `register(subparsers)` and sets
 `func(args) -> int` on its parsers. Adding a command is adding one line here.
+The controller's commands (deploy, demo, infra, preflight) are absent on a
+file-share host, whose wheel has no `isoloir.controller`: they are skipped.
 """
 
 from __future__ import annotations
@@ -14,16 +16,17 @@ from collections.abc import Sequence
 
 from isoloir import __version__
 
+CONTROLLER = "isoloir.controller"
 COMMAND_MODULES = [
     "isoloir.policy.cli",
-    "isoloir.infra.cli",
+    "isoloir.controller.infra.cli",
     "isoloir.retention.cli",
     "isoloir.daemon",
     "isoloir.alerts.cli",
     "isoloir.exposure.cli",
-    "isoloir.preflight",
-    "isoloir.deploy",
-    "isoloir.demo",
+    "isoloir.controller.preflight",
+    "isoloir.controller.deploy",
+    "isoloir.controller.demo",
     "isoloir.mailguard.cli",
 ]
 
@@ -40,7 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"isoloir {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            # A file-share host has no controller (its wheel is built without it).
+            if name.startswith(CONTROLLER) and (exc.name or "").startswith(CONTROLLER):
+                continue
+            raise
+        module.register(subparsers)
     return parser
 
 

@@ -21,8 +21,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "agents"))
 
-from isoloir.emulator import Emulator  # noqa: E402
-from isoloir.infra.targets import local_target  # noqa: E402
+from isoloir.controller.emulator import Emulator  # noqa: E402
+from isoloir.controller.infra.targets import local_target  # noqa: E402
 from isoloir.policy.loader import load_policies  # noqa: E402
 from isoloir.policy.render import terraform_vars  # noqa: E402
 

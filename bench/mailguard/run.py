@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO / "agents"))
 from aiosmtpd.controller import Controller  # noqa: E402
 
 from isoloir import sandbox  # noqa: E402
-from isoloir.inventory import build_wheelhouse  # noqa: E402
+from isoloir.controller.inventory import build_wheelhouse  # noqa: E402
 
 LOGIN = "dmodele"  # a member of the example election
 PARTY = "mouvement-exemple.example"

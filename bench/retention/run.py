@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "agents"))
 
 from isoloir import aws  # noqa: E402
-from isoloir.emulator import Emulator  # noqa: E402
+from isoloir.controller.emulator import Emulator  # noqa: E402
 from isoloir.policy import load_policies  # noqa: E402
 from isoloir.retention.purge import Purger  # noqa: E402
 

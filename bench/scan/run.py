@@ -135,7 +135,7 @@ def bench_rss(root: Path, tmp: Path) -> dict[str, float | int]:
 
 def bench_s3(objects: int, tmp: Path) -> dict[str, object]:
     from isoloir import aws
-    from isoloir.emulator import Emulator
+    from isoloir.controller.emulator import Emulator
     from isoloir.exposure import inventory_s3
     from isoloir.policy import load_policies
 

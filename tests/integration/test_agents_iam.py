@@ -34,9 +34,9 @@ from tests.plugins.emulator import credentials, iam_enforced
 from tests.unit.test_agent_permissions import declared
 
 from isoloir import aws
-from isoloir.emulator import Emulator
+from isoloir.controller.emulator import Emulator
+from isoloir.controller.infra.targets import local_target
 from isoloir.exposure.scan import ScanOptions, ScanReport, run
-from isoloir.infra.targets import local_target
 from isoloir.policy.loader import load_policies
 from isoloir.policy.render import terraform_vars
 from isoloir.retention import keys

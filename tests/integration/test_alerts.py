@@ -30,11 +30,11 @@ from typing import Any
 import pytest
 
 from isoloir.alerts.service import AlertService
-from isoloir.alerts.sink import MaildirHandler, make_controller
 from isoloir.alerts.spool import Spool, spool_path
 from isoloir.alerts.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from isoloir.cli import main
-from isoloir.emulator import write_tls_material
+from isoloir.controller.emulator import write_tls_material
+from isoloir.controller.sink import MaildirHandler, make_controller
 from isoloir.findings import Finding, Severity
 from isoloir.policy import load_policies
 from isoloir.policy.model import EmailChannel, Policies, Route, Webhook
@@ -531,7 +531,7 @@ def start_sink(pki: tuple[Path, Path, Path], tmp_path: Path) -> tuple[subprocess
         [
             sys.executable,
             "-m",
-            "isoloir.alerts.sink",
+            "isoloir.controller.sink",
             "--maildir",
             str(tmp_path / "maildir"),
             "--host",

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from tests.unit.test_i18n import assert_no_english
 
-from isoloir.demo import LEAKED_NAME, Demo
-from isoloir.emulator import Emulator
+from isoloir.controller.demo import LEAKED_NAME, Demo
+from isoloir.controller.emulator import Emulator
 
 pytestmark = pytest.mark.integration
 

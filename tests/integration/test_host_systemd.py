@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from tests.plugins.hosts import ELECTION_B, Site
 
-from isoloir import sandbox
-from isoloir.alerts.sink import MaildirHandler, make_controller
-from isoloir.localtarget import free_port
-from isoloir.sandbox import SandboxHost
+from isoloir.controller import sandbox
+from isoloir.controller.localtarget import free_port
+from isoloir.controller.sandbox import SandboxHost
+from isoloir.controller.sink import MaildirHandler, make_controller
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 

@@ -34,7 +34,7 @@ from tests.plugins.hosts import (
     recap,
 )
 
-from isoloir.sandbox import SandboxHost
+from isoloir.controller.sandbox import SandboxHost
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 

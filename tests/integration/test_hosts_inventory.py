@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from isoloir import sandbox
-from isoloir.inventory import GROUP, InventoryError, from_terraform
+from isoloir.controller import sandbox
+from isoloir.controller.inventory import GROUP, InventoryError, from_terraform
 
 DEB822 = """Types: deb
 # a comment

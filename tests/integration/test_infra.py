@@ -21,10 +21,10 @@ import pytest
 from tests.plugins.lifecycle import Executor
 
 from isoloir import aws
-from isoloir.emulator import Emulator
-from isoloir.infra.evaluate import Decision, Request, evaluate, identity_policies_of_user
-from isoloir.infra.runner import Terraform
-from isoloir.infra.targets import local_target
+from isoloir.controller.emulator import Emulator
+from isoloir.controller.infra.evaluate import Decision, Request, evaluate, identity_policies_of_user
+from isoloir.controller.infra.runner import Terraform
+from isoloir.controller.infra.targets import local_target
 from isoloir.policy.loader import load_policies
 from isoloir.policy.render import terraform_vars
 
@@ -315,7 +315,7 @@ def _request(user_arn: str, bucket: str, *, mfa: bool = True, tls: bool = True) 
 
 
 def test_member_of_one_election_cannot_read_another_elections_bucket(deployed: Deployed) -> None:
-    """Evaluated with isoloir.infra.evaluate over the policies read back from the API."""
+    """Evaluated with isoloir.controller.infra.evaluate over the policies read back from the API."""
     iam = aws.client("iam")
     a_bucket = _elections(deployed)["exempleville-2027"]["bucket_name"]
     b_bucket = _elections(deployed)[SECOND]["bucket_name"]

@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 
 from isoloir import aws
-from isoloir.emulator import Emulator
+from isoloir.controller.emulator import Emulator
 
 pytestmark = pytest.mark.integration
 

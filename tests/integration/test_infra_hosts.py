@@ -20,10 +20,11 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from isoloir import aws, inventory
-from isoloir.emulator import Emulator
-from isoloir.infra.runner import TerraformError
-from isoloir.infra.targets import local_target
+from isoloir import aws
+from isoloir.controller import inventory
+from isoloir.controller.emulator import Emulator
+from isoloir.controller.infra.runner import TerraformError
+from isoloir.controller.infra.targets import local_target
 from isoloir.policy.loader import load_policies
 from isoloir.policy.render import terraform_vars
 

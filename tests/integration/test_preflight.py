@@ -17,9 +17,10 @@ import boto3
 import pytest
 from botocore.exceptions import NoCredentialsError
 
-from isoloir import aws, deploy, preflight
+from isoloir import aws
 from isoloir.cli import main
-from isoloir.emulator import Emulator
+from isoloir.controller import deploy, preflight
+from isoloir.controller.emulator import Emulator
 from isoloir.policy import load_policies
 
 pytestmark = pytest.mark.integration

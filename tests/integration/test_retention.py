@@ -29,7 +29,7 @@ import pytest
 from botocore.config import Config
 
 from isoloir import aws
-from isoloir.emulator import Emulator
+from isoloir.controller.emulator import Emulator
 from isoloir.jobs import JobContext
 from isoloir.policy import load_policies
 from isoloir.retention import keys, tabular

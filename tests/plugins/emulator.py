@@ -20,7 +20,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from isoloir.emulator import Emulator
+from isoloir.controller.emulator import Emulator
 
 CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 

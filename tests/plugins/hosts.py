@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from isoloir.alerts.sink import MaildirHandler, make_controller
-from isoloir.inventory import build_wheelhouse
-from isoloir.sandbox import SandboxHost, inventory
+from isoloir.controller.inventory import build_wheelhouse
+from isoloir.controller.sandbox import SandboxHost, inventory
+from isoloir.controller.sink import MaildirHandler, make_controller
 
 REPO = Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from isoloir import sandbox
-from isoloir.sandbox import SandboxHost
+from isoloir.controller import sandbox
+from isoloir.controller.sandbox import SandboxHost
 
 # The converged host (`site`) of the host tests, shared by their modules.
 pytest_plugins = ["tests.plugins.hosts"]

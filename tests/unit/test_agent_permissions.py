@@ -159,7 +159,7 @@ def test_operation_to_iam_action(name: str, actions: set[str]) -> None:
 
 def test_the_emulator_checks_s3_requests_by_their_iam_action() -> None:
     """Under enforcement the emulator asks for the same actions as this table."""
-    from isoloir.emulator_server import s3_checks
+    from isoloir.controller.emulator_server import s3_checks
 
     body = (
         b'<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Object><Key>a/b.csv</Key>'

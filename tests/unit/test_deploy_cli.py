@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from isoloir import deploy
+from isoloir.controller import deploy
 
 
 def test_aws_without_a_key_file_is_refused_before_anything(

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from isoloir import fakedata
+from isoloir.controller import fakedata
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT_ID = 65534  # uid and gid the scan runs as when the tests run as root

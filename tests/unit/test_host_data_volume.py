@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from isoloir import inventory
+from isoloir.controller import inventory
 from isoloir.exposure import inventory_shares, registry
 from isoloir.exposure.model import Inventory, SharesInventory
 from isoloir.policy import load_policies

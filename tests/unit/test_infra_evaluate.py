@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from isoloir.infra.evaluate import Decision, Request, UnsupportedPolicy, evaluate
-from isoloir.infra.runner import PlanSummary, find_provider_mirror, summarise_plan
+from isoloir.controller.infra.evaluate import Decision, Request, UnsupportedPolicy, evaluate
+from isoloir.controller.infra.runner import PlanSummary, find_provider_mirror, summarise_plan
 
 USER_A = "arn:aws:iam::123456789012:user/isoloir/alice"
 USER_B = "arn:aws:iam::123456789012:user/isoloir/bob"

@@ -11,8 +11,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from isoloir.infra.runner import Terraform, TerraformError
-from isoloir.infra.targets import aws_target
+from isoloir.controller.infra.runner import Terraform, TerraformError
+from isoloir.controller.infra.targets import aws_target
 
 REGION = "eu-west-3"
 

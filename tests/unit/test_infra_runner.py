@@ -11,8 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from isoloir.infra.runner import LOCKFILE_ENV, Terraform, TerraformError, declared_backend
-from isoloir.infra.targets import aws_target, local_target
+from isoloir.controller.infra.runner import (
+    LOCKFILE_ENV,
+    Terraform,
+    TerraformError,
+    declared_backend,
+)
+from isoloir.controller.infra.targets import aws_target, local_target
 
 REPO = Path(__file__).resolve().parents[2]
 S3_BACKEND = 'terraform {\n  backend "s3" {}\n}\n'

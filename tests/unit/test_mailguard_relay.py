@@ -224,7 +224,7 @@ def test_the_confirmation_goes_to_sendmail_with_no_address_on_its_command_line(
 def test_the_local_target_relays_to_its_sink_never_to_an_mx(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from isoloir import deploy, inventory
+    from isoloir.controller import deploy, inventory
 
     monkeypatch.setattr(inventory, "build_wheelhouse", lambda out: out)
     d = deploy.Deployment(

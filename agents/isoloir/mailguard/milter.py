@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -364,14 +363,3 @@ def load_runtime(config: Path, state_dir: Path, secrets_dir: Path) -> Runtime:
     policies = load_rendered(config)
     key = keys.hmac_key(secrets_dir)
     return Runtime(policies, state_dir, key)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m isoloir.mailguard.milter SOCKET`: the same as `isoloir mailguard serve`."""
-    from isoloir.mailguard.cli import main as cli_main
-
-    return cli_main(["serve", *(argv if argv is not None else sys.argv[1:])])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

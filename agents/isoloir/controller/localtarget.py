@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from isoloir import sandbox
-from isoloir.emulator import Emulator
+from isoloir.controller import sandbox
+from isoloir.controller.emulator import Emulator
 
 DEFAULT_RUN_DIR = Path(".run/local")
 SANDBOX_NAME = "isoloir-local"
 START_TIMEOUT_S = 90.0
+
+MODULE = "isoloir.controller.localtarget"  # how the emulator's child runs
 
 
 class LocalTargetError(RuntimeError):
@@ -97,7 +99,7 @@ class LocalTarget:
         info_path.unlink(missing_ok=True)
         log = open(workdir / "server.log", "ab")  # noqa: SIM115 - handed to the child
         proc = subprocess.Popen(  # noqa: S603 - fixed argv
-            [sys.executable, "-m", "isoloir.localtarget", "serve-emulator", str(workdir)],
+            [sys.executable, "-m", MODULE, "serve-emulator", str(workdir)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -129,7 +131,7 @@ class LocalTarget:
             [
                 sys.executable,
                 "-m",
-                "isoloir.alerts.sink",
+                "isoloir.controller.sink",
                 "--maildir",
                 str(maildir),
                 "--host",
@@ -262,7 +264,7 @@ def serve_emulator(workdir: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m isoloir.localtarget")
+    parser = argparse.ArgumentParser(prog="python -m isoloir.controller.localtarget")
     parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("up", help="start the emulator, the SMTP sink and the sandbox host")

@@ -197,7 +197,7 @@ class Emulator:
         cmd = [
             sys.executable,
             "-m",
-            "isoloir.emulator_server",
+            "isoloir.controller.emulator_server",
             "--host",
             HOST,
             "--port",
@@ -478,7 +478,7 @@ def running(auth: bool = False) -> Iterator[Emulator]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m isoloir.emulator`: run one in the foreground and print its settings."""
+    """`python -m isoloir.controller.emulator`: run one in the foreground and print its settings."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Run the AWS emulator (moto) over TLS")

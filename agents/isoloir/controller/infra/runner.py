@@ -118,8 +118,8 @@ def _holds_resources(state: Path) -> bool:
 
 
 def repo_root() -> Path:
-    """The checkout this package lives in (agents/isoloir/infra -> repo)."""
-    return Path(__file__).resolve().parents[3]
+    """The checkout this package lives in (agents/isoloir/controller/infra -> repo)."""
+    return Path(__file__).resolve().parents[4]
 
 
 def default_infra_dir() -> Path:

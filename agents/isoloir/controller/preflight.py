@@ -27,7 +27,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from isoloir import aws
-from isoloir.infra.runner import (
+from isoloir.controller.infra.runner import (
     BACKEND_CONFIG_ENV,
     BACKEND_CONFIG_FILE,
     declared_backend,

@@ -3,7 +3,7 @@
 - `from_terraform(outputs)`: the Ansible inventory of the aws target, from
   `terraform output -json` (the output ``file_share_hosts``, a map of host name
   to ``{"address": ..., "ssh_user": ..., "data_volume_id": ...}``).
-- `isoloir.sandbox.inventory(hosts)`: the inventory of the local target.
+- `isoloir.controller.sandbox.inventory(hosts)`: the inventory of the local target.
 - `build_wheelhouse(out)`: the isoloir wheel and the wheels of its pinned
   dependencies, so hosts install the agents without any package index. The
   dependency wheels are cached outside the repository, keyed by the lock file.
@@ -19,13 +19,13 @@ import shutil
 import subprocess
 import sys
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from isoloir.sandbox import CACHE_DIR, DEPLOY_USER
+from isoloir.controller.sandbox import CACHE_DIR, DEPLOY_USER
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 GROUP = "isoloir_hosts"
 TERRAFORM_OUTPUT = "file_share_hosts"
 
@@ -107,6 +107,7 @@ def build_wheelhouse(out: Path, repo: Path = REPO, cache_dir: Path = CACHE_DIR) 
             shutil.copy2(wheel, target)
     build = out.parent / (out.name + ".build")
     shutil.rmtree(build, ignore_errors=True)
+    source = stage_host_source(repo, out.parent / (out.name + ".source"))
     subprocess.run(
         [
             sys.executable,
@@ -118,7 +119,7 @@ def build_wheelhouse(out: Path, repo: Path = REPO, cache_dir: Path = CACHE_DIR) 
             "--no-deps",
             "--wheel-dir",
             str(build),
-            str(repo),
+            str(source),
         ],
         check=True,
         # Same sources, same wheel bytes: the hosts' copy changes only with the code.
@@ -127,11 +128,43 @@ def build_wheelhouse(out: Path, repo: Path = REPO, cache_dir: Path = CACHE_DIR) 
     for wheel in build.glob("isoloir-*.whl"):
         shutil.move(str(wheel), out / wheel.name)
     shutil.rmtree(build, ignore_errors=True)
+    shutil.rmtree(source, ignore_errors=True)
     return out
 
 
+# What a host never receives: this package (the controller's code).
+CONTROLLER_PACKAGE = "controller"
+
+
+def stage_host_source(repo: Path, dest: Path) -> Path:
+    """A copy of the project without `isoloir.controller`: the source of the
+    hosts' wheel, so a file-share host gets the agents and nothing that deploys,
+    emulates or boots sandboxes (docs/hosts.md, "What a host receives")."""
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    shutil.copy2(repo / "pyproject.toml", dest / "pyproject.toml")
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc", CONTROLLER_PACKAGE)
+    package = repo / "agents" / "isoloir"
+    shutil.copytree(package, dest / "agents" / "isoloir", ignore=_top_level_only(package, skip))
+    return dest
+
+
+def _top_level_only(
+    package: Path, skip: Callable[[str, list[str]], set[str]]
+) -> Callable[[str, list[str]], set[str]]:
+    """Ignore `controller` only directly under the package; caches everywhere."""
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        ignored = set(skip(directory, names))
+        if Path(directory) != package:
+            ignored.discard(CONTROLLER_PACKAGE)
+        return ignored
+
+    return ignore
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m isoloir.inventory")
+    parser = argparse.ArgumentParser(prog="python -m isoloir.controller.inventory")
     sub = parser.add_subparsers(dest="action", required=True)
     wheels = sub.add_parser("wheelhouse", help="build the wheelhouse for the agents role")
     wheels.add_argument("--out", type=Path, required=True)

@@ -40,12 +40,13 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from isoloir import aws, fakedata
-from isoloir.deploy import AGENT_USER_ARGV, AGENT_VENV, Deployment
-from isoloir.localtarget import LocalTarget
+from isoloir import aws
+from isoloir.controller import fakedata
+from isoloir.controller.deploy import AGENT_USER_ARGV, AGENT_VENV, Deployment
+from isoloir.controller.localtarget import LocalTarget
 from isoloir.policy.model import Election
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 VOLUNTEER = "dmodele"
 MAIL_CERT = "etc/postfix/isoloir-tls/cert.pem"  # the relay's certificate, in the host
 MAIL_VOTERS = "electeurs-demo.example"

@@ -107,7 +107,7 @@ APT_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/so
 # keeps Ansible runs idempotent.
 _SERVICE_SCRIPT_TEXT = r"""#!/bin/sh
 # isoloir-sandbox-service: start/stop/restart/reload/status of sshd and smbd in a
-# sandbox host, which has no init. Installed by isoloir.sandbox, never on real hosts.
+# sandbox host, which has no init. Installed by isoloir.controller.sandbox, never on real hosts.
 set -eu
 name="${1:?usage: isoloir-sandbox-service sshd|smbd start|stop|restart|reload|status}"
 action="${2:?missing action}"
@@ -152,7 +152,7 @@ esac
 
 # sshd configuration of a fresh sandbox host, before the hardening role
 # replaces it: the deploy account only, with its key only.
-_BOOTSTRAP_SSHD = """# Written by isoloir.sandbox; the hardening role replaces it.
+_BOOTSTRAP_SSHD = """# Written by isoloir.controller.sandbox; the hardening role replaces it.
 ListenAddress {address}:{port}
 HostKey /etc/ssh/ssh_host_ed25519_key
 PermitRootLogin no
@@ -168,7 +168,7 @@ Subsystem sftp internal-sftp
 
 # Samba configuration of a fresh host, before the election_shares role replaces
 # it: the host's loopback address only (smbd starts at boot, as on Debian).
-_BOOTSTRAP_SMB = """# Written by isoloir.sandbox; the election_shares role replaces it.
+_BOOTSTRAP_SMB = """# Written by isoloir.controller.sandbox; the election_shares role replaces it.
 [global]
 \tserver role = standalone server
 \tmap to guest = Never
@@ -932,7 +932,7 @@ def _service_manager(hosts: Sequence[SandboxHost]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m isoloir.sandbox",
+        prog="python -m isoloir.controller.sandbox",
         description="Sandbox Debian hosts (systemd in its own namespaces, sshd on 127.0.0.x).",
     )
     parser.add_argument("--work-dir", type=Path, default=WORK_DIR)

@@ -1,4 +1,4 @@
-"""moto's server, with one correction for bucket policies; run by `isoloir.emulator`.
+"""moto's server, with one correction for bucket policies; run by `isoloir.controller.emulator`.
 
 moto evaluates a bucket policy with no request context: no caller, no TLS
 flag, no headers. Any statement with a `Condition` then comes out as DENIED,
@@ -12,7 +12,7 @@ Here a conditional statement is left out of moto's evaluation (it cannot be
 evaluated without the context), and unconditional statements keep their effect,
 so a `Principal: "*"` Allow still makes an object public. The policy stored and
 returned by the API is untouched: the agents read and check the real one, and
-its effect is proven with `isoloir.infra.evaluate` (docs/infra.md). The emulator
+its effect is proven with `isoloir.controller.infra.evaluate` (docs/infra.md). The emulator
 serves TLS only, so the TLS-only statement has nothing to refuse.
 
 A second correction concerns retries. AWS SDKs retry a call whose answer they

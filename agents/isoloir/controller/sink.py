@@ -1,6 +1,6 @@
 """A local SMTP server that keeps what it receives in a maildir (local target, tests).
 
-    python -m isoloir.alerts.sink --maildir DIR --host 127.0.0.1 --port N \
+    python -m isoloir.controller.sink --maildir DIR --host 127.0.0.1 --port N \
         [--tls-cert CERT --tls-key KEY [--implicit-tls]] [--auth-file FILE] [--pidfile FILE]
 
 It listens on a loopback address only. With a certificate it offers STARTTLS
@@ -156,7 +156,7 @@ def start_webhook_sink(host: str, port: int, directory: Path) -> http.server.HTT
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m isoloir.alerts.sink", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m isoloir.controller.sink", description=__doc__)
     parser.add_argument("--maildir", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)

@@ -32,7 +32,7 @@ from isoloir.policy import PolicyError, load_policies
 from isoloir.policy import render as policy_render
 from isoloir.policy.model import Policies
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PLAYBOOK = REPO / "playbooks" / "site.yml"
 AGENT_VENV = "/opt/isoloir/venv"
 HOST_CA_PATH = "/etc/isoloir/emulator-ca.pem"
@@ -97,7 +97,7 @@ class Deployment:
                 f"{len(exc.problems)} problem(s) in {self.policies_dir}", "nothing was changed"
             ) from None
         if self.target == "aws":
-            from isoloir.preflight import missing_host_settings
+            from isoloir.controller.preflight import missing_host_settings
 
             missing = missing_host_settings(self.policies)
             for line in missing:
@@ -119,7 +119,7 @@ class Deployment:
         if not self.run_preflight:
             self.out("    skipped (--no-preflight)")
             return
-        from isoloir import preflight
+        from isoloir.controller import preflight
 
         assert self.policies is not None
         try:
@@ -141,7 +141,7 @@ class Deployment:
                 f"(profile {os.environ.get('AWS_PROFILE', 'default')})"
             )
             return
-        from isoloir.localtarget import LocalTarget
+        from isoloir.controller.localtarget import LocalTarget
 
         local = LocalTarget(self.run_dir / "local")
         state = local.up(log=lambda msg: self.out(f"    {msg}"), emulator=self.emulator)
@@ -157,8 +157,8 @@ class Deployment:
         )
 
     def step_terraform(self) -> None:
-        from isoloir.emulator import Emulator
-        from isoloir.infra import targets
+        from isoloir.controller.emulator import Emulator
+        from isoloir.controller.infra import targets
 
         assert self.rendered is not None
         tfvars = targets.load_tfvars(self.rendered)
@@ -232,8 +232,8 @@ class Deployment:
             ) from exc
 
     def step_inventory(self) -> None:
-        from isoloir import inventory, sandbox
-        from isoloir.localtarget import LocalTarget
+        from isoloir.controller import inventory, sandbox
+        from isoloir.controller.localtarget import LocalTarget
 
         if self.target == "local":
             data = sandbox.inventory([LocalTarget(self.run_dir / "local").host()])
@@ -251,7 +251,7 @@ class Deployment:
             )
 
     def _extra_vars(self) -> Path:
-        from isoloir import inventory
+        from isoloir.controller import inventory
 
         assert self.rendered is not None
         wheelhouse = inventory.build_wheelhouse(self.run_dir / "wheelhouse")
@@ -400,7 +400,7 @@ class Deployment:
             self.out("    skipped (--no-agents)")
             return
         if self.target == "local":
-            from isoloir.localtarget import LocalTarget
+            from isoloir.controller.localtarget import LocalTarget
 
             host = LocalTarget(self.run_dir / "local").host()
             proc = host.chroot(

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from isoloir.infra.runner import TerraformError, default_run_dir, stderr_log
-from isoloir.infra.targets import (
+from isoloir.controller.infra.runner import TerraformError, default_run_dir, stderr_log
+from isoloir.controller.infra.targets import (
     Target,
     aws_target,
     load_tfvars,

@@ -19,9 +19,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
 from isoloir import aws
-from isoloir.emulator import Emulator
-from isoloir.infra import guards
-from isoloir.infra.runner import (
+from isoloir.controller.emulator import Emulator
+from isoloir.controller.infra import guards
+from isoloir.controller.infra.runner import (
     BACKEND_CONFIG_ENV,
     BACKEND_CONFIG_FILE,
     Log,
