@@ -1,7 +1,8 @@
-"""Every CLI command that reads a file the user names, given a FIFO, /dev/zero or
-a directory in its place: a one-line error and exit 2 within seconds, never a
-hang (a blocking open of a FIFO), never an endless read (/dev/zero), never a
-traceback.
+"""Every CLI command that reads a file the user names, given a FIFO, /dev/zero,
+a directory, a dangling symlink, an empty file or binary garbage in its place:
+a one-line error naming the file and the documented exit code (2; 1 for a
+readable file that is no valid certificate) within seconds, never a hang (a
+blocking open of a FIFO), never an endless read (/dev/zero), never a traceback.
 
 Each case runs the real `isoloir` entry point in a child process with a
 deadline, so a hang fails the test instead of stalling the suite.
@@ -17,6 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from isoloir.retention import keys
+from isoloir.retention.suppression import SuppressionList
+from isoloir.retention.suppression import db_path as suppression_db
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = REPO / "policies"
@@ -41,10 +47,31 @@ def _directory(tmp: Path, name: str = "a-directory") -> Path:
     return path
 
 
+def _dangling(tmp: Path, name: str = "dangling") -> Path:
+    link = tmp / name
+    link.symlink_to(tmp / "nowhere" / "gone")
+    return link
+
+
+def _empty(tmp: Path, name: str = "empty") -> Path:
+    path = tmp / name
+    path.write_bytes(b"")
+    return path
+
+
+def _garbage(tmp: Path, name: str = "garbage") -> Path:
+    path = tmp / name
+    path.write_bytes(bytes(range(256)) * 64 + b"\xff\xfe\x00" * 1000)
+    return path
+
+
 KINDS: dict[str, Callable[[Path], Path]] = {
     "fifo": _fifo,
     "dev-zero": _dev_zero,
     "directory": _directory,
+    "dangling": _dangling,
+    "empty": _empty,
+    "garbage": _garbage,
 }
 
 
@@ -129,7 +156,7 @@ CASES: list[tuple[str, Callable[[Path, str], list[str]]]] = [
             "suppression",
             "filter",
             "--state-dir",
-            str(t / "state"),
+            str(_filter_state(t)),
             str(KINDS[k](t)),
             "-o",
             str(t / "out.csv"),
@@ -137,11 +164,11 @@ CASES: list[tuple[str, Callable[[Path, str], list[str]]]] = [
     ),
     (
         "certificate-verify",
-        lambda t, k: ["certificate", "verify", "--fingerprint", "0" * 64, str(KINDS[k](t))],
+        lambda t, k: ["certificate", "verify", "--public-key", _key(t), str(KINDS[k](t))],
     ),
     (
         "certificate-show",
-        lambda t, k: ["certificate", "show", "--fingerprint", "0" * 64, str(KINDS[k](t))],
+        lambda t, k: ["certificate", "show", "--public-key", _key(t), str(KINDS[k](t))],
     ),
     (
         "certificate-public-key",
@@ -170,6 +197,29 @@ CASES: list[tuple[str, Callable[[Path, str], list[str]]]] = [
         ],
     ),
 ]
+
+
+def _filter_state(tmp: Path) -> Path:
+    """A state directory with its retention keys and a suppression list, so that
+    `suppression filter` gets as far as reading its input."""
+    state = tmp / "state"
+    keys.init(_secrets(tmp))
+    SuppressionList(suppression_db(state), keys.hmac_key(_secrets(tmp))).close()
+    return state
+
+
+def _secrets(tmp: Path) -> Path:
+    path = tmp / "secrets"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def _key(tmp: Path) -> str:
+    """A real public key file, so that the certificate itself is read."""
+    key = tmp / "pinned.pem"
+    public = Ed25519PrivateKey.generate().public_key()
+    key.write_bytes(keys.public_pem(public))
+    return str(key)
 
 
 def _certificate(tmp: Path, beside: str | None = None) -> Path:
@@ -216,17 +266,29 @@ def test_hostile_path_is_refused_quickly_and_clearly(case: str, kind: str, tmp_p
         proc = _run(argv, tmp_path)
     except subprocess.TimeoutExpired:
         pytest.fail(f"{case} on a {kind} did not return within {DEADLINE} s (a hang)")
-    assert proc.returncode == 2, (proc.returncode, proc.stdout[-800:], proc.stderr[-800:])
+    expected = EXIT_NOT_VALID.get((case, kind), 2)
+    assert proc.returncode == expected, (proc.returncode, proc.stdout[-800:], proc.stderr[-800:])
     assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
     # The refusal names the file it refused.
     named = {argv_path.name for argv_path in _paths(argv)} & HOSTILE_NAMES
     assert named and any(name in proc.stderr for name in named), proc.stderr[-800:]
 
 
+# A regular file that reads but is no certificate (empty, binary garbage) is a
+# certificate that fails verification: exit 1, as docs/retention.md says.
+EXIT_NOT_VALID = {
+    (case, kind): 1
+    for case in ("certificate-verify", "certificate-show")
+    for kind in ("empty", "garbage")
+}
+
 HOSTILE_NAMES = {
     "input.fifo",
     "zero",
     "a-directory",
+    "dangling",
+    "empty",
+    "garbage",
     "agent.json",
     "key.pem",
     "backend.hcl",

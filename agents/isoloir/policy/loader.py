@@ -13,6 +13,7 @@ import copy
 import difflib
 import ipaddress
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -786,8 +787,11 @@ def _read(path: Path, shown: str) -> tuple[Source | None, list[Problem]]:
 
 
 def _display(path: Path) -> str:
+    """The path as the user named it (relative to the working directory when
+    under it): a symbolic link is shown by its own name, never its target."""
+    absolute = Path(os.path.abspath(path))
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(absolute.relative_to(Path(os.path.abspath(Path.cwd()))))
     except ValueError:
         return str(path)
 
