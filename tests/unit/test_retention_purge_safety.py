@@ -616,3 +616,31 @@ def test_odd_share_trees_never_hang_never_escape_and_fail_clearly(
         check()
     finally:
         signal.signal(signal.SIGALRM, previous)
+
+
+# ---------------------------------- 15. a certified run keeps no file name
+def test_a_certified_run_keeps_only_hmacs_of_names_in_the_journal(
+    tmp_path: Path, aws_env: Any
+) -> None:
+    w = World(tmp_path, PAST_DUE)
+    w.seed_bucket(aws_env)
+    (w.election_share / "reunions" / "Compte rendu Alix Fictif.md").write_bytes(b"cr")
+    _, outcomes = w.evaluate()
+    assert [o.election for o in outcomes] == [EID]
+    db = journal_db(w.state)
+    raw = b"".join(
+        Path(str(db) + extra).read_bytes()
+        for extra in ("", "-wal")
+        if Path(str(db) + extra).exists()
+    )
+    for name in (b"liste.csv", b"cr.md", b"Alix Fictif", b"Compte rendu"):
+        assert name not in raw, name
+    with Journal(db) as j:
+        run = j.last_complete(EID)
+        assert run is not None and run.certificate
+        steps = list(j.steps(run.run_id))
+        batches = [s for s in steps if s.kind in ("s3-batch", "share-batch")]
+        assert batches and all("hmac:" in json.dumps(s.payload) for s in batches)
+        cert = j.find(run.run_id, "certificate", "")
+        assert cert is not None and cert.payload["path"] == run.certificate  # kept in clear
+        assert j.redact_completed(keys.hmac_key(w.secrets)) == 0  # idempotent

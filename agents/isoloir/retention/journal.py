@@ -7,11 +7,19 @@ is marked `done` with its result. After a crash the next run first replays the
 planned steps that were not marked done (each action is idempotent: deleting a
 deleted version or a missing file is a no-op), then carries on. Counts in the
 certificate are computed from the journal, so a replayed batch is counted once.
+
+Once a run is complete (its certificate signed), its steps no longer need the
+names they recorded: `redact_completed` replaces every name (object keys, file
+and directory names, error texts) by its HMAC under the retention key, so the
+journal keeps no file name (often a person's name) beyond the run; the values
+a certificate or an audit may want (paths of the certificate and the kept
+contacts, version ids, key ids, hashes, dates, counts) stay.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import signal
@@ -190,6 +198,28 @@ class Journal:
             return step
         return None
 
+    def redact_completed(self, key: bytes) -> int:
+        """Redact the names in every complete run's steps; returns the steps changed."""
+        changed = 0
+        rows = self._db.execute(
+            "SELECT s.seq, s.payload, s.result FROM steps s JOIN runs r ON s.run_id = r.run_id"
+            " WHERE r.status = 'complete'"
+        ).fetchall()
+        for seq, payload, result in rows:
+            new_payload = _dump(redact_value(json.loads(payload), key))
+            new_result = None if result is None else _dump(redact_value(json.loads(result), key))
+            if new_payload != payload or new_result != result:
+                self._write(
+                    "UPDATE steps SET payload = ?, result = ? WHERE seq = ?",
+                    (new_payload, new_result, seq),
+                )
+                changed += 1
+        if changed:
+            # The old text may remain in free pages and the WAL: rewrite both.
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.execute("VACUUM")
+        return changed
+
     def digest(self, run_id: str) -> tuple[str, int]:
         """sha256 over the run's step rows in order (canonical JSON), and their number."""
         h = hashlib.sha256()
@@ -203,6 +233,39 @@ class Journal:
             h.update(b"\n")
             n += 1
         return h.hexdigest(), n
+
+
+# Values kept in clear by the redaction (under these keys): no name of a person.
+KEPT_KEYS = frozenset(
+    {
+        "VersionId",
+        "bucket",
+        "deletion_date",
+        "key_id",
+        "path",
+        "sha256",
+        "state",
+        "window_days",
+        "contacts_file",
+        "kept_file",
+    }
+)
+REDACTED = "hmac:"
+
+
+def redact_value(value: Any, key: bytes, *, under: str = "") -> Any:
+    """`value` with every string (outside KEPT_KEYS) replaced by `hmac:<hex>`;
+    numbers, booleans and already redacted strings unchanged (idempotent)."""
+    if isinstance(value, str):
+        if under in KEPT_KEYS or value.startswith(REDACTED):
+            return value
+        raw = value.encode("utf-8", "surrogateescape")
+        return REDACTED + hmac.new(key, raw, hashlib.sha256).hexdigest()[:32]
+    if isinstance(value, list):
+        return [redact_value(v, key, under=under) for v in value]
+    if isinstance(value, dict):
+        return {k: redact_value(v, key, under=k) for k, v in value.items()}
+    return value
 
 
 def _dump(value: Any) -> str:

@@ -578,6 +578,9 @@ class Purger:
         cert_path = Path(cert_step.payload["path"])
         now = self.now()
         j.finish_run(run.run_id, now, str(cert_path))
+        # Certified: the journal keeps no name of this run (nor of any earlier one
+        # a crash left unredacted), only HMACs.
+        j.redact_completed(keys.hmac_key(self.secrets_dir))
         document = _load(cert_path)
         return Outcome(self.election.id, run.run_id, cert_path, document, resumed)
 
