@@ -54,7 +54,7 @@ system-deps:
 -include mk/*.mk
 
 test: $(TEST_DEPS) system-deps
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q --durations=15 tests
 
 test-unit: setup
 	$(BIN)/pytest -q tests/unit

@@ -63,7 +63,11 @@ def test_deploy_converges_everything(demo: Demo) -> None:
     from isoloir.alerts.cli import read_maildir
 
     maildir = Path(demo.local.state()["smtp"]["maildir"])
-    rules = {m["headers"].get("X-Isoloir-Rule") for m in read_maildir(maildir)}
+    rules: set[str] = set()
+    for m in read_maildir(maildir):
+        # one rule per alert; a grouped message lists its rules
+        listed = m["headers"].get("X-Isoloir-Rule") or m["headers"].get("X-Isoloir-Rules", "")
+        rules.update(r.strip() for r in listed.split(",") if r.strip())
     assert rules <= {
         "host_user_totp_pending",
         "host_user_no_totp",

@@ -52,6 +52,7 @@ def test_criticals_alone_the_rest_in_one_message_per_recipient(tmp_path: Path) -
         assert sum(line.endswith(resource) for line in heads) == 1
     assert "3 problème(s)" in grouped.subject and ELECTION in grouped.subject
     assert "liste-1.csv" not in grouped.body  # a critical one is never buried in a summary
+    assert grouped.headers["X-Isoloir-Rules"] == "iam_user_no_mfa, s3-public-object"
     alerts = [m for m in email.sent if m.kind == "alert" and m.recipient == "cfictive"]
     assert {m.subject.rsplit("/", 1)[-1] for m in alerts} == {"liste-1.csv", "liste-2.csv"}
     svc.close()

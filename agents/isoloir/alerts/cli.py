@@ -39,6 +39,7 @@ SHOWN_HEADERS = (
     "X-Isoloir-Severity",
     "X-Isoloir-Election",
     "X-Isoloir-Rule",
+    "X-Isoloir-Rules",
     "X-Isoloir-Fingerprint",
 )
 

@@ -325,7 +325,11 @@ class AlertService:
             body=r.body,
             now=now,
             payload=self._payload(d, "grouped", r, meta),
-            headers={"X-Isoloir-Count": str(len(items)), "X-Isoloir-Severity": str(worst)},
+            headers={
+                "X-Isoloir-Count": str(len(items)),
+                "X-Isoloir-Severity": str(worst),
+                "X-Isoloir-Rules": ", ".join(sorted({f.rule_id for _, f, _ in items})),
+            },
         )
 
     def _enqueue_summary(
