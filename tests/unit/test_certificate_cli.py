@@ -172,8 +172,8 @@ def test_missing_directory_fifo_and_dangling_link_are_one_line_exit_2(
     nodir = certs.dir.parent / "nodir" / "x.json"
     cases = {
         missing: "cannot read the certificate: No such file or directory",
-        directory: "is a directory",
-        fifo: "not a regular file",
+        directory: "a directory, not a certificate",
+        fifo: "a named pipe, not a certificate",
         dangling: "cannot read the certificate: No such file or directory",
         nodir: "cannot read the certificate",  # the certificate is blamed, not the key
     }

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -24,7 +23,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from isoloir import i18n
+from isoloir import i18n, safeio
 from isoloir.retention import keys
 
 FORMAT = "isoloir-deletion-certificate/1"
@@ -85,35 +84,13 @@ class UnreadableError(ValueError):
 
 
 def read_regular(path: Path, what: str, limit: int) -> bytes:
-    """The bytes of a regular file, in bounded time and memory.
-
-    The open never blocks (O_NONBLOCK: a FIFO has no writer), and a directory,
-    FIFO, socket or device is refused by its fstat type before any read.
-    """
+    """The bytes of a regular file, in bounded time and memory (isoloir.safeio):
+    the open never blocks, and a directory, FIFO, socket or device is refused
+    by its type before any read."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-    except OSError as exc:
-        raise UnreadableError(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise UnreadableError(f"{path}: is a directory, not a {what}")
-        if not stat.S_ISREG(st.st_mode):
-            raise UnreadableError(
-                f"{path}: not a regular file (FIFO, socket or device), not a {what}"
-            )
-        if st.st_size > limit:
-            raise UnreadableError(f"{path}: larger than {limit} bytes, not a {what}")
-        os.set_blocking(fd, True)
-        handle = os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-    with handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise UnreadableError(f"{path}: larger than {limit} bytes, not a {what}")
-    return data
+        return safeio.read_regular(path, what, limit)
+    except safeio.UnreadableFile as exc:
+        raise UnreadableError(str(exc)) from None
 
 
 def public_key_from(path: Path) -> Ed25519PublicKey:
