@@ -14,7 +14,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from isoloir.controller.inventory import stage_host_source
+from isoloir.controller.inventory import build_host_wheel
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "agents" / "isoloir"
@@ -46,23 +46,7 @@ def test_no_host_module_imports_the_controller() -> None:
 
 
 def test_the_host_wheel_has_the_agents_and_no_controller(tmp_path: Path) -> None:
-    source = stage_host_source(REPO, tmp_path / "source")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-deps",
-            "--wheel-dir",
-            str(tmp_path / "wheel"),
-            str(source),
-        ],
-        check=True,
-    )
-    (wheel,) = (tmp_path / "wheel").glob("isoloir-*.whl")
+    wheel = build_host_wheel(REPO, tmp_path / "build")
     names = zipfile.ZipFile(wheel).namelist()
     assert not [n for n in names if n.startswith("isoloir/controller/")]
     for needed in (

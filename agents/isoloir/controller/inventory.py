@@ -106,8 +106,16 @@ def build_wheelhouse(out: Path, repo: Path = REPO, cache_dir: Path = CACHE_DIR) 
         if not target.exists():
             shutil.copy2(wheel, target)
     build = out.parent / (out.name + ".build")
+    wheel = build_host_wheel(repo, build)
+    shutil.move(str(wheel), out / wheel.name)
     shutil.rmtree(build, ignore_errors=True)
-    source = stage_host_source(repo, out.parent / (out.name + ".source"))
+    return out
+
+
+def build_host_wheel(repo: Path, work: Path) -> Path:
+    """The hosts' isoloir wheel (no controller), built under `work`; its path."""
+    shutil.rmtree(work, ignore_errors=True)
+    source = stage_host_source(repo, work / "source")
     subprocess.run(
         [
             sys.executable,
@@ -118,18 +126,15 @@ def build_wheelhouse(out: Path, repo: Path = REPO, cache_dir: Path = CACHE_DIR) 
             "--disable-pip-version-check",
             "--no-deps",
             "--wheel-dir",
-            str(build),
+            str(work / "wheel"),
             str(source),
         ],
         check=True,
         # Same sources, same wheel bytes: the hosts' copy changes only with the code.
         env={**os.environ, "SOURCE_DATE_EPOCH": "315532800"},
     )
-    for wheel in build.glob("isoloir-*.whl"):
-        shutil.move(str(wheel), out / wheel.name)
-    shutil.rmtree(build, ignore_errors=True)
-    shutil.rmtree(source, ignore_errors=True)
-    return out
+    (wheel,) = (work / "wheel").glob("isoloir-*.whl")
+    return wheel
 
 
 # What a host never receives: this package (the controller's code).
