@@ -154,3 +154,31 @@ class Unread:
         if finding.rule_id in self.rules:
             return True
         return any(_under(finding.resource, p) for p in self.resources)
+
+
+def from_templates(
+    *,
+    rule_id: str,
+    severity: Severity,
+    resource: str,
+    message: str,
+    remediation: str,
+    params: Mapping[str, Any],
+    **fields: Any,
+) -> Finding:
+    """A finding whose message and remediation are catalogue templates (English msgids
+    with {named} placeholders): the English text for JSON and state, the template and
+    its values for alerts in the reader's language. `fields`: the other Finding fields."""
+    from isoloir import i18n
+
+    return Finding(
+        rule_id=rule_id,
+        severity=severity,
+        resource=resource,
+        message=i18n.render("en", message, params),
+        remediation=i18n.render("en", remediation, params),
+        message_id=message,
+        remediation_id=remediation,
+        params=i18n.params_to_json(params),
+        **fields,
+    )

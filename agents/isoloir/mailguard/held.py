@@ -12,8 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from isoloir import i18n
-from isoloir.findings import Finding, Severity
+from isoloir.findings import Finding, Severity, from_templates
 from isoloir.i18n import N_
 from isoloir.mailguard import decisions
 
@@ -35,23 +34,21 @@ def held_findings(state_dir: Path, now: datetime, *, host: str = "") -> list[Fin
     for held in decisions.open_holds(state_dir):
         params = {"queue_id": held.queue_id, "tables": held.tables, "outside": held.outside}
         out.append(
-            Finding(
+            from_templates(
                 rule_id=RULE_ID,
                 severity=Severity.CRITICAL,
                 resource=f"mail-hold/{held.queue_id}",
-                message=i18n.render("en", MESSAGE, params),
+                message=MESSAGE,
+                remediation=REMEDIATION,
+                params=params,
                 election=held.election,
                 location=host,
-                remediation=i18n.render("en", REMEDIATION, params),
                 evidence={
                     "held_at": held.at.isoformat(),
                     "recipients_outside": held.outside,
                     "attachments_personal": held.tables,
                 },
                 observed_at=now,
-                message_id=MESSAGE,
-                remediation_id=REMEDIATION,
-                params=i18n.params_to_json(params),
             )
         )
     return out

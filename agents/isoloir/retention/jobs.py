@@ -25,8 +25,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from isoloir import aws, i18n, runtime
-from isoloir.findings import Finding, Severity
+from isoloir import aws, runtime
+from isoloir.findings import Finding, Severity, from_templates
 from isoloir.i18n import N_, Msg
 from isoloir.jobs import JobContext
 from isoloir.policy.model import Election, Policies
@@ -56,22 +56,17 @@ def _finding(
     evidence: dict[str, Any],
     now: datetime,
 ) -> Finding:
-    """A finding whose message and remediation are catalogue templates (English msgids
-    with {named} placeholders): the English text for JSON and state, the template and
-    its values for alerts in the reader's language."""
-    params = {"election": election.id, **params}
-    return Finding(
+    """A finding about one election, its texts from catalogue templates."""
+    return from_templates(
         rule_id=rule_id,
         severity=severity,
         resource=resource,
+        message=message,
+        remediation=remediation,
+        params={"election": election.id, **params},
         election=election.id,
-        message=i18n.render("en", message, params),
-        remediation=i18n.render("en", remediation, params),
         evidence=evidence,
         observed_at=now,
-        message_id=message,
-        remediation_id=remediation,
-        params=i18n.params_to_json(params),
     )
 
 
