@@ -316,20 +316,17 @@ class AlertService:
             [(kind, f, _dt(first_seen)) for kind, f, first_seen in items], self.language
         )
         worst = max(f.severity for _, f, _ in items)
-        meta = {"count": len(items), "severity": str(worst)}
-        self.spool.enqueue(
-            kind="grouped",
-            destination=d,
-            language=self.language,
-            subject=r.subject,
-            body=r.body,
-            now=now,
-            payload=self._payload(d, "grouped", r, meta),
-            headers={
+        self._enqueue_many(
+            d,
+            "grouped",
+            r,
+            {"count": len(items), "severity": str(worst)},
+            {
                 "X-Isoloir-Count": str(len(items)),
                 "X-Isoloir-Severity": str(worst),
                 "X-Isoloir-Rules": ", ".join(sorted({f.rule_id for _, f, _ in items})),
             },
+            now,
         )
 
     def _enqueue_summary(
@@ -340,15 +337,27 @@ class AlertService:
             items, self.language, limit=a.flood_max_alerts, window_minutes=a.flood_window_minutes
         )
         meta = {"count": len(items), "severity": str(max(f.severity for _, f in items))}
+        self._enqueue_many(d, "summary", r, meta, {"X-Isoloir-Count": str(len(items))}, now)
+
+    def _enqueue_many(
+        self,
+        d: Destination,
+        kind: str,
+        r: messages.Rendered,
+        meta: Mapping[str, Any],
+        headers: Mapping[str, str],
+        now: float,
+    ) -> None:
+        """Queue one message about several findings (grouped, summary)."""
         self.spool.enqueue(
-            kind="summary",
+            kind=kind,
             destination=d,
             language=self.language,
             subject=r.subject,
             body=r.body,
             now=now,
-            payload=self._payload(d, "summary", r, meta),
-            headers={"X-Isoloir-Count": str(len(items))},
+            payload=self._payload(d, kind, r, meta),
+            headers=headers,
         )
 
     def _payload(
