@@ -12,7 +12,6 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import mailbox
 import re
 import secrets
 import smtplib
@@ -29,6 +28,7 @@ from email.message import EmailMessage
 import pytest
 from tests.plugins.hosts import ELECTION_A, MEMBER_A, MEMBER_B, Site
 
+from isoloir.controller.sink import received
 from isoloir.findings import Severity
 from isoloir.mailguard.held import held_findings
 
@@ -126,12 +126,7 @@ class Relay:
         """What the sink holds for the message whose subject holds `marker`, per recipient."""
         sink = self.site.mail_sink
         assert sink is not None
-        out: dict[str, EmailMessage] = {}
-        for _, raw in mailbox.Maildir(str(sink.maildir), create=False).items():
-            msg = email.message_from_bytes(raw.as_bytes(), policy=email.policy.default)
-            if marker in str(msg.get("Subject", "")):
-                out[str(msg["Delivered-To"]).strip()] = msg  # type: ignore[assignment]
-        return out
+        return received(sink.maildir, marker)
 
     def host(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.site.host.chroot(*argv, check=check, timeout=120)
@@ -145,20 +140,13 @@ def password() -> str:
     return "Rel-" + secrets.token_urlsafe(12) + "9a"
 
 
-def set_password(site: Site, person: str, pwd: str) -> None:
-    hashed = subprocess.run(
-        ["openssl", "passwd", "-6", "-stdin"], input=pwd, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    site.host.chroot("usermod", "-p", hashed, person)
-
-
 @pytest.fixture(scope="module")
 def relay(site: Site) -> Iterator[Relay]:
     assert site.runs and site.runs[0].returncode == 0, site.runs[0].stdout[-3000:]
     assert site.mail_sink is not None
     pwds = {p: password() for p in (MEMBER_A, MEMBER_B, NOT_MEMBER)}
     for person, pwd in pwds.items():
-        set_password(site, person, pwd)
+        site.host.set_password(person, pwd)
     context = ssl.create_default_context(cafile=str(site.host.root / CERT))
     context.check_hostname = False  # a self-signed certificate, pinned as the only CA
     rendered = json.loads((site.render / "agent" / "agent.json").read_text())
@@ -233,7 +221,7 @@ def test_submission_needs_starttls_and_a_member_of_the_party(relay: Relay) -> No
         assert code == 554  # no relay without authentication
     pwd = password()
     relay.host("useradd", "--create-home", INTRUDER)
-    set_password(relay.site, INTRUDER, pwd)
+    relay.site.host.set_password(INTRUDER, pwd)
     try:
         for login, secret in ((INTRUDER, pwd), (MEMBER_A, relay.passwords[MEMBER_A] + "x")):
             with smtplib.SMTP(relay.address, 587, timeout=60) as client:

@@ -23,11 +23,8 @@ from __future__ import annotations
 
 import argparse
 import csv
-import email
-import email.policy
 import io
 import json
-import mailbox
 import os
 import secrets
 import smtplib
@@ -44,6 +41,7 @@ from isoloir import aws
 from isoloir.controller import fakedata
 from isoloir.controller.deploy import AGENT_USER_ARGV, AGENT_VENV, Deployment
 from isoloir.controller.localtarget import LocalTarget
+from isoloir.controller.sink import received
 from isoloir.policy.model import Election
 
 REPO = Path(__file__).resolve().parents[3]
@@ -323,14 +321,7 @@ class Demo:
         e = self.election
         sender = self.deployment.policies.baseline.person(VOLUNTEER).email
         password = "Demo-" + secrets.token_urlsafe(12) + "7a"
-        hashed = subprocess.run(
-            ["openssl", "passwd", "-6", "-stdin"],
-            input=password,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        host.chroot("usermod", "-p", hashed, VOLUNTEER)
+        host.set_password(VOLUNTEER, password)
         context = ssl.create_default_context(cafile=str(host.root / MAIL_CERT))
         context.check_hostname = False  # the relay's own certificate, pinned as the only CA
         voters = [f"electeur{n}@{MAIL_VOTERS}" for n in range(1, 8)]
@@ -391,11 +382,7 @@ class Demo:
         deadline = time.monotonic() + 60
         found: set[str] = set()
         while time.monotonic() < deadline:
-            found = set()
-            for _, raw in mailbox.Maildir(str(maildir), create=False).items():
-                msg = email.message_from_bytes(raw.as_bytes(), policy=email.policy.default)
-                if str(msg.get("Subject", "")) == subject:
-                    found.add(str(msg.get("Delivered-To", "")).strip())
+            found = set(received(maildir, subject))
             if len(found) >= expected:
                 break
             time.sleep(0.5)

@@ -233,6 +233,17 @@ class SandboxHost:
     def state_file(self) -> Path:
         return Path(self.workdir) / STATE_FILE
 
+    def set_password(self, user: str, password: str) -> None:
+        """Give a host account a Unix password (SHA-512 crypt; for SMTP logins)."""
+        hashed = subprocess.run(
+            ["openssl", "passwd", "-6", "-stdin"],
+            input=password,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        self.chroot("usermod", "-p", hashed, user)
+
     def chroot(
         self,
         *argv: str,

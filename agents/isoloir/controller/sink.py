@@ -14,6 +14,8 @@ and removes the pidfile. Read the maildir with `isoloir alerts maildir DIR`.
 from __future__ import annotations
 
 import argparse
+import email
+import email.policy
 import hmac
 import http.server
 import ipaddress
@@ -26,6 +28,7 @@ import sys
 import threading
 import time
 import warnings
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,17 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from isoloir.alerts.secrets import read_smtp_credentials
+
+
+def received(maildir: Path, subject_part: str) -> dict[str, EmailMessage]:
+    """The messages of a sink's maildir whose subject holds `subject_part`, by the
+    recipient they were delivered to (Delivered-To)."""
+    out: dict[str, EmailMessage] = {}
+    for _, raw in mailbox.Maildir(str(maildir), create=False).items():
+        msg = email.message_from_bytes(raw.as_bytes(), policy=email.policy.default)
+        if subject_part in str(msg.get("Subject", "")):
+            out[str(msg["Delivered-To"]).strip()] = msg
+    return out
 
 
 class MaildirHandler:
