@@ -58,12 +58,8 @@ def db_path(state_dir: Path) -> Path:
 
 def record(state_dir: Path, verdict: Verdict, *, now: datetime) -> None:
     """Append one decision (counts only)."""
-    path = db_path(state_dir)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    db = sqlite3.connect(path, isolation_level=None, timeout=10)
+    db = _open(state_dir)
     try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(_SCHEMA)
         db.execute(
             "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
@@ -86,11 +82,9 @@ def summary(state_dir: Path, since: datetime) -> dict[str, Any]:
     Read-only; an absent log gives zeros (never creates it).
     """
     out: dict[str, Any] = {"messages": 0, "actions": {}, "rules": {}, "dropped": 0, "held": 0}
-    path = db_path(state_dir)
-    if not path.is_file():
+    db = _open_read_only(state_dir)
+    if db is None:
         return out
-    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
-    db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=10)
     try:
         stamp = since.astimezone(UTC).isoformat()
         for column, key in (("action", "actions"), ("rule", "rules")):
@@ -113,12 +107,27 @@ def summary(state_dir: Path, since: datetime) -> dict[str, Any]:
 
 
 def _open(state_dir: Path) -> sqlite3.Connection:
+    """The log for writing, created with its tables when absent."""
     path = db_path(state_dir)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = sqlite3.connect(path, isolation_level=None, timeout=10)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute(_HELD_SCHEMA)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(_SCHEMA)
+        db.execute(_HELD_SCHEMA)
+    except BaseException:
+        db.close()
+        raise
     return db
+
+
+def _open_read_only(state_dir: Path) -> sqlite3.Connection | None:
+    """The log read-only, or None when there is none (never creates it)."""
+    path = db_path(state_dir)
+    if not path.is_file():
+        return None
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+    return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=10)
 
 
 def record_held(state_dir: Path, queue_id: str, verdict: Verdict, *, now: datetime) -> None:
@@ -156,11 +165,9 @@ def settle(state_dir: Path, queue_id: str, how: str, *, now: datetime) -> None:
 
 def open_holds(state_dir: Path) -> list[Held]:
     """Held messages neither released nor deleted yet (read-only; [] without a log)."""
-    path = db_path(state_dir)
-    if not path.is_file():
+    db = _open_read_only(state_dir)
+    if db is None:
         return []
-    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
-    db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=10)
     try:
         rows = db.execute(
             "SELECT queue_id, at, election, outside, tables FROM held"
