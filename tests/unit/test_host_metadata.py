@@ -156,3 +156,36 @@ def test_the_role_renders_the_rule_the_check_was_proven_on(uids: list[int]) -> N
         "table inet isoloir_metadata {"
     )
     assert check.guarded(RULESET, "169.254.169.254", {0, 998}) is None
+
+
+def test_a_host_sharing_the_controllers_network_renders_the_guard_but_loads_nothing() -> None:
+    """Files are rendered wherever the guard is on; loading waits for a host of its own."""
+    import yaml
+
+    role = REPO / "playbooks" / "roles" / "hardening"
+    tasks = {t["name"]: t for t in yaml.safe_load((role / "tasks" / "metadata.yml").read_text())}
+
+    def gate(task: dict[str, Any]) -> str:
+        when = task.get("when", [])
+        return " ".join([when] if isinstance(when, str) else when)
+
+    rendered = [n for n, t in tasks.items() if "ansible.builtin.template" in t]
+    rule = next(n for n in rendered if "metadata.nft" in str(tasks[n]["ansible.builtin.template"]))
+    script = next(n for n in rendered if "snapshot" in str(tasks[n]["ansible.builtin.template"]))
+    for name in (rule, script):
+        assert gate(tasks[name]) == "hardening_metadata_guard | bool", name
+    loading = [
+        n
+        for n, t in tasks.items()
+        if "ansible.builtin.systemd_service" in t
+        or "nft" in str(t.get("ansible.builtin.command", {}).get("argv", []))
+        or ("ansible.builtin.template" in t and "systemd" in str(t["ansible.builtin.template"]))
+    ]
+    assert len(loading) == 5
+    for name in loading:
+        assert "hardening_metadata_apply | bool" in gate(tasks[name]), name
+    handlers = yaml.safe_load((role / "handlers" / "main.yml").read_text())
+    load = next(h for h in handlers if h["name"] == "Load the metadata guard")
+    assert "hardening_metadata_apply" in gate(load)
+    skipped = next(n for n in tasks if n.startswith("Say why"))
+    assert "not loaded" in tasks[skipped]["ansible.builtin.debug"]["msg"]
