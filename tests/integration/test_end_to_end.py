@@ -140,6 +140,9 @@ def test_retention_purges_keeps_consenting_contacts_and_signs(demo: Demo) -> Non
     assert demo.facts["contacts_kept"] > 0
     assert demo.facts["certificates"], _log(demo)
     assert demo.facts["certificate_verify_exit"] == 0
+    # Root's share lock followed the purge: a member can no longer write there.
+    assert demo.facts["share_locked"], _log(demo)
+    assert demo.facts["member_write_after_purge"] != 0
     cert = Path(demo.facts["certificates"][-1])
     tampered = cert.with_name("tampered.json")
     data = cert.read_bytes()

@@ -10,7 +10,8 @@
 5. the clock moves past the election's retention date (an override for the
    demo and the tests only): the retention agent purges, keeps the consenting
    contacts, records the opt-outs, shreds the key and signs a certificate,
-   which is verified;
+   which is verified; root's share lock then stops members writing into the
+   purged campaign folders;
 6. the mail guard: a volunteer's mass mail with every address visible is
    refused with the Bcc message, then sent correctly; a voter who wrote to the
    unsubscribe address just before is dropped from it.
@@ -43,6 +44,7 @@ from isoloir.controller.deploy import AGENT_USER_ARGV, AGENT_VENV, Deployment
 from isoloir.controller.localtarget import LocalTarget
 from isoloir.controller.sink import received
 from isoloir.policy.model import Election
+from isoloir.retention.planning import campaign_datasets
 
 REPO = Path(__file__).resolve().parents[3]
 VOLUNTEER = "dmodele"
@@ -310,6 +312,38 @@ class Demo:
                 "    (the demo's clock was moved past the retention date; the emulator "
                 "keeps the real one, so the key's deletion date is counted from today)"
             )
+        self.share_lock(e)
+
+    def share_lock(self, e: Election) -> None:
+        """Root's isoloir-share-lock.service locks the purged campaign folders."""
+        record = self.host_path(f"/var/lib/isoloir-share-lock/{e.id}.json")
+        deadline = time.monotonic() + 60
+        while not record.is_file() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        self.facts["share_locked"] = record.is_file()
+        if not record.is_file():
+            self.out("    share lock: nothing recorded within 60 s (isoloir-share-lock.service)")
+            return
+        data = json.loads(record.read_text())
+        self.out(
+            f"    share locked by isoloir-share-lock.service: {data['folders']} folder(s), "
+            f"{data['files']} file(s)"
+        )
+        folder = e.share_dir(campaign_datasets(e)[0])
+        probe = self.local.host().chroot(
+            "runuser",
+            "-u",
+            e.members[0],
+            "--",
+            "touch",
+            f"{folder}/apres-la-purge.csv",
+            check=False,
+        )
+        self.facts["member_write_after_purge"] = probe.returncode
+        self.out(
+            f"    a member of the election creating a file in {folder}: "
+            + ("refused" if probe.returncode else "ACCEPTED (the lock did not hold)")
+        )
 
     def mail(self) -> None:
         """A volunteer's mass mail through the relay: refused with every address

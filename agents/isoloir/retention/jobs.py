@@ -18,6 +18,7 @@ from the policy):
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,7 +31,7 @@ from isoloir.findings import Finding, Severity, from_templates
 from isoloir.i18n import N_, Msg
 from isoloir.jobs import JobContext
 from isoloir.policy.model import Election, Policies
-from isoloir.retention import planning, share
+from isoloir.retention import planning, share, sharelock
 from isoloir.retention.journal import Journal, Run
 from isoloir.retention.journal import db_path as journal_path
 from isoloir.retention.purge import HoldError, NotYetError, Outcome, PurgeError, Purger
@@ -38,6 +39,8 @@ from isoloir.retention.purge import HoldError, NotYetError, Outcome, PurgeError,
 RESIDUE_SAMPLE = 1000  # versions or files counted per dataset when looking for residue
 
 REPORT_PURGED_FOR = timedelta(days=1)
+
+log = logging.getLogger("isoloir.retention")
 
 
 def _resource(election: Election, suffix: str = "") -> str:
@@ -295,6 +298,18 @@ def _load(path: str) -> dict[str, Any] | None:
     return data
 
 
+def request_share_lock(state_dir: Path, election: Election) -> None:
+    """Ask root's share-lock service to stop the election's share accepting writes."""
+    try:
+        if sharelock.request(state_dir, election.id):
+            log.info("share lock requested", extra={"fields": {"election": election.id}})
+    except OSError as exc:
+        log.warning(
+            "share lock not requested",
+            extra={"fields": {"election": election.id, "error": exc.strerror or str(exc)}},
+        )
+
+
 def evaluate(
     policies: Policies,
     *,
@@ -315,6 +330,8 @@ def evaluate(
         if only is not None and e.id != only:
             continue
         done = completed[e.id]
+        if done is not None and not dry_run:
+            request_share_lock(state_dir, e)
         # After a purge, members may still write into the share (or the bucket):
         # what reappeared is reported and purged again, never ignored.
         residue = leftovers(e) if done is not None else []
@@ -359,6 +376,7 @@ def evaluate(
                 findings.append(due_finding(st, now, N_("the purge did not complete")))
                 continue
             outcomes.append(outcome)
+            request_share_lock(state_dir, e)
             findings += purged_findings(e, outcome.document, str(outcome.certificate), now)
     return findings, outcomes
 
