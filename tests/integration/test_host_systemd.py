@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,8 @@ from isoloir.controller import sandbox
 from isoloir.controller.localtarget import free_port
 from isoloir.controller.sandbox import SandboxHost
 from isoloir.controller.sink import MaildirHandler, make_controller
+from isoloir.i18n import format_date
+from isoloir.policy import load_rendered
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 
@@ -179,7 +182,8 @@ def once_unit(unit_text: str, job: str, env: dict[str, str]) -> str:
         if line.startswith(("Restart=", "RestartSec=")):
             continue
         if line == "Type=simple":
-            out.append("Type=oneshot")
+            # Stays loaded once finished, so its exit code can be read back.
+            out += ["Type=oneshot", "RemainAfterExit=yes"]
             out += [f"Environment={k}={v}" for k, v in sorted(env.items())]
             continue
         match = re.fullmatch(r"ExecStart=(\S+) run", line)
@@ -197,6 +201,7 @@ def test_once_unit_keeps_the_sandboxing() -> None:
     text = once_unit(unit, "scan", {"A": "1"})
     assert "ExecStart=/v/bin/isoloir run --once --job scan" in text
     assert "ProtectSystem=strict" in text and "Environment=A=1" in text
+    assert "RemainAfterExit=yes" in text
     assert "Restart" not in text and "[Install]" not in text
 
 
@@ -212,44 +217,89 @@ def smtp_sink(tmp_path: Path) -> Iterator[tuple[Path, int]]:
         controller.stop()
 
 
-def test_scan_job_under_the_unit_alerts_through_the_smtp_sink(
-    site: Site, smtp_sink: tuple[Path, int]
-) -> None:
-    maildir, port = smtp_sink
-    host = site.host
+def run_once_under_the_unit(
+    host: SandboxHost, job: str, env: dict[str, str]
+) -> tuple[dict[str, str], str]:
+    """Run one agents' job as a transient copy of their unit; (Result fields, journal)."""
     unit_text = (host.root / "etc/systemd/system/isoloir-agent.service").read_text()
-    env = {
-        "ISOLOIR_SMTP_SINK": f"127.0.0.1:{port}",
-        # No cloud here: the S3 part of the scan fails fast and is reported as unread.
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
     runtime_unit = host.root / "run/systemd/system" / ONCE_UNIT
     runtime_unit.parent.mkdir(parents=True, exist_ok=True)
-    runtime_unit.write_text(once_unit(unit_text, "scan", env))
-    # A file of election B opened to others on disk: a finding for the alert route.
-    leak = host.root / "srv/elections" / ELECTION_B / "porte-a-porte/ouvert-unit.csv"
-    leak.write_text("nom\nFictif\n")
-    subprocess.run(["setfacl", "-m", "o::r", str(leak)], check=True)
+    runtime_unit.write_text(once_unit(unit_text, job, env))
     try:
         host.chroot("systemctl", "daemon-reload")
-        started = host.chroot("systemctl", "start", ONCE_UNIT, check=False, timeout=600)
+        host.chroot("systemctl", "start", ONCE_UNIT, check=False, timeout=600)
         result = systemctl(host, "show", "-p", "Result,ExecMainCode,ExecMainStatus", ONCE_UNIT)
         journal = host.chroot(
             "journalctl", "-u", ONCE_UNIT, "--no-pager", "-o", "cat", "-n", "40", check=False
         ).stdout
     finally:
-        leak.unlink(missing_ok=True)
+        host.chroot("systemctl", "stop", ONCE_UNIT, check=False, timeout=120)
         runtime_unit.unlink(missing_ok=True)
         host.chroot("systemctl", "daemon-reload", check=False)
         host.chroot("systemctl", "reset-failed", ONCE_UNIT, check=False)
-    fields = dict(line.split("=", 1) for line in result.splitlines())
+    return dict(line.split("=", 1) for line in result.splitlines()), journal
+
+
+def sink_messages(maildir: Path) -> list[mailbox.MaildirMessage]:
+    return list(mailbox.Maildir(str(maildir), create=False))
+
+
+def test_scan_job_under_the_unit_alerts_through_the_smtp_sink(
+    site: Site, smtp_sink: tuple[Path, int]
+) -> None:
+    maildir, port = smtp_sink
+    host = site.host
+    env = {
+        "ISOLOIR_SMTP_SINK": f"127.0.0.1:{port}",
+        # No cloud here: the S3 part of the scan fails fast and is reported as unread.
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    # A file of election B opened to others on disk: a finding for the alert route.
+    leak = host.root / "srv/elections" / ELECTION_B / "porte-a-porte/ouvert-unit.csv"
+    leak.write_text("nom\nFictif\n")
+    subprocess.run(["setfacl", "-m", "o::r", str(leak)], check=True)
+    try:
+        fields, journal = run_once_under_the_unit(host, "scan", env)
+    finally:
+        leak.unlink(missing_ok=True)
     # The job ran to its end under the sandboxing: it exited (CLD_EXITED=1), it was
     # not killed by a signal (a filtered system call is SIGSYS), with 0 or 1
     # (1: the S3 part could not be read here).
-    assert fields["ExecMainCode"] == "1", (fields, started.stderr, journal)
+    assert fields["ExecMainCode"] == "1", (fields, journal)
     assert fields["ExecMainStatus"] in {"0", "1"}, (fields, journal)
     assert '"job finished"' in journal or '"job incomplete"' in journal, journal
-    messages = list(mailbox.Maildir(str(maildir), create=False))
+    messages = sink_messages(maildir)
     assert messages, journal
     bodies = "\n".join(str(m.get_payload(decode=True) or b"", "utf-8", "replace") for m in messages)
     assert "ouvert-unit.csv" in bodies
+
+
+def test_retention_job_under_the_unit_alerts_through_the_smtp_sink(
+    site: Site, smtp_sink: tuple[Path, int]
+) -> None:
+    """The retention job under the unit's sandboxing: its journal in the state
+    directory, the policies' due dates, and its J-1 warnings mailed to the sink."""
+    maildir, port = smtp_sink
+    host = site.host
+    policies = load_rendered(host.root / "etc/isoloir/agent.json")
+    due = policies.election(ELECTION_B).retention_due
+    env = {
+        "ISOLOIR_SMTP_SINK": f"127.0.0.1:{port}",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        # The day before the due date (the test's clock only; nothing is due yet,
+        # so nothing is purged): every election due that day gets its J-1 warning.
+        "ISOLOIR_NOW": f"{due - timedelta(days=1)}T09:00:00+00:00",
+    }
+    fields, journal = run_once_under_the_unit(host, "retention", env)
+    assert (fields["ExecMainCode"], fields["ExecMainStatus"]) == ("1", "0"), (fields, journal)
+    assert '"job finished"' in journal, journal
+    assert (host.root / "var/lib/isoloir/retention/journal.sqlite").is_file()
+    warned = [
+        m
+        for m in sink_messages(maildir)
+        if "RET-WARN" in (m.get("X-Isoloir-Rule", "") + m.get("X-Isoloir-Rules", ""))
+    ]
+    assert warned, journal
+    bodies = "\n".join(str(m.get_payload(decode=True) or b"", "utf-8", "replace") for m in warned)
+    language = policies.baseline.alerts.language
+    assert ELECTION_B in bodies and format_date(due, language) in bodies, bodies

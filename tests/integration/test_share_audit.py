@@ -23,7 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.test_host_systemd import ONCE_UNIT, once_unit, smtp_sink  # noqa: F401
+from tests.integration.test_host_systemd import (  # noqa: F401 - smtp_sink is a fixture
+    run_once_under_the_unit,
+    smtp_sink,
+)
 from tests.plugins.hosts import ELECTION_A, MEMBER_A, Site
 
 from isoloir.alerts import messages
@@ -80,26 +83,8 @@ def smb(site: Site, auth: Path, command: str) -> subprocess.CompletedProcess[str
 
 def scan_once(site: Site, port: int) -> str:
     """One scan job under the agents' unit sandboxing; its journal."""
-    host = site.host
-    unit_text = (host.root / "etc/systemd/system/isoloir-agent.service").read_text()
     env = {"ISOLOIR_SMTP_SINK": f"127.0.0.1:{port}", "AWS_EC2_METADATA_DISABLED": "true"}
-    unit = host.root / "run/systemd/system" / ONCE_UNIT
-    unit.parent.mkdir(parents=True, exist_ok=True)
-    unit.write_text(once_unit(unit_text, "scan", env))
-    try:
-        host.chroot("systemctl", "daemon-reload")
-        host.chroot("systemctl", "start", ONCE_UNIT, check=False, timeout=600)
-        shown = host.chroot(
-            "systemctl", "show", "-p", "ExecMainCode,ExecMainStatus", ONCE_UNIT, check=False
-        ).stdout
-        journal = host.chroot(
-            "journalctl", "-u", ONCE_UNIT, "--no-pager", "-o", "cat", "-n", "60", check=False
-        ).stdout
-    finally:
-        unit.unlink(missing_ok=True)
-        host.chroot("systemctl", "daemon-reload", check=False)
-        host.chroot("systemctl", "reset-failed", ONCE_UNIT, check=False)
-    fields = dict(line.split("=", 1) for line in shown.splitlines() if "=" in line)
+    fields, journal = run_once_under_the_unit(site.host, "scan", env)
     # exited by itself (not a signal), 0 or 1 (1: no cloud here, S3 unread)
     assert fields.get("ExecMainCode") == "1", (fields, journal)
     assert fields.get("ExecMainStatus") in {"0", "1"}, (fields, journal)
