@@ -2,7 +2,7 @@
 
 On the session's converged systemd host (`site`, tests/plugins/hosts.py): the
 agents' user leaves the retention job's request (what `sharelock.request`
-writes once a purge is certified; tests/unit/test_share_lock.py shows the job
+writes once a purge is certified; tests/unit/test_retention_share_lock.py shows the job
 writing it), the host's own `isoloir-share-lock.path` starts the root service,
 and then the real smbd refuses the member's upload into the purged election's
 campaign folder, while its permanent folder and the other election still
