@@ -63,6 +63,7 @@ PACKAGES: tuple[str, ...] = (
     "libpam-pwquality",
     "libpam-runtime",
     "libsasl2-modules",
+    "nftables",
     "openssh-server",
     "pamtester",
     "postfix",
