@@ -12,13 +12,12 @@ accept files. Last, the administrator's `unlock` gives the share back.
 from __future__ import annotations
 
 import json
-import secrets
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.integration.test_hosts import random_password, smbclient
 from tests.plugins.hosts import ELECTION_A, ELECTION_B, MEMBER_A, MEMBER_B, Site
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
@@ -29,16 +28,12 @@ SHARELOCK = ["/opt/isoloir/venv/bin/python", "-m", "isoloir.retention.sharelock"
 UPLOAD = "depot-apres-purge.csv"
 
 
-def _password() -> str:
-    return "Aa1" + secrets.token_urlsafe(15)
-
-
 @pytest.fixture(scope="module")
 def auth_files(site: Site) -> Iterator[dict[str, Path]]:
     """smbclient auth files of a member of each election."""
     files = {}
     for person in (MEMBER_A, MEMBER_B):
-        pwd = _password()
+        pwd = random_password(16)
         site.host.chroot("smbpasswd", "-a", "-s", person, input=f"{pwd}\n{pwd}\n")
         auth = site.workdir / f"smb-lock-{person}"
         auth.write_text(f"username = {person}\npassword = {pwd}\n")
@@ -51,22 +46,7 @@ def auth_files(site: Site) -> Iterator[dict[str, Path]]:
 
 def put(site: Site, share: str, auth: Path, local: Path, remote: str) -> str:
     """Upload through the real smbd; smbclient's output ('' when it worked)."""
-    run = subprocess.run(
-        [
-            "smbclient",
-            f"//{site.host.address}/{share}",
-            "-m",
-            "SMB3",
-            "-A",
-            str(auth),
-            "-c",
-            f"put {local} {remote}",
-        ],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-    )
+    run = smbclient(site, share, "-A", str(auth), command=f"put {local} {remote}")
     return "" if run.returncode == 0 else run.stdout + run.stderr
 
 

@@ -193,6 +193,7 @@ def test_the_purge_requests_the_lock_and_root_applies_it(
     assert request.exists()
 
     monkeypatch.setattr(sharelock, "_ids", lambda e, user: (AGENTS, GID))
+    monkeypatch.setattr(sharelock, "_gid", lambda e: GID)
     lock_dir = world.root / "share-lock"
     prospects = world.election_share / "prospects"
     assert sharelock.apply(world.policies(), world.state, lock_dir, "isoloir") == 0

@@ -101,10 +101,6 @@ def request(state_dir: Path, election_id: str) -> bool:
     return True
 
 
-def is_locked(lock_dir: Path, election_id: str) -> bool:
-    return (lock_dir / f"{election_id}.json").is_file()
-
-
 # -- ACLs ---------------------------------------------------------------------------
 
 
@@ -208,13 +204,19 @@ def _open_share(e: Election) -> int:
         raise LockError(f"share {e.share_path}: {exc.strerror or exc}") from None
 
 
+def _gid(e: Election) -> int:
+    try:
+        return grp.getgrnam(e.share_group).gr_gid
+    except KeyError:
+        raise LockError(f"no such group: {e.share_group}") from None
+
+
 def _ids(e: Election, agents_user: str) -> tuple[int, int]:
     try:
-        gid = grp.getgrnam(e.share_group).gr_gid
         uid = pwd.getpwnam(agents_user).pw_uid
-    except KeyError as exc:
-        raise LockError(f"no such account or group: {exc.args[0]}") from None
-    return uid, gid
+    except KeyError:
+        raise LockError(f"no such account: {agents_user}") from None
+    return uid, _gid(e)
 
 
 def lock(e: Election, agents_uid: int, gid: int) -> Counts:
@@ -237,12 +239,16 @@ def lock(e: Election, agents_uid: int, gid: int) -> Counts:
     return counts
 
 
-def _unlock_tree(fd: int, gid: int, depth: int = 0) -> int:
-    if depth > MAX_DEPTH:
-        raise LockError(f"folders nested deeper than {MAX_DEPTH}: refused")
+def _unlock_dir(fd: int, gid: int) -> None:
     _drop_access_acl(fd)
     os.fchown(fd, 0, gid)
     os.fchmod(fd, LOCKED_DIR_MODE)
+
+
+def _unlock_tree(fd: int, gid: int, depth: int = 0) -> int:
+    if depth > MAX_DEPTH:
+        raise LockError(f"folders nested deeper than {MAX_DEPTH}: refused")
+    _unlock_dir(fd, gid)
     done = 1
     for name, st in _entries(fd):
         if not stat.S_ISDIR(st.st_mode):
@@ -262,9 +268,7 @@ def unlock(e: Election, gid: int) -> int:
     """Give the folders back root:el-<id> 2770 without access ACL; the folder count."""
     fd = _open_share(e)
     try:
-        _drop_access_acl(fd)
-        os.fchown(fd, 0, gid)
-        os.fchmod(fd, LOCKED_DIR_MODE)
+        _unlock_dir(fd, gid)
     finally:
         os.close(fd)
     done = 1
@@ -339,7 +343,7 @@ def _say_locked(election_id: str, counts: Counts) -> None:
 
 
 def unlock_and_record(e: Election, lock_dir: Path) -> int:
-    folders = unlock(e, _ids(e, "root")[1])
+    folders = unlock(e, _gid(e))
     lock_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
     _unlocked_path(lock_dir, e.id).write_text(
         datetime.now(UTC).isoformat(timespec="seconds") + "\n", encoding="utf-8"
