@@ -39,8 +39,12 @@ terraform-check:
 	  echo "error: terraform not found on PATH. Install Terraform >= 1.10 (https://developer.hashicorp.com/terraform/install)" >&2; exit 1; }
 
 # Debian packages the tests and the local target use on the machine itself
-# (the sandbox host installs its own inside its tree).
-SYSTEM_PACKAGES := debootstrap smbclient samba-common-bin acl openssh-client sqlite3
+# (the sandbox host installs its own inside its tree): every package named in
+# mk/commands.txt, the list of external commands they run. After installing,
+# each listed command must resolve on PATH, or setup stops naming it.
+COMMANDS_FILE := mk/commands.txt
+SYSTEM_PACKAGES := $(sort $(shell awk '!/^\#/ && NF >= 2 && $$2 != "-" {print $$2}' $(COMMANDS_FILE)))
+SYSTEM_COMMANDS := $(shell awk '!/^\#/ && NF >= 2 && $$2 != "-" {print $$1}' $(COMMANDS_FILE))
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
@@ -50,6 +54,10 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+	@absent=""; for c in $(SYSTEM_COMMANDS); do \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v $$c >/dev/null || absent="$$absent $$c"; done; \
+	if [ -n "$$absent" ]; then \
+	  echo "error: commands listed in $(COMMANDS_FILE) are still missing after installing their packages:$$absent" >&2; exit 1; fi
 
 -include mk/*.mk
 

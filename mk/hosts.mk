@@ -8,21 +8,11 @@ SANDBOX_HOSTS ?= isoloir-host-1
 SANDBOX_INVENTORY ?= .run/sandbox/inventory.json
 SANDBOX_INIT ?= systemd
 WHEELHOUSE ?= .run/wheelhouse
-# Debian packages the sandbox needs on the machine itself, besides SYSTEM_PACKAGES
-# (zstd packs the cached tree, iproute2 gives `ss` to the tests).
-HOSTS_PACKAGES := zstd iproute2
-
 .PHONY: hosts-deps sandbox-build sandbox-up sandbox-down wheelhouse lint-hosts
 
-hosts-deps:
-	@missing=""; for p in $(HOSTS_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  if [ "$$(id -u)" != 0 ]; then echo "error: need root to install$$missing" >&2; exit 1; fi; \
-	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	fi
+# The sandbox's own packages on the machine (zstd, iproute2, ...) are listed in
+# mk/commands.txt with everything else; hosts-deps is kept as a name for them.
+hosts-deps: system-deps
 
 sandbox-build: setup system-deps hosts-deps
 	$(PY) -m isoloir.controller.sandbox build

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["tests.plugins.emulator", "tests.plugins.sandbox"]
+pytest_plugins = ["tests.plugins.commands", "tests.plugins.emulator", "tests.plugins.sandbox"]
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
