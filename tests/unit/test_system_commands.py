@@ -16,7 +16,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from tests.plugins.commands import MANIFEST, CommandRecorder, listed_commands, machine_command
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +84,7 @@ def test_listed_packages_provide_their_commands() -> None:
         if package == "-":
             continue
         found = shutil.which(command, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
-        assert found, f"{command} is not installed: `make system-deps` should have installed {package}"
+        assert found, f"{command} is missing: `make system-deps` should have installed {package}"
         owners: set[str] = set()
         for candidate in {found, os.path.realpath(found), "/bin/" + command, "/sbin/" + command}:
             proc = subprocess.run(
@@ -97,7 +96,8 @@ def test_listed_packages_provide_their_commands() -> None:
             for line in proc.stdout.splitlines():
                 owners.update(name.strip().split(":")[0] for name in line.split(": ")[0].split(","))
         if package not in owners:
-            wrong.append(f"{command}: listed as {package}, dpkg says {sorted(owners) or 'no package'}")
+            owner = sorted(owners) or "no package"
+            wrong.append(f"{command}: listed as {package}, dpkg says {owner}")
     assert not wrong, wrong
 
 
