@@ -419,3 +419,18 @@ run "the_upstream_port_is_opened_for_egress" {
     error_message = "the hosts' SMTP egress is the alerts' port and the upstream's; 587 in from the admin networks"
   }
 }
+
+run "on_the_emulator_no_declared_deployer_means_whoever_plans" {
+  command = plan
+
+  variables {
+    aws_endpoint            = "https://127.0.0.1:4566"
+    deployer_principal_arns = []
+    break_glass_role_arns   = []
+  }
+
+  assert {
+    condition     = local.admin_principals == tolist(["arn:aws:iam::123456789012:role/deployer"])
+    error_message = "on the emulator the plan's own principal is the admin principal"
+  }
+}
