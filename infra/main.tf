@@ -26,8 +26,10 @@ locals {
     )
   }
 
-  # Excepted from the election buckets' data deny: whoever runs Terraform (its
-  # refresh needs HeadBucket = s3:ListBucket) and the declared break-glass roles.
+  # May list the election buckets (Terraform's refresh: HeadBucket = s3:ListBucket)
+  # and manage their settings, never touch their objects: the deploying
+  # principals declared in the policies (on the emulator, whoever runs the plan)
+  # and the break-glass roles.
   admin_principals = sort(distinct(concat(
     length(var.deployer_principal_arns) > 0 ? var.deployer_principal_arns : [data.aws_iam_session_context.current.issuer_arn],
     var.break_glass_role_arns,
@@ -54,6 +56,12 @@ locals {
     admin_networks           = var.admin_networks
     admin_principal_arns     = local.admin_principals
     lifecycle_backstop_days  = var.lifecycle_backstop_days
+    mail_submission          = var.mail_guard_enabled
+    # SMTP out: the alerts' server and the mail guard's upstream, each on its own port.
+    smtp_egress_ports = distinct(concat(
+      var.mail_guard_enabled && var.mail_upstream != null ? [var.mail_upstream.port] : [],
+      var.alert_smtp_port == null ? [] : [var.alert_smtp_port],
+    ))
   }
 }
 
@@ -88,6 +96,8 @@ module "eu_west_3" {
   kms_deletion_window_days = local.regional_common.kms_deletion_window_days
   account_id               = local.regional_common.account_id
   admin_networks           = local.regional_common.admin_networks
+  mail_submission          = local.regional_common.mail_submission
+  smtp_egress_ports        = local.regional_common.smtp_egress_ports
   admin_principal_arns     = local.regional_common.admin_principal_arns
   lifecycle_backstop_days  = local.regional_common.lifecycle_backstop_days
   deploy_public_key        = var.deploy_public_key
@@ -113,6 +123,8 @@ module "eu_west_1" {
   kms_deletion_window_days = local.regional_common.kms_deletion_window_days
   account_id               = local.regional_common.account_id
   admin_networks           = local.regional_common.admin_networks
+  mail_submission          = local.regional_common.mail_submission
+  smtp_egress_ports        = local.regional_common.smtp_egress_ports
   admin_principal_arns     = local.regional_common.admin_principal_arns
   lifecycle_backstop_days  = local.regional_common.lifecycle_backstop_days
   deploy_public_key        = var.deploy_public_key
@@ -138,6 +150,8 @@ module "eu_central_1" {
   kms_deletion_window_days = local.regional_common.kms_deletion_window_days
   account_id               = local.regional_common.account_id
   admin_networks           = local.regional_common.admin_networks
+  mail_submission          = local.regional_common.mail_submission
+  smtp_egress_ports        = local.regional_common.smtp_egress_ports
   admin_principal_arns     = local.regional_common.admin_principal_arns
   lifecycle_backstop_days  = local.regional_common.lifecycle_backstop_days
   deploy_public_key        = var.deploy_public_key
@@ -163,6 +177,8 @@ module "eu_north_1" {
   kms_deletion_window_days = local.regional_common.kms_deletion_window_days
   account_id               = local.regional_common.account_id
   admin_networks           = local.regional_common.admin_networks
+  mail_submission          = local.regional_common.mail_submission
+  smtp_egress_ports        = local.regional_common.smtp_egress_ports
   admin_principal_arns     = local.regional_common.admin_principal_arns
   lifecycle_backstop_days  = local.regional_common.lifecycle_backstop_days
   deploy_public_key        = var.deploy_public_key
@@ -188,6 +204,8 @@ module "eu_south_1" {
   kms_deletion_window_days = local.regional_common.kms_deletion_window_days
   account_id               = local.regional_common.account_id
   admin_networks           = local.regional_common.admin_networks
+  mail_submission          = local.regional_common.mail_submission
+  smtp_egress_ports        = local.regional_common.smtp_egress_ports
   admin_principal_arns     = local.regional_common.admin_principal_arns
   lifecycle_backstop_days  = local.regional_common.lifecycle_backstop_days
   deploy_public_key        = var.deploy_public_key
@@ -213,6 +231,8 @@ module "eu_south_2" {
   kms_deletion_window_days = local.regional_common.kms_deletion_window_days
   account_id               = local.regional_common.account_id
   admin_networks           = local.regional_common.admin_networks
+  mail_submission          = local.regional_common.mail_submission
+  smtp_egress_ports        = local.regional_common.smtp_egress_ports
   admin_principal_arns     = local.regional_common.admin_principal_arns
   lifecycle_backstop_days  = local.regional_common.lifecycle_backstop_days
   deploy_public_key        = var.deploy_public_key

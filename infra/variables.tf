@@ -186,20 +186,68 @@ variable "lifecycle_backstop_days" {
 }
 
 variable "deployer_principal_arns" {
-  description = "IAM role (or user) ARNs that run Terraform, excepted from the election buckets' data deny (refresh needs HeadBucket = s3:ListBucket). Empty: the principal running this plan (its role ARN for an assumed role)."
-  type        = list(string)
-  default     = []
-}
-
-variable "break_glass_role_arns" {
-  description = "Emergency administrator role ARNs also excepted from the election buckets' data deny."
+  description = "IAM role (or user) ARNs that run Terraform, declared in the policies (aws.deployer_principals). The election buckets' data deny lets them list a bucket (refresh's HeadBucket = s3:ListBucket) and manage its settings, never read or write its objects. A role of IAM Identity Center may end in a wildcard, AWSReservedSSO_<set>_*, because its suffix changes when the permission set is re-provisioned. Empty: the principal running this plan, on the emulator only."
   type        = list(string)
   default     = []
 
   validation {
-    condition     = alltrue([for a in var.break_glass_role_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/", a))])
-    error_message = "break_glass_role_arns must list IAM role ARNs."
+    condition     = alltrue([for a in var.deployer_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]+$", a)) || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/aws-reserved/sso\\.amazonaws\\.com/([a-z0-9-]+/)?AWSReservedSSO_[A-Za-z0-9+=,.@-]+_\\*$", a))])
+    error_message = "deployer_principal_arns must list IAM role or user ARNs; the only wildcard allowed is an IAM Identity Center role ending in AWSReservedSSO_<permission set>_*."
   }
+
+  validation {
+    # TARGET=aws: whoever ran the last apply must not be the only one who can refresh.
+    condition     = var.aws_endpoint != null || length(var.deployer_principal_arns) > 0
+    error_message = "On AWS, deployer_principal_arns must name the deploying principals (aws.deployer_principals in policies/baseline.yml): otherwise the buckets let only whoever ran the last apply refresh them, and every other administrator gets 403."
+  }
+}
+
+variable "break_glass_role_arns" {
+  description = "Emergency administrator role ARNs (aws.break_glass_roles), excepted like the deployers: they may list the election buckets and manage their settings and policies, never read or write objects."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for a in var.break_glass_role_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", a)) || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/aws-reserved/sso\\.amazonaws\\.com/([a-z0-9-]+/)?AWSReservedSSO_[A-Za-z0-9+=,.@-]+_\\*$", a))])
+    error_message = "break_glass_role_arns must list IAM role ARNs (an IAM Identity Center role may end in AWSReservedSSO_<permission set>_*)."
+  }
+
+  validation {
+    condition     = var.aws_endpoint != null || length(var.break_glass_role_arns) > 0
+    error_message = "On AWS, break_glass_role_arns must name at least one emergency role (aws.break_glass_roles in policies/baseline.yml): it is who repairs a bucket policy when every deployer is gone."
+  }
+}
+
+variable "mail_upstream" {
+  description = "The party's smarthost the mail guard relays to (mail.upstream): the file-share host may open connections to its port (587 or 25). On AWS it is required when mail.enabled: the host cannot deliver directly on port 25 (EC2 restricts it)."
+  type = object({
+    host = string
+    port = number
+  })
+  default = null
+
+  validation {
+    condition     = var.mail_upstream == null || try(var.mail_upstream.port >= 1 && var.mail_upstream.port <= 65535 && floor(var.mail_upstream.port) == var.mail_upstream.port, false)
+    error_message = "mail_upstream.port must be a TCP port."
+  }
+
+  validation {
+    condition     = var.aws_endpoint != null || !var.create_hosts || !var.mail_guard_enabled || var.mail_upstream != null
+    error_message = "On AWS, the mail guard needs mail.upstream (the party's smarthost, port 587 or 25) in policies/baseline.yml: EC2 restricts direct delivery on port 25, and the hosts' security group opens only the upstream's port."
+  }
+}
+
+variable "mail_guard_enabled" {
+  description = "The campaign mail guard runs on the file-share hosts (mail.enabled): staff submit on 587 from the admin networks."
+  type        = bool
+  default     = false
+}
+
+variable "alert_smtp_port" {
+  description = "Port of the alerts' SMTP server (alerts.email.port), opened for egress on the file-share hosts; null: no e-mail alerts."
+  type        = number
+  default     = 587
+  nullable    = true
 }
 
 # ------------------------------------------------------------ target settings

@@ -163,6 +163,8 @@ variables {
   people                   = ["alice", "bob"]
   create_hosts             = false
   elections                = {}
+  deployer_principal_arns  = ["arn:aws:iam::123456789012:role/deployer"]
+  break_glass_role_arns    = ["arn:aws:iam::123456789012:role/break-glass"]
 }
 
 run "election_outside_the_eu_is_refused" {
@@ -336,4 +338,99 @@ run "a_person_in_more_than_ten_iam_groups_is_refused" {
   }
 
   expect_failures = [var.elections]
+}
+
+# aws-readiness N6: on AWS (no emulator endpoint) the deploying principals and a
+# break-glass role must be declared in the policies.
+run "no_declared_deployer_on_aws_is_refused" {
+  command = plan
+
+  variables {
+    deployer_principal_arns = []
+  }
+
+  expect_failures = [var.deployer_principal_arns]
+}
+
+run "no_break_glass_role_on_aws_is_refused" {
+  command = plan
+
+  variables {
+    break_glass_role_arns = []
+  }
+
+  expect_failures = [var.break_glass_role_arns]
+}
+
+run "a_wildcard_outside_identity_center_roles_is_refused" {
+  command = plan
+
+  variables {
+    deployer_principal_arns = ["arn:aws:iam::123456789012:role/*"]
+  }
+
+  expect_failures = [var.deployer_principal_arns]
+}
+
+run "declared_deployers_and_an_identity_center_wildcard_are_the_admin_principals" {
+  command = plan
+
+  variables {
+    deployer_principal_arns = [
+      "arn:aws:iam::123456789012:role/deployer",
+      "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/eu-west-3/AWSReservedSSO_IsoloirDeploy_*",
+    ]
+  }
+
+  assert {
+    condition = local.admin_principals == tolist([
+      "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/eu-west-3/AWSReservedSSO_IsoloirDeploy_*",
+      "arn:aws:iam::123456789012:role/break-glass",
+      "arn:aws:iam::123456789012:role/deployer",
+    ])
+    error_message = "the admin principals are the declared ones, not whoever runs the plan"
+  }
+}
+
+# aws-readiness N5/N14: on AWS the mail guard needs an upstream, and the hosts
+# may connect out to its port.
+run "mail_guard_on_aws_without_upstream_is_refused" {
+  command = plan
+
+  variables {
+    create_hosts       = true
+    mail_guard_enabled = true
+  }
+
+  expect_failures = [var.mail_upstream]
+}
+
+run "the_upstream_port_is_opened_for_egress" {
+  command = plan
+
+  variables {
+    mail_guard_enabled = true
+    mail_upstream      = { host = "smtp.parti-test.example", port = 25 }
+    alert_smtp_port    = 465
+  }
+
+  assert {
+    condition     = local.regional_common.smtp_egress_ports == tolist([25, 465]) && local.regional_common.mail_submission
+    error_message = "the hosts' SMTP egress is the alerts' port and the upstream's; 587 in from the admin networks"
+  }
+}
+
+run "on_the_emulator_no_declared_deployer_means_whoever_plans" {
+  command = plan
+
+  variables {
+    aws_endpoint            = "https://127.0.0.1:4566"
+    deployer_principal_arns = []
+    break_glass_role_arns   = []
+  }
+
+  assert {
+    condition     = local.admin_principals == tolist(["arn:aws:iam::123456789012:role/deployer"])
+    error_message = "on the emulator the plan's own principal is the admin principal"
+  }
 }

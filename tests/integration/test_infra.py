@@ -49,8 +49,33 @@ class Deployed:
         return path
 
 
-def _tfvars() -> dict[str, Any]:
-    data = terraform_vars(load_policies(REPO / "policies"))
+# Declared in the baseline's aws: section (N6): a second deploying role and an
+# IAM Identity Center permission set, whose role suffix changes on re-provisioning.
+SECOND_DEPLOYER = "arn:aws:iam::123456789012:role/isoloir-deploy-second"
+SSO_DEPLOYERS = (
+    "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/eu-west-3/"
+    "AWSReservedSSO_IsoloirDeploy_*"
+)
+BREAK_GLASS = "arn:aws:iam::123456789012:role/isoloir-break-glass"
+
+
+def _policies_with_deployers(workdir: Path) -> Path:
+    """The example policies plus an aws: section naming the deploying principals:
+    a second role and an IAM Identity Center set (not the emulator's caller, who
+    applies here: only the evaluator enforces the bucket policies)."""
+    root = workdir / "policies"
+    shutil.copytree(REPO / "policies", root, symlinks=True)
+    with (root / "baseline.yml").open("a", encoding="utf-8") as f:
+        f.write(
+            "\naws:\n  deployer_principals:\n"
+            f"    - {SECOND_DEPLOYER}\n    - {SSO_DEPLOYERS}\n"
+            f"  break_glass_roles: [{BREAK_GLASS}]\n"
+        )
+    return root
+
+
+def _tfvars(policies: Path) -> dict[str, Any]:
+    data = terraform_vars(load_policies(policies))
     slug = data["org_slug"]
     data["allowed_regions"] = sorted({*data["allowed_regions"], "eu-central-1"})
     data["elections"][SECOND] = {
@@ -72,7 +97,7 @@ def deployed(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> It
         pytest.skip("terraform CLI not on PATH")
     emulator.reset()
     workdir = tmp_path_factory.mktemp("infra")
-    tfvars = _tfvars()
+    tfvars = _tfvars(_policies_with_deployers(workdir))
     vars_path = workdir / "terraform.tfvars.json"
     vars_path.write_text(json.dumps(tfvars), encoding="utf-8")
     target = local_target(workdir, tfvars, print, create_hosts=False, emulator=emulator)
@@ -239,30 +264,77 @@ def test_lifecycle_run_at_its_dates_expires_campaign_data_only(deployed: Deploye
         s3.put_bucket_policy(Bucket=bucket, Policy=policy)
 
 
-def test_deployer_can_refresh_every_election_bucket(deployed: Deployed) -> None:
-    """The provider's refresh starts with HeadBucket, authorised as s3:ListBucket:
-    the bucket policy's data deny must except whoever runs Terraform (and the
-    break-glass roles), while a person who is not a member stays denied."""
-    iam = aws.client("iam")
-    caller = aws.client("sts").get_caller_identity()["Arn"]
-    assert caller in deployed.outputs["admin_principal_arns"]
-    administrator = [json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "*", "Resource": "*"}]})]  # fmt: skip
-    outsider = iam.get_user(UserName="ptest")["User"]["Arn"]  # member of SECOND only
-    for election_id, e in _elections(deployed).items():
-        bucket = e["bucket_name"]
-        policy = aws.client("s3", e["region"]).get_bucket_policy(Bucket=bucket)["Policy"]
-        head = Request(
-            principal_arn=caller,
-            action="s3:ListBucket",
-            resource=f"arn:aws:s3:::{bucket}",
-            context={"aws:SecureTransport": "true"},
+ADMINISTRATOR = [json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "*", "Resource": "*"}]})]  # fmt: skip
+
+
+def _bucket_policies(d: Deployed) -> dict[str, tuple[str, str]]:
+    """election id -> (bucket ARN, its policy as the API returns it)."""
+    return {
+        election_id: (
+            f"arn:aws:s3:::{e['bucket_name']}",
+            aws.client("s3", e["region"]).get_bucket_policy(Bucket=e["bucket_name"])["Policy"],
         )
-        assert evaluate(head, administrator, policy).decision is Decision.ALLOW, election_id
-        if outsider.rsplit("/", 1)[1] not in e["members"]:
-            other = Request(outsider, "s3:ListBucket", head.resource, head.context)
-            got = evaluate(other, administrator, policy)
-            assert got.decision is Decision.EXPLICIT_DENY, election_id
+        for election_id, e in _elections(d).items()
+    }
+
+
+def test_a_second_declared_deployer_can_refresh_and_an_undeclared_one_cannot(
+    deployed: Deployed,
+) -> None:
+    """aws-readiness N6: the principals declared in the policies (aws.deployer_principals),
+    not whoever ran the last apply, may refresh. Terraform's refresh of a bucket
+    starts with HeadBucket, authorised as s3:ListBucket; evaluated with the
+    project's evaluator on the bucket policies the emulator holds."""
+    declared = sorted([SECOND_DEPLOYER, SSO_DEPLOYERS])
+    assert deployed.tfvars["deployer_principal_arns"] == declared
+    # the declared principals, not whoever ran this apply
+    assert deployed.outputs["admin_principal_arns"] == sorted([*declared, BREAK_GLASS])
+    reprovisioned = SSO_DEPLOYERS.replace("_*", "_0123456789abcdef")
+    undeclared = [
+        "arn:aws:iam::123456789012:role/another-admin",
+        # the SSO wildcard is one permission set's, not every set's
+        SSO_DEPLOYERS.replace("IsoloirDeploy_*", "AdministratorAccess_0123456789abcdef"),
+    ]
+    tls = {"aws:SecureTransport": "true"}
+    for election_id, (bucket, policy) in _bucket_policies(deployed).items():
+        for who in (SECOND_DEPLOYER, reprovisioned, BREAK_GLASS):
+            head = Request(who, "s3:ListBucket", bucket, tls)
+            got = evaluate(head, ADMINISTRATOR, policy)
+            assert got.decision is Decision.ALLOW, (election_id, who, got)
+        outsider = aws.client("iam").get_user(UserName="ptest")["User"]["Arn"]
+        others = undeclared + (
+            [] if "ptest" in _elections(deployed)[election_id]["members"] else [outsider]
+        )
+        for who in others:
+            got = evaluate(Request(who, "s3:ListBucket", bucket, tls), ADMINISTRATOR, policy)
+            assert got.decision is Decision.EXPLICIT_DENY, (election_id, who)
+            assert got.reasons == ("resource:DenyListingToAnyoneButElectionAgentAndAdmins",)
+
+
+@pytest.mark.parametrize(
+    "action",
+    ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject",
+     "s3:DeleteObjectVersion", "s3:RestoreObject"],
+)  # fmt: skip
+def test_admin_principals_never_touch_an_elections_objects(deployed: Deployed, action: str) -> None:
+    """aws-readiness N10: the deployers and break-glass roles list the bucket and
+    manage its policy, but its objects stay denied to them (even with
+    AdministratorAccess); the agents' role keeps them."""
+    agent = deployed.outputs["agent_role_arn"]
+    ctx = {"aws:SecureTransport": "true"}
+    for election_id, (bucket, policy) in _bucket_policies(deployed).items():
+        obj = f"{bucket}/prospects/fichier.csv"
+        for who in (SECOND_DEPLOYER, BREAK_GLASS):
+            got = evaluate(Request(who, action, obj, ctx), ADMINISTRATOR, policy)
+            assert got.decision is Decision.EXPLICIT_DENY, (election_id, who, action)
+            assert got.reasons == ("resource:DenyDataToAnyoneButElectionAndAgent",)
+            for manage in ("s3:PutBucketPolicy", "s3:GetBucketPolicy"):
+                managed = evaluate(Request(who, manage, bucket, ctx), ADMINISTRATOR, policy)
+                assert managed.decision is Decision.ALLOW, (election_id, who, manage)
+        # the agent is not denied by the bucket policy (its role grants the rest)
+        got = evaluate(Request(agent, action, obj, ctx), ADMINISTRATOR, policy)
+        assert got.decision is Decision.ALLOW, (election_id, action)
 
 
 def test_adding_and_archiving_elections_touch_only_their_resources(deployed: Deployed) -> None:

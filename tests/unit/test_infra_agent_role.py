@@ -69,3 +69,29 @@ def test_writes_and_data_are_scoped_to_the_election_buckets_and_keys() -> None:
         assert "local.bucket_arns" not in body, f"{sid}: writes on every <slug>-* bucket"
         assert ":key/*" not in body, f"{sid}: writes on every key of the party"
         assert "election_bucket_arns" in body or "election_key_arns" in body, sid
+
+
+# Granted but never named by an agent's call: what AWS authorises a call with
+# besides its own action. GetObject on an SSE-KMS object needs kms:Decrypt on
+# its key (S3 User Guide, "Using server-side encryption with AWS KMS keys");
+# a DeleteObjects batch is authorised as s3:DeleteObject (and per versioned key
+# s3:DeleteObjectVersion; S3 API reference, DeleteObjects).
+IMPLIED = {"kms:Decrypt", "s3:DeleteObject"}
+_DENY = re.compile(r'effect\s*=\s*"Deny"')
+
+
+def _allowed() -> set[str]:
+    """Actions of the role's Allow statements (the Denies narrow, they grant nothing)."""
+    return {
+        action
+        for body in _statements().values()
+        if not _DENY.search(body)
+        for action in _ACTION.findall(body)
+    }
+
+
+def test_nothing_is_granted_that_the_agents_do_not_declare() -> None:
+    """aws-readiness N12: the reverse inclusion. Every allowed action is one an
+    agent declares it calls; a grant nobody calls is an attack surface only."""
+    unused = _allowed() - _declared() - IMPLIED
+    assert not unused, f"granted to the agents' role but called by no agent: {sorted(unused)}"

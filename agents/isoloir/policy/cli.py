@@ -26,16 +26,16 @@ def _report(exc: PolicyError) -> None:
     )
 
 
-def _load(directory: str) -> Policies | None:
+def _load(directory: str, target: str = "local") -> Policies | None:
     try:
-        return load_policies(directory)
+        return load_policies(directory, target=target)
     except PolicyError as exc:
         _report(exc)
         return None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    p = _load(args.dir)
+    p = _load(args.dir, args.target)
     if p is None:
         return EXIT_INVALID
     for warning in render.opt_in_warnings(p):
@@ -45,7 +45,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    p = _load(args.policies)
+    p = _load(args.policies, args.target)
     if p is None:
         return EXIT_INVALID
     try:
@@ -108,11 +108,24 @@ def register(subparsers: Any) -> None:
 
     validate = sub.add_parser("validate", help="check every policy file; exit 2 on any error")
     validate.add_argument("dir", nargs="?", default="policies")
+    validate.add_argument(
+        "--target",
+        choices=("local", "aws"),
+        default="local",
+        help="aws: also refuse what a real deploy needs and lacks (deployers, "
+        "break-glass role, mail upstream, bucket suffix)",
+    )
     validate.set_defaults(func=cmd_validate)
 
     rend = sub.add_parser("render", help="write Terraform, Ansible and agent inputs")
     rend.add_argument("--out", required=True, help="output directory")
     rend.add_argument("--policies", default="policies", help="policies directory")
+    rend.add_argument(
+        "--target",
+        choices=("local", "aws"),
+        default="local",
+        help="aws: refuse policies a real deploy cannot use (as `validate --target aws`)",
+    )
     rend.set_defaults(func=cmd_render)
 
     show = sub.add_parser("show", help="elections, rounds, retention due dates, legal holds")

@@ -295,6 +295,24 @@ def _check_mail(b: dict[str, Any], out: _Collector) -> None:
         )
 
 
+def _check_principals(b: dict[str, Any], out: _Collector) -> None:
+    """The deploying and break-glass principals live in the party's one account:
+    a bucket policy's aws:PrincipalArn exception naming another account's role
+    would let that account list the buckets."""
+    accounts: dict[str, Path_] = {}
+    for key in ("deployer_principals", "break_glass_roles"):
+        for i, arn in enumerate(b["aws"][key]):
+            accounts.setdefault(arn.split(":")[4], ("aws", key, i))
+    if len(accounts) > 1:
+        first, *others = sorted(accounts)
+        for account in others:
+            out.add(
+                accounts[account],
+                f"names account {account}, another names {first}: the deploying and "
+                "break-glass principals must be in the party's one account",
+            )
+
+
 LOG_BUCKET_BASE_MAX = 50  # infra/variables.tf log_bucket_name: room for "-eu-central-1"
 
 
@@ -315,6 +333,7 @@ def _check_baseline(b: dict[str, Any], out: _Collector) -> None:
             f"names the access-log bucket {base!r} ({len(base)} characters): at most "
             f"{LOG_BUCKET_BASE_MAX}, so that `-<region>` still fits S3's 63",
         )
+    _check_principals(b, out)
     aws_hosts = b["hosts"]["aws"]
     for key in ("image_ids", "subnet_ids"):
         for region in aws_hosts[key]:
@@ -660,6 +679,8 @@ def _build_baseline(b: dict[str, Any]) -> m.Baseline:
         identity=m.Identity(**b["identity"]),
         remediation=m.Remediation(**b["remediation"]),
         iam_groups_quota=b["aws"]["iam_groups_quota"],
+        deployer_principals=tuple(b["aws"]["deployer_principals"]),
+        break_glass_roles=tuple(b["aws"]["break_glass_roles"]),
         mail=_build_mail(b),
     )
 
@@ -942,8 +963,76 @@ def _assemble(
     return policies
 
 
-def load_policies(directory: str | Path = "policies") -> m.Policies:
-    """Load and validate a policies directory. Raises PolicyError listing every problem."""
+TARGETS = ("local", "aws")
+
+
+def aws_target_problems(p: m.Policies, base_file: str, base_src: Source | None) -> list[Problem]:
+    """What TARGET=aws needs beyond valid policies (aws-readiness N5, N6, F13):
+    the deploying principals and a break-glass role (else a second administrator
+    gets 403 on every election bucket), the mail guard's upstream (EC2 restricts
+    direct delivery on port 25, and the hosts' security group opens only the
+    upstream's port), and a bucket suffix (S3 names are global: default names
+    are easy to predict and to take first)."""
+
+    def line(path: Path_) -> int:
+        return base_src.line_of(path) if base_src else 0
+
+    b = p.baseline
+    problems = []
+    if not b.deployer_principals:
+        problems.append(
+            Problem(
+                base_file,
+                line(("aws", "deployer_principals")),
+                "aws.deployer_principals",
+                "TARGET=aws needs the IAM roles (or users) that run the deploy, e.g. "
+                "[arn:aws:iam::<account>:role/isoloir-deploy] or an IAM Identity Center "
+                "role ending in AWSReservedSSO_<permission set>_*: the election buckets "
+                "let only them list the buckets, which Terraform's refresh needs",
+            )
+        )
+    if not b.break_glass_roles:
+        problems.append(
+            Problem(
+                base_file,
+                line(("aws", "break_glass_roles")),
+                "aws.break_glass_roles",
+                "TARGET=aws needs at least one emergency role ARN, excepted like the "
+                "deployers, to repair a bucket policy when no deployer is left",
+            )
+        )
+    if b.mail.enabled and b.mail.upstream is None:
+        problems.append(
+            Problem(
+                base_file,
+                line(("mail", "upstream")),
+                "mail.upstream",
+                "TARGET=aws needs the party's smarthost ({host: ..., port: 587}, or 25) "
+                "while mail.enabled: EC2 restricts direct delivery on port 25, and the "
+                "hosts' security group opens only the upstream's port",
+            )
+        )
+    if not b.organisation.bucket_suffix:
+        problems.append(
+            Problem(
+                base_file,
+                line(("organisation", "bucket_suffix")),
+                "organisation.bucket_suffix",
+                "TARGET=aws needs a suffix of 4 to 12 lower-case letters or digits "
+                "(e.g. the output of `openssl rand -hex 4`), chosen once before the first "
+                "deploy: S3 bucket names are global, and <slug>-<election> is easy to "
+                "take first",
+            )
+        )
+    return problems
+
+
+def load_policies(directory: str | Path = "policies", *, target: str = "local") -> m.Policies:
+    """Load and validate a policies directory. Raises PolicyError listing every
+    problem. `target="aws"` also refuses what a real deploy needs and lacks
+    (aws_target_problems)."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}")
     root = Path(directory)
     problems: list[Problem] = []
     base_path = root / "baseline.yml"
@@ -972,7 +1061,12 @@ def load_policies(directory: str | Path = "policies") -> m.Policies:
             elections.append((shown, esrc, election))
     if problems or baseline is None:
         raise PolicyError(problems)
-    return _assemble(baseline, elections, _display(base_path), src)
+    policies = _assemble(baseline, elections, _display(base_path), src)
+    if target == "aws":
+        found = aws_target_problems(policies, _display(base_path), src)
+        if found:
+            raise PolicyError(found)
+    return policies
 
 
 # ---------------------------------------------------- normalised (rendered)
@@ -1093,8 +1187,15 @@ def normalise(p: m.Policies) -> dict[str, Any]:
             "image_ids": dict(b.hosts.image_ids),
             "subnet_ids": dict(b.hosts.subnet_ids),
         }
+    aws_section: dict[str, Any] = {}
     if b.iam_groups_quota != IAM_GROUPS_DEFAULT_QUOTA:
-        baseline["aws"] = {"iam_groups_quota": b.iam_groups_quota}
+        aws_section["iam_groups_quota"] = b.iam_groups_quota
+    if b.deployer_principals:
+        aws_section["deployer_principals"] = list(b.deployer_principals)
+    if b.break_glass_roles:
+        aws_section["break_glass_roles"] = list(b.break_glass_roles)
+    if aws_section:
+        baseline["aws"] = aws_section
     if al.email:
         baseline["alerts"]["email"] = {
             "host": al.email.host,

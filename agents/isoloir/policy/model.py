@@ -218,6 +218,12 @@ class Baseline:
     remediation: Remediation
     # The account's IAM groups quota (AWS's default 300, adjustable in Service Quotas)
     iam_groups_quota: int = 300
+    # TARGET=aws: the IAM roles (or users) that run the deploy, and the emergency
+    # roles. They may list the election buckets and manage their settings, never
+    # touch their objects. An IAM Identity Center role may end in
+    # AWSReservedSSO_<permission set>_* (its suffix changes on re-provisioning).
+    deployer_principals: tuple[str, ...] = ()
+    break_glass_roles: tuple[str, ...] = ()
     mail: Mail = field(default_factory=Mail)
 
     @property

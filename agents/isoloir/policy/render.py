@@ -93,6 +93,19 @@ def terraform_vars(p: Policies) -> dict[str, Any]:
         "host_image_ids": dict(b.hosts.image_ids),
         "subnet_ids": dict(b.hosts.subnet_ids),
         "log_bucket_name": b.log_bucket_name,
+        # aws.* in the baseline: who may list the election buckets (refresh) and
+        # manage their settings, never their objects (docs/infra.md)
+        "deployer_principal_arns": sorted(b.deployer_principals),
+        "break_glass_role_arns": sorted(b.break_glass_roles),
+        # the mail guard on the file-share hosts: 587 in from the admin networks,
+        # SMTP out to the upstream's port and to the alerts' server's
+        "mail_guard_enabled": b.mail.enabled,
+        "mail_upstream": (
+            {"host": b.mail.upstream.host, "port": b.mail.upstream.port}
+            if b.mail.upstream is not None
+            else None
+        ),
+        "alert_smtp_port": b.alerts.email.port if b.alerts.email is not None else None,
         "administrators": sorted(x.id for x in b.admins),
         "people": sorted(x.id for x in b.people),
         "elections": {

@@ -246,7 +246,6 @@ data "aws_iam_policy_document" "agent" {
       "s3:GetBucketLogging",
       "s3:GetBucketOwnershipControls",
       "s3:GetBucketPolicy",
-      "s3:GetBucketPolicyStatus",
       "s3:GetBucketPublicAccessBlock",
       "s3:GetBucketTagging",
       "s3:GetBucketVersioning",
@@ -352,13 +351,9 @@ data "aws_iam_policy_document" "agent" {
   statement {
     sid = "AuditIdentities"
     actions = [
-      "iam:GenerateCredentialReport",
       "iam:GetAccountPasswordPolicy",
-      "iam:GetAccountSummary",
-      "iam:GetCredentialReport",
       "iam:GetLoginProfile",
       "iam:ListAccessKeys",
-      "iam:ListGroupsForUser",
       "iam:ListMFADevices",
       "iam:ListUsers",
     ]

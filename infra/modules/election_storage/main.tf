@@ -17,11 +17,14 @@ locals {
   # on a date at 00:00 UTC: LifecycleExpiration.Date, S3 API reference).
   backstop_date = timeadd("${var.retention_date}T00:00:00Z", "${var.lifecycle_backstop_days * 24}h")
   # Data-plane actions: only the election's members and the agent may use them.
-  data_actions = [
+  # Listing the bucket (s3:ListBucket, which also authorises HeadBucket) is kept
+  # apart: the admin principals need it for Terraform's refresh (N10).
+  object_actions = [
     "s3:AbortMultipartUpload",
     "s3:DeleteObject*",
     "s3:GetObject*",
-    "s3:ListBucket*",
+    "s3:ListBucketMultipartUploads",
+    "s3:ListBucketVersions",
     "s3:ListMultipartUploadParts",
     "s3:PutObject*",
     "s3:RestoreObject",
@@ -252,11 +255,34 @@ data "aws_iam_policy_document" "deny_other_encryption" {
 }
 
 data "aws_iam_policy_document" "deny_other_principals" {
+  # Objects: the election's members and the agent only. The deploying and
+  # break-glass principals are not excepted: they administer the bucket, they
+  # never read, write or delete its files.
   statement {
     sid       = "DenyDataToAnyoneButElectionAndAgent"
     effect    = "Deny"
-    actions   = local.data_actions
+    actions   = local.object_actions
     resources = [local.bucket_arn, "${local.bucket_arn}/*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "ArnNotLike"
+      variable = "aws:PrincipalArn"
+      values   = sort(distinct(var.data_principal_arns))
+    }
+  }
+
+  # Listing (and HeadBucket, authorised as s3:ListBucket): also the admin
+  # principals, whose refresh starts with HeadBucket.
+  statement {
+    sid       = "DenyListingToAnyoneButElectionAgentAndAdmins"
+    effect    = "Deny"
+    actions   = ["s3:ListBucket"]
+    resources = [local.bucket_arn]
 
     principals {
       type        = "AWS"

@@ -104,12 +104,12 @@ variable "data_principal_arns" {
 }
 
 variable "admin_principal_arns" {
-  description = "Principals that administer the bucket and are excepted from the data deny: the deploying principal (its refresh calls HeadBucket, authorised as s3:ListBucket) and declared break-glass roles."
+  description = "Principals that administer the bucket: the deploying principals and break-glass roles. They may list it (refresh calls HeadBucket, authorised as s3:ListBucket) and manage its settings and policy; its objects stay denied to them. IAM Identity Center roles may end in a wildcard (ArnNotLike)."
   type        = list(string)
   default     = []
 
   validation {
-    condition     = alltrue([for a in var.admin_principal_arns : can(regex("^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:(root$|user/|role/)", a))])
+    condition     = alltrue([for a in var.admin_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(root$|user/|role/)", a))])
     error_message = "admin_principal_arns must list IAM role or user ARNs (or the account root)."
   }
 }

@@ -29,7 +29,7 @@ resource "aws_kms_key" "volumes" {
 
 resource "aws_security_group" "this" {
   name        = "${var.name}-shares"
-  description = "Isoloir file-share host: SSH and SMB from the admin networks only"
+  description = "Isoloir file-share host: SSH, SMB and mail submission from the admin networks only"
   vpc_id      = var.vpc_id
   tags        = var.tags
 }
@@ -67,15 +67,36 @@ resource "aws_vpc_security_group_egress_rule" "https" {
   cidr_ipv4         = each.value
 }
 
-resource "aws_vpc_security_group_egress_rule" "submission" {
-  for_each = toset(var.egress_cidrs)
+resource "aws_vpc_security_group_ingress_rule" "mail_submission" {
+  # The mail guard's relay: staff submit campaign mail on 587 (STARTTLS + login)
+  # from the admin networks only, never from the internet (docs/mailguard.md).
+  for_each = var.mail_submission ? toset(var.admin_networks) : toset([])
 
   security_group_id = aws_security_group.this.id
-  description       = "SMTP submission out: alert e-mails (STARTTLS)"
+  description       = "SMTP submission to the mail guard from an admin network"
   ip_protocol       = "tcp"
   from_port         = 587
   to_port           = 587
   cidr_ipv4         = each.value
+}
+
+locals {
+  # SMTP out: the alerts' server and the mail guard's upstream (its port, 587 or 25).
+  smtp_egress = {
+    for pair in setproduct(sort(distinct([for p in var.smtp_egress_ports : tostring(p)])), var.egress_cidrs) :
+    "${pair[0]} ${pair[1]}" => { port = tonumber(pair[0]), cidr = pair[1] }
+  }
+}
+
+resource "aws_vpc_security_group_egress_rule" "smtp" {
+  for_each = local.smtp_egress
+
+  security_group_id = aws_security_group.this.id
+  description       = "SMTP out on ${each.value.port}: alert e-mails and the mail guard's upstream"
+  ip_protocol       = "tcp"
+  from_port         = each.value.port
+  to_port           = each.value.port
+  cidr_ipv4         = each.value.cidr
 }
 
 resource "aws_instance" "this" {

@@ -44,6 +44,23 @@ variable "admin_networks" {
   }
 }
 
+variable "mail_submission" {
+  description = "Open 587 from the admin networks to the mail guard's relay on this host."
+  type        = bool
+  default     = false
+}
+
+variable "smtp_egress_ports" {
+  description = "TCP ports the host may open SMTP connections to: the alerts' server and the mail guard's upstream (587 or 25)."
+  type        = list(number)
+  default     = [587]
+
+  validation {
+    condition     = alltrue([for p in var.smtp_egress_ports : p >= 1 && p <= 65535 && floor(p) == p])
+    error_message = "smtp_egress_ports must be TCP ports."
+  }
+}
+
 variable "egress_cidrs" {
   description = "Where the host may open HTTPS connections (AWS APIs, Debian security updates, alert webhooks and SMTP submission)."
   type        = list(string)

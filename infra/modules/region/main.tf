@@ -192,6 +192,8 @@ module "host" {
   subnet_id                = data.aws_subnet.host[0].id
   vpc_id                   = data.aws_subnet.host[0].vpc_id
   admin_networks           = var.admin_networks
+  mail_submission          = var.mail_submission
+  smtp_egress_ports        = var.smtp_egress_ports
   deploy_public_key        = var.deploy_public_key
   instance_profile         = var.instance_profile
   detailed_monitoring      = var.host_detailed_monitoring

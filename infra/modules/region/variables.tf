@@ -119,3 +119,15 @@ variable "deploy_public_key" {
   type        = string
   default     = ""
 }
+
+variable "mail_submission" {
+  description = "Open 587 from the admin networks to the host's mail guard."
+  type        = bool
+  default     = false
+}
+
+variable "smtp_egress_ports" {
+  description = "SMTP ports the host may connect out to (alerts' server, mail guard upstream)."
+  type        = list(number)
+  default     = [587]
+}
