@@ -57,7 +57,9 @@ PEOPLE = _csv(
 class World:
     """Policies, share root, contacts store, state and secrets under one tmp dir."""
 
-    def __init__(self, root: Path, due: date, *, share: bool = True) -> None:
+    def __init__(
+        self, root: Path, due: date, *, share: bool = True, permanent: bool = False
+    ) -> None:
         self.root = root
         self.share_root = root / "srv" / "elections"
         self.contacts = root / "srv" / "contacts"
@@ -105,6 +107,15 @@ class World:
                     "      email_column: email",
                     "      phone_column: telephone",
                 ]
+        if permanent:  # the party's volunteers: kept, and writable after the lock
+            lines += [
+                "  - name: benevoles",
+                "    bucket_prefix: benevoles/",
+                "    share_path: benevoles",
+                "    origin: opt_in_form",
+                "    legal_basis: consent",
+                "    category: permanent",
+            ]
         (self.policies_dir / "elections" / f"{EID}.yml").write_text(
             "\n".join(lines) + "\n", encoding="utf-8"
         )

@@ -29,6 +29,7 @@ from isoloir.retention import keys
 FORMAT = "isoloir-deletion-certificate/1"
 ALGORITHM = "Ed25519"
 PUBLIC_KEY_FILE = "retention-signing.pub.pem"
+UNDECLARED = "_undeclared"  # the election's folder outside its datasets (purge.UNDECLARED)
 
 DATASET_COUNTS = (
     "objects",
@@ -431,8 +432,9 @@ def _render(c: Mapping[str, Any], verified: bool | None, lang: str) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for d in c["datasets"]:
+        name = _("(outside the declared datasets)") if d["name"] == UNDECLARED else d["name"]
         lines.append(
-            f"| {d['name']} | {n(d['objects'])} | {n(d['versions'])} | "
+            f"| {name} | {n(d['objects'])} | {n(d['versions'])} | "
             f"{n(d['delete_markers'])} | {n(d['files'])} | "
             f"{n(d['bucket_bytes'] + d['share_bytes'])} | {n(d['contacts_kept'])} | "
             f"{n(d['suppression_entries_added'])} |"
@@ -450,6 +452,15 @@ def _render(c: Mapping[str, Any], verified: bool | None, lang: str) -> str:
         _("## Data kept"),
         "",
     ]
+    if any(d.get("name") == UNDECLARED for d in c["datasets"]):
+        at = len(lines) - 3
+        lines[at:at] = [
+            _(
+                "Every file of the election's share folder outside the permanent datasets was "
+                "deleted too."
+            ),
+            "",
+        ]
     kept = c["kept"]
     lines.append(
         _(

@@ -26,7 +26,14 @@ from isoloir.retention import certificate, keys, losses, planning
 from isoloir.retention.jobs import evaluate
 from isoloir.retention.journal import Journal
 from isoloir.retention.journal import db_path as journal_path
-from isoloir.retention.purge import MAX_TABLE_BYTES, read_dataset, survey
+from isoloir.retention.purge import (
+    MAX_TABLE_BYTES,
+    UNDECLARED,
+    read_dataset,
+    read_undeclared,
+    survey,
+    undeclared_dataset,
+)
 from isoloir.retention.share import ShareError
 from isoloir.retention.suppression import (
     ADD_ELECTION,
@@ -193,18 +200,21 @@ def cmd_accept_loss(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     e = elections[0]
     try:
-        ds = e.dataset(args.dataset)
+        ds = undeclared_dataset() if args.dataset == UNDECLARED else e.dataset(args.dataset)
     except KeyError:
         print(f"no dataset {args.dataset!r} in election {e.id}", file=sys.stderr)
         return EXIT_ERROR
-    if ds.tabular is None or not ds.campaign_specific:
+    if ds.name != UNDECLARED and (ds.tabular is None or not ds.campaign_specific):
         print(f"dataset {ds.name} of {e.id} is not a tabular campaign dataset", file=sys.stderr)
         return EXIT_ERROR
     if not args.all and not args.sources:
         print("name the SOURCE(s) `retention plan` lists, or --all", file=sys.stderr)
         return EXIT_ERROR
     try:
-        problems = read_dataset(aws.client("s3", e.region), e, ds).problems
+        if ds.name == UNDECLARED:
+            problems = read_undeclared(e).problems
+        else:
+            problems = read_dataset(aws.client("s3", e.region), e, ds).problems
     except Exception as exc:  # noqa: BLE001 - one clear line, whatever the cloud or share says
         print(
             f"cannot read dataset {ds.name} of {e.id}: {type(exc).__name__}: {exc}", file=sys.stderr
@@ -600,7 +610,11 @@ def register(subparsers: Any) -> None:
     )
     runtime.add_runtime_arguments(accept)
     accept.add_argument("--election", required=True, help="the election")
-    accept.add_argument("--dataset", required=True, help="the tabular dataset")
+    accept.add_argument(
+        "--dataset",
+        required=True,
+        help=f"the tabular dataset ({UNDECLARED}: files outside every declared dataset)",
+    )
     accept.add_argument("--all", action="store_true", help="every table `plan` lists as such")
     accept.add_argument("sources", nargs="*", metavar="SOURCE", help="as `retention plan` shows")
     accept.set_defaults(func=_guarded(cmd_accept_loss))

@@ -34,7 +34,14 @@ from isoloir.policy.model import Election, Policies
 from isoloir.retention import planning, share, sharelock
 from isoloir.retention.journal import Journal, Run
 from isoloir.retention.journal import db_path as journal_path
-from isoloir.retention.purge import HoldError, NotYetError, Outcome, PurgeError, Purger
+from isoloir.retention.purge import (
+    HoldError,
+    NotYetError,
+    Outcome,
+    PurgeError,
+    Purger,
+    declared_paths,
+)
 
 RESIDUE_SAMPLE = 1000  # versions or files counted per dataset when looking for residue
 
@@ -223,18 +230,25 @@ def leftovers(e: Election, s3: Any | None = None) -> list[Msg]:
         except (share.ShareError, OSError):
             continue
         if files or dirs:
-            more = "+" if len(files) >= RESIDUE_SAMPLE else ""
-            out.append(
-                Msg(
-                    N_("{location}: {files} file(s), {dirs} folder(s)"),
-                    {
-                        "location": f"{e.share_path}/{ds.share_path}",
-                        "files": f"{len(files)}{more}",
-                        "dirs": len(dirs),
-                    },
-                )
-            )
+            out.append(_share_residue(f"{e.share_path}/{ds.share_path}", files, dirs))
+    # the rest of the election's folder is purged too (files saved outside the datasets)
+    declared = declared_paths(e)
+    try:
+        files = share.list_files(e.share_path, "", limit=RESIDUE_SAMPLE, declared=declared)
+        dirs = [] if files else share.list_dirs(e.share_path, "", declared=declared)
+    except (share.ShareError, OSError):
+        return out
+    if files or dirs:
+        out.append(_share_residue(f"{e.share_path} (outside the datasets)", files, dirs))
     return out
+
+
+def _share_residue(location: str, files: list[share.ShareFile], dirs: list[str]) -> Msg:
+    more = "+" if len(files) >= RESIDUE_SAMPLE else ""
+    return Msg(
+        N_("{location}: {files} file(s), {dirs} folder(s)"),
+        {"location": location, "files": f"{len(files)}{more}", "dirs": len(dirs)},
+    )
 
 
 def purged_findings(

@@ -31,6 +31,7 @@ import io
 import os
 import socket
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,7 +44,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from isoloir import __version__, aws, clock, findings
 from isoloir.policy.model import Dataset, Election, Policies, Tabular
-from isoloir.retention import certificate, keys, losses, planning, share, spreadsheet, tabular
+from isoloir.retention import (
+    certificate,
+    keys,
+    losses,
+    planning,
+    share,
+    sharelock,
+    spreadsheet,
+    tabular,
+)
 from isoloir.retention.journal import Journal, Step
 from isoloir.retention.journal import db_path as journal_path
 from isoloir.retention.losses import TableProblem
@@ -77,6 +87,8 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 NOTICE = timedelta(hours=24)  # the last warning is sent at least this long before
 GRACE = timedelta(days=1)  # ... or the due date is at least this far past
 MAX_STALLED_ROUNDS = 3  # share rounds in a row that deleted nothing
+LOCK_WAIT = 120.0  # seconds the purge waits for root to lock the election's folder
+LOCK_POLL = 1.0
 
 
 def response_date(response: Mapping[str, Any]) -> datetime | None:
@@ -242,6 +254,7 @@ class Table:
     source: str  # "s3://bucket/key" or "share:path" (+ " sheet NAME"): a location, never content
     header: list[str]
     rows: list[dict[str, str]]
+    rules: Dataset | None = None  # outside the datasets: the dataset whose columns it has
 
 
 @dataclass
@@ -315,11 +328,89 @@ def read_dataset(s3: Any, election: Election, dataset: Dataset) -> Extraction:
         if f.size > MAX_TABLE_BYTES:
             out.problems.append(TableProblem(source, f"larger than {MAX_TABLE_BYTES} bytes"))
             continue
-        data = share.read_file(election.share_path, dataset.share_path, f.path, MAX_TABLE_BYTES)
-        if data is None:
-            out.problems.append(TableProblem(source, "could not be opened as a regular file"))
+        data = _read_share_table(out, source, election.share_path, dataset.share_path, f.path)
+        if data is not None:
+            _add_table(out, source, f.path, data, dataset)
+    return out
+
+
+def _read_share_table(
+    out: Extraction, source: str, share_root: str, rel: str, path: str
+) -> bytes | None:
+    """The file's bytes, or None with the reason recorded in `out.problems`."""
+    try:
+        data = share.read_file(share_root, rel, path, MAX_TABLE_BYTES)
+    except PermissionError:
+        # The share lock makes every file readable by the agents, except a file
+        # with several hard links (changing it would change the other name too).
+        out.problems.append(
+            TableProblem(source, "permission denied (a file with several hard links?)")
+        )
+        return None
+    if data is None:
+        out.problems.append(TableProblem(source, "could not be opened as a regular file"))
+    return data
+
+
+UNDECLARED = certificate.UNDECLARED  # not a valid dataset name: the rest of the folder
+
+
+def declared_paths(election: Election) -> list[str]:
+    return [ds.share_path for ds in election.datasets]
+
+
+def undeclared_dataset() -> Dataset:
+    """The election's folder outside every declared dataset, purged like a campaign dataset."""
+    return Dataset(UNDECLARED, "", "", "", "", "campaign", None)
+
+
+def read_undeclared(election: Election) -> Extraction:
+    """Tables of the election's folder outside every declared dataset.
+
+    Each is read with the columns of the first tabular campaign dataset it
+    matches; one that matches none cannot be extracted (its opt-outs would be
+    lost) unless the election has no tabular dataset at all.
+    """
+    out = Extraction()
+    candidates = [d for d in planning.campaign_datasets(election) if d.tabular is not None]
+    root = election.share_path
+    for f in share.list_files(root, "", declared=declared_paths(election)):
+        if f.is_link or not is_table_name(f.path) or not candidates:
             continue
-        _add_table(out, source, f.path, data, dataset)
+        source = f"share:{f.path}"
+        if f.special:
+            out.skipped.append(TableProblem(source, "not a regular file (FIFO, socket, device)"))
+            continue
+        if f.size > MAX_TABLE_BYTES:
+            out.problems.append(TableProblem(source, f"larger than {MAX_TABLE_BYTES} bytes"))
+            continue
+        data = _read_share_table(out, source, root, "", f.path)
+        if data is None:
+            continue
+        try:
+            parsed = _parse_file(f.path, data[: MAX_TABLE_BYTES + 1])
+        except (tabular.TabularError, spreadsheet.SpreadsheetError, csv.Error) as exc:
+            out.problems.append(TableProblem(source, f"unreadable: {exc}"))
+            continue
+        for sheet, header, rows in parsed:
+            shown = source if sheet is None else f"{source} sheet {sheet!r}"
+            assert all(d.tabular is not None for d in candidates)
+            rules = next(
+                (d for d in candidates if not tabular.missing_columns(header, d.tabular)),  # type: ignore[arg-type]
+                None,
+            )
+            if rules is None:
+                if rows:
+                    out.problems.append(
+                        TableProblem(
+                            shown,
+                            "outside the declared datasets, and its columns match no tabular "
+                            "dataset's",
+                        )
+                    )
+                continue
+            if header:
+                out.tables.append(Table(shown, header, rows, rules))
     return out
 
 
@@ -490,14 +581,19 @@ class Purger:
         s3: Any | None = None,
         kms: Any | None = None,
         now: Callable[[], datetime] = clock.now,
+        lock_dir: Path | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.policies = policies
+        self.lock_dir = lock_dir if lock_dir is not None else sharelock.lock_dir_in_use()
+        self.sleep = sleep
         self.election = election
         self.state_dir = state_dir
         self.secrets_dir = secrets_dir
         self.s3 = s3 if s3 is not None else aws.client("s3", election.region)
         self.kms = kms if kms is not None else aws.client("kms", election.region)
         self.now = now
+        self.share_locked_at: str | None = None
         self.journal: Journal | None = None
         self.suppression: SuppressionList | None = None
 
@@ -536,6 +632,8 @@ class Purger:
         """Checks before anything is journaled or deleted; each refusal deletes nothing."""
         for ds in planning.campaign_datasets(self.election):
             share.require_dataset(self.election.share_path, ds.share_path)
+        if self.lock_dir is not None:
+            self._require_share_lock(self.lock_dir)
         now = self.now()
         if not clock.overridden():
             # The demo and the tests move the clock with ISOLOIR_NOW; AWS keeps the
@@ -548,6 +646,42 @@ class Purger:
             else None
         )
         check_notice(self.election, now, threshold, sent)
+
+    def _require_share_lock(self, lock_dir: Path) -> None:
+        """The election's folder is locked by root before anything is read or deleted.
+
+        Members then can no longer change what the purge walks: no `chmod 000`
+        on a table, no read-only folder, no new file (security review N6, N8).
+        The request is the one the share-lock service already answers after a
+        purge; the purge waits up to LOCK_WAIT for the lock, then tries again
+        on the next run.
+        """
+        eid = self.election.id
+        if sharelock.unlocked_by_admin(lock_dir, eid):
+            raise NotYetError(
+                f"an administrator unlocked the share of {eid}: the purge waits until it is "
+                f"locked again (`python -m isoloir.retention.sharelock lock {eid}` as root); "
+                "nothing was deleted"
+            )
+        sharelock.request(self.state_dir, eid)
+        asked = sharelock.requested_at(self.state_dir, eid)
+        assert asked is not None
+        asked = asked.replace(microsecond=0)
+        waited = 0.0
+        while True:
+            locked = sharelock.locked_at(lock_dir, eid)
+            if locked is not None and locked >= asked:
+                self.share_locked_at = locked.isoformat()
+                return
+            if waited >= LOCK_WAIT:
+                break
+            self.sleep(LOCK_POLL)
+            waited += LOCK_POLL
+        raise NotYetError(
+            f"the share of {eid} is not locked yet (asked at {_stamp(asked)}; "
+            "isoloir-share-lock.service locks it): the purge waits for the lock; "
+            "nothing was deleted"
+        )
 
     def _run(self) -> Outcome:
         j = self.journal
@@ -568,6 +702,11 @@ class Purger:
                 self._step("extract", ds.name, {})
             self._purge_bucket(ds)
             self._purge_share(ds)
+        # The rest of the election's folder (files saved at its top, other
+        # folders): destroyed too, so "the campaign was destroyed" holds.
+        if not self._done("extract", UNDECLARED):
+            self._step("extract", UNDECLARED, {})
+        self._purge_share(undeclared_dataset())
         if not self._done("kms", ""):
             self._step("kms", "", {"bucket": self.election.bucket_name})
         if not self._done("certificate", ""):
@@ -607,15 +746,31 @@ class Purger:
         return handlers[kind](dataset, payload)
 
     # -- 1. extract
+    def _dataset(self, name: str) -> Dataset:
+        return undeclared_dataset() if name == UNDECLARED else self.election.dataset(name)
+
     def _do_extract(self, dataset: str, payload: Any) -> dict[str, Any]:
         assert self.suppression is not None
-        ds = self.election.dataset(dataset)
+        ds = self._dataset(dataset)
         retention = self.policies.baseline.retention
-        extraction = read_dataset(self.s3, self.election, ds)
+        if dataset == UNDECLARED:
+            extraction = read_undeclared(self.election)
+        else:
+            extraction = read_dataset(self.s3, self.election, ds)
         accepted = refuse_unaccepted(self.state_dir, self.election, ds, extraction.problems)
         tables, unreadable = extraction.tables, extraction.unreadable
         store = self.suppression
-        split = split_tables(tables, ds, retention.contacts_columns, store.contains)
+        if dataset == UNDECLARED:
+            split = tabular.Split()
+            for rules in planning.campaign_datasets(self.election):
+                mine = [t for t in tables if t.rules is rules]
+                if mine:
+                    split.merge(
+                        split_tables(mine, rules, retention.contacts_columns, store.contains)
+                    )
+            split.kept = list(dict.fromkeys(split.kept))
+        else:
+            split = split_tables(tables, ds, retention.contacts_columns, store.contains)
         path = _write_contacts(
             contacts_file(self.policies, self.election, ds, self.run_id),
             retention.contacts_columns,
@@ -688,9 +843,10 @@ class Purger:
         then removes the directory. Rounds that delete nothing are bounded.
         """
         root = self.election.share_path
+        declared = declared_paths(self.election) if ds.name == UNDECLARED else None
         stalled = 0
         while stalled < MAX_STALLED_ROUNDS:
-            files = share.list_files(root, ds.share_path, limit=SHARE_BATCH)
+            files = share.list_files(root, ds.share_path, limit=SHARE_BATCH, declared=declared)
             if files:
                 result = self._step(
                     "share-batch",
@@ -698,24 +854,25 @@ class Purger:
                     {"files": [[f.path, f.size, f.is_link] for f in files]},
                 )
             else:
-                dirs = share.list_dirs(root, ds.share_path)
+                dirs = share.list_dirs(root, ds.share_path, declared=declared)
                 if not dirs:
                     return
                 result = self._step("share-dirs", ds.name, {"dirs": dirs})
             stalled = 0 if result.get("removed_now") else stalled + 1
         raise PurgeError(
-            f"{root}/{ds.share_path} does not empty: {MAX_STALLED_ROUNDS} rounds deleted "
+            f"{root}/{ds.share_path or '(outside the datasets)'} does not empty: "
+            f"{MAX_STALLED_ROUNDS} rounds deleted "
             "nothing (files that cannot be deleted, or written as fast as they are deleted)"
         )
 
     def _do_share_batch(self, dataset: str, payload: Any) -> dict[str, Any]:
-        ds = self.election.dataset(dataset)
+        ds = self._dataset(dataset)
         paths = [p for p, _size, _link in payload["files"]]
         removed = share.remove_files(self.election.share_path, ds.share_path, paths)
         return {"removed_now": removed}
 
     def _do_share_dirs(self, dataset: str, payload: Any) -> dict[str, Any]:
-        ds = self.election.dataset(dataset)
+        ds = self._dataset(dataset)
         removed = share.remove_dirs(self.election.share_path, ds.share_path, payload["dirs"])
         return {"removed_now": removed}
 
@@ -782,6 +939,7 @@ class Purger:
         e = self.election
         org = self.policies.baseline.organisation
         datasets = [self._dataset_counts(ds) for ds in planning.campaign_datasets(e)]
+        datasets.append(self._dataset_counts(undeclared_dataset()))
         kms = self.journal.find(self.run_id, "kms", "")
         key = dict(kms.result) if kms and kms.result else {}
         retention = self.policies.baseline.retention
@@ -810,6 +968,8 @@ class Purger:
                 "permanent_datasets": [d.name for d in planning.kept_datasets(e)],
             },
             "key": key,
+            # when root locked the election's folder before this purge (None: no share lock here)
+            "share_locked_at": self.share_locked_at,
             "started_at": self.started_at,
             "finished_at": self.now().isoformat(),
             "host": socket.gethostname(),
@@ -850,7 +1010,7 @@ class Purger:
         ex = extract.result if extract and extract.result else {}
         return {
             "name": ds.name,
-            "bucket_prefix": planning.bucket_prefix(ds),
+            "bucket_prefix": planning.bucket_prefix(ds) if ds.name != UNDECLARED else "",
             "share_path": ds.share_path,
             "objects": len(keys_seen),
             "versions": versions,
@@ -1008,4 +1168,31 @@ def survey(
         except (ClientError, BotoCoreError, share.ShareError, OSError) as exc:
             s.error = f"{type(exc).__name__}: {exc}"
         out.append(s)
+    out.append(survey_undeclared(policies, election, with_lists, state_dir))
     return out
+
+
+def survey_undeclared(
+    policies: Policies, election: Election, with_lists: bool, state_dir: Path | None
+) -> DatasetSurvey:
+    """The election's folder outside every declared dataset: destroyed by the purge too."""
+    s = DatasetSurvey(UNDECLARED, "outside the datasets", "delete")
+    try:
+        files = share.list_files(election.share_path, "", declared=declared_paths(election))
+        s.files, s.share_bytes = len(files), sum(f.size for f in files)
+        if with_lists:
+            s.files_list = [f"{election.share_path}/{f.path}" for f in files]
+        extraction = read_undeclared(election)
+        split = tabular.Split()
+        keep_columns = policies.baseline.retention.contacts_columns
+        for rules in planning.campaign_datasets(election):
+            mine = [t for t in extraction.tables if t.rules is rules]
+            if mine:
+                split.merge(split_tables(mine, rules, keep_columns, None))
+        s.tables, s.rows = len(extraction.tables), split.rows
+        s.contacts_to_keep, s.opt_outs = len(set(split.kept)), split.opted_out
+        s.opt_outs_without_identifier = split.opted_out_without_identifier
+        s.cannot_extract = describe_problems(state_dir, election, undeclared_dataset(), extraction)
+    except (share.ShareError, OSError) as exc:
+        s.error = f"{type(exc).__name__}: {exc}"
+    return s
