@@ -292,12 +292,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------- suppression
 def cmd_filter(args: argparse.Namespace) -> int:
     source = Path(args.file)
+    to_stdout = args.output == "-"
     out = Path(args.output) if args.output else source.with_name(f"{source.stem}.filtered.csv")
-    problem = _output_problem(out) or _input_problem(source)
+    problem = (None if to_stdout else _output_problem(out)) or _input_problem(source)
     if problem:
         print(problem, file=sys.stderr)
         return EXIT_ERROR
-    if out.exists() and out.resolve() == source.resolve():
+    if not to_stdout and out.exists() and out.resolve() == source.resolve():
         print("the output must be another file than the input", file=sys.stderr)
         return EXIT_ERROR
     state = runtime.state_dir(args.state_dir)
@@ -333,7 +334,12 @@ def cmd_filter(args: argparse.Namespace) -> int:
             print(f"cannot read the suppression list {store.path}: {exc}", file=sys.stderr)
             return EXIT_ERROR
     try:
-        _write_atomic(out, data)
+        if to_stdout:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        else:
+            _write_atomic(out, data)
     except OSError as exc:
         print(f"cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -341,7 +347,10 @@ def cmd_filter(args: argparse.Namespace) -> int:
     print(
         f"{_n(result.rows)} rows read, {_n(result.removed)} removed (suppressed), "
         f"{_n(result.kept)} kept, {_n(result.without_identifier)} without email or phone; "
-        f"checked against {_n(result.entries)} suppression entries; wrote {out} ({encoding})"
+        f"checked against {_n(result.entries)} suppression entries; "
+        f"wrote {'the standard output' if to_stdout else out} ({encoding})",
+        # with `-o -` the standard output carries the table only
+        file=sys.stderr if to_stdout else sys.stdout,
     )
     return EXIT_OK
 
@@ -439,7 +448,17 @@ def _read_input(source: Path) -> bytes:
 
 
 def _output_problem(out: Path) -> str | None:
-    """Why the output cannot be written there (checked before any work)."""
+    """Why the output cannot be written there (checked before any work).
+
+    The output is replaced by a rename: a symlink there (`/dev/stdout` is one)
+    would be replaced itself, so it is refused, like a device or a FIFO;
+    `-o -` writes to the standard output.
+    """
+    if out.is_symlink():
+        return (
+            f"cannot write {out}: a symbolic link; give the real file, or `-o -` for the "
+            "standard output"
+        )
     if out.is_dir():
         return f"cannot write {out}: is a directory"
     folder = out.parent
@@ -448,7 +467,7 @@ def _output_problem(out: Path) -> str | None:
     if not folder.is_dir():
         return f"cannot write {out}: {folder} is not a folder"
     if out.exists() and not out.is_file():
-        return f"cannot write {out}: not a regular file"
+        return f"cannot write {out}: not a regular file (`-o -` for the standard output)"
     return None
 
 
@@ -624,7 +643,12 @@ def register(subparsers: Any) -> None:
     filt = sup_sub.add_parser("filter", help="remove suppressed people from a prospect CSV")
     filt.add_argument("--state-dir", help="agent state directory")
     filt.add_argument("file", help="the new prospect file (CSV; encoding and BOM kept)")
-    filt.add_argument("-o", "--output", help="output file (default: FILE.filtered.csv)")
+    filt.add_argument(
+        "-o",
+        "--output",
+        help="output file, or - for the standard output (default: FILE.filtered.csv); "
+        "a symlink or a device is refused",
+    )
     filt.add_argument("--email-column", help="email column (default: guessed)")
     filt.add_argument("--phone-column", help="phone column (default: guessed)")
     filt.set_defaults(func=_guarded(cmd_filter))
