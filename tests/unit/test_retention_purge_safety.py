@@ -144,18 +144,23 @@ class World:
         s3.put_object(Bucket=self.bucket, Key="reunions/cr.md", Body=b"compte rendu")
 
     def purger(self, **kw: Any) -> purge.Purger:
+        # PAST_DUE was never warned (real clock): these tests confirm, as an admin would
+        kw.setdefault("confirm_unwarned", True)
         p = self.policies()
         return purge.Purger(
             p, p.election(EID), state_dir=self.state, secrets_dir=self.secrets, **kw
         )
 
-    def evaluate(self, now: datetime | None = None) -> tuple[list[Any], list[purge.Outcome]]:
+    def evaluate(
+        self, now: datetime | None = None, *, confirm: bool = True
+    ) -> tuple[list[Any], list[purge.Outcome]]:
         return evaluate(
             self.policies(),
             state_dir=self.state,
             secrets_dir=self.secrets,
             now=now or datetime.now(UTC),
             dry_run=False,
+            confirm_unwarned=confirm,
         )
 
     def certificates(self) -> list[Path]:
@@ -341,19 +346,46 @@ def test_on_the_due_day_the_purge_waits_for_a_warning_sent_24_hours_before(
     w = World(tmp_path, datetime.now(UTC).date())  # due today
     w.seed_bucket(aws_env)
     before = _versions(aws_env, w.bucket)
-    found, outcomes = w.evaluate()
+    found, outcomes = w.evaluate(confirm=False)
     assert outcomes == []
     (due,) = found
-    assert due.rule_id == "RET-DUE" and "J-1 warning was not sent" in due.message
+    assert due.rule_id == "RET-DUE" and "J-1 warning was never sent" in due.message
     assert _versions(aws_env, w.bucket) == before
 
     _sent_warning(w, datetime.now(UTC) - timedelta(hours=2))  # too recent
-    found, outcomes = w.evaluate()
+    found, outcomes = w.evaluate(confirm=False)
     assert outcomes == [] and "less than 24 h ago" in found[0].message
 
     _sent_warning(w, datetime.now(UTC) - timedelta(hours=25))
-    found, outcomes = w.evaluate()
+    found, outcomes = w.evaluate(confirm=False)
     assert len(outcomes) == 1 and _versions(aws_env, w.bucket) == 0
+
+
+def test_a_year_typo_never_purges_a_live_campaign_without_confirmation(
+    tmp_path: Path,
+    aws_env: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CLI review N3: rounds a year early make the campaign 'overdue' on its first run:
+    no warning ever went out, so nothing is deleted until an administrator confirms."""
+    w = World(tmp_path, PAST_DUE)  # meant a year later: never warned
+    w.seed_bucket(aws_env)
+    before = _versions(aws_env, w.bucket)
+    found, outcomes = w.evaluate(confirm=False)
+    assert outcomes == [] and [f.rule_id for f in found] == ["RET-DUE"]
+    assert "nobody was warned" in found[0].message and "--confirm-unwarned" in found[0].message
+    assert _versions(aws_env, w.bucket) == before
+
+    monkeypatch.setenv("ISOLOIR_SECRETS_DIR", str(w.secrets))
+    monkeypatch.setattr("isoloir.retention.cli._policies", lambda args: w.policies())
+    base = ["retention", "run", "--state-dir", str(w.state)]
+    assert main(base) == 1  # the daemon's way, and the CLI's without the flag
+    assert "nobody was warned" in capsys.readouterr().out
+    assert _versions(aws_env, w.bucket) == before
+    assert main([*base, "--confirm-unwarned"]) == 2  # one election at a time
+    assert main([*base, "--election", EID, "--confirm-unwarned"]) == 0
+    assert _versions(aws_env, w.bucket) == 0
 
 
 # ----------------------------------- 4. files written after the purge (L2)

@@ -266,6 +266,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     if _elections(p, args.election) is None:
         return EXIT_ERROR
+    if args.confirm_unwarned and args.election is None:
+        print(
+            "--confirm-unwarned needs --election: confirm one election at a time", file=sys.stderr
+        )
+        return EXIT_ERROR
     findings, outcomes = evaluate(
         p,
         state_dir=runtime.state_dir(args.state_dir),
@@ -273,6 +278,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         now=clock.now(),
         dry_run=args.dry_run,
         only=args.election,
+        confirm_unwarned=args.confirm_unwarned,
     )
     for f in findings:
         _print_finding(f)
@@ -621,6 +627,12 @@ def register(subparsers: Any) -> None:
     runtime.add_runtime_arguments(run)
     run.add_argument("--election", help="only this election")
     run.add_argument("--dry-run", action="store_true", help="report, delete nothing")
+    run.add_argument(
+        "--confirm-unwarned",
+        action="store_true",
+        help="purge the election (with --election) even though its last warning was not sent "
+        "24 h before: check its due date in the policy first",
+    )
     run.set_defaults(func=_guarded(cmd_run))
 
     accept = ret_sub.add_parser(

@@ -333,6 +333,7 @@ def evaluate(
     dry_run: bool,
     only: str | None = None,
     purge: bool = True,
+    confirm_unwarned: bool = False,
 ) -> tuple[list[Finding], list[Outcome]]:
     """Warnings for every election; the purge of each due one (unless dry run or hold)."""
     findings: list[Finding] = []
@@ -369,7 +370,13 @@ def evaluate(
                 findings.append(due_finding(st, now, N_("dry run, nothing deleted")))
                 continue
             try:
-                outcome = Purger(policies, e, state_dir=state_dir, secrets_dir=secrets_dir).run()
+                outcome = Purger(
+                    policies,
+                    e,
+                    state_dir=state_dir,
+                    secrets_dir=secrets_dir,
+                    confirm_unwarned=confirm_unwarned,
+                ).run()
             except HoldError:  # pragma: no cover - the phase is HELD then
                 findings.append(hold_finding(st, now))
                 continue

@@ -160,23 +160,47 @@ def warning_sent_at(state_dir: Path, election_id: str, threshold: int) -> dateti
 
 
 def check_notice(
-    election: Election, now: datetime, threshold: int | None, sent_at: datetime | None
+    election: Election,
+    now: datetime,
+    threshold: int | None,
+    sent_at: datetime | None,
+    *,
+    confirmed: bool = False,
+    clock_override: bool = False,
 ) -> None:
-    """The last warning sent 24 h before, or a grace day after the due date."""
-    grace_end = datetime.combine(election.retention_due, dtime(), UTC) + GRACE
-    if now >= grace_end:
-        return
+    """People were warned: the last warning went out at least 24 h before, or an admin confirmed.
+
+    An election whose due date is already past when it is first seen (a year
+    typo in the rounds, a policy deployed late) never gets its warnings: it
+    waits for an administrator's `retention run --election X --confirm-unwarned`
+    (CLI review N3). Under the demo's and the tests' clock override only,
+    whose jumps skip the warnings by design, a full day past the due date is
+    enough.
+    """
     if sent_at is not None and now - sent_at >= NOTICE:
+        return
+    if confirmed:
+        return
+    grace_end = datetime.combine(election.retention_due, dtime(), UTC) + GRACE
+    if clock_override and now >= grace_end:
         return
     if threshold is None:
         why = "no warning is configured"
     elif sent_at is None:
-        why = f"its J-{threshold} warning was not sent"
+        why = f"its J-{threshold} warning was never sent"
     else:
         why = f"its J-{threshold} warning was sent at {_stamp(sent_at)}, less than 24 h ago"
+    if sent_at is None and now >= grace_end:
+        raise NotYetError(
+            f"{election.id} is past its due date {election.retention_due.isoformat()} but "
+            f"{why}: nobody was warned, and the date may be wrong (a typo in the rounds' year?). "
+            "Nothing is deleted until an administrator checks the date in the policy and "
+            f"confirms with `isoloir retention run --election {election.id} --confirm-unwarned`"
+        )
     raise NotYetError(
-        f"{election.id} is due but {why}: the purge waits until {_stamp(grace_end)} "
-        "(or 24 h after the warning is sent); nothing was deleted"
+        f"{election.id} is due but {why}: the purge waits until 24 h after the warning is "
+        f"sent (or `isoloir retention run --election {election.id} --confirm-unwarned`); "
+        "nothing was deleted"
     )
 
 
@@ -583,7 +607,9 @@ class Purger:
         now: Callable[[], datetime] = clock.now,
         lock_dir: Path | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        confirm_unwarned: bool = False,
     ) -> None:
+        self.confirm_unwarned = confirm_unwarned
         self.policies = policies
         self.lock_dir = lock_dir if lock_dir is not None else sharelock.lock_dir_in_use()
         self.sleep = sleep
@@ -628,8 +654,11 @@ class Purger:
                 self.journal.close()
             os.close(lock)
 
-    def _preflight(self) -> None:
-        """Checks before anything is journaled or deleted; each refusal deletes nothing."""
+    def _preflight(self, resuming: bool) -> None:
+        """Checks before anything is journaled or deleted; each refusal deletes nothing.
+
+        A run resumed from the journal passed the notice check when it started.
+        """
         for ds in planning.campaign_datasets(self.election):
             share.require_dataset(self.election.share_path, ds.share_path)
         if self.lock_dir is not None:
@@ -645,7 +674,15 @@ class Purger:
             if threshold is not None
             else None
         )
-        check_notice(self.election, now, threshold, sent)
+        if not resuming:
+            check_notice(
+                self.election,
+                now,
+                threshold,
+                sent,
+                confirmed=self.confirm_unwarned,
+                clock_override=clock.overridden(),
+            )
 
     def _require_share_lock(self, lock_dir: Path) -> None:
         """The election's folder is locked by root before anything is read or deleted.
@@ -686,9 +723,9 @@ class Purger:
     def _run(self) -> Outcome:
         j = self.journal
         assert j is not None
-        self._preflight()
         run = j.open_run(self.election.id)
         resumed = run is not None
+        self._preflight(resuming=resumed)
         if run is None:
             run = j.start_run(self.election.id, self.now())
         self.run_id = run.run_id
