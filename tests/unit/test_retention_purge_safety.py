@@ -687,3 +687,30 @@ def test_a_certified_run_keeps_only_hmacs_of_names_in_the_journal(
         cert = j.find(run.run_id, "certificate", "")
         assert cert is not None and cert.payload["path"] == run.certificate  # kept in clear
         assert j.redact_completed(keys.hmac_key(w.secrets)) == 0  # idempotent
+
+
+def test_an_opt_out_only_in_an_older_version_is_recorded_before_it_is_destroyed(
+    tmp_path: Path, aws_env: Any
+) -> None:
+    """CLI review N4: v1 has Basile's opt-out, v2 (a volunteer 'removed' him) has not."""
+    from isoloir.retention.suppression import SuppressionList
+    from isoloir.retention.suppression import db_path as suppression_db
+
+    w = World(tmp_path, PAST_DUE)
+    w.seed_bucket(aws_env)  # prospects/liste.csv v1: Alix consents, Basile opts out
+    alix = ["Alix", "Fictif", "alix@exemple.example", "06 39 98 00 01", "Exempleville", "oui", ""]
+    aws_env.put_object(Bucket=w.bucket, Key="prospects/liste.csv", Body=_csv([alix]))
+    p = w.policies()
+    (plan,) = [s for s in purge.survey(p, p.election(EID), aws_env) if s.name == "prospects"]
+    assert (plan.contacts_to_keep, plan.opt_outs) == (1, 1)
+
+    found, outcomes = w.evaluate()
+    assert [o.election for o in outcomes] == [EID], [f.message for f in found]
+    assert _versions(aws_env, w.bucket) == 0
+    with SuppressionList(suppression_db(w.state), keys.hmac_key(w.secrets)) as store:
+        assert store.contains("basile@exemple.example", None)
+        assert store.contains(None, "+33639980002")
+        assert not store.contains("alix@exemple.example", None)
+    cert = json.loads(w.certificates()[0].read_text())["certificate"]
+    (prospects,) = [d for d in cert["datasets"] if d["name"] == "prospects"]
+    assert (prospects["contacts_kept"], prospects["opt_outs"]) == (1, 1)

@@ -279,6 +279,7 @@ class Table:
     header: list[str]
     rows: list[dict[str, str]]
     rules: Dataset | None = None  # outside the datasets: the dataset whose columns it has
+    opt_outs_only: bool = False  # an older version of an object: its consents are not kept
 
 
 @dataclass
@@ -325,12 +326,32 @@ def latest_versions(s3: Any, bucket: str, prefix: str) -> Iterator[tuple[str, st
         yield key, version_id, size
 
 
+def older_versions(
+    s3: Any, bucket: str, prefix: str, newest: dict[str, str]
+) -> Iterator[tuple[str, str, int]]:
+    """(key, version id, size) of every stored version that is not the one `newest` names."""
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        for v in page.get("Versions", []):
+            if newest.get(v["Key"]) != str(v["VersionId"]):
+                yield v["Key"], str(v["VersionId"]), int(v.get("Size", 0))
+
+
 def read_dataset(s3: Any, election: Election, dataset: Dataset) -> Extraction:
-    """Every table of the dataset (newest stored version of each object, share files)."""
+    """Every table of the dataset (every stored version of each object, share files).
+
+    The newest version of an object gives its consents and opt-outs; an older
+    one gives its opt-outs only (a volunteer "removing" someone who
+    unsubscribed from the current file must not lose that opt-out when every
+    version is destroyed; CLI review N4). A consent is only taken from the
+    current content.
+    """
     out = Extraction()
     bucket = election.bucket_name
+    prefix = planning.bucket_prefix(dataset)
     try:
-        for key, version_id, size in latest_versions(s3, bucket, planning.bucket_prefix(dataset)):
+        newest: dict[str, str] = {}
+        for key, version_id, size in latest_versions(s3, bucket, prefix):
+            newest[key] = version_id
             if not is_table_name(key):
                 continue
             source = f"s3://{bucket}/{key}"
@@ -339,6 +360,19 @@ def read_dataset(s3: Any, election: Election, dataset: Dataset) -> Extraction:
                 continue
             response = s3.get_object(Bucket=bucket, Key=key, VersionId=version_id)
             _add_table(out, source, key, response["Body"].read(MAX_TABLE_BYTES + 1), dataset)
+        if dataset.tabular is not None and dataset.tabular.opt_out is not None:
+            for key, version_id, size in older_versions(s3, bucket, prefix, newest):
+                if not is_table_name(key):
+                    continue
+                source = f"s3://{bucket}/{key} (older version {version_id})"
+                if size > MAX_TABLE_BYTES:
+                    out.problems.append(
+                        TableProblem(source, f"larger than {MAX_TABLE_BYTES} bytes")
+                    )
+                    continue
+                response = s3.get_object(Bucket=bucket, Key=key, VersionId=version_id)
+                data = response["Body"].read(MAX_TABLE_BYTES + 1)
+                _add_table(out, source, key, data, dataset, opt_outs_only=True)
     except ClientError as exc:
         if _code(exc) != "NoSuchBucket":
             raise
@@ -444,7 +478,15 @@ def read_tables(s3: Any, election: Election, dataset: Dataset) -> tuple[list[Tab
     return extraction.tables, extraction.unreadable
 
 
-def _add_table(out: Extraction, source: str, name: str, data: bytes, dataset: Dataset) -> None:
+def _add_table(
+    out: Extraction,
+    source: str,
+    name: str,
+    data: bytes,
+    dataset: Dataset,
+    *,
+    opt_outs_only: bool = False,
+) -> None:
     """Parse one file into `out`: its tables, or the reason it cannot be extracted."""
     if len(data) > MAX_TABLE_BYTES:
         out.problems.append(TableProblem(source, f"larger than {MAX_TABLE_BYTES} bytes"))
@@ -462,7 +504,7 @@ def _add_table(out: Extraction, source: str, name: str, data: bytes, dataset: Da
                 out.problems.append(TableProblem(source, "; ".join(missing) + where))
         if header:
             shown = source if sheet is None else f"{source} sheet {sheet!r}"
-            out.tables.append(Table(shown, header, rows))
+            out.tables.append(Table(shown, header, rows, opt_outs_only=opt_outs_only))
 
 
 def _parse_file(name: str, data: bytes) -> list[tuple[str | None, list[str], list[dict[str, str]]]]:
@@ -528,8 +570,12 @@ def split_tables(
     """Two passes: the dataset's opt-outs first, so a consent elsewhere never outranks them."""
     assert dataset.tabular is not None
     total = tabular.Split()
+    current = tabular.Split()
     for t in tables:
-        total.merge(tabular.split_rows(t.header, t.rows, dataset.tabular, keep_columns))
+        part = tabular.split_rows(t.header, t.rows, dataset.tabular, keep_columns)
+        total.merge(part)
+        if not t.opt_outs_only:
+            current.merge(part)
     emails, phones = set(total.emails), set(total.phones)
 
     def suppressed(email: str | None, phone: str | None) -> bool:
@@ -538,13 +584,32 @@ def split_tables(
         return already(email, phone) if already else False
 
     final = tabular.Split()
+    rules = dataset.tabular
     for t in tables:
-        part = tabular.split_rows(t.header, t.rows, dataset.tabular, keep_columns, suppressed)
+        rows = t.rows
+        if t.opt_outs_only:  # an opt-out counted once: only people the current content lacks
+            rows = [r for r in rows if _not_in(current, t.header, r, rules)]
+        part = tabular.split_rows(t.header, rows, rules, keep_columns, suppressed)
+        if t.opt_outs_only:
+            part.kept = []  # a consent counts from the current content only
+            part.rows = part.opted_out_without_identifier = 0  # counted with the current content
+            part.emails, part.phones = total_ids(t, rules, keep_columns)
         if not knows_opt_outs(t.header, dataset.tabular):
             part.kept = []  # who unsubscribed is unknown: no consent of this table is trusted
         final.merge(part)
     final.kept = list(dict.fromkeys(final.kept))  # the same person in two copies of a file
     return final
+
+
+def _not_in(current: tabular.Split, header: list[str], row: dict[str, str], rules: Tabular) -> bool:
+    email, phone = tabular.identifiers(header, row, rules.email_column, rules.phone_column)
+    return bool((email and email not in current.emails) or (phone and phone not in current.phones))
+
+
+def total_ids(t: Table, rules: Tabular, keep_columns: tuple[str, ...]) -> tuple[set[str], set[str]]:
+    """Every opt-out identifier of the table (recorded even when counted elsewhere)."""
+    part = tabular.split_rows(t.header, t.rows, rules, keep_columns)
+    return part.emails, part.phones
 
 
 def knows_opt_outs(header: list[str], rules: Tabular) -> bool:
