@@ -255,7 +255,8 @@ def check_content(body: Mapping[str, Any]) -> list[str]:
 def verify_bytes(data: bytes, public_key: Ed25519PublicKey) -> Verification:
     try:
         document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        # RecursionError: thousands of nested brackets (CLI review N5)
         return Verification(False, ["not a JSON document"])
     if not isinstance(document, dict) or set(document) != {"certificate", "signature"}:
         return Verification(False, ["not a signed certificate"])

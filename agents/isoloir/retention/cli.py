@@ -44,6 +44,7 @@ from isoloir.retention.suppression import (
     read_entries,
 )
 from isoloir.retention.suppression import db_path as suppression_path
+from isoloir.statefiles import StateError
 from isoloir.textsafe import escape_controls
 
 EXIT_OK = 0
@@ -599,6 +600,7 @@ def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
             clock.ClockError,
             certificate.UnreadableError,
             ShareError,
+            StateError,
         ) as exc:
             print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -307,7 +307,7 @@ def purged_findings(
 def _load(path: str) -> dict[str, Any] | None:
     try:
         data: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return data
 

@@ -30,6 +30,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from isoloir.statefiles import corrupt_db
+
 DB_NAME = "journal.sqlite"
 # Test-only: kill the process with SIGKILL at the Nth journal checkpoint (two
 # per write: before and after its commit). Used by the crash-resume tests.
@@ -68,6 +70,21 @@ class Journal:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None)
+        try:
+            self._init_schema()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise corrupt_db(
+                path,
+                exc,
+                "an interrupted purge then starts again from the beginning (nothing deleted "
+                "twice: what is gone is gone), and `retention plan` no longer shows past purges",
+            ) from None
+        raw = os.environ.get(CRASH_ENV, "").strip()
+        self._crash_at = int(raw) if raw.isdigit() else 0
+        self._checkpoints = 0
+
+    def _init_schema(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(
@@ -82,9 +99,6 @@ class Journal:
             CREATE INDEX IF NOT EXISTS steps_run ON steps (run_id, kind, dataset);
             """
         )
-        raw = os.environ.get(CRASH_ENV, "").strip()
-        self._crash_at = int(raw) if raw.isdigit() else 0
-        self._checkpoints = 0
 
     def close(self) -> None:
         self._db.close()

@@ -1180,7 +1180,7 @@ def _existing_certificate(path: Path) -> dict[str, Any] | None:
         return None
     try:
         document = _load(path)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         document = None
     if not isinstance(document, dict) or not isinstance(document.get("certificate"), dict):
         raise PurgeError(f"{path} exists and is not a certificate: refusing to overwrite it")
