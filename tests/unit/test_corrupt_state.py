@@ -138,3 +138,51 @@ def test_a_deeply_nested_certificate_is_not_a_traceback(
         assert main(["certificate", command, str(cert)]) == 1
         err = capsys.readouterr().err
         assert "not a JSON document" in err and "Traceback" not in err
+
+
+# ------------------------------------------------ root in the agents' state (security N11)
+def test_root_never_writes_into_the_agents_state(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As root, `suppression add` made a root-owned 0600 list: the mail guard (the agents'
+    user) then deferred every message and the purge failed. Refused, naming the user."""
+    assert os.geteuid() == 0  # as `make test` runs
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chown(state, 61001, 61001)
+    keys.init(tmp_path / "secrets")
+    monkeypatch.setenv("ISOLOIR_SECRETS_DIR", str(tmp_path / "secrets"))
+    policies = str(REPO / "policies")
+    commands = [
+        ["suppression", "add", "--state-dir", str(state), "x@exemple.example"],
+        ["retention", "run", "--state-dir", str(state), "--config", policies],
+        [
+            "retention",
+            "accept-loss",
+            "--state-dir",
+            str(state),
+            "--config",
+            policies,
+            "--election",
+            "exempleville-2027",
+            "--dataset",
+            "prospects",
+            "--all",
+        ],
+    ]
+    for argv in commands:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "belongs to 61001" in err and "sudo -u 61001" in err, err
+    assert list(state.iterdir()) == []  # nothing created
+
+
+def test_a_folder_named_like_a_redaction_is_redacted_too() -> None:
+    """Security N12: any string starting `hmac:` was kept in clear."""
+    from isoloir.retention.journal import redact_value
+
+    key = b"k" * 32
+    payload = {"files": [["hmac:/Dupont Marie.csv", 12, False]]}
+    redacted = redact_value(payload, key)
+    assert "Dupont" not in json.dumps(redacted)
+    assert redact_value(redacted, key) == redacted  # still idempotent

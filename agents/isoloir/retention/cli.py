@@ -10,6 +10,7 @@ import functools
 import getpass
 import json
 import os
+import pwd
 import sqlite3
 import stat
 import sys
@@ -193,6 +194,8 @@ def _print_extraction_problems(election: str, d: dict[str, Any]) -> None:
 # ------------------------------------------------------------- accept-loss
 def cmd_accept_loss(args: argparse.Namespace) -> int:
     """Record that the listed unreadable tables may be deleted without extraction."""
+    if _as_root_in_agents_state(args, "retention accept-loss"):
+        return EXIT_ERROR
     p = _policies(args)
     if p is None:
         return EXIT_ERROR
@@ -249,7 +252,39 @@ def cmd_accept_loss(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _as_root_in_agents_state(args: argparse.Namespace, command: str) -> bool:
+    """Refuse (True, said on stderr) root writing into a state dir the agents own.
+
+    Root would create the suppression list, the journal or the losses record
+    as its own 0600 files, which the agents (and the mail guard) then cannot
+    open: every mail would be deferred and the purge would fail (security N11).
+    """
+    if os.geteuid() != 0:
+        return False
+    state = runtime.state_dir(args.state_dir)
+    try:
+        owner = state.stat().st_uid
+    except OSError:
+        return False
+    if owner == 0:
+        return False
+    try:
+        name = pwd.getpwuid(owner).pw_name
+    except KeyError:
+        name = str(owner)
+    print(
+        f"{command}: {state} belongs to {name}: run this as that user "
+        f"(sudo -u {name} isoloir {command} ...); as root it would create files the agents "
+        "cannot open",
+        file=sys.stderr,
+    )
+    return True
+
+
 def _who() -> str:
+    """Who accepted: the administrator behind sudo, not root or the agents' user."""
+    if os.environ.get("SUDO_USER"):
+        return os.environ["SUDO_USER"]
     try:
         return getpass.getuser()
     except (OSError, KeyError):
@@ -262,6 +297,8 @@ def _print_finding(f: Finding) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if not args.dry_run and _as_root_in_agents_state(args, "retention run"):
+        return EXIT_ERROR
     p = _policies(args)
     if p is None:
         return EXIT_ERROR
@@ -364,6 +401,8 @@ def cmd_filter(args: argparse.Namespace) -> int:
 
 def cmd_add(args: argparse.Namespace) -> int:
     """Add addresses and phone numbers (arguments, or a file) to the suppression list."""
+    if _as_root_in_agents_state(args, "suppression add"):
+        return EXIT_ERROR
     if not args.values and not args.file:
         print("name the addresses or phone numbers to add, or --file FILE", file=sys.stderr)
         return EXIT_ERROR

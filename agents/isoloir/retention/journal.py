@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import signal
 import sqlite3
 from collections.abc import Iterator
@@ -265,13 +266,16 @@ KEPT_KEYS = frozenset(
     }
 )
 REDACTED = "hmac:"
+_REDACTED_FORM = re.compile(r"hmac:[0-9a-f]{32}")
 
 
 def redact_value(value: Any, key: bytes, *, under: str = "") -> Any:
     """`value` with every string (outside KEPT_KEYS) replaced by `hmac:<hex>`;
     numbers, booleans and already redacted strings unchanged (idempotent)."""
     if isinstance(value, str):
-        if under in KEPT_KEYS or value.startswith(REDACTED):
+        # Already redacted only when it is exactly what this function writes: a
+        # folder named `hmac:` must not keep the names below it (security N12).
+        if under in KEPT_KEYS or _REDACTED_FORM.fullmatch(value):
             return value
         raw = value.encode("utf-8", "surrogateescape")
         return REDACTED + hmac.new(key, raw, hashlib.sha256).hexdigest()[:32]
