@@ -5,8 +5,9 @@ from the policy):
 
 - RET-WARN    J-30 / J-7 / J-1 before the due date (baseline.retention.warn_days);
               one finding per threshold so each warning is sent once.
-- RET-DUE     due and not purged (dry run, the purge failed, or it waits for the
-              J-1 warning to be 24 h old or for the grace day).
+- RET-DUE     due and not purged (dry run, the purge failed, it waits for root's
+              share lock or the J-1 warning to be 24 h old, or nobody was warned
+              and an administrator must confirm).
 - RET-RESIDUE campaign files or object versions found in a dataset after its
               purge completed (written afterwards): reported, and purged again.
 - RET-HOLD    due, but a legal hold stops the purge: says why, nothing deleted.

@@ -12,10 +12,12 @@ then `kms` (schedule the key deletion) and `certificate`.
 
 Before anything is journaled or deleted (`Purger._preflight`): every campaign
 dataset's directory must exist in the share (a missing one means an unmounted
-volume or a typo, never "nothing to delete"); the host clock must agree with
-AWS's (the `Date` header of an S3 response) unless the `ISOLOIR_NOW` override is
-set; and the last warning (J-1) must have been sent 24 h earlier, or the due
-date be a full day past.
+volume or a typo, never "nothing to delete"); root must have locked the
+election's folder (where the share lock is deployed); the host clock must agree
+with AWS's (the `Date` header of an S3 response) unless the `ISOLOIR_NOW`
+override is set; and the last warning (J-1) must have been sent 24 h earlier,
+or an administrator confirmed (`--confirm-unwarned`). After the campaign
+datasets, the rest of the election's folder (`UNDECLARED`) is purged the same way.
 
 Every step is journaled `planned` before it runs and `done` after; a new run
 first replays what was planned and not done. Permissions used: s3:ListBucketVersions,

@@ -1,37 +1,42 @@
-"""Once an election is purged, its share stops accepting writes (RET-LOCK).
+"""Before an election is purged, its share stops accepting writes (RET-LOCK).
 
 Two halves, so that the agents never need more power than they have:
 
 - the retention job (the agents' user) records a request, an empty file
-  `<state dir>/purged/<election id>`, once the purge of that election is
-  certified;
+  `<state dir>/purged/<election id>`, when the election is due, and waits for
+  root's record of the lock before it reads or deletes anything (a member can
+  then no longer block the purge: no `chmod 000`, no read-only folder, no new
+  file behind the walk); the request stays, so the share stays locked;
 - `isoloir-share-lock.service` (root; started by a path unit when a request
   appears, and hourly) runs `python -m isoloir.retention.sharelock apply`. For
   each election of the rendered policies (root-owned) with a request, it locks
-  the election's folder and every campaign dataset folder below it. The only
-  thing the agents' side decides is which known election is locked; a forged
+  the election's whole folder except its permanent datasets. The only thing
+  the agents' side decides is which known election is locked; a forged
   request can freeze a share, never reach anything else.
 
 Locking, walked by directory descriptors from the share (O_NOFOLLOW at every
-step, so a member swapping a folder for a symlink cannot redirect it):
+step, so a member swapping a folder for a symlink cannot redirect it; no
+recursion and no depth limit, see share.walk):
 
 - a folder becomes root's, with the access ACL `user::rwx, user:<agents>:rwx,
   group::r-x, mask::rwx, other::---`: the election's members can list and read,
-  no longer create, rename or delete; the agents' user still can, so residue
-  found later (RET-RESIDUE) is purged again. chmod maps the group bits to the
-  ACL mask, so the role's `mode: 2770` on the next converge leaves the lock
-  alone (acl(5), "ACL entries" and "Correspondence between ACL entries and
-  file permission bits").
-- a regular file becomes root's, mode 0440 without named ACL entries: readable
-  by the election's group, writable by nobody, and its former owner can no
-  longer chmod it back.
+  no longer create, rename or delete; the agents' user still can, so the purge
+  deletes and residue found later (RET-RESIDUE) is purged again. chmod maps the
+  group bits to the ACL mask, so the role's `mode: 2770` on the next converge
+  leaves the lock alone (acl(5), "ACL entries" and "Correspondence between ACL
+  entries and file permission bits").
+- a regular file becomes root's, mode 0440 without named ACL entries:
+  readable by the election's group (the agents are in it), writable by nobody,
+  and its former owner can no longer chmod it back.
 - a symlink, FIFO, socket, device or a file with several hard links is left as
   it is and counted (changing a hard-linked inode would change it elsewhere).
 
-Permanent datasets (the party's contacts) keep accepting writes. An
-administrator's `unlock ELECTION` gives the folders back their mode
+Permanent datasets (the party's contacts) keep accepting writes. The record
+`<lock dir>/<election>.json` is removed before a lock and written after it.
+An administrator's `unlock ELECTION` gives the folders back their mode
 (root:el-<id> 2770, no access ACL; files stay read-only) and holds until
-`lock ELECTION`. Output: election ids and counts, never a file name.
+`lock ELECTION` (the purge waits meanwhile). Output: election ids and counts,
+never a file name.
 """
 
 from __future__ import annotations
