@@ -714,3 +714,26 @@ def test_an_opt_out_only_in_an_older_version_is_recorded_before_it_is_destroyed(
     cert = json.loads(w.certificates()[0].read_text())["certificate"]
     (prospects,) = [d for d in cert["datasets"] if d["name"] == "prospects"]
     assert (prospects["contacts_kept"], prospects["opt_outs"]) == (1, 1)
+
+
+def test_plan_lists_the_share_when_aws_is_unreachable(tmp_path: Path) -> None:
+    """CLI review D18: with S3 down, the readable share part was not listed at all."""
+    import boto3
+    from botocore.config import Config
+
+    w = World(tmp_path, PAST_DUE)
+    (w.election_share / "prospects" / "liste.csv").write_bytes(PEOPLE)
+    s3 = boto3.client(
+        "s3",
+        region_name=REGION,
+        endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(connect_timeout=1, retries={"max_attempts": 1}),
+    )
+    p = w.policies()
+    surveys = {s.name: s for s in purge.survey(p, p.election(EID), s3)}
+    prospects = surveys["prospects"]
+    assert prospects.files == 1 and prospects.share_bytes == len(PEOPLE)
+    assert prospects.error == "bucket: AWS S3 unreachable (EndpointConnectionError)"
+    assert "127.0.0.1" not in prospects.error

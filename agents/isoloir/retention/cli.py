@@ -138,6 +138,8 @@ def _print_plan(entry: dict[str, Any], with_lists: bool) -> None:
     for d in entry["datasets"]:
         if d["error"]:
             print(f"  {d['name']} ({d['category']}): could not survey: {d['error']}")
+            if not d["error"].startswith("share:") and "; share:" not in d["error"]:
+                print(f"    the share part: {_n(d['files'])} files ({_n(d['share_bytes'])} bytes)")
             continue
         verb = "would delete" if d["action"] == "delete" else "keeps"
         print(

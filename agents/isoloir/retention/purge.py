@@ -42,7 +42,13 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from isoloir import __version__, aws, clock, findings
 from isoloir.policy.model import Dataset, Election, Policies, Tabular
@@ -1249,11 +1255,17 @@ def survey(
     keep_columns = policies.baseline.retention.contacts_columns
     for ds in sorted(election.datasets, key=lambda d: d.name):
         s = DatasetSurvey(ds.name, ds.category, "delete" if ds.campaign_specific else "keep")
+        errors: list[str] = []
+        # The bucket and the share are surveyed apart: one unreachable still shows
+        # the other (CLI review D18).
         try:
             scan = scan_bucket(s3, election.bucket_name, planning.bucket_prefix(ds), with_lists)
             s.objects, s.versions = len(scan.keys), scan.versions
             s.delete_markers, s.bucket_bytes = scan.delete_markers, scan.bytes
             s.versions_list = scan.entries
+        except (ClientError, BotoCoreError) as exc:
+            errors.append(f"bucket: {aws_reason(exc)}")
+        try:
             if ds.campaign_specific:  # a missing share is an error, never "0 files"
                 share.require_dataset(election.share_path, ds.share_path)
             files = share.list_files(election.share_path, ds.share_path)
@@ -1261,7 +1273,10 @@ def survey(
             s.share_bytes = sum(f.size for f in files)
             if with_lists:
                 s.files_list = [f"{election.share_path}/{ds.share_path}/{f.path}" for f in files]
-            if ds.campaign_specific and ds.tabular is not None:
+        except (share.ShareError, OSError) as exc:
+            errors.append(f"share: {type(exc).__name__}: {exc}")
+        if not errors and ds.campaign_specific and ds.tabular is not None:
+            try:
                 extraction = read_dataset(s3, election, ds)
                 tables = extraction.tables
                 split = split_tables(tables, ds, keep_columns, None)
@@ -1269,11 +1284,23 @@ def survey(
                 s.contacts_to_keep, s.opt_outs = len(split.kept), split.opted_out
                 s.opt_outs_without_identifier = split.opted_out_without_identifier
                 s.cannot_extract = describe_problems(state_dir, election, ds, extraction)
-        except (ClientError, BotoCoreError, share.ShareError, OSError) as exc:
-            s.error = f"{type(exc).__name__}: {exc}"
+            except (ClientError, BotoCoreError) as exc:
+                errors.append(f"tables: {aws_reason(exc)}")
+            except (share.ShareError, OSError) as exc:
+                errors.append(f"tables: {type(exc).__name__}: {exc}")
+        s.error = "; ".join(errors)
         out.append(s)
     out.append(survey_undeclared(policies, election, with_lists, state_dir))
     return out
+
+
+def aws_reason(exc: BaseException) -> str:
+    """An AWS error in one line, without botocore's URL of the call."""
+    if isinstance(exc, ClientError):
+        return f"{_code(exc) or type(exc).__name__} from AWS"
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
+        return f"AWS S3 unreachable ({type(exc).__name__})"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def survey_undeclared(
