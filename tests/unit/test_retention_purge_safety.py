@@ -737,3 +737,24 @@ def test_plan_lists_the_share_when_aws_is_unreachable(tmp_path: Path) -> None:
     assert prospects.files == 1 and prospects.share_bytes == len(PEOPLE)
     assert prospects.error == "bucket: AWS S3 unreachable (EndpointConnectionError)"
     assert "127.0.0.1" not in prospects.error
+
+
+def test_opt_outs_that_cannot_be_recorded_are_said_by_the_finding_and_the_certificate(
+    tmp_path: Path, aws_env: Any
+) -> None:
+    """CLI review D29: the run and the certificate's rendering were silent about them."""
+    from isoloir.retention import certificate
+
+    w = World(tmp_path, PAST_DUE)
+    w.seed_bucket(aws_env)
+    anonymous = ["Dana", "Sansnom", "", "", "Exempleville", "", "oui"]
+    (w.election_share / "prospects" / "porte.csv").write_bytes(_csv([anonymous]))
+    found, outcomes = w.evaluate()
+    assert [o.election for o in outcomes] == [EID]
+    (purged,) = [f for f in found if f.rule_id == "RET-PURGED"]
+    assert "1 opt-out row(s) had neither a usable email nor a phone" in purged.message
+    document = json.loads(w.certificates()[0].read_text())
+    fr = certificate.render(document, "fr", verified=True)
+    assert "sans adresse électronique ni numéro de téléphone utilisable : 1" in fr
+    en = certificate.render(document, "en", verified=True)
+    assert "Opt-out rows without a usable e-mail address or phone number: 1" in en

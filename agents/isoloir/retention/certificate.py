@@ -480,6 +480,18 @@ def _render(c: Mapping[str, Any], verified: bool | None, lang: str) -> str:
             "clear is kept there."
         ).format(count=n(t["suppression_entries_added"]))
     )
+    unrecorded = sum(
+        int(d.get("opt_outs_without_identifier", 0) or 0)
+        for d in c["datasets"]
+        if isinstance(d, Mapping)
+    )
+    if unrecorded:
+        lines.append(
+            _(
+                "- Opt-out rows without a usable e-mail address or phone number: {count}; they "
+                "could not be recorded in the opt-out list."
+            ).format(count=n(unrecorded))
+        )
     permanent = kept.get("permanent_datasets") or []
     if permanent:
         lines.append(

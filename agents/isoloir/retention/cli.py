@@ -149,10 +149,11 @@ def _print_plan(entry: dict[str, Any], with_lists: bool) -> None:
             f"{_n(d['files'])} files ({_n(d['share_bytes'])} bytes) in the share"
         )
         if d["action"] == "delete" and d["tables"]:
+            recordable = d["opt_outs"] - d.get("opt_outs_without_identifier", 0)
             print(
                 f"    {_n(d['tables'])} table(s), {_n(d['rows'])} rows: would keep "
-                f"{_n(d['contacts_to_keep'])} consenting contacts, record {_n(d['opt_outs'])} "
-                "opt-outs"
+                f"{_n(d['contacts_to_keep'])} consenting contacts, find {_n(d['opt_outs'])} "
+                f"opt-out row(s) and record {_n(recordable)}"
             )
         _print_extraction_problems(entry["election"], d)
         if with_lists and d["action"] == "delete":  # names escaped: no forged lines

@@ -258,17 +258,31 @@ def purged_findings(
     body = document["certificate"]
     totals = body["totals"]
     key = body["key"]
+    unrecorded = sum(
+        int(d.get("opt_outs_without_identifier", 0) or 0)
+        for d in body.get("datasets", [])
+        if isinstance(d, dict)
+    )
+    if unrecorded:  # CLI review D29: said, not only counted in the JSON
+        message = N_(
+            "The campaign data of {election} was destroyed: {versions} object versions, "
+            "{delete_markers} delete markers and {files} files; {contacts_kept} consenting "
+            "contacts kept; {unrecorded} opt-out row(s) had neither a usable email nor a phone "
+            "and could not be recorded. Certificate: {path}."
+        )
+    else:
+        message = N_(
+            "The campaign data of {election} was destroyed: {versions} object versions, "
+            "{delete_markers} delete markers and {files} files; {contacts_kept} consenting "
+            "contacts kept. Certificate: {path}."
+        )
     out = [
         _finding(
             rule_id="RET-PURGED",
             severity=Severity.MEDIUM,
             resource=_resource(e, "/certificate"),
             election=e,
-            message=N_(
-                "The campaign data of {election} was destroyed: {versions} object versions, "
-                "{delete_markers} delete markers and {files} files; {contacts_kept} consenting "
-                "contacts kept. Certificate: {path}."
-            ),
+            message=message,
             remediation=N_(
                 "Send the certificate to the data-protection officer "
                 "(`isoloir certificate show --lang fr {path}`)."
@@ -278,6 +292,7 @@ def purged_findings(
                 "delete_markers": totals["delete_markers"],
                 "files": totals["files"],
                 "contacts_kept": totals["contacts_kept"],
+                "unrecorded": unrecorded,
                 "path": path,
             },
             evidence={
