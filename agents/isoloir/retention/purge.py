@@ -881,11 +881,13 @@ class Purger:
             split.kept = list(dict.fromkeys(split.kept))
         else:
             split = split_tables(tables, ds, retention.contacts_columns, store.contains)
-        path = _write_contacts(
-            contacts_file(self.policies, self.election, ds, self.run_id),
-            retention.contacts_columns,
-            split.kept,
-        )
+        path: Path | str = ""
+        if split.kept or dataset != UNDECLARED:  # no empty file for a folder without tables
+            path = _write_contacts(
+                contacts_file(self.policies, self.election, ds, self.run_id),
+                retention.contacts_columns,
+                split.kept,
+            )
         added = store.add(
             split.emails,
             split.phones,
