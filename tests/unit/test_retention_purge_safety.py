@@ -758,3 +758,31 @@ def test_opt_outs_that_cannot_be_recorded_are_said_by_the_finding_and_the_certif
     assert "sans adresse électronique ni numéro de téléphone utilisable : 1" in fr
     en = certificate.render(document, "en", verified=True)
     assert "Opt-out rows without a usable e-mail address or phone number: 1" in en
+
+
+def test_a_deferred_key_names_where_the_other_objects_are_and_the_command(
+    tmp_path: Path, aws_env: Any
+) -> None:
+    """CLI review D24: RET-KEY never named the undeclared prefix nor the command."""
+    w = World(tmp_path, PAST_DUE)
+    w.seed_bucket(aws_env)
+    key_id = aws.client("kms", REGION).create_key()["KeyMetadata"]["KeyId"]
+    aws_env.put_bucket_encryption(
+        Bucket=w.bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {
+                        "SSEAlgorithm": "aws:kms",
+                        "KMSMasterKeyID": key_id,
+                    }
+                }
+            ]
+        },
+    )
+    aws_env.put_object(Bucket=w.bucket, Key="prospects-archive/keep.csv", Body=b"x")
+    found, outcomes = w.evaluate()
+    assert [o.election for o in outcomes] == [EID]
+    (key,) = [f for f in found if f.rule_id == "RET-KEY"]
+    assert "under prospects-archive/" in key.message and "keep.csv" not in key.message
+    assert f"aws kms schedule-key-deletion --key-id {key_id}" in key.message

@@ -1001,13 +1001,17 @@ class Purger:
         remaining = scan_bucket(self.s3, bucket, "")
         if remaining.versions:
             kept = ", ".join(d.name for d in planning.kept_datasets(self.election)) or "none"
+            # where they are (top-level prefixes, never a whole key) and the command (D24)
+            tops = sorted({k.split("/", 1)[0] + ("/" if "/" in k else "") for k in remaining.keys})
+            shown = ", ".join(tops[:5]) + (f" and {len(tops) - 5} more" if len(tops) > 5 else "")
             return {
                 "key_id": key_id,
                 "window_days": window,
                 "deferred_reason": (
                     f"{remaining.versions} object versions outside the campaign datasets remain "
-                    f"in the bucket (permanent datasets: {kept}); move them out, then schedule "
-                    "the key deletion"
+                    f"in the bucket, under {shown} (permanent datasets: {kept}); move them out, "
+                    f"then schedule the key deletion (aws kms schedule-key-deletion --key-id "
+                    f"{key_id} --pending-window-in-days {window})"
                 ),
             }
         meta = self.kms.describe_key(KeyId=key_id)["KeyMetadata"]
