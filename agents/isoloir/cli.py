@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from isoloir import __version__
+from isoloir.statefiles import StateError
 
 CONTROLLER = "isoloir.controller"
 COMMAND_MODULES = [
@@ -63,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     try:
         return int(func(args))
+    except StateError as exc:  # a corrupt state file: named, never a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -24,6 +24,7 @@ import logging
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -35,9 +36,10 @@ from typing import Any
 
 import schedule
 
-from isoloir import clock, i18n, jobs, runtime
+from isoloir import clock, i18n, jobs, runtime, statefiles
 from isoloir.alerts.lockfile import FileLock, LockBusy, is_locked
 from isoloir.policy.model import Policies, Schedules
+from isoloir.textsafe import escape_controls
 
 log = logging.getLogger("isoloir.daemon")
 
@@ -399,11 +401,16 @@ class Daemon:
         path = spool_path(self.state_dir)
         if not path.exists():
             return
-        spool = Spool(path)
         try:
-            due = spool.next_due_at()
-        finally:
-            spool.close()
+            spool = Spool(path)
+            try:
+                due = spool.next_due_at()
+            finally:
+                spool.close()
+        except (statefiles.StateError, sqlite3.Error) as exc:
+            # the daemon keeps running its jobs; `isoloir status` names the file, exit 2
+            _event("alert spool unreadable", logging.ERROR, error=str(exc))
+            return
         if due is not None and due <= time.time():
             subprocess.call(self._child_args("--job", "flush"))
 
@@ -538,12 +545,32 @@ def _run_alert_task(name: str, policies: Policies, state_dir: Path) -> int:
     return EXIT_OK
 
 
+RUNS_LOST = "the last result of each job is forgotten (the next run of each records it again)"
+HEARTBEAT_LOST = "the daemon writes a new one within a minute"
+
+
 def status_data(state_dir: Path, now: float | None = None) -> dict[str, Any]:
-    from isoloir.alerts.spool import Spool, spool_path
+    """The daemon's heartbeat, its jobs' last runs, the spool; `unreadable` names every
+    state file that could not be read (corrupt), which `status` turns into exit 2."""
+    from isoloir.alerts.spool import SPOOL_LOST, Spool, spool_path
 
     now = time.time() if now is None else now
-    heartbeat = _read_json(heartbeat_path(state_dir))
-    runs = _read_json(runs_path(state_dir)) or {}
+    unreadable: list[str] = []
+
+    def read(path: Path, lost: str) -> Any:
+        try:
+            return statefiles.read_json(path, lost)
+        except statefiles.StateError as exc:
+            unreadable.append(str(exc))
+            return None
+
+    heartbeat = read(heartbeat_path(state_dir), HEARTBEAT_LOST)
+    runs = read(runs_path(state_dir), RUNS_LOST)
+    if runs is not None and not isinstance(runs, dict):
+        unreadable.append(
+            f"{runs_path(state_dir)}: not a record of runs (a JSON object); {RUNS_LOST}"
+        )
+        runs = None
     data: dict[str, Any] = {
         "state_dir": str(state_dir),
         "clock_overridden": clock.overridden(),
@@ -551,36 +578,67 @@ def status_data(state_dir: Path, now: float | None = None) -> dict[str, Any]:
         "heartbeat": None,
         "jobs": {},
         "spool": None,
+        # runs.json unreadable: the jobs' last runs are unknown, never "never run"
+        "runs_known": runs is not None or not runs_path(state_dir).exists(),
+        "unreadable": unreadable,
     }
-    if isinstance(heartbeat, dict):
-        data["heartbeat"] = {
-            "age_seconds": round(now - float(heartbeat.get("ts", 0)), 1),
-            "pid": heartbeat.get("pid"),
-            "state": heartbeat.get("state"),
-            "current_job": heartbeat.get("current_job"),
-            "next_runs": heartbeat.get("next_runs", {}),
-        }
+    if heartbeat is not None:
+        ts = statefiles.finite(heartbeat.get("ts")) if isinstance(heartbeat, dict) else None
+        if ts is None or not isinstance(heartbeat, dict):
+            unreadable.append(
+                f"{heartbeat_path(state_dir)}: not a heartbeat (no valid time); {HEARTBEAT_LOST}"
+            )
+        else:
+            data["heartbeat"] = {
+                "age_seconds": round(now - ts, 1),
+                "pid": heartbeat.get("pid"),
+                "state": heartbeat.get("state"),
+                "current_job": heartbeat.get("current_job"),
+                "next_runs": heartbeat.get("next_runs", {}),
+            }
+    runs = runs or {}
     names = list(dict.fromkeys([*JOB_ORDER, *runs.keys()]))
     for name in names:
         last = runs.get(name)
-        entry: dict[str, Any] = {"running": is_locked(lock_path(state_dir, name)), "last": None}
+        entry: dict[str, Any] = {
+            "running": is_locked(lock_path(state_dir, name)),
+            "last": None,
+            "unknown": not data["runs_known"],  # runs.json unreadable: not "never run"
+        }
         if isinstance(last, dict):
+            finished = statefiles.finite(last.get("finished"))
+            if last.get("finished") is not None and finished is None:
+                unreadable.append(
+                    f"{runs_path(state_dir)}: job {name}: 'finished' is not a time; {RUNS_LOST}"
+                )
             entry["last"] = {
                 "ok": last.get("ok"),
                 "error": last.get("error"),
                 "findings": last.get("findings"),
-                "finished": _iso(last.get("finished")),
-                "age_seconds": round(now - float(last.get("finished") or now), 1),
+                "finished": _iso(finished),
+                "age_seconds": round(now - (finished if finished is not None else now), 1),
             }
+        elif last is not None:
+            entry["unknown"] = True
+            unreadable.append(f"{runs_path(state_dir)}: job {name}: not a run record; {RUNS_LOST}")
         data["jobs"][name] = entry
     path = spool_path(state_dir)
     if path.exists():
-        spool = Spool(path)
         try:
-            data["spool"] = spool.stats(now)
-        finally:
-            spool.close()
-    data["mailguard"] = _mailguard_status(state_dir, now)
+            spool = Spool(path)
+            try:
+                data["spool"] = spool.stats(now)
+            finally:
+                spool.close()
+        except statefiles.StateError as exc:
+            unreadable.append(str(exc))
+        except sqlite3.Error as exc:
+            unreadable.append(str(statefiles.corrupt_db(path, exc, SPOOL_LOST)))
+    try:
+        data["mailguard"] = _mailguard_status(state_dir, now)
+    except sqlite3.Error as exc:
+        data["mailguard"] = None
+        unreadable.append(f"the mail guard's decisions log: {exc}")
     return data
 
 
@@ -631,7 +689,9 @@ def status_text(data: dict[str, Any], language: str = i18n.DEFAULT_LANGUAGE) -> 
             lines.append(_("  next {tag}: {when}").format(tag=tag, when=when))
     for name, job in data["jobs"].items():
         last = job["last"]
-        if last is None:
+        if last is None and job.get("unknown"):
+            desc = _("unknown (runs.json cannot be read)")
+        elif last is None:
             desc = _("never run")
         elif last["ok"]:
             desc = _("ok at {finished}, {count} finding(s)").format(
@@ -675,7 +735,8 @@ def status_text(data: dict[str, Any], language: str = i18n.DEFAULT_LANGUAGE) -> 
                 dropped=guard.get("dropped", 0),
             )
         )
-    return "\n".join(lines)
+    # names and states come from files the agents' user can write: no forged lines
+    return "\n".join(escape_controls(line) for line in lines)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -690,7 +751,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2, sort_keys=True))
     else:
         print(status_text(data, getattr(args, "lang", i18n.DEFAULT_LANGUAGE)))
-    return EXIT_OK
+    for problem in data["unreadable"]:
+        print(f"error: {escape_controls(problem)}", file=sys.stderr)
+    # a monitor must not read a corrupt state as healthy (CLI review N5)
+    return EXIT_ERROR if data["unreadable"] else EXIT_OK
 
 
 def register(subparsers: Any) -> None:

@@ -535,7 +535,7 @@ def test_plan_lists_without_deleting(world: World, clients: tuple[Any, Any]) -> 
     plan = world.cli("retention", "plan", "--list")
     assert plan.returncode == 0, plan.stderr
     assert "would delete 1 objects (3 versions, 0 delete markers" in plan.stdout
-    assert "would keep 3 consenting contacts, record 1 opt-outs" in plan.stdout
+    assert "would keep 3 consenting contacts, find 1 opt-out row(s) and record 1" in plan.stdout
     assert plan.stdout.count(f"s3://{bucket}/prospects/l.csv version ") == 3
     dry = world.cli("retention", "run", "--dry-run")
     assert dry.returncode == 1 and "RET-DUE" in dry.stdout

@@ -1,12 +1,14 @@
-"""Once purged, an election's share stops accepting writes (issue 13, item 5).
+"""Before its purge, an election's share stops accepting writes (issue 13 item 5, issue 22).
 
 On the session's converged systemd host (`site`, tests/plugins/hosts.py): the
 agents' user leaves the retention job's request (what `sharelock.request`
-writes once a purge is certified; tests/unit/test_retention_share_lock.py shows the job
-writing it), the host's own `isoloir-share-lock.path` starts the root service,
-and then the real smbd refuses the member's upload into the purged election's
-campaign folder, while its permanent folder and the other election still
-accept files. Last, the administrator's `unlock` gives the share back.
+writes when the election is due; tests/unit/test_retention_share_lock.py shows
+the job writing it and waiting for the lock), the host's own
+`isoloir-share-lock.path` starts the root service, and then the real smbd
+refuses the member's upload into the election's campaign folder and into a
+folder of their own outside the datasets, while its permanent folder and the
+other election still accept files. Last, the administrator's `unlock` gives
+the share back.
 """
 
 from __future__ import annotations
@@ -80,6 +82,10 @@ def test_a_purged_elections_share_refuses_uploads(
         # Before the purge: the member of B writes into the campaign folder.
         assert put(site, ELECTION_B, auth_files[MEMBER_B], local, f"prospects/{UPLOAD}") == ""
         (b_share / "prospects" / UPLOAD).unlink()
+        # A folder of the member's own, outside every declared dataset (security N8).
+        host.chroot("runuser", "-u", MEMBER_B, "--", "mkdir", f"/srv/elections/{ELECTION_B}/divers")
+        assert put(site, ELECTION_B, auth_files[MEMBER_B], local, f"divers/{UPLOAD}") == ""
+        (b_share / "divers" / UPLOAD).unlink()
 
         # The retention job's request, as the agents' user writes it.
         host.chroot("runuser", "-u", "isoloir", "--", "touch", REQUEST)
@@ -103,6 +109,9 @@ def test_a_purged_elections_share_refuses_uploads(
             check=False,
         )
         assert shell.returncode != 0 and "Permission denied" in shell.stderr
+        # The member's own folder outside the datasets is locked too.
+        refused = put(site, ELECTION_B, auth_files[MEMBER_B], local, f"divers/{UPLOAD}")
+        assert "NT_STATUS_ACCESS_DENIED" in refused, refused
         # The permanent dataset and the other election still take files.
         assert put(site, ELECTION_B, auth_files[MEMBER_B], local, f"benevoles/{UPLOAD}") == ""
         assert put(site, ELECTION_A, auth_files[MEMBER_A], local, f"prospects/{UPLOAD}") == ""
@@ -127,6 +136,9 @@ def test_a_purged_elections_share_refuses_uploads(
         host.chroot("rm", "-f", REQUEST, f"/var/lib/isoloir-share-lock/{ELECTION_B}.unlocked")
         for path in created:
             path.unlink(missing_ok=True)
+        (b_share / "divers" / UPLOAD).unlink(missing_ok=True)
+        if (b_share / "divers").is_dir():
+            (b_share / "divers").rmdir()
     assert unlocked.returncode == 0, unlocked.stderr
     # Unlocked: the member writes again.
     assert put(site, ELECTION_B, auth_files[MEMBER_B], local, f"prospects/{UPLOAD}") == ""

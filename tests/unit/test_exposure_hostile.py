@@ -211,7 +211,9 @@ def test_fix_with_an_unusable_state_dir_still_shows_the_findings(
     assert cli.main(argv) == 2
     out, err = capsys.readouterr()
     assert str(leak) in out and "share_world_accessible" in out
-    assert f"no fix applied: cannot open the journal in {afile}" in err
+    # the journal's path and why, not "(File exists)" (CLI review D30)
+    journal = afile / "exposure-journal.sqlite"
+    assert f"no fix applied: cannot open the journal {journal} ({afile} is not a directory)" in err
     assert stat.S_IMODE(leak.stat().st_mode) == 0o644
 
 

@@ -57,7 +57,9 @@ PEOPLE = _csv(
 class World:
     """Policies, share root, contacts store, state and secrets under one tmp dir."""
 
-    def __init__(self, root: Path, due: date, *, share: bool = True) -> None:
+    def __init__(
+        self, root: Path, due: date, *, share: bool = True, permanent: bool = False
+    ) -> None:
         self.root = root
         self.share_root = root / "srv" / "elections"
         self.contacts = root / "srv" / "contacts"
@@ -105,6 +107,15 @@ class World:
                     "      email_column: email",
                     "      phone_column: telephone",
                 ]
+        if permanent:  # the party's volunteers: kept, and writable after the lock
+            lines += [
+                "  - name: benevoles",
+                "    bucket_prefix: benevoles/",
+                "    share_path: benevoles",
+                "    origin: opt_in_form",
+                "    legal_basis: consent",
+                "    category: permanent",
+            ]
         (self.policies_dir / "elections" / f"{EID}.yml").write_text(
             "\n".join(lines) + "\n", encoding="utf-8"
         )
@@ -133,18 +144,23 @@ class World:
         s3.put_object(Bucket=self.bucket, Key="reunions/cr.md", Body=b"compte rendu")
 
     def purger(self, **kw: Any) -> purge.Purger:
+        # PAST_DUE was never warned (real clock): these tests confirm, as an admin would
+        kw.setdefault("confirm_unwarned", True)
         p = self.policies()
         return purge.Purger(
             p, p.election(EID), state_dir=self.state, secrets_dir=self.secrets, **kw
         )
 
-    def evaluate(self, now: datetime | None = None) -> tuple[list[Any], list[purge.Outcome]]:
+    def evaluate(
+        self, now: datetime | None = None, *, confirm: bool = True
+    ) -> tuple[list[Any], list[purge.Outcome]]:
         return evaluate(
             self.policies(),
             state_dir=self.state,
             secrets_dir=self.secrets,
             now=now or datetime.now(UTC),
             dry_run=False,
+            confirm_unwarned=confirm,
         )
 
     def certificates(self) -> list[Path]:
@@ -330,19 +346,46 @@ def test_on_the_due_day_the_purge_waits_for_a_warning_sent_24_hours_before(
     w = World(tmp_path, datetime.now(UTC).date())  # due today
     w.seed_bucket(aws_env)
     before = _versions(aws_env, w.bucket)
-    found, outcomes = w.evaluate()
+    found, outcomes = w.evaluate(confirm=False)
     assert outcomes == []
     (due,) = found
-    assert due.rule_id == "RET-DUE" and "J-1 warning was not sent" in due.message
+    assert due.rule_id == "RET-DUE" and "J-1 warning was never sent" in due.message
     assert _versions(aws_env, w.bucket) == before
 
     _sent_warning(w, datetime.now(UTC) - timedelta(hours=2))  # too recent
-    found, outcomes = w.evaluate()
+    found, outcomes = w.evaluate(confirm=False)
     assert outcomes == [] and "less than 24 h ago" in found[0].message
 
     _sent_warning(w, datetime.now(UTC) - timedelta(hours=25))
-    found, outcomes = w.evaluate()
+    found, outcomes = w.evaluate(confirm=False)
     assert len(outcomes) == 1 and _versions(aws_env, w.bucket) == 0
+
+
+def test_a_year_typo_never_purges_a_live_campaign_without_confirmation(
+    tmp_path: Path,
+    aws_env: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CLI review N3: rounds a year early make the campaign 'overdue' on its first run:
+    no warning ever went out, so nothing is deleted until an administrator confirms."""
+    w = World(tmp_path, PAST_DUE)  # meant a year later: never warned
+    w.seed_bucket(aws_env)
+    before = _versions(aws_env, w.bucket)
+    found, outcomes = w.evaluate(confirm=False)
+    assert outcomes == [] and [f.rule_id for f in found] == ["RET-DUE"]
+    assert "nobody was warned" in found[0].message and "--confirm-unwarned" in found[0].message
+    assert _versions(aws_env, w.bucket) == before
+
+    monkeypatch.setenv("ISOLOIR_SECRETS_DIR", str(w.secrets))
+    monkeypatch.setattr("isoloir.retention.cli._policies", lambda args: w.policies())
+    base = ["retention", "run", "--state-dir", str(w.state)]
+    assert main(base) == 1  # the daemon's way, and the CLI's without the flag
+    assert "nobody was warned" in capsys.readouterr().out
+    assert _versions(aws_env, w.bucket) == before
+    assert main([*base, "--confirm-unwarned"]) == 2  # one election at a time
+    assert main([*base, "--election", EID, "--confirm-unwarned"]) == 0
+    assert _versions(aws_env, w.bucket) == 0
 
 
 # ----------------------------------- 4. files written after the purge (L2)
@@ -644,3 +687,102 @@ def test_a_certified_run_keeps_only_hmacs_of_names_in_the_journal(
         cert = j.find(run.run_id, "certificate", "")
         assert cert is not None and cert.payload["path"] == run.certificate  # kept in clear
         assert j.redact_completed(keys.hmac_key(w.secrets)) == 0  # idempotent
+
+
+def test_an_opt_out_only_in_an_older_version_is_recorded_before_it_is_destroyed(
+    tmp_path: Path, aws_env: Any
+) -> None:
+    """CLI review N4: v1 has Basile's opt-out, v2 (a volunteer 'removed' him) has not."""
+    from isoloir.retention.suppression import SuppressionList
+    from isoloir.retention.suppression import db_path as suppression_db
+
+    w = World(tmp_path, PAST_DUE)
+    w.seed_bucket(aws_env)  # prospects/liste.csv v1: Alix consents, Basile opts out
+    alix = ["Alix", "Fictif", "alix@exemple.example", "06 39 98 00 01", "Exempleville", "oui", ""]
+    aws_env.put_object(Bucket=w.bucket, Key="prospects/liste.csv", Body=_csv([alix]))
+    p = w.policies()
+    (plan,) = [s for s in purge.survey(p, p.election(EID), aws_env) if s.name == "prospects"]
+    assert (plan.contacts_to_keep, plan.opt_outs) == (1, 1)
+
+    found, outcomes = w.evaluate()
+    assert [o.election for o in outcomes] == [EID], [f.message for f in found]
+    assert _versions(aws_env, w.bucket) == 0
+    with SuppressionList(suppression_db(w.state), keys.hmac_key(w.secrets)) as store:
+        assert store.contains("basile@exemple.example", None)
+        assert store.contains(None, "+33639980002")
+        assert not store.contains("alix@exemple.example", None)
+    cert = json.loads(w.certificates()[0].read_text())["certificate"]
+    (prospects,) = [d for d in cert["datasets"] if d["name"] == "prospects"]
+    assert (prospects["contacts_kept"], prospects["opt_outs"]) == (1, 1)
+
+
+def test_plan_lists_the_share_when_aws_is_unreachable(tmp_path: Path) -> None:
+    """CLI review D18: with S3 down, the readable share part was not listed at all."""
+    import boto3
+    from botocore.config import Config
+
+    w = World(tmp_path, PAST_DUE)
+    (w.election_share / "prospects" / "liste.csv").write_bytes(PEOPLE)
+    s3 = boto3.client(
+        "s3",
+        region_name=REGION,
+        endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(connect_timeout=1, retries={"max_attempts": 1}),
+    )
+    p = w.policies()
+    surveys = {s.name: s for s in purge.survey(p, p.election(EID), s3)}
+    prospects = surveys["prospects"]
+    assert prospects.files == 1 and prospects.share_bytes == len(PEOPLE)
+    assert prospects.error == "bucket: AWS S3 unreachable (EndpointConnectionError)"
+    assert "127.0.0.1" not in prospects.error
+
+
+def test_opt_outs_that_cannot_be_recorded_are_said_by_the_finding_and_the_certificate(
+    tmp_path: Path, aws_env: Any
+) -> None:
+    """CLI review D29: the run and the certificate's rendering were silent about them."""
+    from isoloir.retention import certificate
+
+    w = World(tmp_path, PAST_DUE)
+    w.seed_bucket(aws_env)
+    anonymous = ["Dana", "Sansnom", "", "", "Exempleville", "", "oui"]
+    (w.election_share / "prospects" / "porte.csv").write_bytes(_csv([anonymous]))
+    found, outcomes = w.evaluate()
+    assert [o.election for o in outcomes] == [EID]
+    (purged,) = [f for f in found if f.rule_id == "RET-PURGED"]
+    assert "1 opt-out row(s) had neither a usable email nor a phone" in purged.message
+    document = json.loads(w.certificates()[0].read_text())
+    fr = certificate.render(document, "fr", verified=True)
+    assert "sans adresse électronique ni numéro de téléphone utilisable : 1" in fr
+    en = certificate.render(document, "en", verified=True)
+    assert "Opt-out rows without a usable e-mail address or phone number: 1" in en
+
+
+def test_a_deferred_key_names_where_the_other_objects_are_and_the_command(
+    tmp_path: Path, aws_env: Any
+) -> None:
+    """CLI review D24: RET-KEY never named the undeclared prefix nor the command."""
+    w = World(tmp_path, PAST_DUE)
+    w.seed_bucket(aws_env)
+    key_id = aws.client("kms", REGION).create_key()["KeyMetadata"]["KeyId"]
+    aws_env.put_bucket_encryption(
+        Bucket=w.bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {
+                        "SSEAlgorithm": "aws:kms",
+                        "KMSMasterKeyID": key_id,
+                    }
+                }
+            ]
+        },
+    )
+    aws_env.put_object(Bucket=w.bucket, Key="prospects-archive/keep.csv", Body=b"x")
+    found, outcomes = w.evaluate()
+    assert [o.election for o in outcomes] == [EID]
+    (key,) = [f for f in found if f.rule_id == "RET-KEY"]
+    assert "under prospects-archive/" in key.message and "keep.csv" not in key.message
+    assert f"aws kms schedule-key-deletion --key-id {key_id}" in key.message

@@ -106,7 +106,7 @@ def world() -> Iterator[World]:
     root = Path(tempfile.mkdtemp(prefix="isoloir-share-lock-", dir="/var/tmp"))
     root.chmod(0o755)
     try:
-        yield World(root, PAST_DUE)
+        yield World(root, PAST_DUE, permanent=True)
     finally:
         shutil.rmtree(root)
 
@@ -290,3 +290,136 @@ def test_the_lock_never_asks_for_a_setgid_bit(
     assert modes and not [m for m in modes if m & (stat.S_ISUID | stat.S_ISGID)]
     for folder in (world.election_share, world.election_share / "prospects"):
         assert folder.stat().st_mode & stat.S_ISGID
+
+
+# -- a member cannot block the purge; nothing of the election's folder survives it (N6, N8)
+def chown_tree(path: Path, uid: int, gid: int) -> None:
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in [*dirnames, *filenames]:
+            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
+    os.chown(path, uid, gid)
+
+
+def agents_evaluate(w: World) -> dict[str, Any]:
+    """The retention job as the agents' ids (their group, every election's group)."""
+    out = w.state / "result.json"
+    out.unlink(missing_ok=True)
+
+    def run() -> None:
+        found, outcomes = w.evaluate()
+        out.write_text(
+            json.dumps(
+                {
+                    "rules": sorted(f.rule_id for f in found),
+                    "messages": [f.message for f in found],
+                    "purged": [o.election for o in outcomes],
+                }
+            )
+        )
+
+    assert as_user(AGENTS, [AGENTS, GID], run) == 0
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+def member_owned(path: Path, data: bytes | None = None) -> Path:
+    if data is None:
+        path.mkdir()
+    else:
+        path.write_bytes(data)
+    os.chown(path, MEMBER, GID)
+    return path
+
+
+def test_a_member_cannot_block_the_purge_and_nothing_outside_the_datasets_survives(
+    world: World, aws_env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.unit.test_retention_purge_safety import PEOPLE, _csv
+
+    from isoloir.retention import keys, losses, purge
+    from isoloir.retention.suppression import SuppressionList
+    from isoloir.retention.suppression import db_path as suppression_db
+
+    w = world
+    w.seed_bucket(aws_env)
+    share = w.election_share
+    (share / "benevoles").mkdir()
+    for d in (share, share / "prospects", share / "reunions", share / "benevoles"):
+        os.chown(d, 0, GID)
+        d.chmod(0o2770)
+    # The four one-line attacks of the review (N6)...
+    liste = member_owned(share / "prospects" / "liste.csv", PEOPLE)
+    liste.chmod(0)
+    sub = member_owned(share / "prospects" / "sub")
+    member_owned(sub / "notes.txt", b"notes")
+    sub.chmod(0o500)
+    deep = share / "reunions"
+    for _ in range(1200):
+        deep = member_owned(deep / "d")
+    member_owned(deep / "fond.txt", b"au fond")
+    member_owned(share / "prospects" / "vieux.xls", b"\xd0\xcf\x11\xe0 not really")
+    # ... and files outside every declared dataset (N8): the top, another folder.
+    chloe = ["Chloé", "Essai", "chloe@exemple.example", "06 39 98 00 03", "X", "", "oui"]
+    member_owned(share / "export-final.csv", _csv([chloe]))
+    divers = member_owned(share / "divers")
+    member_owned(divers / "cr.txt", b"compte rendu")
+    kept = member_owned(share / "benevoles" / "equipe.csv", b"nom\nFictif\n")
+    # The agents' own state, as the deploy leaves it.
+    for path in (w.state, w.contacts):
+        path.mkdir(exist_ok=True)
+    for path in (w.state, w.secrets, w.contacts):
+        chown_tree(path, AGENTS, AGENTS)
+    lock_dir = w.root / "share-lock"
+    lock_dir.mkdir()
+    monkeypatch.setenv("ISOLOIR_SHARE_LOCK_DIR", str(lock_dir))
+    monkeypatch.setattr(purge, "LOCK_WAIT", 0.0)
+    monkeypatch.setattr(sharelock, "_ids", lambda e, user: (AGENTS, GID))
+
+    # 1. Due: the purge first asks root to lock the folder, and waits for it.
+    first = agents_evaluate(w)
+    assert first["purged"] == [] and "RET-DUE" in first["rules"], first
+    assert any("not locked yet" in m for m in first["messages"])
+    assert sharelock.request_path(w.state, EID).exists()
+    assert liste.exists() and (divers / "cr.txt").exists()
+
+    # 2. Root's service locks the whole folder but the permanent dataset.
+    assert sharelock.apply(w.policies(), w.state, lock_dir, "isoloir") == 0
+    for target in (share / "neuf.csv", divers / "neuf.txt", share / "prospects" / "autre.xls"):
+        assert member(create(target)) == errno.EACCES, target
+    assert member(create(share / "benevoles" / "nouveau.csv")) == 0
+
+    # 3. The unreadable spreadsheet stops the purge until its loss is accepted, once:
+    #    nobody can drop another one now.
+    second = agents_evaluate(w)
+    assert second["purged"] == [] and "RET-FAILED" in second["rules"], second
+    assert any("vieux.xls" in m for m in second["messages"])
+    problem = losses.TableProblem("share:prospects/vieux.xls", "not read")
+    assert (
+        as_user(
+            AGENTS,
+            [AGENTS, GID],
+            lambda: losses.accept(
+                w.state, EID, "prospects", [problem], now=datetime.now(UTC), by="admin"
+            ),
+        )
+        == 0
+    )
+
+    # 4. The purge goes through: nothing of the campaign is left anywhere in the folder.
+    third = agents_evaluate(w)
+    assert third["purged"] == [EID], third
+    assert sorted(p.name for p in share.iterdir()) == ["benevoles", "prospects", "reunions"]
+    assert list((share / "prospects").iterdir()) == []
+    assert list((share / "reunions").iterdir()) == []
+    assert kept.exists() and (share / "benevoles" / "nouveau.csv").exists()
+    cert = json.loads(w.certificates()[0].read_text())["certificate"]
+    assert cert["share_locked_at"]  # root locked the folder before anything was read
+    outside = {d["name"]: d for d in cert["datasets"]}[purge.UNDECLARED]
+    assert (outside["files"], outside["directories"], outside["opt_outs"]) == (2, 1, 1)
+    # Chloé's opt-out, only in the file saved at the top, was recorded before it went.
+    store = SuppressionList(suppression_db(w.state), keys.hmac_key(w.secrets))
+    try:
+        assert store.contains("chloe@exemple.example", None)
+        assert store.contains("basile@exemple.example", None)
+    finally:
+        store.close()

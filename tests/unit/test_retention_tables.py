@@ -428,9 +428,12 @@ def test_extraction_reads_behind_a_delete_marker(tmp_path: Path, s3: Any) -> Non
     s3.delete_object(Bucket=e.bucket_name, Key="prospects/liste.csv")  # lifecycle expiry
     extraction = purge.read_dataset(s3, e, ds)
     assert extraction.problems == []
-    (table,) = extraction.tables
+    table, older = extraction.tables
     assert table.source == f"s3://{e.bucket_name}/prospects/liste.csv"
     assert [r["prenom"] for r in table.rows] == ["Alix", "Basile"]  # the newest version
+    assert not table.opt_outs_only
+    # the older version is read too, for its opt-outs only (CLI review N4)
+    assert older.opt_outs_only and "(older version " in older.source
 
 
 def _problems(extraction: purge.Extraction) -> dict[str, str]:

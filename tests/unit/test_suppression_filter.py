@@ -176,3 +176,25 @@ def test_filter_table_reports_entries_and_encoding(tmp_path: Path) -> None:
     header, rows = tabular.read_table(out)
     assert header == ["Prénom", "Nom", "E-mail", "Téléphone"]
     assert [r["Prénom"] for r in rows] == ["Élise", "Zoé"]
+
+
+def test_output_through_a_symlink_is_refused_and_dash_is_stdout(
+    env: Env, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """CLI review N1: `-o /dev/stdout` as root replaced the /dev/stdout link with voters' data."""
+    target = env.root / "cible.txt"
+    target.write_bytes(b"untouched")
+    link = env.root / "stdout"
+    link.symlink_to(target)
+    assert run(env, str(env.input), "-o", str(link)) == 2
+    assert "a symbolic link" in capfdbinary.readouterr().err.decode()
+    assert link.is_symlink() and target.read_bytes() == b"untouched"
+    assert not (env.root / "-").exists()
+
+    assert run(env, str(env.input), "-o", "-") == 0
+    captured = capfdbinary.readouterr()
+    assert captured.out == (
+        "Prénom;Nom;E-mail;Téléphone\r\nZoé;Factice;zoe@exemple.example;06 39 98 12 35\r\n"
+    ).encode("cp1252")
+    assert b"wrote the standard output" in captured.err
+    assert not (env.root / "-").exists() and not list(Path.cwd().glob("-"))

@@ -19,8 +19,12 @@ from typing import Any
 from isoloir.alerts.routing import Destination
 from isoloir.alerts.transport import Outgoing
 from isoloir.findings import Finding, Severity
+from isoloir.statefiles import corrupt_db
 
 SPOOL_FILE = "alerts.sqlite"
+SPOOL_LOST = (
+    "the alerts still queued in it are lost, and every open finding is alerted again as new"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS findings (
@@ -100,10 +104,14 @@ class Spool:
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         self.db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA busy_timeout=30000")
-        self.db.executescript(_SCHEMA)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA busy_timeout=30000")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise corrupt_db(path, exc, SPOOL_LOST) from None
 
     def close(self) -> None:
         self.db.close()

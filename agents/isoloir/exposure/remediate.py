@@ -83,15 +83,23 @@ class Journal:
             # It names files (often people's names) and ACLs: owner only.
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
             self.db = sqlite3.connect(self.path)
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS actions ("
+                " id INTEGER PRIMARY KEY, at TEXT NOT NULL, rule_id TEXT NOT NULL,"
+                " resource TEXT NOT NULL, action TEXT NOT NULL, previous TEXT,"
+                " outcome TEXT NOT NULL)"
+            )
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(
+                f"{state_dir / JOURNAL}: not a usable SQLite database ({exc}; corrupt?): move "
+                "it aside and run again; the record of earlier fixes (what to undo) is lost"
+            ) from None
         except (OSError, sqlite3.Error) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise JournalError(f"cannot open the journal in {state_dir} ({reason})") from None
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS actions ("
-            " id INTEGER PRIMARY KEY, at TEXT NOT NULL, rule_id TEXT NOT NULL,"
-            " resource TEXT NOT NULL, action TEXT NOT NULL, previous TEXT,"
-            " outcome TEXT NOT NULL)"
-        )
+            where = state_dir / JOURNAL
+            if isinstance(exc, FileExistsError | NotADirectoryError):
+                reason = f"{state_dir} is not a directory"  # CLI review D30
+            raise JournalError(f"cannot open the journal {where} ({reason})") from None
 
     def record(
         self, at: datetime, rule_id: str, resource: str, action: str, previous: Any, outcome: str

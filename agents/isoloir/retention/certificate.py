@@ -29,6 +29,7 @@ from isoloir.retention import keys
 FORMAT = "isoloir-deletion-certificate/1"
 ALGORITHM = "Ed25519"
 PUBLIC_KEY_FILE = "retention-signing.pub.pem"
+UNDECLARED = "_undeclared"  # the election's folder outside its datasets (purge.UNDECLARED)
 
 DATASET_COUNTS = (
     "objects",
@@ -254,7 +255,8 @@ def check_content(body: Mapping[str, Any]) -> list[str]:
 def verify_bytes(data: bytes, public_key: Ed25519PublicKey) -> Verification:
     try:
         document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        # RecursionError: thousands of nested brackets (CLI review N5)
         return Verification(False, ["not a JSON document"])
     if not isinstance(document, dict) or set(document) != {"certificate", "signature"}:
         return Verification(False, ["not a signed certificate"])
@@ -431,8 +433,9 @@ def _render(c: Mapping[str, Any], verified: bool | None, lang: str) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for d in c["datasets"]:
+        name = _("(outside the declared datasets)") if d["name"] == UNDECLARED else d["name"]
         lines.append(
-            f"| {d['name']} | {n(d['objects'])} | {n(d['versions'])} | "
+            f"| {name} | {n(d['objects'])} | {n(d['versions'])} | "
             f"{n(d['delete_markers'])} | {n(d['files'])} | "
             f"{n(d['bucket_bytes'] + d['share_bytes'])} | {n(d['contacts_kept'])} | "
             f"{n(d['suppression_entries_added'])} |"
@@ -450,6 +453,15 @@ def _render(c: Mapping[str, Any], verified: bool | None, lang: str) -> str:
         _("## Data kept"),
         "",
     ]
+    if any(d.get("name") == UNDECLARED for d in c["datasets"]):
+        at = len(lines) - 3
+        lines[at:at] = [
+            _(
+                "Every file of the election's share folder outside the permanent datasets was "
+                "deleted too."
+            ),
+            "",
+        ]
     kept = c["kept"]
     lines.append(
         _(
@@ -468,6 +480,18 @@ def _render(c: Mapping[str, Any], verified: bool | None, lang: str) -> str:
             "clear is kept there."
         ).format(count=n(t["suppression_entries_added"]))
     )
+    unrecorded = sum(
+        int(d.get("opt_outs_without_identifier", 0) or 0)
+        for d in c["datasets"]
+        if isinstance(d, Mapping)
+    )
+    if unrecorded:
+        lines.append(
+            _(
+                "- Opt-out rows without a usable e-mail address or phone number: {count}; they "
+                "could not be recorded in the opt-out list."
+            ).format(count=n(unrecorded))
+        )
     permanent = kept.get("permanent_datasets") or []
     if permanent:
         lines.append(

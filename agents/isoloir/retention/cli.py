@@ -10,6 +10,7 @@ import functools
 import getpass
 import json
 import os
+import pwd
 import sqlite3
 import stat
 import sys
@@ -26,7 +27,14 @@ from isoloir.retention import certificate, keys, losses, planning
 from isoloir.retention.jobs import evaluate
 from isoloir.retention.journal import Journal
 from isoloir.retention.journal import db_path as journal_path
-from isoloir.retention.purge import MAX_TABLE_BYTES, read_dataset, survey
+from isoloir.retention.purge import (
+    MAX_TABLE_BYTES,
+    UNDECLARED,
+    read_dataset,
+    read_undeclared,
+    survey,
+    undeclared_dataset,
+)
 from isoloir.retention.share import ShareError
 from isoloir.retention.suppression import (
     ADD_ELECTION,
@@ -37,6 +45,7 @@ from isoloir.retention.suppression import (
     read_entries,
 )
 from isoloir.retention.suppression import db_path as suppression_path
+from isoloir.statefiles import StateError
 from isoloir.textsafe import escape_controls
 
 EXIT_OK = 0
@@ -129,6 +138,8 @@ def _print_plan(entry: dict[str, Any], with_lists: bool) -> None:
     for d in entry["datasets"]:
         if d["error"]:
             print(f"  {d['name']} ({d['category']}): could not survey: {d['error']}")
+            if not d["error"].startswith("share:") and "; share:" not in d["error"]:
+                print(f"    the share part: {_n(d['files'])} files ({_n(d['share_bytes'])} bytes)")
             continue
         verb = "would delete" if d["action"] == "delete" else "keeps"
         print(
@@ -138,10 +149,11 @@ def _print_plan(entry: dict[str, Any], with_lists: bool) -> None:
             f"{_n(d['files'])} files ({_n(d['share_bytes'])} bytes) in the share"
         )
         if d["action"] == "delete" and d["tables"]:
+            recordable = d["opt_outs"] - d.get("opt_outs_without_identifier", 0)
             print(
                 f"    {_n(d['tables'])} table(s), {_n(d['rows'])} rows: would keep "
-                f"{_n(d['contacts_to_keep'])} consenting contacts, record {_n(d['opt_outs'])} "
-                "opt-outs"
+                f"{_n(d['contacts_to_keep'])} consenting contacts, find {_n(d['opt_outs'])} "
+                f"opt-out row(s) and record {_n(recordable)}"
             )
         _print_extraction_problems(entry["election"], d)
         if with_lists and d["action"] == "delete":  # names escaped: no forged lines
@@ -185,6 +197,8 @@ def _print_extraction_problems(election: str, d: dict[str, Any]) -> None:
 # ------------------------------------------------------------- accept-loss
 def cmd_accept_loss(args: argparse.Namespace) -> int:
     """Record that the listed unreadable tables may be deleted without extraction."""
+    if _as_root_in_agents_state(args, "retention accept-loss"):
+        return EXIT_ERROR
     p = _policies(args)
     if p is None:
         return EXIT_ERROR
@@ -193,18 +207,21 @@ def cmd_accept_loss(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     e = elections[0]
     try:
-        ds = e.dataset(args.dataset)
+        ds = undeclared_dataset() if args.dataset == UNDECLARED else e.dataset(args.dataset)
     except KeyError:
         print(f"no dataset {args.dataset!r} in election {e.id}", file=sys.stderr)
         return EXIT_ERROR
-    if ds.tabular is None or not ds.campaign_specific:
+    if ds.name != UNDECLARED and (ds.tabular is None or not ds.campaign_specific):
         print(f"dataset {ds.name} of {e.id} is not a tabular campaign dataset", file=sys.stderr)
         return EXIT_ERROR
     if not args.all and not args.sources:
         print("name the SOURCE(s) `retention plan` lists, or --all", file=sys.stderr)
         return EXIT_ERROR
     try:
-        problems = read_dataset(aws.client("s3", e.region), e, ds).problems
+        if ds.name == UNDECLARED:
+            problems = read_undeclared(e).problems
+        else:
+            problems = read_dataset(aws.client("s3", e.region), e, ds).problems
     except Exception as exc:  # noqa: BLE001 - one clear line, whatever the cloud or share says
         print(
             f"cannot read dataset {ds.name} of {e.id}: {type(exc).__name__}: {exc}", file=sys.stderr
@@ -238,7 +255,39 @@ def cmd_accept_loss(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _as_root_in_agents_state(args: argparse.Namespace, command: str) -> bool:
+    """Refuse (True, said on stderr) root writing into a state dir the agents own.
+
+    Root would create the suppression list, the journal or the losses record
+    as its own 0600 files, which the agents (and the mail guard) then cannot
+    open: every mail would be deferred and the purge would fail (security N11).
+    """
+    if os.geteuid() != 0:
+        return False
+    state = runtime.state_dir(args.state_dir)
+    try:
+        owner = state.stat().st_uid
+    except OSError:
+        return False
+    if owner == 0:
+        return False
+    try:
+        name = pwd.getpwuid(owner).pw_name
+    except KeyError:
+        name = str(owner)
+    print(
+        f"{command}: {state} belongs to {name}: run this as that user "
+        f"(sudo -u {name} isoloir {command} ...); as root it would create files the agents "
+        "cannot open",
+        file=sys.stderr,
+    )
+    return True
+
+
 def _who() -> str:
+    """Who accepted: the administrator behind sudo, not root or the agents' user."""
+    if os.environ.get("SUDO_USER"):
+        return os.environ["SUDO_USER"]
     try:
         return getpass.getuser()
     except (OSError, KeyError):
@@ -251,10 +300,17 @@ def _print_finding(f: Finding) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if not args.dry_run and _as_root_in_agents_state(args, "retention run"):
+        return EXIT_ERROR
     p = _policies(args)
     if p is None:
         return EXIT_ERROR
     if _elections(p, args.election) is None:
+        return EXIT_ERROR
+    if args.confirm_unwarned and args.election is None:
+        print(
+            "--confirm-unwarned needs --election: confirm one election at a time", file=sys.stderr
+        )
         return EXIT_ERROR
     findings, outcomes = evaluate(
         p,
@@ -263,6 +319,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         now=clock.now(),
         dry_run=args.dry_run,
         only=args.election,
+        confirm_unwarned=args.confirm_unwarned,
     )
     for f in findings:
         _print_finding(f)
@@ -282,12 +339,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------- suppression
 def cmd_filter(args: argparse.Namespace) -> int:
     source = Path(args.file)
+    to_stdout = args.output == "-"
     out = Path(args.output) if args.output else source.with_name(f"{source.stem}.filtered.csv")
-    problem = _output_problem(out) or _input_problem(source)
+    problem = (None if to_stdout else _output_problem(out)) or _input_problem(source)
     if problem:
         print(problem, file=sys.stderr)
         return EXIT_ERROR
-    if out.exists() and out.resolve() == source.resolve():
+    if not to_stdout and out.exists() and out.resolve() == source.resolve():
         print("the output must be another file than the input", file=sys.stderr)
         return EXIT_ERROR
     state = runtime.state_dir(args.state_dir)
@@ -323,7 +381,12 @@ def cmd_filter(args: argparse.Namespace) -> int:
             print(f"cannot read the suppression list {store.path}: {exc}", file=sys.stderr)
             return EXIT_ERROR
     try:
-        _write_atomic(out, data)
+        if to_stdout:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        else:
+            _write_atomic(out, data)
     except OSError as exc:
         print(f"cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -331,13 +394,18 @@ def cmd_filter(args: argparse.Namespace) -> int:
     print(
         f"{_n(result.rows)} rows read, {_n(result.removed)} removed (suppressed), "
         f"{_n(result.kept)} kept, {_n(result.without_identifier)} without email or phone; "
-        f"checked against {_n(result.entries)} suppression entries; wrote {out} ({encoding})"
+        f"checked against {_n(result.entries)} suppression entries; "
+        f"wrote {'the standard output' if to_stdout else out} ({encoding})",
+        # with `-o -` the standard output carries the table only
+        file=sys.stderr if to_stdout else sys.stdout,
     )
     return EXIT_OK
 
 
 def cmd_add(args: argparse.Namespace) -> int:
     """Add addresses and phone numbers (arguments, or a file) to the suppression list."""
+    if _as_root_in_agents_state(args, "suppression add"):
+        return EXIT_ERROR
     if not args.values and not args.file:
         print("name the addresses or phone numbers to add, or --file FILE", file=sys.stderr)
         return EXIT_ERROR
@@ -429,7 +497,17 @@ def _read_input(source: Path) -> bytes:
 
 
 def _output_problem(out: Path) -> str | None:
-    """Why the output cannot be written there (checked before any work)."""
+    """Why the output cannot be written there (checked before any work).
+
+    The output is replaced by a rename: a symlink there (`/dev/stdout` is one)
+    would be replaced itself, so it is refused, like a device or a FIFO;
+    `-o -` writes to the standard output.
+    """
+    if out.is_symlink():
+        return (
+            f"cannot write {out}: a symbolic link; give the real file, or `-o -` for the "
+            "standard output"
+        )
     if out.is_dir():
         return f"cannot write {out}: is a directory"
     folder = out.parent
@@ -438,7 +516,7 @@ def _output_problem(out: Path) -> str | None:
     if not folder.is_dir():
         return f"cannot write {out}: {folder} is not a folder"
     if out.exists() and not out.is_file():
-        return f"cannot write {out}: not a regular file"
+        return f"cannot write {out}: not a regular file (`-o -` for the standard output)"
     return None
 
 
@@ -564,6 +642,7 @@ def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
             clock.ClockError,
             certificate.UnreadableError,
             ShareError,
+            StateError,
         ) as exc:
             print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -592,6 +671,12 @@ def register(subparsers: Any) -> None:
     runtime.add_runtime_arguments(run)
     run.add_argument("--election", help="only this election")
     run.add_argument("--dry-run", action="store_true", help="report, delete nothing")
+    run.add_argument(
+        "--confirm-unwarned",
+        action="store_true",
+        help="purge the election (with --election) even though its last warning was not sent "
+        "24 h before: check its due date in the policy first",
+    )
     run.set_defaults(func=_guarded(cmd_run))
 
     accept = ret_sub.add_parser(
@@ -600,7 +685,11 @@ def register(subparsers: Any) -> None:
     )
     runtime.add_runtime_arguments(accept)
     accept.add_argument("--election", required=True, help="the election")
-    accept.add_argument("--dataset", required=True, help="the tabular dataset")
+    accept.add_argument(
+        "--dataset",
+        required=True,
+        help=f"the tabular dataset ({UNDECLARED}: files outside every declared dataset)",
+    )
     accept.add_argument("--all", action="store_true", help="every table `plan` lists as such")
     accept.add_argument("sources", nargs="*", metavar="SOURCE", help="as `retention plan` shows")
     accept.set_defaults(func=_guarded(cmd_accept_loss))
@@ -610,7 +699,12 @@ def register(subparsers: Any) -> None:
     filt = sup_sub.add_parser("filter", help="remove suppressed people from a prospect CSV")
     filt.add_argument("--state-dir", help="agent state directory")
     filt.add_argument("file", help="the new prospect file (CSV; encoding and BOM kept)")
-    filt.add_argument("-o", "--output", help="output file (default: FILE.filtered.csv)")
+    filt.add_argument(
+        "-o",
+        "--output",
+        help="output file, or - for the standard output (default: FILE.filtered.csv); "
+        "a symlink or a device is refused",
+    )
     filt.add_argument("--email-column", help="email column (default: guessed)")
     filt.add_argument("--phone-column", help="phone column (default: guessed)")
     filt.set_defaults(func=_guarded(cmd_filter))

@@ -5,8 +5,9 @@ from the policy):
 
 - RET-WARN    J-30 / J-7 / J-1 before the due date (baseline.retention.warn_days);
               one finding per threshold so each warning is sent once.
-- RET-DUE     due and not purged (dry run, the purge failed, or it waits for the
-              J-1 warning to be 24 h old or for the grace day).
+- RET-DUE     due and not purged (dry run, the purge failed, it waits for root's
+              share lock or the J-1 warning to be 24 h old, or nobody was warned
+              and an administrator must confirm).
 - RET-RESIDUE campaign files or object versions found in a dataset after its
               purge completed (written afterwards): reported, and purged again.
 - RET-HOLD    due, but a legal hold stops the purge: says why, nothing deleted.
@@ -34,7 +35,14 @@ from isoloir.policy.model import Election, Policies
 from isoloir.retention import planning, share, sharelock
 from isoloir.retention.journal import Journal, Run
 from isoloir.retention.journal import db_path as journal_path
-from isoloir.retention.purge import HoldError, NotYetError, Outcome, PurgeError, Purger
+from isoloir.retention.purge import (
+    HoldError,
+    NotYetError,
+    Outcome,
+    PurgeError,
+    Purger,
+    declared_paths,
+)
 
 RESIDUE_SAMPLE = 1000  # versions or files counted per dataset when looking for residue
 
@@ -223,18 +231,25 @@ def leftovers(e: Election, s3: Any | None = None) -> list[Msg]:
         except (share.ShareError, OSError):
             continue
         if files or dirs:
-            more = "+" if len(files) >= RESIDUE_SAMPLE else ""
-            out.append(
-                Msg(
-                    N_("{location}: {files} file(s), {dirs} folder(s)"),
-                    {
-                        "location": f"{e.share_path}/{ds.share_path}",
-                        "files": f"{len(files)}{more}",
-                        "dirs": len(dirs),
-                    },
-                )
-            )
+            out.append(_share_residue(f"{e.share_path}/{ds.share_path}", files, dirs))
+    # the rest of the election's folder is purged too (files saved outside the datasets)
+    declared = declared_paths(e)
+    try:
+        files = share.list_files(e.share_path, "", limit=RESIDUE_SAMPLE, declared=declared)
+        dirs = [] if files else share.list_dirs(e.share_path, "", declared=declared)
+    except (share.ShareError, OSError):
+        return out
+    if files or dirs:
+        out.append(_share_residue(f"{e.share_path} (outside the datasets)", files, dirs))
     return out
+
+
+def _share_residue(location: str, files: list[share.ShareFile], dirs: list[str]) -> Msg:
+    more = "+" if len(files) >= RESIDUE_SAMPLE else ""
+    return Msg(
+        N_("{location}: {files} file(s), {dirs} folder(s)"),
+        {"location": location, "files": f"{len(files)}{more}", "dirs": len(dirs)},
+    )
 
 
 def purged_findings(
@@ -243,17 +258,31 @@ def purged_findings(
     body = document["certificate"]
     totals = body["totals"]
     key = body["key"]
+    unrecorded = sum(
+        int(d.get("opt_outs_without_identifier", 0) or 0)
+        for d in body.get("datasets", [])
+        if isinstance(d, dict)
+    )
+    if unrecorded:  # CLI review D29: said, not only counted in the JSON
+        message = N_(
+            "The campaign data of {election} was destroyed: {versions} object versions, "
+            "{delete_markers} delete markers and {files} files; {contacts_kept} consenting "
+            "contacts kept; {unrecorded} opt-out row(s) had neither a usable email nor a phone "
+            "and could not be recorded. Certificate: {path}."
+        )
+    else:
+        message = N_(
+            "The campaign data of {election} was destroyed: {versions} object versions, "
+            "{delete_markers} delete markers and {files} files; {contacts_kept} consenting "
+            "contacts kept. Certificate: {path}."
+        )
     out = [
         _finding(
             rule_id="RET-PURGED",
             severity=Severity.MEDIUM,
             resource=_resource(e, "/certificate"),
             election=e,
-            message=N_(
-                "The campaign data of {election} was destroyed: {versions} object versions, "
-                "{delete_markers} delete markers and {files} files; {contacts_kept} consenting "
-                "contacts kept. Certificate: {path}."
-            ),
+            message=message,
             remediation=N_(
                 "Send the certificate to the data-protection officer "
                 "(`isoloir certificate show --lang fr {path}`)."
@@ -263,6 +292,7 @@ def purged_findings(
                 "delete_markers": totals["delete_markers"],
                 "files": totals["files"],
                 "contacts_kept": totals["contacts_kept"],
+                "unrecorded": unrecorded,
                 "path": path,
             },
             evidence={
@@ -293,7 +323,7 @@ def purged_findings(
 def _load(path: str) -> dict[str, Any] | None:
     try:
         data: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return data
 
@@ -319,6 +349,7 @@ def evaluate(
     dry_run: bool,
     only: str | None = None,
     purge: bool = True,
+    confirm_unwarned: bool = False,
 ) -> tuple[list[Finding], list[Outcome]]:
     """Warnings for every election; the purge of each due one (unless dry run or hold)."""
     findings: list[Finding] = []
@@ -355,7 +386,13 @@ def evaluate(
                 findings.append(due_finding(st, now, N_("dry run, nothing deleted")))
                 continue
             try:
-                outcome = Purger(policies, e, state_dir=state_dir, secrets_dir=secrets_dir).run()
+                outcome = Purger(
+                    policies,
+                    e,
+                    state_dir=state_dir,
+                    secrets_dir=secrets_dir,
+                    confirm_unwarned=confirm_unwarned,
+                ).run()
             except HoldError:  # pragma: no cover - the phase is HELD then
                 findings.append(hold_finding(st, now))
                 continue

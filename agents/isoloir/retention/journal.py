@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import signal
 import sqlite3
 from collections.abc import Iterator
@@ -29,6 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from isoloir.statefiles import corrupt_db
 
 DB_NAME = "journal.sqlite"
 # Test-only: kill the process with SIGKILL at the Nth journal checkpoint (two
@@ -68,6 +71,21 @@ class Journal:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None)
+        try:
+            self._init_schema()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise corrupt_db(
+                path,
+                exc,
+                "an interrupted purge then starts again from the beginning (nothing deleted "
+                "twice: what is gone is gone), and `retention plan` no longer shows past purges",
+            ) from None
+        raw = os.environ.get(CRASH_ENV, "").strip()
+        self._crash_at = int(raw) if raw.isdigit() else 0
+        self._checkpoints = 0
+
+    def _init_schema(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(
@@ -82,9 +100,6 @@ class Journal:
             CREATE INDEX IF NOT EXISTS steps_run ON steps (run_id, kind, dataset);
             """
         )
-        raw = os.environ.get(CRASH_ENV, "").strip()
-        self._crash_at = int(raw) if raw.isdigit() else 0
-        self._checkpoints = 0
 
     def close(self) -> None:
         self._db.close()
@@ -251,13 +266,16 @@ KEPT_KEYS = frozenset(
     }
 )
 REDACTED = "hmac:"
+_REDACTED_FORM = re.compile(r"hmac:[0-9a-f]{32}")
 
 
 def redact_value(value: Any, key: bytes, *, under: str = "") -> Any:
     """`value` with every string (outside KEPT_KEYS) replaced by `hmac:<hex>`;
     numbers, booleans and already redacted strings unchanged (idempotent)."""
     if isinstance(value, str):
-        if under in KEPT_KEYS or value.startswith(REDACTED):
+        # Already redacted only when it is exactly what this function writes: a
+        # folder named `hmac:` must not keep the names below it (security N12).
+        if under in KEPT_KEYS or _REDACTED_FORM.fullmatch(value):
             return value
         raw = value.encode("utf-8", "surrogateescape")
         return REDACTED + hmac.new(key, raw, hashlib.sha256).hexdigest()[:32]

@@ -12,10 +12,12 @@ then `kms` (schedule the key deletion) and `certificate`.
 
 Before anything is journaled or deleted (`Purger._preflight`): every campaign
 dataset's directory must exist in the share (a missing one means an unmounted
-volume or a typo, never "nothing to delete"); the host clock must agree with
-AWS's (the `Date` header of an S3 response) unless the `ISOLOIR_NOW` override is
-set; and the last warning (J-1) must have been sent 24 h earlier, or the due
-date be a full day past.
+volume or a typo, never "nothing to delete"); root must have locked the
+election's folder (where the share lock is deployed); the host clock must agree
+with AWS's (the `Date` header of an S3 response) unless the `ISOLOIR_NOW`
+override is set; and the last warning (J-1) must have been sent 24 h earlier,
+or an administrator confirmed (`--confirm-unwarned`). After the campaign
+datasets, the rest of the election's folder (`UNDECLARED`) is purged the same way.
 
 Every step is journaled `planned` before it runs and `done` after; a new run
 first replays what was planned and not done. Permissions used: s3:ListBucketVersions,
@@ -31,6 +33,7 @@ import io
 import os
 import socket
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,11 +42,26 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from isoloir import __version__, aws, clock, findings
 from isoloir.policy.model import Dataset, Election, Policies, Tabular
-from isoloir.retention import certificate, keys, losses, planning, share, spreadsheet, tabular
+from isoloir.retention import (
+    certificate,
+    keys,
+    losses,
+    planning,
+    share,
+    sharelock,
+    spreadsheet,
+    tabular,
+)
 from isoloir.retention.journal import Journal, Step
 from isoloir.retention.journal import db_path as journal_path
 from isoloir.retention.losses import TableProblem
@@ -77,6 +95,8 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 NOTICE = timedelta(hours=24)  # the last warning is sent at least this long before
 GRACE = timedelta(days=1)  # ... or the due date is at least this far past
 MAX_STALLED_ROUNDS = 3  # share rounds in a row that deleted nothing
+LOCK_WAIT = 120.0  # seconds the purge waits for root to lock the election's folder
+LOCK_POLL = 1.0
 
 
 def response_date(response: Mapping[str, Any]) -> datetime | None:
@@ -148,23 +168,47 @@ def warning_sent_at(state_dir: Path, election_id: str, threshold: int) -> dateti
 
 
 def check_notice(
-    election: Election, now: datetime, threshold: int | None, sent_at: datetime | None
+    election: Election,
+    now: datetime,
+    threshold: int | None,
+    sent_at: datetime | None,
+    *,
+    confirmed: bool = False,
+    clock_override: bool = False,
 ) -> None:
-    """The last warning sent 24 h before, or a grace day after the due date."""
-    grace_end = datetime.combine(election.retention_due, dtime(), UTC) + GRACE
-    if now >= grace_end:
-        return
+    """People were warned: the last warning went out at least 24 h before, or an admin confirmed.
+
+    An election whose due date is already past when it is first seen (a year
+    typo in the rounds, a policy deployed late) never gets its warnings: it
+    waits for an administrator's `retention run --election X --confirm-unwarned`
+    (CLI review N3). Under the demo's and the tests' clock override only,
+    whose jumps skip the warnings by design, a full day past the due date is
+    enough.
+    """
     if sent_at is not None and now - sent_at >= NOTICE:
+        return
+    if confirmed:
+        return
+    grace_end = datetime.combine(election.retention_due, dtime(), UTC) + GRACE
+    if clock_override and now >= grace_end:
         return
     if threshold is None:
         why = "no warning is configured"
     elif sent_at is None:
-        why = f"its J-{threshold} warning was not sent"
+        why = f"its J-{threshold} warning was never sent"
     else:
         why = f"its J-{threshold} warning was sent at {_stamp(sent_at)}, less than 24 h ago"
+    if sent_at is None and now >= grace_end:
+        raise NotYetError(
+            f"{election.id} is past its due date {election.retention_due.isoformat()} but "
+            f"{why}: nobody was warned, and the date may be wrong (a typo in the rounds' year?). "
+            "Nothing is deleted until an administrator checks the date in the policy and "
+            f"confirms with `isoloir retention run --election {election.id} --confirm-unwarned`"
+        )
     raise NotYetError(
-        f"{election.id} is due but {why}: the purge waits until {_stamp(grace_end)} "
-        "(or 24 h after the warning is sent); nothing was deleted"
+        f"{election.id} is due but {why}: the purge waits until 24 h after the warning is "
+        f"sent (or `isoloir retention run --election {election.id} --confirm-unwarned`); "
+        "nothing was deleted"
     )
 
 
@@ -242,6 +286,8 @@ class Table:
     source: str  # "s3://bucket/key" or "share:path" (+ " sheet NAME"): a location, never content
     header: list[str]
     rows: list[dict[str, str]]
+    rules: Dataset | None = None  # outside the datasets: the dataset whose columns it has
+    opt_outs_only: bool = False  # an older version of an object: its consents are not kept
 
 
 @dataclass
@@ -288,12 +334,32 @@ def latest_versions(s3: Any, bucket: str, prefix: str) -> Iterator[tuple[str, st
         yield key, version_id, size
 
 
+def older_versions(
+    s3: Any, bucket: str, prefix: str, newest: dict[str, str]
+) -> Iterator[tuple[str, str, int]]:
+    """(key, version id, size) of every stored version that is not the one `newest` names."""
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        for v in page.get("Versions", []):
+            if newest.get(v["Key"]) != str(v["VersionId"]):
+                yield v["Key"], str(v["VersionId"]), int(v.get("Size", 0))
+
+
 def read_dataset(s3: Any, election: Election, dataset: Dataset) -> Extraction:
-    """Every table of the dataset (newest stored version of each object, share files)."""
+    """Every table of the dataset (every stored version of each object, share files).
+
+    The newest version of an object gives its consents and opt-outs; an older
+    one gives its opt-outs only (a volunteer "removing" someone who
+    unsubscribed from the current file must not lose that opt-out when every
+    version is destroyed; CLI review N4). A consent is only taken from the
+    current content.
+    """
     out = Extraction()
     bucket = election.bucket_name
+    prefix = planning.bucket_prefix(dataset)
     try:
-        for key, version_id, size in latest_versions(s3, bucket, planning.bucket_prefix(dataset)):
+        newest: dict[str, str] = {}
+        for key, version_id, size in latest_versions(s3, bucket, prefix):
+            newest[key] = version_id
             if not is_table_name(key):
                 continue
             source = f"s3://{bucket}/{key}"
@@ -302,6 +368,19 @@ def read_dataset(s3: Any, election: Election, dataset: Dataset) -> Extraction:
                 continue
             response = s3.get_object(Bucket=bucket, Key=key, VersionId=version_id)
             _add_table(out, source, key, response["Body"].read(MAX_TABLE_BYTES + 1), dataset)
+        if dataset.tabular is not None and dataset.tabular.opt_out is not None:
+            for key, version_id, size in older_versions(s3, bucket, prefix, newest):
+                if not is_table_name(key):
+                    continue
+                source = f"s3://{bucket}/{key} (older version {version_id})"
+                if size > MAX_TABLE_BYTES:
+                    out.problems.append(
+                        TableProblem(source, f"larger than {MAX_TABLE_BYTES} bytes")
+                    )
+                    continue
+                response = s3.get_object(Bucket=bucket, Key=key, VersionId=version_id)
+                data = response["Body"].read(MAX_TABLE_BYTES + 1)
+                _add_table(out, source, key, data, dataset, opt_outs_only=True)
     except ClientError as exc:
         if _code(exc) != "NoSuchBucket":
             raise
@@ -315,11 +394,89 @@ def read_dataset(s3: Any, election: Election, dataset: Dataset) -> Extraction:
         if f.size > MAX_TABLE_BYTES:
             out.problems.append(TableProblem(source, f"larger than {MAX_TABLE_BYTES} bytes"))
             continue
-        data = share.read_file(election.share_path, dataset.share_path, f.path, MAX_TABLE_BYTES)
-        if data is None:
-            out.problems.append(TableProblem(source, "could not be opened as a regular file"))
+        data = _read_share_table(out, source, election.share_path, dataset.share_path, f.path)
+        if data is not None:
+            _add_table(out, source, f.path, data, dataset)
+    return out
+
+
+def _read_share_table(
+    out: Extraction, source: str, share_root: str, rel: str, path: str
+) -> bytes | None:
+    """The file's bytes, or None with the reason recorded in `out.problems`."""
+    try:
+        data = share.read_file(share_root, rel, path, MAX_TABLE_BYTES)
+    except PermissionError:
+        # The share lock makes every file readable by the agents, except a file
+        # with several hard links (changing it would change the other name too).
+        out.problems.append(
+            TableProblem(source, "permission denied (a file with several hard links?)")
+        )
+        return None
+    if data is None:
+        out.problems.append(TableProblem(source, "could not be opened as a regular file"))
+    return data
+
+
+UNDECLARED = certificate.UNDECLARED  # not a valid dataset name: the rest of the folder
+
+
+def declared_paths(election: Election) -> list[str]:
+    return [ds.share_path for ds in election.datasets]
+
+
+def undeclared_dataset() -> Dataset:
+    """The election's folder outside every declared dataset, purged like a campaign dataset."""
+    return Dataset(UNDECLARED, "", "", "", "", "campaign", None)
+
+
+def read_undeclared(election: Election) -> Extraction:
+    """Tables of the election's folder outside every declared dataset.
+
+    Each is read with the columns of the first tabular campaign dataset it
+    matches; one that matches none cannot be extracted (its opt-outs would be
+    lost) unless the election has no tabular dataset at all.
+    """
+    out = Extraction()
+    candidates = [d for d in planning.campaign_datasets(election) if d.tabular is not None]
+    root = election.share_path
+    for f in share.list_files(root, "", declared=declared_paths(election)):
+        if f.is_link or not is_table_name(f.path) or not candidates:
             continue
-        _add_table(out, source, f.path, data, dataset)
+        source = f"share:{f.path}"
+        if f.special:
+            out.skipped.append(TableProblem(source, "not a regular file (FIFO, socket, device)"))
+            continue
+        if f.size > MAX_TABLE_BYTES:
+            out.problems.append(TableProblem(source, f"larger than {MAX_TABLE_BYTES} bytes"))
+            continue
+        data = _read_share_table(out, source, root, "", f.path)
+        if data is None:
+            continue
+        try:
+            parsed = _parse_file(f.path, data[: MAX_TABLE_BYTES + 1])
+        except (tabular.TabularError, spreadsheet.SpreadsheetError, csv.Error) as exc:
+            out.problems.append(TableProblem(source, f"unreadable: {exc}"))
+            continue
+        for sheet, header, rows in parsed:
+            shown = source if sheet is None else f"{source} sheet {sheet!r}"
+            assert all(d.tabular is not None for d in candidates)
+            rules = next(
+                (d for d in candidates if not tabular.missing_columns(header, d.tabular)),  # type: ignore[arg-type]
+                None,
+            )
+            if rules is None:
+                if rows:
+                    out.problems.append(
+                        TableProblem(
+                            shown,
+                            "outside the declared datasets, and its columns match no tabular "
+                            "dataset's",
+                        )
+                    )
+                continue
+            if header:
+                out.tables.append(Table(shown, header, rows, rules))
     return out
 
 
@@ -329,7 +486,15 @@ def read_tables(s3: Any, election: Election, dataset: Dataset) -> tuple[list[Tab
     return extraction.tables, extraction.unreadable
 
 
-def _add_table(out: Extraction, source: str, name: str, data: bytes, dataset: Dataset) -> None:
+def _add_table(
+    out: Extraction,
+    source: str,
+    name: str,
+    data: bytes,
+    dataset: Dataset,
+    *,
+    opt_outs_only: bool = False,
+) -> None:
     """Parse one file into `out`: its tables, or the reason it cannot be extracted."""
     if len(data) > MAX_TABLE_BYTES:
         out.problems.append(TableProblem(source, f"larger than {MAX_TABLE_BYTES} bytes"))
@@ -347,7 +512,7 @@ def _add_table(out: Extraction, source: str, name: str, data: bytes, dataset: Da
                 out.problems.append(TableProblem(source, "; ".join(missing) + where))
         if header:
             shown = source if sheet is None else f"{source} sheet {sheet!r}"
-            out.tables.append(Table(shown, header, rows))
+            out.tables.append(Table(shown, header, rows, opt_outs_only=opt_outs_only))
 
 
 def _parse_file(name: str, data: bytes) -> list[tuple[str | None, list[str], list[dict[str, str]]]]:
@@ -413,8 +578,12 @@ def split_tables(
     """Two passes: the dataset's opt-outs first, so a consent elsewhere never outranks them."""
     assert dataset.tabular is not None
     total = tabular.Split()
+    current = tabular.Split()
     for t in tables:
-        total.merge(tabular.split_rows(t.header, t.rows, dataset.tabular, keep_columns))
+        part = tabular.split_rows(t.header, t.rows, dataset.tabular, keep_columns)
+        total.merge(part)
+        if not t.opt_outs_only:
+            current.merge(part)
     emails, phones = set(total.emails), set(total.phones)
 
     def suppressed(email: str | None, phone: str | None) -> bool:
@@ -423,13 +592,32 @@ def split_tables(
         return already(email, phone) if already else False
 
     final = tabular.Split()
+    rules = dataset.tabular
     for t in tables:
-        part = tabular.split_rows(t.header, t.rows, dataset.tabular, keep_columns, suppressed)
+        rows = t.rows
+        if t.opt_outs_only:  # an opt-out counted once: only people the current content lacks
+            rows = [r for r in rows if _not_in(current, t.header, r, rules)]
+        part = tabular.split_rows(t.header, rows, rules, keep_columns, suppressed)
+        if t.opt_outs_only:
+            part.kept = []  # a consent counts from the current content only
+            part.rows = part.opted_out_without_identifier = 0  # counted with the current content
+            part.emails, part.phones = total_ids(t, rules, keep_columns)
         if not knows_opt_outs(t.header, dataset.tabular):
             part.kept = []  # who unsubscribed is unknown: no consent of this table is trusted
         final.merge(part)
     final.kept = list(dict.fromkeys(final.kept))  # the same person in two copies of a file
     return final
+
+
+def _not_in(current: tabular.Split, header: list[str], row: dict[str, str], rules: Tabular) -> bool:
+    email, phone = tabular.identifiers(header, row, rules.email_column, rules.phone_column)
+    return bool((email and email not in current.emails) or (phone and phone not in current.phones))
+
+
+def total_ids(t: Table, rules: Tabular, keep_columns: tuple[str, ...]) -> tuple[set[str], set[str]]:
+    """Every opt-out identifier of the table (recorded even when counted elsewhere)."""
+    part = tabular.split_rows(t.header, t.rows, rules, keep_columns)
+    return part.emails, part.phones
 
 
 def knows_opt_outs(header: list[str], rules: Tabular) -> bool:
@@ -490,14 +678,21 @@ class Purger:
         s3: Any | None = None,
         kms: Any | None = None,
         now: Callable[[], datetime] = clock.now,
+        lock_dir: Path | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        confirm_unwarned: bool = False,
     ) -> None:
+        self.confirm_unwarned = confirm_unwarned
         self.policies = policies
+        self.lock_dir = lock_dir if lock_dir is not None else sharelock.lock_dir_in_use()
+        self.sleep = sleep
         self.election = election
         self.state_dir = state_dir
         self.secrets_dir = secrets_dir
         self.s3 = s3 if s3 is not None else aws.client("s3", election.region)
         self.kms = kms if kms is not None else aws.client("kms", election.region)
         self.now = now
+        self.share_locked_at: str | None = None
         self.journal: Journal | None = None
         self.suppression: SuppressionList | None = None
 
@@ -532,10 +727,15 @@ class Purger:
                 self.journal.close()
             os.close(lock)
 
-    def _preflight(self) -> None:
-        """Checks before anything is journaled or deleted; each refusal deletes nothing."""
+    def _preflight(self, resuming: bool) -> None:
+        """Checks before anything is journaled or deleted; each refusal deletes nothing.
+
+        A run resumed from the journal passed the notice check when it started.
+        """
         for ds in planning.campaign_datasets(self.election):
             share.require_dataset(self.election.share_path, ds.share_path)
+        if self.lock_dir is not None:
+            self._require_share_lock(self.lock_dir)
         now = self.now()
         if not clock.overridden():
             # The demo and the tests move the clock with ISOLOIR_NOW; AWS keeps the
@@ -547,14 +747,58 @@ class Purger:
             if threshold is not None
             else None
         )
-        check_notice(self.election, now, threshold, sent)
+        if not resuming:
+            check_notice(
+                self.election,
+                now,
+                threshold,
+                sent,
+                confirmed=self.confirm_unwarned,
+                clock_override=clock.overridden(),
+            )
+
+    def _require_share_lock(self, lock_dir: Path) -> None:
+        """The election's folder is locked by root before anything is read or deleted.
+
+        Members then can no longer change what the purge walks: no `chmod 000`
+        on a table, no read-only folder, no new file (security review N6, N8).
+        The request is the one the share-lock service already answers after a
+        purge; the purge waits up to LOCK_WAIT for the lock, then tries again
+        on the next run.
+        """
+        eid = self.election.id
+        if sharelock.unlocked_by_admin(lock_dir, eid):
+            raise NotYetError(
+                f"an administrator unlocked the share of {eid}: the purge waits until it is "
+                f"locked again (`python -m isoloir.retention.sharelock lock {eid}` as root); "
+                "nothing was deleted"
+            )
+        sharelock.request(self.state_dir, eid)
+        asked = sharelock.requested_at(self.state_dir, eid)
+        assert asked is not None
+        asked = asked.replace(microsecond=0)
+        waited = 0.0
+        while True:
+            locked = sharelock.locked_at(lock_dir, eid)
+            if locked is not None and locked >= asked:
+                self.share_locked_at = locked.isoformat()
+                return
+            if waited >= LOCK_WAIT:
+                break
+            self.sleep(LOCK_POLL)
+            waited += LOCK_POLL
+        raise NotYetError(
+            f"the share of {eid} is not locked yet (asked at {_stamp(asked)}; "
+            "isoloir-share-lock.service locks it): the purge waits for the lock; "
+            "nothing was deleted"
+        )
 
     def _run(self) -> Outcome:
         j = self.journal
         assert j is not None
-        self._preflight()
         run = j.open_run(self.election.id)
         resumed = run is not None
+        self._preflight(resuming=resumed)
         if run is None:
             run = j.start_run(self.election.id, self.now())
         self.run_id = run.run_id
@@ -568,6 +812,11 @@ class Purger:
                 self._step("extract", ds.name, {})
             self._purge_bucket(ds)
             self._purge_share(ds)
+        # The rest of the election's folder (files saved at its top, other
+        # folders): destroyed too, so "the campaign was destroyed" holds.
+        if not self._done("extract", UNDECLARED):
+            self._step("extract", UNDECLARED, {})
+        self._purge_share(undeclared_dataset())
         if not self._done("kms", ""):
             self._step("kms", "", {"bucket": self.election.bucket_name})
         if not self._done("certificate", ""):
@@ -607,20 +856,38 @@ class Purger:
         return handlers[kind](dataset, payload)
 
     # -- 1. extract
+    def _dataset(self, name: str) -> Dataset:
+        return undeclared_dataset() if name == UNDECLARED else self.election.dataset(name)
+
     def _do_extract(self, dataset: str, payload: Any) -> dict[str, Any]:
         assert self.suppression is not None
-        ds = self.election.dataset(dataset)
+        ds = self._dataset(dataset)
         retention = self.policies.baseline.retention
-        extraction = read_dataset(self.s3, self.election, ds)
+        if dataset == UNDECLARED:
+            extraction = read_undeclared(self.election)
+        else:
+            extraction = read_dataset(self.s3, self.election, ds)
         accepted = refuse_unaccepted(self.state_dir, self.election, ds, extraction.problems)
         tables, unreadable = extraction.tables, extraction.unreadable
         store = self.suppression
-        split = split_tables(tables, ds, retention.contacts_columns, store.contains)
-        path = _write_contacts(
-            contacts_file(self.policies, self.election, ds, self.run_id),
-            retention.contacts_columns,
-            split.kept,
-        )
+        if dataset == UNDECLARED:
+            split = tabular.Split()
+            for rules in planning.campaign_datasets(self.election):
+                mine = [t for t in tables if t.rules is rules]
+                if mine:
+                    split.merge(
+                        split_tables(mine, rules, retention.contacts_columns, store.contains)
+                    )
+            split.kept = list(dict.fromkeys(split.kept))
+        else:
+            split = split_tables(tables, ds, retention.contacts_columns, store.contains)
+        path: Path | str = ""
+        if split.kept or dataset != UNDECLARED:  # no empty file for a folder without tables
+            path = _write_contacts(
+                contacts_file(self.policies, self.election, ds, self.run_id),
+                retention.contacts_columns,
+                split.kept,
+            )
         added = store.add(
             split.emails,
             split.phones,
@@ -688,9 +955,10 @@ class Purger:
         then removes the directory. Rounds that delete nothing are bounded.
         """
         root = self.election.share_path
+        declared = declared_paths(self.election) if ds.name == UNDECLARED else None
         stalled = 0
         while stalled < MAX_STALLED_ROUNDS:
-            files = share.list_files(root, ds.share_path, limit=SHARE_BATCH)
+            files = share.list_files(root, ds.share_path, limit=SHARE_BATCH, declared=declared)
             if files:
                 result = self._step(
                     "share-batch",
@@ -698,24 +966,25 @@ class Purger:
                     {"files": [[f.path, f.size, f.is_link] for f in files]},
                 )
             else:
-                dirs = share.list_dirs(root, ds.share_path)
+                dirs = share.list_dirs(root, ds.share_path, declared=declared)
                 if not dirs:
                     return
                 result = self._step("share-dirs", ds.name, {"dirs": dirs})
             stalled = 0 if result.get("removed_now") else stalled + 1
         raise PurgeError(
-            f"{root}/{ds.share_path} does not empty: {MAX_STALLED_ROUNDS} rounds deleted "
+            f"{root}/{ds.share_path or '(outside the datasets)'} does not empty: "
+            f"{MAX_STALLED_ROUNDS} rounds deleted "
             "nothing (files that cannot be deleted, or written as fast as they are deleted)"
         )
 
     def _do_share_batch(self, dataset: str, payload: Any) -> dict[str, Any]:
-        ds = self.election.dataset(dataset)
+        ds = self._dataset(dataset)
         paths = [p for p, _size, _link in payload["files"]]
         removed = share.remove_files(self.election.share_path, ds.share_path, paths)
         return {"removed_now": removed}
 
     def _do_share_dirs(self, dataset: str, payload: Any) -> dict[str, Any]:
-        ds = self.election.dataset(dataset)
+        ds = self._dataset(dataset)
         removed = share.remove_dirs(self.election.share_path, ds.share_path, payload["dirs"])
         return {"removed_now": removed}
 
@@ -732,13 +1001,17 @@ class Purger:
         remaining = scan_bucket(self.s3, bucket, "")
         if remaining.versions:
             kept = ", ".join(d.name for d in planning.kept_datasets(self.election)) or "none"
+            # where they are (top-level prefixes, never a whole key) and the command (D24)
+            tops = sorted({k.split("/", 1)[0] + ("/" if "/" in k else "") for k in remaining.keys})
+            shown = ", ".join(tops[:5]) + (f" and {len(tops) - 5} more" if len(tops) > 5 else "")
             return {
                 "key_id": key_id,
                 "window_days": window,
                 "deferred_reason": (
                     f"{remaining.versions} object versions outside the campaign datasets remain "
-                    f"in the bucket (permanent datasets: {kept}); move them out, then schedule "
-                    "the key deletion"
+                    f"in the bucket, under {shown} (permanent datasets: {kept}); move them out, "
+                    f"then schedule the key deletion (aws kms schedule-key-deletion --key-id "
+                    f"{key_id} --pending-window-in-days {window})"
                 ),
             }
         meta = self.kms.describe_key(KeyId=key_id)["KeyMetadata"]
@@ -782,6 +1055,7 @@ class Purger:
         e = self.election
         org = self.policies.baseline.organisation
         datasets = [self._dataset_counts(ds) for ds in planning.campaign_datasets(e)]
+        datasets.append(self._dataset_counts(undeclared_dataset()))
         kms = self.journal.find(self.run_id, "kms", "")
         key = dict(kms.result) if kms and kms.result else {}
         retention = self.policies.baseline.retention
@@ -810,6 +1084,8 @@ class Purger:
                 "permanent_datasets": [d.name for d in planning.kept_datasets(e)],
             },
             "key": key,
+            # when root locked the election's folder before this purge (None: no share lock here)
+            "share_locked_at": self.share_locked_at,
             "started_at": self.started_at,
             "finished_at": self.now().isoformat(),
             "host": socket.gethostname(),
@@ -850,7 +1126,7 @@ class Purger:
         ex = extract.result if extract and extract.result else {}
         return {
             "name": ds.name,
-            "bucket_prefix": planning.bucket_prefix(ds),
+            "bucket_prefix": planning.bucket_prefix(ds) if ds.name != UNDECLARED else "",
             "share_path": ds.share_path,
             "objects": len(keys_seen),
             "versions": versions,
@@ -918,7 +1194,7 @@ def _existing_certificate(path: Path) -> dict[str, Any] | None:
         return None
     try:
         document = _load(path)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         document = None
     if not isinstance(document, dict) or not isinstance(document.get("certificate"), dict):
         raise PurgeError(f"{path} exists and is not a certificate: refusing to overwrite it")
@@ -985,11 +1261,17 @@ def survey(
     keep_columns = policies.baseline.retention.contacts_columns
     for ds in sorted(election.datasets, key=lambda d: d.name):
         s = DatasetSurvey(ds.name, ds.category, "delete" if ds.campaign_specific else "keep")
+        errors: list[str] = []
+        # The bucket and the share are surveyed apart: one unreachable still shows
+        # the other (CLI review D18).
         try:
             scan = scan_bucket(s3, election.bucket_name, planning.bucket_prefix(ds), with_lists)
             s.objects, s.versions = len(scan.keys), scan.versions
             s.delete_markers, s.bucket_bytes = scan.delete_markers, scan.bytes
             s.versions_list = scan.entries
+        except (ClientError, BotoCoreError) as exc:
+            errors.append(f"bucket: {aws_reason(exc)}")
+        try:
             if ds.campaign_specific:  # a missing share is an error, never "0 files"
                 share.require_dataset(election.share_path, ds.share_path)
             files = share.list_files(election.share_path, ds.share_path)
@@ -997,7 +1279,10 @@ def survey(
             s.share_bytes = sum(f.size for f in files)
             if with_lists:
                 s.files_list = [f"{election.share_path}/{ds.share_path}/{f.path}" for f in files]
-            if ds.campaign_specific and ds.tabular is not None:
+        except (share.ShareError, OSError) as exc:
+            errors.append(f"share: {type(exc).__name__}: {exc}")
+        if not errors and ds.campaign_specific and ds.tabular is not None:
+            try:
                 extraction = read_dataset(s3, election, ds)
                 tables = extraction.tables
                 split = split_tables(tables, ds, keep_columns, None)
@@ -1005,7 +1290,46 @@ def survey(
                 s.contacts_to_keep, s.opt_outs = len(split.kept), split.opted_out
                 s.opt_outs_without_identifier = split.opted_out_without_identifier
                 s.cannot_extract = describe_problems(state_dir, election, ds, extraction)
-        except (ClientError, BotoCoreError, share.ShareError, OSError) as exc:
-            s.error = f"{type(exc).__name__}: {exc}"
+            except (ClientError, BotoCoreError) as exc:
+                errors.append(f"tables: {aws_reason(exc)}")
+            except (share.ShareError, OSError) as exc:
+                errors.append(f"tables: {type(exc).__name__}: {exc}")
+        s.error = "; ".join(errors)
         out.append(s)
+    out.append(survey_undeclared(policies, election, with_lists, state_dir))
     return out
+
+
+def aws_reason(exc: BaseException) -> str:
+    """An AWS error in one line, without botocore's URL of the call."""
+    if isinstance(exc, ClientError):
+        return f"{_code(exc) or type(exc).__name__} from AWS"
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
+        return f"AWS S3 unreachable ({type(exc).__name__})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def survey_undeclared(
+    policies: Policies, election: Election, with_lists: bool, state_dir: Path | None
+) -> DatasetSurvey:
+    """The election's folder outside every declared dataset: destroyed by the purge too."""
+    s = DatasetSurvey(UNDECLARED, "outside the datasets", "delete")
+    try:
+        files = share.list_files(election.share_path, "", declared=declared_paths(election))
+        s.files, s.share_bytes = len(files), sum(f.size for f in files)
+        if with_lists:
+            s.files_list = [f"{election.share_path}/{f.path}" for f in files]
+        extraction = read_undeclared(election)
+        split = tabular.Split()
+        keep_columns = policies.baseline.retention.contacts_columns
+        for rules in planning.campaign_datasets(election):
+            mine = [t for t in extraction.tables if t.rules is rules]
+            if mine:
+                split.merge(split_tables(mine, rules, keep_columns, None))
+        s.tables, s.rows = len(extraction.tables), split.rows
+        s.contacts_to_keep, s.opt_outs = len(set(split.kept)), split.opted_out
+        s.opt_outs_without_identifier = split.opted_out_without_identifier
+        s.cannot_extract = describe_problems(state_dir, election, undeclared_dataset(), extraction)
+    except (share.ShareError, OSError) as exc:
+        s.error = f"{type(exc).__name__}: {exc}"
+    return s

@@ -12,9 +12,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -91,10 +91,14 @@ def require_dataset(share_root: str, rel: str) -> None:
 
 
 @contextmanager
-def open_dataset(share_root: str, rel: str) -> Iterator[int | None]:
-    """A descriptor on the dataset directory (None when it does not exist)."""
+def open_dataset(share_root: str, rel: str, *, whole: bool = False) -> Iterator[int | None]:
+    """A descriptor on the dataset directory (None when it does not exist).
+
+    `whole` (with rel "") opens the election's folder itself, for what lies
+    outside every declared dataset.
+    """
     parts = _parts(rel)
-    if not parts:
+    if not parts and not (whole and rel == ""):
         raise ShareError("a dataset cannot be the whole share")
     try:
         fd = _open_dir(share_root, None, share_root)
@@ -119,55 +123,166 @@ def open_dataset(share_root: str, rel: str) -> Iterator[int | None]:
             os.close(fd)
 
 
-def _walk(dir_fd: int, prefix: str) -> Iterator[tuple[str, os.stat_result, bool]]:
-    """(relative path, lstat, is_dir) depth-first, names sorted, directories after content."""
-    with os.scandir(dir_fd) as it:
-        entries = sorted(it, key=lambda e: e.name)
-    for entry in entries:
-        rel = f"{prefix}{entry.name}"
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except FileNotFoundError:
-            continue  # gone since the listing
-        if stat.S_ISDIR(st.st_mode):
+WALK, THROUGH, SKIP = "walk", "through", "skip"  # what `walk` does with a directory
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry met by `walk`; `dir_fd` (its parent) is valid only while it is handled."""
+
+    path: str  # relative to the top of the walk
+    name: str
+    st: os.stat_result  # lstat
+    dir_fd: int
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.st.st_mode)
+
+
+@dataclass
+class _Frame:
+    dev: int
+    ino: int
+    names: list[str]
+    prefix: str
+    entry: Entry | None  # the directory itself, yielded once its content is done
+    index: int = 0
+
+
+def walk(
+    top_fd: int,
+    *,
+    decide: Callable[[str], str] | None = None,
+    enter: Callable[[int, str], None] | None = None,
+) -> Iterator[Entry]:
+    """Every entry under `top_fd`, depth first, names sorted, a directory after its content.
+
+    Without recursion and with one open descriptor whatever the depth (a
+    member's 1,200-level tree neither overflows the stack nor the descriptor
+    limit): going down opens the child with O_NOFOLLOW, going up opens `..`
+    and checks it is the directory it came from (a folder moved during the
+    walk raises ShareError). `decide(path)` says what to do with a directory:
+    WALK (the default: its content, then itself), THROUGH (its content only)
+    or SKIP (nothing). `enter(fd, path)` is called on each directory walked,
+    the top included (path ""), before it is listed.
+    """
+    fd = os.dup(top_fd)
+    try:
+        top = os.fstat(fd)
+        if enter is not None:
+            enter(fd, "")
+        stack = [_Frame(top.st_dev, top.st_ino, sorted(os.listdir(fd)), "", None)]
+        while stack:
+            frame = stack[-1]
+            if frame.index >= len(frame.names):
+                stack.pop()
+                if not stack:
+                    return
+                parent = os.open("..", _DIR_FLAGS, dir_fd=fd)
+                pst = os.fstat(parent)
+                os.close(fd)
+                fd = parent
+                if (pst.st_dev, pst.st_ino) != (stack[-1].dev, stack[-1].ino):
+                    raise ShareError(
+                        f"{frame.prefix.rstrip('/')} was moved during the walk: run again"
+                    )
+                if frame.entry is not None:
+                    yield replace(frame.entry, dir_fd=fd)
+                continue
+            name = frame.names[frame.index]
+            frame.index += 1
+            rel = frame.prefix + name
             try:
-                child = os.open(entry.name, _DIR_FLAGS, dir_fd=dir_fd)
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # gone since the listing
+            if not stat.S_ISDIR(st.st_mode):
+                yield Entry(rel, name, st, fd)
+                continue
+            what = decide(rel) if decide is not None else WALK
+            if what == SKIP:
+                continue
+            try:
+                child = os.open(name, _DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
                 if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
                     continue  # gone or replaced since the listing: the next listing sees it
                 raise ShareError(f"cannot list {rel}: {exc.strerror or exc}") from None
-            try:
-                yield from _walk(child, rel + "/")
-            finally:
+            cst = os.fstat(child)
+            if (cst.st_dev, cst.st_ino) != (st.st_dev, st.st_ino):
                 os.close(child)
-            yield rel, st, True
-        else:
-            yield rel, st, False
+                continue  # replaced since the listing
+            os.close(fd)
+            fd = child
+            if enter is not None:
+                enter(fd, rel)
+            try:
+                names = sorted(os.listdir(fd))
+            except OSError as exc:
+                raise ShareError(f"cannot list {rel}: {exc.strerror or exc}") from None
+            entry = Entry(rel, name, st, -1) if what == WALK else None
+            stack.append(_Frame(cst.st_dev, cst.st_ino, names, rel + "/", entry))
+    finally:
+        os.close(fd)
 
 
-def list_files(share_root: str, rel: str, limit: int | None = None) -> list[ShareFile]:
-    """Files (anything but directories) under the dataset, in a stable order."""
-    out: list[ShareFile] = []
-    with open_dataset(share_root, rel) as fd:
+def _walk(dir_fd: int, prefix: str) -> Iterator[tuple[str, os.stat_result, bool]]:
+    """(relative path, lstat, is_dir), as `walk` gives them."""
+    for entry in walk(dir_fd):
+        yield prefix + entry.path, entry.st, entry.is_dir
+
+
+def outside(declared: Sequence[str]) -> Callable[[str], str]:
+    """For a walk of the election's folder: what lies outside the declared datasets.
+
+    A dataset folder is skipped, a folder on the way to one is walked through
+    (its other content is outside, it stays), anything else is walked.
+    """
+    exact = {"/".join(_parts(d)) for d in declared}
+    ancestors = {"/".join(_parts(d)[:i]) for d in declared for i in range(1, len(_parts(d)))}
+
+    def decide(path: str) -> str:
+        if path in exact:
+            return SKIP
+        return THROUGH if path in ancestors else WALK
+
+    return decide
+
+
+def _entries_of(
+    share_root: str, rel: str, declared: Sequence[str] | None
+) -> Iterator[tuple[str, os.stat_result, bool]]:
+    whole = declared is not None
+    with open_dataset(share_root, rel, whole=whole) as fd:
         if fd is None:
-            return out
-        for path, st, is_dir in _walk(fd, ""):
-            if is_dir:
-                continue
-            out.append(
-                ShareFile(path, st.st_size, stat.S_ISLNK(st.st_mode), stat.S_ISREG(st.st_mode))
-            )
-            if limit is not None and len(out) >= limit:
-                break
+            return
+        decide = outside(declared) if declared is not None else None
+        for entry in walk(fd, decide=decide):
+            yield entry.path, entry.st, entry.is_dir
+
+
+def list_files(
+    share_root: str, rel: str, limit: int | None = None, declared: Sequence[str] | None = None
+) -> list[ShareFile]:
+    """Files (anything but directories) under the dataset, in a stable order.
+
+    With `declared` (and rel ""): the files of the election's folder outside
+    those dataset folders.
+    """
+    out: list[ShareFile] = []
+    for path, st, is_dir in _entries_of(share_root, rel, declared):
+        if is_dir:
+            continue
+        out.append(ShareFile(path, st.st_size, stat.S_ISLNK(st.st_mode), stat.S_ISREG(st.st_mode)))
+        if limit is not None and len(out) >= limit:
+            break
     return out
 
 
-def list_dirs(share_root: str, rel: str) -> list[str]:
+def list_dirs(share_root: str, rel: str, declared: Sequence[str] | None = None) -> list[str]:
     """Sub-directories of the dataset, deepest first (the dataset directory itself excluded)."""
-    with open_dataset(share_root, rel) as fd:
-        if fd is None:
-            return []
-        return [path for path, _st, is_dir in _walk(fd, "") if is_dir]
+    return [path for path, _st, is_dir in _entries_of(share_root, rel, declared) if is_dir]
 
 
 @contextmanager
@@ -197,7 +312,7 @@ def read_file(share_root: str, rel: str, path: str, max_bytes: int) -> bytes | N
     Never blocks: a FIFO, socket or device named like a table is refused by its
     lstat type before any open, and the open itself is non-blocking.
     """
-    with open_dataset(share_root, rel) as fd:
+    with open_dataset(share_root, rel, whole=True) as fd:
         if fd is None:
             return None
         try:
@@ -235,7 +350,7 @@ def remove_files(share_root: str, rel: str, paths: Sequence[str]) -> int:
     converges. A permission error names the path.
     """
     removed = 0
-    with open_dataset(share_root, rel) as fd:
+    with open_dataset(share_root, rel, whole=True) as fd:
         if fd is None:
             return 0
         for path in paths:
@@ -270,7 +385,7 @@ def remove_dirs(share_root: str, rel: str, paths: Sequence[str]) -> int:
     replay never wedges. A permission error names the path.
     """
     removed = 0
-    with open_dataset(share_root, rel) as fd:
+    with open_dataset(share_root, rel, whole=True) as fd:
         if fd is None:
             return 0
         for path in paths:

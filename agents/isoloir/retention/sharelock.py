@@ -1,37 +1,42 @@
-"""Once an election is purged, its share stops accepting writes (RET-LOCK).
+"""Before an election is purged, its share stops accepting writes (RET-LOCK).
 
 Two halves, so that the agents never need more power than they have:
 
 - the retention job (the agents' user) records a request, an empty file
-  `<state dir>/purged/<election id>`, once the purge of that election is
-  certified;
+  `<state dir>/purged/<election id>`, when the election is due, and waits for
+  root's record of the lock before it reads or deletes anything (a member can
+  then no longer block the purge: no `chmod 000`, no read-only folder, no new
+  file behind the walk); the request stays, so the share stays locked;
 - `isoloir-share-lock.service` (root; started by a path unit when a request
   appears, and hourly) runs `python -m isoloir.retention.sharelock apply`. For
   each election of the rendered policies (root-owned) with a request, it locks
-  the election's folder and every campaign dataset folder below it. The only
-  thing the agents' side decides is which known election is locked; a forged
+  the election's whole folder except its permanent datasets. The only thing
+  the agents' side decides is which known election is locked; a forged
   request can freeze a share, never reach anything else.
 
 Locking, walked by directory descriptors from the share (O_NOFOLLOW at every
-step, so a member swapping a folder for a symlink cannot redirect it):
+step, so a member swapping a folder for a symlink cannot redirect it; no
+recursion and no depth limit, see share.walk):
 
 - a folder becomes root's, with the access ACL `user::rwx, user:<agents>:rwx,
   group::r-x, mask::rwx, other::---`: the election's members can list and read,
-  no longer create, rename or delete; the agents' user still can, so residue
-  found later (RET-RESIDUE) is purged again. chmod maps the group bits to the
-  ACL mask, so the role's `mode: 2770` on the next converge leaves the lock
-  alone (acl(5), "ACL entries" and "Correspondence between ACL entries and
-  file permission bits").
-- a regular file becomes root's, mode 0440 without named ACL entries: readable
-  by the election's group, writable by nobody, and its former owner can no
-  longer chmod it back.
+  no longer create, rename or delete; the agents' user still can, so the purge
+  deletes and residue found later (RET-RESIDUE) is purged again. chmod maps the
+  group bits to the ACL mask, so the role's `mode: 2770` on the next converge
+  leaves the lock alone (acl(5), "ACL entries" and "Correspondence between ACL
+  entries and file permission bits").
+- a regular file becomes root's, mode 0440 without named ACL entries:
+  readable by the election's group (the agents are in it), writable by nobody,
+  and its former owner can no longer chmod it back.
 - a symlink, FIFO, socket, device or a file with several hard links is left as
   it is and counted (changing a hard-linked inode would change it elsewhere).
 
-Permanent datasets (the party's contacts) keep accepting writes. An
-administrator's `unlock ELECTION` gives the folders back their mode
+Permanent datasets (the party's contacts) keep accepting writes. The record
+`<lock dir>/<election>.json` is removed before a lock and written after it.
+An administrator's `unlock ELECTION` gives the folders back their mode
 (root:el-<id> 2770, no access ACL; files stay read-only) and holds until
-`lock ELECTION`. Output: election ids and counts, never a file name.
+`lock ELECTION` (the purge waits meanwhile). Output: election ids and counts,
+never a file name.
 """
 
 from __future__ import annotations
@@ -46,18 +51,17 @@ import stat
 import struct
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from isoloir.policy.model import Election, Policies
 from isoloir.retention import planning
-from isoloir.retention.share import ShareError, open_dataset
+from isoloir.retention.share import ShareError, open_dataset, outside, walk
 
 REQUESTS_DIR = "purged"  # under the agents' state directory
 DEFAULT_LOCK_DIR = Path("/var/lib/isoloir-share-lock")
-MAX_DEPTH = 64
 
 ACL_ACCESS = "system.posix_acl_access"
 _ACL_VERSION = 2
@@ -80,6 +84,7 @@ class Counts:
     folders: int = 0
     files: int = 0
     left: int = 0  # symlinks, special files, hard-linked files: not changed
+    hard_linked: int = 0  # of `left`: regular files with several links (reported)
 
 
 # -- the agents' side -----------------------------------------------------------------
@@ -162,39 +167,6 @@ def _lock_file(dir_fd: int, name: str, before: os.stat_result, gid: int) -> bool
         os.close(fd)
 
 
-def _entries(dir_fd: int) -> Iterator[tuple[str, os.stat_result]]:
-    for name in sorted(os.listdir(dir_fd)):
-        try:
-            yield name, os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-
-
-def _lock_tree(fd: int, gid: int, acl: bytes, counts: Counts, depth: int = 0) -> None:
-    """Lock the folder first, then list it: nothing can be added behind the walk."""
-    if depth > MAX_DEPTH:
-        raise LockError(f"folders nested deeper than {MAX_DEPTH}: refused")
-    _lock_dir(fd, gid, acl)
-    counts.folders += 1
-    for name, st in _entries(fd):
-        if stat.S_ISDIR(st.st_mode):
-            try:
-                child = os.open(name, _DIR_FLAGS, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
-                    counts.left += 1
-                    continue
-                raise
-            try:
-                _lock_tree(child, gid, acl, counts, depth + 1)
-            finally:
-                os.close(child)
-        elif stat.S_ISREG(st.st_mode) and _lock_file(fd, name, st, gid):
-            counts.files += 1
-        else:
-            counts.left += 1
-
-
 def _open_share(e: Election) -> int:
     try:
         return os.open(e.share_path, _DIR_FLAGS)
@@ -219,23 +191,43 @@ def _ids(e: Election, agents_user: str) -> tuple[int, int]:
     return uid, _gid(e)
 
 
+def _permanent(e: Election) -> list[str]:
+    return [ds.share_path for ds in planning.kept_datasets(e)]
+
+
 def lock(e: Election, agents_uid: int, gid: int) -> Counts:
-    """Lock the election's folder and its campaign dataset folders (see the module)."""
+    """Lock the whole election folder but its permanent datasets (see the module).
+
+    Each folder is locked before it is listed, so nothing is added behind the
+    walk; the walk has no depth limit and no recursion (share.walk).
+    """
     acl = locked_dir_acl(agents_uid)
     counts = Counts()
-    fd = _open_share(e)
-    try:
-        # The election's folder: no new entry at its top; its other folders
-        # (permanent datasets) keep their own permissions.
-        _lock_dir(fd, gid, acl)
-        counts.folders += 1
-    finally:
-        os.close(fd)
     for ds in planning.campaign_datasets(e):
         with open_dataset(e.share_path, ds.share_path) as ds_fd:
             if ds_fd is None:
                 raise LockError(f"dataset directory {e.share_dir(ds)} not found")
-            _lock_tree(ds_fd, gid, acl, counts)
+
+    def enter(fd: int, _path: str) -> None:
+        _lock_dir(fd, gid, acl)
+        counts.folders += 1
+
+    fd = _open_share(e)
+    try:
+        for entry in walk(fd, decide=outside(_permanent(e)), enter=enter):
+            if entry.is_dir:
+                continue
+            if stat.S_ISREG(entry.st.st_mode) and entry.st.st_nlink > 1:
+                counts.hard_linked += 1
+                counts.left += 1
+            elif stat.S_ISREG(entry.st.st_mode) and _lock_file(
+                entry.dir_fd, entry.name, entry.st, gid
+            ):
+                counts.files += 1
+            else:
+                counts.left += 1
+    finally:
+        os.close(fd)
     return counts
 
 
@@ -245,38 +237,56 @@ def _unlock_dir(fd: int, gid: int) -> None:
     os.fchmod(fd, LOCKED_DIR_MODE)
 
 
-def _unlock_tree(fd: int, gid: int, depth: int = 0) -> int:
-    if depth > MAX_DEPTH:
-        raise LockError(f"folders nested deeper than {MAX_DEPTH}: refused")
-    _unlock_dir(fd, gid)
-    done = 1
-    for name, st in _entries(fd):
-        if not stat.S_ISDIR(st.st_mode):
-            continue
-        try:
-            child = os.open(name, _DIR_FLAGS, dir_fd=fd)
-        except OSError:
-            continue
-        try:
-            done += _unlock_tree(child, gid, depth + 1)
-        finally:
-            os.close(child)
-    return done
-
-
 def unlock(e: Election, gid: int) -> int:
     """Give the folders back root:el-<id> 2770 without access ACL; the folder count."""
+    done = 0
+
+    def enter(fd: int, _path: str) -> None:
+        nonlocal done
+        _unlock_dir(fd, gid)
+        done += 1
+
     fd = _open_share(e)
     try:
-        _unlock_dir(fd, gid)
+        for _entry in walk(fd, decide=outside(_permanent(e)), enter=enter):
+            pass
     finally:
         os.close(fd)
-    done = 1
-    for ds in planning.campaign_datasets(e):
-        with open_dataset(e.share_path, ds.share_path) as ds_fd:
-            if ds_fd is not None:
-                done += _unlock_tree(ds_fd, gid)
     return done
+
+
+def locked_at(lock_dir: Path, election_id: str) -> datetime | None:
+    """When root last locked the election's share (None: not locked, or unlocked since)."""
+    if _unlocked_path(lock_dir, election_id).exists():
+        return None
+    try:
+        record = json.loads((lock_dir / f"{election_id}.json").read_text(encoding="utf-8"))
+        when = datetime.fromisoformat(str(record["locked_at"]))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def lock_dir_in_use() -> Path | None:
+    """Where root records its locks, when the share lock is deployed on this machine.
+
+    `ISOLOIR_SHARE_LOCK_DIR` or /var/lib/isoloir-share-lock (created by the
+    deploy, root's): when it exists, the purge waits for root to lock the
+    election's folder first. A workstation without it purges without the lock.
+    """
+    path = Path(os.environ.get("ISOLOIR_SHARE_LOCK_DIR") or DEFAULT_LOCK_DIR)
+    return path if path.is_dir() else None
+
+
+def unlocked_by_admin(lock_dir: Path, election_id: str) -> bool:
+    return _unlocked_path(lock_dir, election_id).exists()
+
+
+def requested_at(state_dir: Path, election_id: str) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(request_path(state_dir, election_id).stat().st_mtime, UTC)
+    except OSError:
+        return None
 
 
 # -- the root side ------------------------------------------------------------------
@@ -306,6 +316,8 @@ def _unlocked_path(lock_dir: Path, election_id: str) -> Path:
 
 
 def lock_and_record(e: Election, lock_dir: Path, agents_user: str) -> Counts:
+    # No record while the lock is under way or failed: the purge waits for one.
+    (lock_dir / f"{e.id}.json").unlink(missing_ok=True)
     counts = lock(e, *_ids(e, agents_user))
     _write_record(lock_dir, e.id, counts)
     _unlocked_path(lock_dir, e.id).unlink(missing_ok=True)
@@ -338,7 +350,8 @@ def apply(policies: Policies, state_dir: Path, lock_dir: Path, agents_user: str)
 def _say_locked(election_id: str, counts: Counts) -> None:
     print(
         f"share lock: {election_id}: locked {counts.folders} folder(s) and {counts.files} "
-        f"file(s); {counts.left} other entr(y/ies) left as they are"
+        f"file(s); {counts.left} other entr(y/ies) left as they are "
+        f"({counts.hard_linked} with several hard links)"
     )
 
 

@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 from isoloir.retention import tabular
+from isoloir.statefiles import corrupt_db
 
 DB_NAME = "suppression.sqlite"
 KEY_ID_LABEL = b"isoloir-suppression-list-key-id/1"
@@ -84,6 +85,14 @@ class SuppressionList:
             for statement in _SCHEMA:
                 self._db.execute(statement)
             self._record_key_id()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise corrupt_db(
+                path,
+                exc,
+                "do NOT start a new list without it: restore it from a backup, or the people "
+                "it records would be contacted again",
+            ) from None
         except BaseException:
             self._db.close()
             raise
