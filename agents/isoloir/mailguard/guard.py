@@ -17,10 +17,10 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from email import headerregistry
 from email import policy as email_policy
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.utils import getaddresses
 from pathlib import Path
 from typing import Final
 
@@ -93,11 +93,89 @@ def _header_values(msg: EmailMessage, name: str) -> list[str]:
     return [v for v in transparency.header_values(msg, name) if v]
 
 
+# Every header whose addresses the recipients see (RFC 5322 3.6.2, 3.6.3 and 3.6.6;
+# Mail-Followup-To and Mail-Reply-To are common extensions). Bcc and Resent-Bcc
+# are not shown to the recipients.
+ADDRESS_HEADERS: Final = (
+    "To",
+    "Cc",
+    "Reply-To",
+    "Resent-To",
+    "Resent-Cc",
+    "Resent-From",
+    "Resent-Sender",
+    "Mail-Followup-To",
+    "Mail-Reply-To",
+)
+# Defects that say nothing about the addresses: raw UTF-8 in a display name or a
+# local part (SMTPUTF8 clients). Any other defect means the parser had to guess.
+_HARMLESS_DEFECTS: Final = ("UndecodableBytesDefect", "NonASCIILocalPartDefect")
+# An address written inside a display name ("jean@x.fr" <...> or an encoded word):
+# the recipients see it too.
+_ADDRESS_IN_NAME = re.compile(r"[^\s@<>\"',;:()]+@[^\s@<>\"',;:()]+\.[^\s@<>\"',;:()]+")
+
+
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+_ADDRESSES = headerregistry.HeaderRegistry()
+for _name in ADDRESS_HEADERS:
+    _ADDRESSES.map_to_type(_name.lower(), headerregistry.AddressHeader)  # type: ignore[arg-type]
+
+
+class UnreadableAddresses(ValueError):
+    """An address header that cannot be parsed cleanly: its addresses cannot be counted."""
+
+    def __init__(self, header: str) -> None:
+        super().__init__(header)
+        self.header = header
+
+
 def visible_addresses(msg: EmailMessage) -> int:
-    """Distinct addresses in To and Cc (groups' empty lists count none)."""
-    values = _header_values(msg, "To") + _header_values(msg, "Cc")
-    found = {addr.strip().lower() for _, addr in getaddresses(values) if addr.strip()}
+    """Distinct addresses every recipient sees: To, Cc, Reply-To, Resent-*,
+    Mail-Followup-To, and addresses written inside display names.
+
+    UnreadableAddresses when a non-empty address header does not parse cleanly
+    (a defect, an address without a local part or a domain, a parser error):
+    the count would then be a guess, and Debian's strict email.utils returns
+    nothing at all for such a header (CVE-2023-27043), so the guard never
+    relies on it. Groups' empty lists (`undisclosed-recipients:;`) count none.
+    """
+    found: set[str] = set()
+    for name in ADDRESS_HEADERS:
+        if not _header_values(msg, name):
+            continue
+        try:
+            for _, value in (kv for kv in msg.raw_items() if kv[0].lower() == name.lower()):
+                found.update(_clean_addresses(_ADDRESSES(name, _unfold(value))))
+        except UnreadableAddresses:
+            raise
+        except Exception:  # noqa: BLE001 - the parser itself failed: never a guess
+            raise UnreadableAddresses(name) from None
     return len(found)
+
+
+def _unfold(value: str) -> str:
+    """A folded header value on one line (RFC 5322 2.2.3)."""
+    return _FOLD.sub("", str(value))
+
+
+def _clean_addresses(header: object) -> set[str]:
+    name = str(getattr(header, "name", "") or "address")
+    defects = [type(d).__name__ for d in getattr(header, "defects", ())]
+    if any(d not in _HARMLESS_DEFECTS for d in defects):
+        raise UnreadableAddresses(name)
+    addresses = getattr(header, "addresses", None)
+    if addresses is None:
+        raise UnreadableAddresses(name)
+    out: set[str] = set()
+    for address in addresses:
+        if not address.username or not address.domain:
+            raise UnreadableAddresses(name)
+        out.add(address.addr_spec.strip().lower())
+        shown = address.display_name or ""
+        out.update(m.lower() for m in _ADDRESS_IN_NAME.findall(shown))
+    if not out and "@" in str(header):
+        raise UnreadableAddresses(name)
+    return out
 
 
 def _in_domains(address: str, domains: tuple[str, ...]) -> bool:
@@ -292,7 +370,19 @@ class Guard:
         self, envelope: Envelope, msg: EmailMessage, election: Election, counts: dict[str, int]
     ) -> Verdict:
         limit = self.mail.max_visible_recipients
-        visible = visible_addresses(msg)
+        try:
+            visible = visible_addresses(msg)
+        except UnreadableAddresses as exc:
+            header = exc.header if exc.header in ADDRESS_HEADERS else "address"
+            return _reject(
+                "address_header",
+                f"En-tete {header} illisible : corrigez les adresses (une virgule entre "
+                "chaque, aucune en trop) ou mettez les destinataires en Cci",
+                f"Unreadable {header} header: fix the addresses (one comma between each, "
+                "none extra) or put the recipients in Bcc",
+                counts,
+                election=election.id,
+            )
         counts["visible"] = visible
         if visible > limit:
             return _reject(

@@ -1,0 +1,93 @@
+"""Security N3: the "use Bcc" rule fails closed. Every header whose addresses the
+recipients see is counted (To, Cc, Reply-To, Resent-*, Mail-Followup-To, an
+address inside a display name), and a header that does not parse cleanly is
+refused instead of counted as 0 (Debian 12's strict email.utils returns nothing
+for such a header). These tests also run on the hosts' own interpreter
+(tests/integration/test_mail_guard_host_python.py)."""
+
+from __future__ import annotations
+
+import pytest
+from tests.unit.test_mailguard_guard import EXAMPLE, SENDER, env, guard
+
+from isoloir.policy import load_policies
+from isoloir.policy.model import Policies
+
+FIFTY = ", ".join(f"electeur{i}@exemple.fr" for i in range(50))
+SIX = tuple(f"v{i}@voisins.example" for i in range(6))
+
+
+@pytest.fixture(scope="module")
+def base() -> Policies:
+    return load_policies(EXAMPLE)
+
+
+def raw(*headers: tuple[str, str]) -> bytes:
+    lines = [f"From: {SENDER}", "Subject: Reunion"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    return ("\r\n".join(lines) + "\r\n\r\nBonjour.\r\n").encode()
+
+
+@pytest.mark.parametrize(
+    "typo",
+    [
+        "jean.dupont@gmail.com,",  # a trailing comma: strict getaddresses returns nothing
+        "jean@x.fr;",
+        "x@@y.fr",
+        "x@y.fr (Jean",
+        "Jean <j@x.fr",
+        "a@x.fr b@y.fr",
+        "a@x.fr, b@",
+    ],
+)
+def test_fifty_visible_voters_and_one_typo_never_count_zero(base: Policies, typo: str) -> None:
+    v = guard(base).evaluate(env(*SIX), raw(("To", f"{FIFTY}, {typo}")))
+    assert v.action == "reject" and v.smtp_code == 550, v
+    assert v.rule in ("visible_recipients", "address_header")
+    assert "@" not in v.text
+
+
+@pytest.mark.parametrize("typo", ["x@@y.fr", "x@y.fr (Jean", "a@x.fr b@y.fr", "a@x.fr, b@"])
+def test_one_unreadable_address_header_is_refused_even_when_short(
+    base: Policies, typo: str
+) -> None:
+    v = guard(base).evaluate(env("a@voisins.example"), raw(("Cc", typo)))
+    assert (v.action, v.rule, v.smtp_code) == ("reject", "address_header", 550), v
+    assert "Cc" in v.text and "Bcc" in v.text
+
+
+@pytest.mark.parametrize(
+    "name", ["Reply-To", "Resent-To", "Resent-Cc", "Mail-Followup-To", "Resent-From"]
+)
+def test_every_header_the_recipients_see_is_counted(base: Policies, name: str) -> None:
+    six = ", ".join(SIX)
+    v = guard(base).evaluate(env("a@voisins.example"), raw(("To", SENDER), (name, six)))
+    assert (v.action, v.rule) == ("reject", "visible_recipients"), v
+    assert v.counts["visible"] == 7
+
+
+def test_addresses_inside_display_names_are_counted(base: Policies) -> None:
+    names = ", ".join(
+        f"=?utf-8?q?v{i}=40voisins=2Eexample?= <equipe{i}@mouvement-exemple.example>"
+        for i in range(3)
+    )
+    v = guard(base).evaluate(env("a@voisins.example"), raw(("To", names)))
+    assert (v.action, v.rule) == ("reject", "visible_recipients"), v
+    assert v.counts["visible"] == 6
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "undisclosed-recipients:;",
+        "a@x.fr, b@y.fr,",  # a trailing comma alone is harmless: both counted
+        '"Dupont, Marie" <m@x.fr>, Jean (bureau) <j@x.fr>',
+        "=?UTF-8?B?w4lsaXNl?= <e@x.fr>",
+        "équipe <e@x.fr>",  # raw UTF-8 display name (SMTPUTF8 clients)
+        '"e@x.fr" <e@x.fr>',  # the same address shown as the name: one
+    ],
+)
+def test_clean_headers_still_pass(base: Policies, value: str) -> None:
+    v = guard(base).evaluate(env("a@voisins.example"), raw(("To", value)))
+    assert v.action == "accept", v
+    assert v.counts["visible"] <= 2
