@@ -57,6 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             runtime.config_path(args.config),
             runtime.state_dir(args.state_dir),
             runtime.secrets_dir(),
+            authserv_id=args.authserv_id or os.environ.get("ISOLOIR_MAIL_AUTHSERV_ID") or None,
         )
     except (ValueError, OSError, PolicyError, SecretError) as exc:
         return fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
@@ -71,6 +72,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
         milter.serve(run, args.socket)
     except Exception as exc:  # noqa: BLE001 - libmilter's errors (socket, threads), one line
         return fail(f"cannot serve the milter on {args.socket}: {exc}")
+    return EXIT_OK
+
+
+# -- sync: the guard's copy of the suppression list ----------------------------------
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """Export the suppression list's digests for the guard (run as the agents' user)."""
+    from isoloir.mailguard import lookup
+    from isoloir.retention import keys
+    from isoloir.retention.keys import SecretError
+    from isoloir.retention.suppression import SuppressionError
+
+    state = runtime.state_dir(args.state_dir)
+    if not (state / "mailguard").is_dir():
+        return fail(f"{state / 'mailguard'} does not exist (the mail_guard role makes it)")
+    try:
+        entries = lookup.export(state, keys.hmac_key(runtime.secrets_dir()))
+    except (OSError, SecretError, SuppressionError) as exc:
+        return fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    print(f"exported {entries} suppression entries for the mail guard")
     return EXIT_OK
 
 
@@ -312,8 +334,19 @@ def register(subparsers: Any) -> None:
         default=DEFAULT_SOCKET,
         help=f"unix:/path or inet:PORT@127.0.0.1 ({DEFAULT_SOCKET})",
     )
+    serve.add_argument(
+        "--authserv-id",
+        help="trust Authentication-Results with this authserv-id for unsubscribe "
+        "confirmations ($ISOLOIR_MAIL_AUTHSERV_ID; none: no confirmation is sent)",
+    )
     runtime.add_runtime_arguments(serve)
     serve.set_defaults(func=cmd_serve)
+
+    sync = sub.add_parser(
+        "sync", help="export the suppression list for the guard (as the agents' user)"
+    )
+    runtime.add_runtime_arguments(sync)
+    sync.set_defaults(func=cmd_sync)
 
     test = sub.add_parser("test", help="send one message of each kind through the relay")
     test.add_argument("--host", required=True, help="the relay's address")

@@ -58,6 +58,7 @@ class Envelope:
     login: str | None  # SASL login (a people[].id); None when not authenticated
     mail_from: str
     recipients: tuple[str, ...]  # RCPT TO addresses, in order
+    client: str | None = None  # the connecting server's address (rate limits only)
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,33 @@ def _clean_addresses(header: object) -> set[str]:
     return out
 
 
+def delivered_forms(address: str) -> set[str]:
+    """The normalised mailbox an envelope address reaches, in every spelling Postfix
+    treats alike: quotes around the local part, a trailing dot, the percent hack
+    (`v%d@localhost`) and a bang path (`d!v@localhost`). Postfix is also told to
+    refuse the last two (main.cf), this is the second line."""
+    text = address.strip().removeprefix("<").removesuffix(">").strip()
+    local, _, domain = text.rpartition("@")
+    candidates = {text}
+    if local:
+        unquoted = local[1:-1] if len(local) > 1 and local[0] == local[-1] == '"' else local
+        unquoted = re.sub(r"\\(.)", r"\1", unquoted)
+        domain = domain.rstrip(".")
+        candidates.add(f"{unquoted}@{domain}")
+        if "%" in unquoted:
+            user, _, via = unquoted.rpartition("%")
+            candidates.add(f"{user}@{via.rstrip('.')}")
+        if "!" in unquoted:
+            via, _, user = unquoted.partition("!")
+            candidates.add(f"{user}@{via.rstrip('.')}")
+    out = set()
+    for candidate in candidates:
+        normal = tabular.normalise_email(candidate)
+        if normal is not None:
+            out.add(normal.rstrip("."))
+    return out
+
+
 def _in_domains(address: str, domains: tuple[str, ...]) -> bool:
     normal = tabular.normalise_email(address)
     if normal is None:
@@ -198,6 +226,7 @@ class Guard:
         state_dir: Path | None = None,
         now: Callable[[], datetime] = clock.now,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        authserv_id: str | None = None,
     ) -> None:
         self.policies = policies
         self.suppression = suppression
@@ -205,6 +234,7 @@ class Guard:
         self.state_dir = state_dir
         self.now = now
         self.max_message_bytes = max_message_bytes
+        self.authserv_id = authserv_id
         self.mail = policies.baseline.mail
         self.party_domains = policies.baseline.party_domains
 
@@ -262,7 +292,7 @@ class Guard:
         self, envelope: Envelope, msg: EmailMessage, counts: dict[str, int]
     ) -> Verdict:
         reply = None
-        recorded = 0
+        recorded = aligned = 0
         if self.suppression is not None:
             done = unsubscribe.unsubscribe(
                 self.policies,
@@ -271,9 +301,20 @@ class Guard:
                 msg,
                 state_dir=self.state_dir,
                 now=self.now(),
+                client=envelope.client,
+                authserv_id=self.authserv_id,
             )
-            reply, recorded = done.reply, int(done.recorded)
-        counts.update(unsubscribed=recorded, confirmation=int(reply is not None))
+            if done.limited:
+                return _verdict(
+                    REJECT, "unsubscribe_rate", 450, "4.7.1",
+                    "Trop de desinscriptions depuis votre serveur, reessayez plus tard",
+                    "Too many unsubscribe messages from your server, try again later",
+                    counts=counts,
+                )  # fmt: skip
+            reply, recorded, aligned = done.reply, int(done.recorded), int(done.authenticated)
+        counts.update(
+            unsubscribed=recorded, authenticated=aligned, confirmation=int(reply is not None)
+        )
         return _verdict(
             UNSUBSCRIBE, "unsubscribe", 250, "2.0.0",
             "Desinscription enregistree", "Unsubscribe recorded",
@@ -487,10 +528,30 @@ class Guard:
         )
 
     def _suppressed(self, envelope: Envelope) -> tuple[str, ...]:
+        """Recipients in the suppression list or among the mail opt-outs, compared
+        in every form Postfix would deliver to the same mailbox (security N7)."""
         if self.suppression is None:
             return ()
         store = self.suppression
-        return tuple(r for r in envelope.recipients if store.contains(r, None))
+        optouts = self._optouts()
+        try:
+            out = []
+            for rcpt in envelope.recipients:
+                forms = delivered_forms(rcpt)
+                if any(store.contains(f, None) for f in forms) or (
+                    optouts is not None
+                    and any(optouts.contains(store.digest("email", f)) for f in forms)
+                ):
+                    out.append(rcpt)
+            return tuple(out)
+        finally:
+            if optouts is not None:
+                optouts.close()
+
+    def _optouts(self) -> unsubscribe.MailOptOuts | None:
+        if self.state_dir is None:
+            return None
+        return unsubscribe.MailOptOuts.for_reading(unsubscribe.optouts_path(self.state_dir))
 
     def _attachments(
         self, msg: EmailMessage, kept: list[str], base: Verdict, counts: dict[str, int]
