@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from tests.unit.test_mailguard_guard import EXAMPLE, SENDER, env, guard
 
+from isoloir.mailguard.guard import Envelope
 from isoloir.policy import load_policies
 from isoloir.policy.model import Policies
 
@@ -91,3 +92,97 @@ def test_clean_headers_still_pass(base: Policies, value: str) -> None:
     v = guard(base).evaluate(env("a@voisins.example"), raw(("To", value)))
     assert v.action == "accept", v
     assert v.counts["visible"] <= 2
+
+
+# -- security N16: a login sends as itself -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mail_from", "from_header"),
+    [
+        ("claire.fictive@mouvement-exemple.example", SENDER),  # the leader's envelope
+        (SENDER, "Claire Fictive <claire.fictive@mouvement-exemple.example>"),  # her From
+        (SENDER, f"{SENDER}, claire.fictive@mouvement-exemple.example"),
+        (SENDER, "desinscription@mouvement-exemple.example"),
+        (SENDER, ""),  # no From at all
+    ],
+)
+def test_a_member_cannot_send_as_someone_else(
+    base: Policies, mail_from: str, from_header: str
+) -> None:
+    lines = [f"From: {from_header}"] if from_header else []
+    data = ("\r\n".join([*lines, "To: a@voisins.example", "Subject: x"]) + "\r\n\r\nx\r\n").encode()
+    envelope = Envelope("dmodele", mail_from, ("a@voisins.example",))
+    v = guard(base).evaluate(envelope, data)
+    assert (v.action, v.rule, v.smtp_code) == ("reject", "sender_address", 550), v
+
+
+def test_the_login_own_address_in_any_case_passes(base: Policies) -> None:
+    envelope = Envelope("dmodele", SENDER.upper(), ("a@voisins.example",))
+    data = raw(("To", "a@voisins.example")).replace(
+        SENDER.encode(), b"Dina <" + SENDER.upper().encode() + b">"
+    )
+    assert guard(base).evaluate(envelope, data).action == "accept"
+
+
+# -- issue 22 item 8: a phone's contacts exported as vCards -------------------------------
+
+
+def vcards(n: int) -> bytes:
+    return b"".join(
+        b"BEGIN:VCARD\r\nVERSION:3.0\r\nN:Fictif%d;Contact;;;\r\nFN:Contact Fictif%d\r\n"
+        b"TEL;TYPE=CELL:+3363998%04d\r\nEMAIL:contact%d@fichier.example\r\nEND:VCARD\r\n"
+        % (i, i, i, i)
+        for i in range(n)
+    )
+
+
+def with_attachment(data: bytes, filename: str, ctype: str = "text/vcard") -> bytes:
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"] = SENDER
+    msg["To"] = "ami@ailleurs.example"
+    msg["Subject"] = "Mes contacts"
+    msg.set_content("Voici mes contacts.\n")
+    maintype, subtype = ctype.split("/")
+    msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    return msg.as_bytes()
+
+
+@pytest.mark.parametrize(
+    ("filename", "ctype"),
+    [
+        ("contacts.vcf", "text/vcard"),
+        ("Contacts.VCF", "text/x-vcard"),
+        ("export.txt", "text/plain"),  # renamed: found by its content
+        ("photo.jpg", "application/octet-stream"),
+    ],
+)
+def test_a_vcard_export_leaving_the_party_is_held(
+    base: Policies, filename: str, ctype: str
+) -> None:
+    v = guard(base).evaluate(
+        env("ami@ailleurs.example"), with_attachment(vcards(40), filename, ctype)
+    )
+    assert (v.action, v.rule) == ("hold", "attachment_outside"), v
+    assert v.counts["attachments_personal"] == 1
+
+
+def test_a_vcard_export_in_a_zip_is_held(base: Policies) -> None:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("contacts.vcf", vcards(12))
+    data = with_attachment(buf.getvalue(), "contacts.zip", "application/zip")
+    assert guard(base).evaluate(env("ami@ailleurs.example"), data).action == "hold"
+
+
+def test_ones_own_card_or_a_vcard_inside_the_party_passes(base: Policies) -> None:
+    own = with_attachment(vcards(1), "dina.vcf")
+    assert guard(base).evaluate(env("ami@ailleurs.example"), own).action == "accept"
+    inside = "paul.test@mouvement-exemple.example"
+    v = guard(base).evaluate(env(inside), with_attachment(vcards(40), "contacts.vcf"))
+    assert v.action == "accept"

@@ -1,4 +1,5 @@
-"""Attachments that hold personal data: CSV, TSV, XLSX, ODS, or a zip of them.
+"""Attachments that hold personal data: CSV, TSV, XLSX, ODS, a vCard export
+(`.vcf` with several cards: a phone's or a webmail's contacts), or a zip of them.
 
 The kind is found from the content (a zip container's members, text that reads
 as a table), the name and declared type only adding candidates: a contact file
@@ -15,6 +16,7 @@ like one holding personal data, since nobody can say it does not.
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from dataclasses import dataclass
 from email.message import Message
@@ -35,6 +37,12 @@ TABLE_TYPES: Final = frozenset({"text/csv", "text/tab-separated-values", "applic
 _ZIP_MAGIC: Final = (b"PK\x03\x04", b"PK\x05\x06")
 _ODS_MIMETYPE: Final = b"application/vnd.oasis.opendocument.spreadsheet"
 _DELIMITERS: Final = (",", ";", "\t", "|")
+# vCard (RFC 6350, https://www.rfc-editor.org/rfc/rfc6350): one card is usually
+# the sender's own signature; two or more are a contacts export.
+VCARD_SUFFIXES: Final = frozenset({".vcf", ".vcard"})
+VCARD_TYPES: Final = frozenset({"text/vcard", "text/x-vcard", "text/directory"})
+VCARD_MIN_CARDS: Final = 2
+_VCARD_BEGIN = re.compile(rb"(?im)^[ \t]*BEGIN[ \t]*:[ \t]*VCARD[ \t]*\r?$")
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,12 @@ class _Tally:
     spreadsheets: int = 0
     personal: int = 0
     unreadable: int = 0
+
+    def vcard(self, cards: int) -> None:
+        """A vCard file: an export of several cards is a table of people."""
+        if cards >= VCARD_MIN_CARDS:
+            self.spreadsheets += 1
+            self.personal += 1
 
     def table(self, report: pii.PiiReport | None) -> None:
         if report is None:
@@ -81,6 +95,14 @@ def looks_tabular(head: bytes) -> bool:
         if len(counts) == 1 and counts.pop() > 0:
             return True
     return False
+
+
+def vcard_cards(data: bytes) -> int:
+    """How many vCards `data` holds (0: not a vCard file)."""
+    text = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not _VCARD_BEGIN.match(text[:4096].split(b"\n", 1)[0] + b"\n"):
+        return 0
+    return len(_VCARD_BEGIN.findall(text))
 
 
 def _text_report(data: bytes, size: int) -> pii.PiiReport | None:
@@ -146,7 +168,10 @@ def _scan_zip_members(zf: zipfile.ZipFile, tally: _Tally, depth: int) -> None:
                 tables += 1
             continue
         head = _read_member(zf, info, SAMPLE_BYTES)
-        if head.startswith(_ZIP_MAGIC):
+        if vcard_cards(head):
+            tables += 1
+            tally.vcard(vcard_cards(_read_member(zf, info, MAX_NESTED_BYTES)))
+        elif head.startswith(_ZIP_MAGIC):
             tables += 1
             if depth > 0 or info.file_size > MAX_NESTED_BYTES:
                 tally.unreadable += 1
@@ -193,6 +218,13 @@ def _scan_part(part: Message, tally: _Tally) -> None:
     name_suffix = _suffix(part.get_filename())
     if data.startswith(_ZIP_MAGIC):
         _scan_container(data, tally)
+        return
+    cards = vcard_cards(data)
+    if cards:
+        tally.vcard(cards)
+        return
+    if part.get_content_type() in VCARD_TYPES or name_suffix in VCARD_SUFFIXES:
+        tally.unreadable += 1  # named or declared a vCard, but not one
         return
     declared = part.get_content_type() in TABLE_TYPES or name_suffix in TABLE_SUFFIXES
     head = data[:SAMPLE_BYTES]

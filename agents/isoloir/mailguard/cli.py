@@ -289,7 +289,9 @@ def cmd_test(args: argparse.Namespace) -> int:
     context = ssl.create_default_context(cafile=args.cafile)
     if args.cafile:
         context.check_hostname = False  # a self-signed relay certificate, pinned by --cafile
-    sender = args.sender or f"{args.login}@{TEST_DOMAIN}"
+    # The relay lets a login send only as its own address (security N16).
+    person = next((p for p in policies.baseline.people if p.id == args.login), None)
+    sender = args.sender or (person.email if person else f"{args.login}@{TEST_DOMAIN}")
     before = _held_count()
     results = []
     for case in test_cases(policies, args.login, sender):
@@ -354,7 +356,7 @@ def register(subparsers: Any) -> None:
     test.add_argument("--smtp-port", type=int, default=25, help="port of the unsubscribe address")
     test.add_argument("--login", required=True, help="a person's login (member of an election)")
     test.add_argument("--password-file", help="file holding the password (else prompted)")
-    test.add_argument("--sender", help=f"envelope sender (default LOGIN@{TEST_DOMAIN})")
+    test.add_argument("--sender", help="envelope sender (default: the login's policy address)")
     test.add_argument("--cafile", help="the relay's certificate or CA (PEM)")
     test.add_argument("--config", help="rendered agent config (default: /etc/isoloir/agent.json)")
     test.set_defaults(func=cmd_test)

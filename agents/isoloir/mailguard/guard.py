@@ -272,6 +272,9 @@ class Guard:
         chosen = self._election(envelope, msg, counts)
         if isinstance(chosen, Verdict):
             return chosen
+        spoofed = self._sender_address(envelope, msg, chosen, counts)
+        if spoofed is not None:
+            return spoofed
         return self._rules(envelope, msg, chosen, counts)
 
     def is_active(self, election: Election) -> bool:
@@ -364,6 +367,34 @@ class Guard:
             "Votre compte n'est membre d'aucune election : envoi refuse",
             "Your account is not a member of any election: sending refused",
             counts,
+        )
+
+    def _sender_address(
+        self, envelope: Envelope, msg: EmailMessage, election: Election, counts: dict[str, int]
+    ) -> Verdict | None:
+        """The login sends as itself (security N16): the envelope sender and every
+        From address are the person's own policy address. Postfix checks the
+        envelope too (smtpd_sender_login_maps); the From header is the guard's."""
+        person = next((p for p in self.policies.baseline.people if p.id == envelope.login), None)
+        own = (person.email or "").strip().lower() if person else ""
+        try:
+            shown = [
+                a.addr_spec.lower()
+                for name, value in msg.raw_items()
+                if name.lower() in ("from", "sender")
+                for a in getattr(_ADDRESSES("From", _unfold(value)), "addresses", ())
+            ]
+        except Exception:  # noqa: BLE001 - an unreadable From is nobody's own
+            shown = [""]
+        envelope_own = tabular.normalise_email(envelope.mail_from) == own
+        if own and envelope_own and shown and all(a == own for a in shown):
+            return None
+        return _reject(
+            "sender_address",
+            "L'expediteur (From et MAIL FROM) doit etre votre propre adresse du parti",
+            "The sender (From and MAIL FROM) must be your own party address",
+            counts,
+            election=election.id,
         )
 
     def _named_election(

@@ -30,7 +30,7 @@ from isoloir.retention.suppression import (
 from isoloir.retention.suppression import db_path as suppression_path
 
 EXPORT_NAME = "suppressed.sqlite"
-EXPORT_MODE = 0o640
+EXPORT_MODE = 0o644  # the guard is neither owner nor group; the directory (2770) keeps others out
 
 
 def export_path(state_dir: Path) -> Path:
