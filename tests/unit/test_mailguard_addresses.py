@@ -186,3 +186,91 @@ def test_ones_own_card_or_a_vcard_inside_the_party_passes(base: Policies) -> Non
     inside = "paul.test@mouvement-exemple.example"
     v = guard(base).evaluate(env(inside), with_attachment(vcards(40), "contacts.vcf"))
     assert v.action == "accept"
+
+
+# -- security N13: the easy ways around the DLP and the notice ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("filename", "data"),
+    [
+        ("contacts.csv.gz", b"\x1f\x8b\x08\x00" + b"\x00" * 40),
+        ("contacts.7z", b"7z\xbc\xaf\x27\x1c" + b"\x00" * 40),
+        ("contacts.tar", b"contacts.csv".ljust(257, b"\x00") + b"ustar\x0000" + b"\x00" * 300),
+        ("contacts.bz2", b"BZh91AY&SY" + b"\x00" * 40),
+    ],
+)
+def test_archives_the_guard_cannot_open_are_held_when_leaving(
+    base: Policies, filename: str, data: bytes
+) -> None:
+    msg = with_attachment(data, filename, "application/octet-stream")
+    v = guard(base).evaluate(env("ami@ailleurs.example"), msg)
+    assert (v.action, v.counts["attachments_unreadable"]) == ("hold", 1), v
+
+
+def test_a_table_pasted_as_a_second_inline_text_part_is_read(base: Policies) -> None:
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+
+    outer = MIMEMultipart("mixed")
+    outer["From"] = SENDER
+    outer["To"] = "ami@ailleurs.example"
+    outer["Subject"] = "Le fichier"
+    outer.attach(MIMEText("Voici le fichier.\n", "plain", "utf-8"))
+    rows = "".join(
+        f"Fictif{i};Contact;contact{i:02d}@fichier.example;06 39 98 00 {i:02d}\n" for i in range(30)
+    )
+    outer.attach(MIMEText("nom;prenom;email;telephone\n" + rows, "plain", "utf-8"))
+    v = guard(base).evaluate(env("ami@ailleurs.example"), outer.as_bytes())
+    assert v.action == "hold" and v.counts["attachments_personal"] == 1, v
+
+
+def test_a_hidden_notice_is_not_a_notice_and_the_added_one_comes_first(base: Policies) -> None:
+    import dataclasses
+    import quopri
+
+    from tests.unit.test_mailguard_guard import notice
+
+    block = notice(base).replace("\n", "<br>")
+    hidden = f'<html><body><p>Bonjour</p><div style="display: none">{block}</div></body></html>'
+    rcpts = tuple(f"v{i}@voisins.example" for i in range(8))
+    msg = EmailMessage_with_html(hidden)
+    v = guard(base).evaluate(env(*rcpts), msg)
+    assert (v.action, v.rule) == ("reject", "transparency"), v
+    add = dataclasses.replace(
+        base, baseline=dataclasses.replace(
+            base.baseline, mail=dataclasses.replace(base.baseline.mail, transparency="add")
+        ),
+    )  # fmt: skip
+    open_div = '<html><body><div style="display:none"><p>Bonjour</p></body></html>'
+    fixed = guard(add).evaluate(env(*rcpts), EmailMessage_with_html(open_div))
+    assert fixed.action == "accept" and fixed.new_body is not None, fixed
+    html = quopri.decodestring(fixed.new_body).decode()
+    assert html.index("display:block !important") < html.index('<div style="display:none">')
+
+
+def EmailMessage_with_html(html: str) -> bytes:  # noqa: N802 - reads like the class it builds
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"] = SENDER
+    msg["To"] = "undisclosed-recipients:;"
+    msg["Subject"] = "Reunion"
+    msg["List-Unsubscribe"] = "<mailto:desinscription@mouvement-exemple.example>"
+    msg.set_content(html, subtype="html")
+    return msg.as_bytes()
+
+
+def test_many_small_messages_from_one_login_are_a_mass_mailing(
+    base: Policies, tmp_path: pytest.TempPathFactory
+) -> None:
+    from tests.unit.test_mailguard_guard import NOW, TODAY, message
+
+    from isoloir.mailguard.guard import HOURLY_BULK, Guard
+
+    g = Guard(base, suppression=None, today=TODAY, now=lambda: NOW, state_dir=tmp_path)  # type: ignore[arg-type]
+    five = tuple(f"v{i}@voisins.example" for i in range(5))
+    verdicts = [g.evaluate(env(*five), message()) for _ in range(HOURLY_BULK // 5 + 1)]
+    assert all(v.action == "accept" for v in verdicts[: HOURLY_BULK // 5])
+    last = verdicts[-1]
+    assert (last.action, last.rule, last.counts["bulk"]) == ("reject", "transparency", 1), last

@@ -35,6 +35,17 @@ SHEET_SUFFIXES: Final = frozenset({".xlsx", ".ods"})
 ZIP_SUFFIXES: Final = frozenset({".zip"})
 TABLE_TYPES: Final = frozenset({"text/csv", "text/tab-separated-values", "application/csv"})
 _ZIP_MAGIC: Final = (b"PK\x03\x04", b"PK\x05\x06")
+# Archives and compressed files the guard does not open (security N13): held as
+# unreadable when they leave the party, since nobody can say what they hold.
+_OTHER_ARCHIVES: Final = (
+    b"\x1f\x8b",  # gzip
+    b"BZh",  # bzip2
+    b"\xfd7zXZ\x00",  # xz
+    b"7z\xbc\xaf\x27\x1c",  # 7-Zip
+    b"Rar!\x1a\x07",  # RAR
+    b"\x28\xb5\x2f\xfd",  # zstd
+    b"MSCF",  # cabinet
+)
 _ODS_MIMETYPE: Final = b"application/vnd.oasis.opendocument.spreadsheet"
 _DELIMITERS: Final = (",", ";", "\t", "|")
 # vCard (RFC 6350, https://www.rfc-editor.org/rfc/rfc6350): one card is usually
@@ -168,7 +179,10 @@ def _scan_zip_members(zf: zipfile.ZipFile, tally: _Tally, depth: int) -> None:
                 tables += 1
             continue
         head = _read_member(zf, info, SAMPLE_BYTES)
-        if vcard_cards(head):
+        if is_archive(head):
+            tables += 1
+            tally.unreadable += 1
+        elif vcard_cards(head):
             tables += 1
             tally.vcard(vcard_cards(_read_member(zf, info, MAX_NESTED_BYTES)))
         elif head.startswith(_ZIP_MAGIC):
@@ -198,14 +212,26 @@ def _scan_container(data: bytes, tally: _Tally, depth: int = 0) -> None:
         tally.unreadable += 1
 
 
+def is_archive(data: bytes) -> bool:
+    """A compressed file or an archive other than zip (tar: "ustar" at 257)."""
+    return data.startswith(_OTHER_ARCHIVES) or data[257:262] == b"ustar"
+
+
 def attachment_parts(msg: Message) -> list[Message]:
-    """Leaf parts that are not the message's body text (bounded by the caller)."""
+    """Leaf parts that are not the message's body text (bounded by the caller).
+
+    The body is the first inline text/plain and the first inline text/html
+    part; any further inline text part is read like an attachment (security
+    N13: a table pasted as a second text part)."""
     out = []
+    seen_body: set[str] = set()
     for part in msg.walk():
         if part.is_multipart():
             continue
-        body_text = part.get_content_type() in ("text/plain", "text/html")
-        if body_text and not part.get_filename() and part.get_content_disposition() != "attachment":
+        ctype = part.get_content_type()
+        inline = not part.get_filename() and part.get_content_disposition() != "attachment"
+        if ctype in ("text/plain", "text/html") and inline and ctype not in seen_body:
+            seen_body.add(ctype)
             continue
         out.append(part)
     return out
@@ -218,6 +244,9 @@ def _scan_part(part: Message, tally: _Tally) -> None:
     name_suffix = _suffix(part.get_filename())
     if data.startswith(_ZIP_MAGIC):
         _scan_container(data, tally)
+        return
+    if is_archive(data):
+        tally.unreadable += 1
         return
     cards = vcard_cards(data)
     if cards:

@@ -12,11 +12,13 @@ counts never hold an address.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from email import headerregistry
 from email import policy as email_policy
 from email.message import EmailMessage
@@ -40,6 +42,11 @@ DATASET_HEADER: Final = "X-Isoloir-Dataset"
 # Removed from every message the relay passes on: they are the party's business.
 INTERNAL_HEADERS: Final = (ELECTION_HEADER, DATASET_HEADER)
 MAX_MESSAGE_BYTES: Final = 50 * 1024 * 1024
+# More recipients than this from one login within an hour make each further
+# message bulk, however few recipients it has (security N13).
+HOURLY_BULK: Final = 200
+HOUR: Final = timedelta(hours=1)
+VOLUME_NAME: Final = "volume.sqlite"
 MAX_TEXT: Final = 400  # an SMTP reply line is at most 512 octets (RFC 5321 4.5.3.1.5)
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f%]")
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -466,7 +473,8 @@ class Guard:
                 counts,
                 election=election.id,
             )
-        bulk = len(envelope.recipients) > limit
+        recent = self._recent_recipients(envelope)
+        bulk = len(envelope.recipients) > limit or recent + len(envelope.recipients) > HOURLY_BULK
         counts["bulk"] = int(bulk)
         fix = self._transparency(msg, election, counts) if bulk else transparency.Rewrite()
         if isinstance(fix, Verdict):
@@ -557,6 +565,33 @@ class Guard:
             counts,
             election=election.id,
         )
+
+    def _recent_recipients(self, envelope: Envelope) -> int:
+        """Recipients this login sent to in the last hour, this message counted in
+        from now on (security N13: many small messages are a mass mailing too)."""
+        if self.state_dir is None or not envelope.login:
+            return 0
+        who = hashlib.sha256(f"isoloir-login:{envelope.login}".encode()).hexdigest()
+        now = self.now()
+        path = self.state_dir / "mailguard" / VOLUME_NAME
+        with closing(unsubscribe.connect(path)) as db:
+            db.execute("PRAGMA synchronous=OFF")  # a counter: losing it in a crash is harmless
+            db.execute("CREATE TABLE IF NOT EXISTS sent (login TEXT, at TEXT, recipients INTEGER)")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("DELETE FROM sent WHERE at < ?", ((now - HOUR).isoformat(),))
+                (recent,) = db.execute(
+                    "SELECT COALESCE(SUM(recipients), 0) FROM sent WHERE login = ?", (who,)
+                ).fetchone()
+                db.execute(
+                    "INSERT INTO sent VALUES (?, ?, ?)",
+                    (who, now.isoformat(), len(envelope.recipients)),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return int(recent)
 
     def _suppressed(self, envelope: Envelope) -> tuple[str, ...]:
         """Recipients in the suppression list or among the mail opt-outs, compared

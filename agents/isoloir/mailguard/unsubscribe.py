@@ -68,7 +68,7 @@ def optouts_path(state_dir: Path) -> Path:
     return state_dir / "mailguard" / OPTOUTS_NAME
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path) -> sqlite3.Connection:
     """A guard database in rollback-journal mode: the agents (another uid) read it
     with mode=ro, which a WAL database would need a writable -shm for."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -87,7 +87,7 @@ class MailOptOuts:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = _connect(path)
+        self._db = connect(path)
         try:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS optouts (kind TEXT NOT NULL, digest TEXT NOT NULL,"
@@ -231,7 +231,7 @@ class ConfirmLimit:
     `SOURCE_LIMIT` opt-outs per sending server per `SOURCE_WINDOW`."""
 
     def __init__(self, state_dir: Path) -> None:
-        self._db = _connect(db_path(state_dir))
+        self._db = connect(db_path(state_dir))
         try:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS confirmed"
