@@ -42,6 +42,7 @@ from isoloir import sandbox  # noqa: E402
 from isoloir.controller.inventory import build_wheelhouse  # noqa: E402
 
 LOGIN = "dmodele"  # a member of the example election
+SENDER = "dina.modele@mouvement-exemple.example"  # the login's own address (N16)
 PARTY = "mouvement-exemple.example"
 
 
@@ -127,8 +128,8 @@ def converge(host: sandbox.SandboxHost, work: Path, sink_port: int) -> None:
 
 def campaign(n: int) -> tuple[EmailMessage, list[str]]:
     msg = EmailMessage()
-    msg["From"] = f"{LOGIN}@{PARTY}"
-    msg["To"] = f"{LOGIN}@{PARTY}"
+    msg["From"] = SENDER
+    msg["To"] = SENDER
     msg["Subject"] = f"Réunion publique {n}"
     msg["List-Unsubscribe"] = "<mailto:desinscription@mouvement-exemple.example>"
     msg.set_content(

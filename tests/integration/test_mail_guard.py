@@ -15,6 +15,7 @@ import json
 import re
 import secrets
 import smtplib
+import sqlite3
 import ssl
 import subprocess
 import time
@@ -78,6 +79,7 @@ class Relay:
     context: ssl.SSLContext
     passwords: dict[str, str]
     unsubscribe: str
+    addresses: dict[str, str]  # login -> the person's policy address (the only sender)
 
     def submit(
         self,
@@ -150,8 +152,14 @@ def relay(site: Site) -> Iterator[Relay]:
     context = ssl.create_default_context(cafile=str(site.host.root / CERT))
     context.check_hostname = False  # a self-signed certificate, pinned as the only CA
     rendered = json.loads((site.render / "agent" / "agent.json").read_text())
+    baseline = rendered["baseline"]
     yield Relay(
-        site, site.host.address, context, pwds, rendered["baseline"]["organisation"]["unsubscribe"]
+        site,
+        site.host.address,
+        context,
+        pwds,
+        baseline["organisation"]["unsubscribe"],
+        {p["id"]: p["email"] for p in baseline["people"]},
     )
     for person in pwds:
         site.host.chroot("faillock", "--user", person, "--reset", check=False)
@@ -197,7 +205,7 @@ def test_relay_listens_on_the_host_address_only_and_fails_closed(relay: Relay) -
     assert postconf("milter_default_action") == "tempfail"
     assert postconf("smtpd_milters") == "unix:/isoloir-mailguard/milter.sock"
     assert postconf("non_smtpd_milters") == ""
-    assert postconf("authorized_submit_users") == "root, isoloir"
+    assert postconf("authorized_submit_users") == "root, isoloir-mail"
     sink = relay.site.mail_sink
     assert sink is not None and postconf("relayhost") == f"[127.0.0.1]:{sink.port}"
     unit = relay.host("systemd-analyze", "verify", "/etc/systemd/system/isoloir-mailguard.service")
@@ -210,13 +218,13 @@ def test_submission_needs_starttls_and_a_member_of_the_party(relay: Relay) -> No
     with smtplib.SMTP(relay.address, 587, timeout=60) as client:
         client.ehlo("client.example")
         assert not client.has_extn("auth"), "AUTH offered before STARTTLS"
-        code, _ = client.mail(f"{MEMBER_A}@{PARTY}")
+        code, _ = client.mail(relay.addresses[MEMBER_A])
         assert code == 530  # 5.7.0 Must issue a STARTTLS command first
     with smtplib.SMTP(relay.address, 587, timeout=60) as client:
         client.starttls(context=relay.context)
         client.ehlo("client.example")
         assert client.esmtp_features["auth"].split() == ["PLAIN", "LOGIN"]
-        client.mail(f"{MEMBER_A}@{PARTY}")
+        client.mail(relay.addresses[MEMBER_A])
         code, _ = client.rcpt(voter("sans-auth"))
         assert code == 554  # no relay without authentication
     pwd = password()
@@ -251,14 +259,14 @@ def test_port_25_takes_the_unsubscribe_address_only(relay: Relay) -> None:
 def test_rule1_visible_recipients_refused_then_bcc_twin_delivered(relay: Relay) -> None:
     tag = mark()
     rcpts = [voter(f"r1-{tag}-{i}") for i in range(6)]
-    bad = campaign(f"{MEMBER_A}@{PARTY}", f"Réunion {tag} A", relay)
+    bad = campaign(relay.addresses[MEMBER_A], f"Réunion {tag} A", relay)
     bad["To"] = ", ".join(rcpts)
     refused = relay.submit(MEMBER_A, bad, rcpts)
     assert refused.code == 550
     assert "mettez les destinataires en Cci" in refused.text
     assert "put the recipients in Bcc" in refused.text
-    good = campaign(f"{MEMBER_A}@{PARTY}", f"Réunion {tag} B", relay)
-    good["To"] = f"{MEMBER_A}@{PARTY}"
+    good = campaign(relay.addresses[MEMBER_A], f"Réunion {tag} B", relay)
+    good["To"] = relay.addresses[MEMBER_A]
     sent = relay.submit(MEMBER_A, good, rcpts)
     assert sent.accepted, sent.text
     wait_for(lambda: len(relay.delivered(f"{tag} B")) == 6, "the Bcc twin at the sink")
@@ -273,14 +281,14 @@ def test_rule1_visible_recipients_refused_then_bcc_twin_delivered(relay: Relay) 
 def test_rule4_sender_must_belong_to_an_active_election(relay: Relay) -> None:
     tag = mark()
     rcpt = [voter(f"r4-{tag}")]
-    outsider = campaign(f"{NOT_MEMBER}@{PARTY}", f"Hors élection {tag}", relay)
+    outsider = campaign(relay.addresses[NOT_MEMBER], f"Hors élection {tag}", relay)
     refused = relay.submit(NOT_MEMBER, outsider, rcpt)
     assert refused.code == 550 and "not a member of any election" in refused.text
-    other_team = campaign(f"{MEMBER_B}@{PARTY}", f"Autre équipe {tag}", relay)
+    other_team = campaign(relay.addresses[MEMBER_B], f"Autre équipe {tag}", relay)
     other_team["X-Isoloir-Election"] = ELECTION_A
     refused = relay.submit(MEMBER_B, other_team, rcpt)
     assert refused.code == 550 and "one team cannot send for another" in refused.text
-    own = campaign(f"{MEMBER_A}@{PARTY}", f"Bonne équipe {tag}", relay)
+    own = campaign(relay.addresses[MEMBER_A], f"Bonne équipe {tag}", relay)
     own["X-Isoloir-Election"] = ELECTION_A
     assert relay.submit(MEMBER_A, own, rcpt).accepted
     wait_for(lambda: set(relay.delivered(f"équipe {tag}")) == set(rcpt), "the good twin")
@@ -294,14 +302,14 @@ def test_rule4_sender_must_belong_to_an_active_election(relay: Relay) -> None:
 def test_rule2_bulk_without_notice_refused_then_twin_with_notice_delivered(relay: Relay) -> None:
     tag = mark()
     rcpts = [voter(f"r2-{tag}-{i}") for i in range(7)]
-    bare = campaign(f"{MEMBER_A}@{PARTY}", f"Tract {tag} A", relay, notice=False)
-    bare["To"] = f"{MEMBER_A}@{PARTY}"
+    bare = campaign(relay.addresses[MEMBER_A], f"Tract {tag} A", relay, notice=False)
+    bare["To"] = relay.addresses[MEMBER_A]
     refused = relay.submit(MEMBER_A, bare, rcpts)
     assert refused.code == 550
     assert "List-Unsubscribe" in refused.text and "Bulk message without" in refused.text
     assert "Envoi groupe sans" in refused.text
-    good = campaign(f"{MEMBER_A}@{PARTY}", f"Tract {tag} B", relay)
-    good["To"] = f"{MEMBER_A}@{PARTY}"
+    good = campaign(relay.addresses[MEMBER_A], f"Tract {tag} B", relay)
+    good["To"] = relay.addresses[MEMBER_A]
     assert relay.submit(MEMBER_A, good, rcpts).accepted
     wait_for(lambda: len(relay.delivered(f"{tag} B")) == 7, "the twin with the notice")
     assert relay.delivered(f"{tag} A") == {}
@@ -320,14 +328,18 @@ def test_rule3_unsubscribed_voters_never_reach_the_sink_in_to_cc_or_bcc(relay: R
     note["To"] = relay.unsubscribe
     note["Subject"] = f"STOP {tag}"
     note.set_content("Merci de ne plus m'écrire.\n")
+    entries_before = optouts(relay)
     unsubscribed = relay.submit(None, note, [relay.unsubscribe], port=25)
     assert unsubscribed.accepted, unsubscribed.text
-    # The short confirmation goes to that voter only; the message itself goes nowhere.
-    wait_for(lambda: by_mail in relay.delivered("Unsubscribe confirmed"), "the confirmation")
-    confirmation = relay.delivered("Unsubscribe confirmed")[by_mail]
-    assert confirmation["Auto-Submitted"] == "auto-replied"
+    # Recorded as a mail opt-out in the guard's own record, never in the suppression
+    # list (N2): MAIL FROM is not authenticated here. No trusted SPF/DKIM result,
+    # so no confirmation goes to that (possibly forged) sender.
+    assert optouts(relay) == entries_before + 1
     assert relay.unsubscribe not in relay.delivered(f"STOP {tag}")
-    # A STOP export and a web form's CSV, added with `isoloir suppression add`.
+    # A STOP export and a web form's CSV, added with `isoloir suppression add`; the
+    # guard's copy of the list follows it (isoloir-mailguard-sync.path).
+    exported = relay.site.host.root / "var/lib/isoloir/mailguard/suppressed.sqlite"
+    copy_before = exported.stat().st_ino
     export = relay.site.host.root / "var/lib/isoloir/tmp" / f"stop-{tag}.csv"
     export.write_text(f"email;telephone\n{by_export};06 39 98 00 11\n{by_export_too};\n")
     relay.host("chown", "isoloir:isoloir", f"/var/lib/isoloir/tmp/{export.name}")
@@ -337,18 +349,21 @@ def test_rule3_unsubscribed_voters_never_reach_the_sink_in_to_cc_or_bcc(relay: R
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
     export.unlink()
-    # The very next campaign message: one of them in To, one in Cc, one in Bcc.
+    wait_for(lambda: exported.stat().st_ino != copy_before, "the guard's new copy", 70)
+    # The very next campaign message: one of them in To, one in Cc, one in Bcc, one
+    # spelled with a quoted local part (N7).
     others = [voter(f"r3-{tag}-{i}") for i in range(4)]
-    msg = campaign(f"{MEMBER_A}@{PARTY}", f"Meeting {tag}", relay)
+    msg = campaign(relay.addresses[MEMBER_A], f"Meeting {tag}", relay)
     msg["To"] = by_mail
     msg["Cc"] = by_export
-    rcpts = [by_mail, by_export, by_export_too, *others]
+    local, _, domain = by_export_too.partition("@")
+    rcpts = [by_mail, by_export, f'"{local}"@{domain}', *others]
     sent = relay.submit(MEMBER_A, msg, rcpts)
     assert sent.accepted, sent.text
     wait_for(lambda: len(relay.delivered(f"Meeting {tag}")) == 4, "the campaign message")
     assert set(relay.delivered(f"Meeting {tag}")) == set(others)
     # Everyone suppressed: nothing at all leaves.
-    alone = campaign(f"{MEMBER_A}@{PARTY}", f"Seuls {tag}", relay)
+    alone = campaign(relay.addresses[MEMBER_A], f"Seuls {tag}", relay)
     alone["To"] = by_mail
     assert relay.submit(MEMBER_A, alone, [by_mail, by_export]).accepted
     # `suppression filter` honours the same export.
@@ -368,6 +383,15 @@ def test_rule3_unsubscribed_voters_never_reach_the_sink_in_to_cc_or_bcc(relay: R
         out.unlink(missing_ok=True)
     time.sleep(2)
     assert relay.delivered(f"Seuls {tag}") == {}
+
+
+def optouts(relay: Relay) -> int:
+    """Mail opt-outs in the guard's own record (read as the agents' user would)."""
+    path = relay.site.host.root / "var/lib/isoloir/mailguard/optouts.sqlite"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        return int(db.execute("SELECT COUNT(*) FROM optouts").fetchone()[0])
 
 
 # -- rule 5: a contact file leaving the party is held ---------------------------------
@@ -393,16 +417,18 @@ def contact_file(sender: str, subject: str, to: str) -> EmailMessage:
 
 def test_rule5_contact_file_outside_is_held_then_released_or_deleted(relay: Relay) -> None:
     tag = mark()
-    inside = f"{MEMBER_B}@{PARTY}"
+    inside = relay.addresses[MEMBER_B]
     twin = relay.submit(
-        MEMBER_A, contact_file(f"{MEMBER_A}@{PARTY}", f"Fichier {tag} interne", inside), [inside]
+        MEMBER_A,
+        contact_file(relay.addresses[MEMBER_A], f"Fichier {tag} interne", inside),
+        [inside],
     )
     assert twin.accepted
     wait_for(lambda: inside in relay.delivered(f"Fichier {tag} interne"), "the inside twin")
     ids = []
     for n, who in enumerate((voter(f"r5-{tag}-a"), voter(f"r5-{tag}-b"))):
         out = relay.submit(
-            MEMBER_A, contact_file(f"{MEMBER_A}@{PARTY}", f"Fichier {tag} {n}", who), [who]
+            MEMBER_A, contact_file(relay.addresses[MEMBER_A], f"Fichier {tag} {n}", who), [who]
         )
         assert out.accepted and out.queue_id, out.text
         ids.append(out.queue_id)
@@ -445,11 +471,11 @@ def test_concurrent_connections_are_all_checked_and_delivered(relay: Relay) -> N
             client.starttls(context=relay.context)
             client.login(MEMBER_A, relay.passwords[MEMBER_A])
             for k in range(10):
-                msg = campaign(f"{MEMBER_A}@{PARTY}", f"Parallèle {tag} {n}-{k}", relay)
-                msg["To"] = f"{MEMBER_A}@{PARTY}"
+                msg = campaign(relay.addresses[MEMBER_A], f"Parallèle {tag} {n}-{k}", relay)
+                msg["To"] = relay.addresses[MEMBER_A]
                 rcpts = [voter(f"par-{tag}-{n}-{k}-{i}") for i in range(3)]
                 try:
-                    client.send_message(msg, f"{MEMBER_A}@{PARTY}", rcpts)
+                    client.send_message(msg, relay.addresses[MEMBER_A], rcpts)
                 except smtplib.SMTPResponseException as exc:
                     refused.append(f"{exc.smtp_code} {exc.smtp_error.decode()[:80]}")
         return refused
@@ -458,6 +484,167 @@ def test_concurrent_connections_are_all_checked_and_delivered(relay: Relay) -> N
         refused = [r for batch_refused in pool.map(batch, range(4)) for r in batch_refused]
     assert refused == []
     wait_for(lambda: len(relay.delivered(f"Parallèle {tag}")) == 120, "the 40 messages")
+
+
+# -- the guard apart from the agents (N1, N15), senders (N16), TLS, vCards, lock-out (N5) --
+
+
+def status_ids(relay: Relay, pid: str) -> tuple[int, set[int]]:
+    status = relay.host("cat", f"/proc/{pid}/status").stdout
+    uid = int(re.search(r"(?m)^Uid:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+    groups = re.search(r"(?m)^Groups:(.*)$", status).group(1).split()  # type: ignore[union-attr]
+    return uid, {int(g) for g in groups}
+
+
+def test_the_guard_runs_as_its_own_user_in_no_election_group(relay: Relay) -> None:
+    pid = relay.host("systemctl", "show", "-p", "MainPID", "--value", "isoloir-mailguard").stdout
+    pid = pid.strip()
+    assert pid not in ("", "0")
+    uid, groups = status_ids(relay, pid)
+
+    def number(db: str, name: str) -> int:
+        return int(relay.host("getent", db, name).stdout.split(":")[2])
+
+    assert uid == number("passwd", "isoloir-mail") != number("passwd", "isoloir")
+    election_groups = {
+        int(line.split(":")[2])
+        for line in relay.host("getent", "group").stdout.splitlines()
+        if line.startswith("el-")
+    }
+    assert election_groups and not groups & election_groups
+    assert number("group", "isoloir") not in groups
+    # Its own group (initgroups lists it) and postdrop, for sendmail; nothing else.
+    assert number("group", "postdrop") in groups
+    assert groups <= {number("group", "postdrop"), number("group", "isoloir-mail")}
+    # The metadata guard lets root and the agents' user through, not the guard.
+    rule = (relay.site.host.root / "etc/isoloir-nft/metadata.nft").read_text()
+    allowed = re.search(r"skuid != \{ ([0-9, ]+) \}", rule)
+    assert allowed is not None and str(uid) not in allowed.group(1).replace(" ", "").split(",")
+    # Of the agents' state the guard sees its own directory only; not their secrets.
+    seen = relay.host("ls", "-A", f"/proc/{pid}/root/var/lib/isoloir").stdout.split()
+    assert seen == ["mailguard"]
+    hidden = relay.host("ls", f"/proc/{pid}/root/etc/isoloir/secrets", check=False)
+    assert hidden.returncode != 0
+    cannot = relay.host(
+        "runuser", "-u", "isoloir-mail", "--", "cat", "/etc/isoloir/secrets/retention-signing.key",
+        check=False,
+    )  # fmt: skip
+    assert cannot.returncode != 0 and "BEGIN" not in cannot.stdout
+    props = relay.host(
+        "systemctl", "show", "isoloir-mailguard", "-p", "IPAddressDeny", "-p", "IPAddressAllow",
+        "-p", "MemoryMax", "-p", "TasksMax", "-p", "User",
+    ).stdout  # fmt: skip
+    assert "IPAddressDeny=0.0.0.0/0 ::/0" in props
+    assert "IPAddressAllow=127.0.0.0/8 ::1/128" in props
+    assert f"MemoryMax={768 * 1024 * 1024}" in props and "TasksMax=256" in props
+    assert "User=isoloir-mail" in props
+    # The agents' user reads the guard's decision log and its opt-outs.
+    log = "/var/lib/isoloir/mailguard/decisions.sqlite"
+    read = relay.host("runuser", "-u", "isoloir", "--", "test", "-r", log)
+    assert read.returncode == 0
+
+
+def test_port_25_refuses_a_large_message(relay: Relay) -> None:
+    note = EmailMessage()
+    note["From"] = voter("gros-envoi")
+    note["To"] = relay.unsubscribe
+    note["Subject"] = "STOP"
+    note.set_content("x" * 100_000)
+    refused = relay.submit(None, note, [relay.unsubscribe], port=25)
+    assert refused.code == 552, refused
+
+
+def test_a_member_sends_only_as_themselves(relay: Relay) -> None:
+    tag = mark()
+    rcpt = [voter(f"n16-{tag}")]
+    leader = relay.addresses["cfictive"]
+    as_leader = campaign(leader, f"Au nom du chef {tag}", relay)
+    refused = relay.submit(MEMBER_A, as_leader, rcpt)  # MAIL FROM the leader's address
+    assert refused.code == 553 and "not owned by user" in refused.text, refused
+    forged = campaign(relay.addresses[MEMBER_A], f"En-tete {tag}", relay)
+    forged.replace_header("From", f"Chef <{leader}>")
+    with smtplib.SMTP(relay.address, 587, timeout=60) as client:
+        client.starttls(context=relay.context)
+        client.login(MEMBER_A, relay.passwords[MEMBER_A])
+        with pytest.raises(smtplib.SMTPDataError) as guard:
+            client.send_message(forged, relay.addresses[MEMBER_A], rcpt)
+    assert guard.value.smtp_code == 550 and b"own party address" in guard.value.smtp_error
+    time.sleep(2)
+    assert relay.delivered(f"chef {tag}") == {} and relay.delivered(f"En-tete {tag}") == {}
+
+
+def s_client(relay: Relay, *options: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["openssl", "s_client", "-connect", f"{relay.address}:587", "-starttls", "smtp",
+         "-servername", "relay.example", *options],
+        input="QUIT\n", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def negotiated(run: subprocess.CompletedProcess[str]) -> str:
+    found = re.search(r"(?m)^\s*Cipher\s*:\s*(\S+)", run.stdout)
+    return found.group(1) if found and found.group(1) != "0000" else ""
+
+
+def test_submission_tls_offers_no_anonymous_no_cbc_and_its_own_order(relay: Relay) -> None:
+    """What testssl checks on 587, with the machine's openssl (issue 22 item 7)."""
+    good = s_client(relay, "-tls1_2")
+    assert negotiated(good).startswith("ECDHE-") and "GCM" in negotiated(good), good.stdout
+    for refused in (
+        ("-tls1_2", "-cipher", "aNULL:@SECLEVEL=0"),  # anonymous suites
+        ("-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384:AES128-SHA"),
+        ("-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"),
+        ("-tls1", "-cipher", "DEFAULT:@SECLEVEL=0"),
+    ):
+        run = s_client(relay, *refused)
+        assert negotiated(run) == "", (refused, run.stdout[-800:])
+    # The client prefers AES128: the server's order (AES256 first) wins.
+    order = s_client(
+        relay, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384"
+    )
+    assert negotiated(order) == "ECDHE-ECDSA-AES256-GCM-SHA384", order.stdout[-800:]
+    tls13 = s_client(relay, "-tls1_3")
+    assert negotiated(tls13).startswith("TLS_"), tls13.stdout[-800:]
+
+
+def test_a_vcard_export_to_outside_the_party_is_held(relay: Relay) -> None:
+    tag = mark()
+    who = voter(f"vcf-{tag}")
+    msg = EmailMessage()
+    msg["From"] = relay.addresses[MEMBER_A]
+    msg["To"] = who
+    msg["Subject"] = f"Contacts du telephone {tag}"
+    msg.set_content("Mes contacts.\n")
+    cards = "".join(
+        f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Contact Fictif {i}\r\n"
+        f"TEL;TYPE=CELL:+3363998{i:04d}\r\nEMAIL:contact{i}@fichier.example\r\nEND:VCARD\r\n"
+        for i in range(40)
+    )
+    msg.add_attachment(cards.encode(), maintype="text", subtype="vcard", filename="contacts.vcf")
+    out = relay.submit(MEMBER_A, msg, [who])
+    assert out.accepted and out.queue_id, out
+    assert out.queue_id in {str(m["queue_id"]) for m in relay.held()}
+    assert relay.host(VENV, "mailguard", "delete", out.queue_id).returncode == 0
+    assert relay.delivered(f"telephone {tag}") == {}
+
+
+def test_smtp_auth_failures_never_lock_ssh_and_sudo(relay: Relay) -> None:
+    """N5: a member's failed AUTH attempts count in common-auth's tally, never in
+    the one sshd and sudo check (the TOTP stack's own)."""
+    try:
+        for _ in range(4):
+            with smtplib.SMTP(relay.address, 587, timeout=60) as client:
+                client.starttls(context=relay.context)
+                with pytest.raises(smtplib.SMTPAuthenticationError):
+                    client.login(MEMBER_B, "not-" + relay.passwords[MEMBER_B])
+        common = relay.host("faillock", "--user", MEMBER_B).stdout
+        totp = relay.host("faillock", "--dir", "/run/faillock-totp", "--user", MEMBER_B).stdout
+        assert len(re.findall(r"(?m)^\d{4}-\d\d-\d\d .* V$", common)) >= 3
+        assert re.findall(r"(?m)^\d{4}-\d\d-\d\d ", totp) == []
+        stack = (relay.site.host.root / "etc/pam.d/isoloir-totp").read_text()
+        assert stack.count("dir=/run/faillock-totp") == 3
+    finally:
+        relay.host("faillock", "--user", MEMBER_B, "--reset", check=False)
 
 
 # -- the whole path, once more: the test command, a dead guard, the logs --------------
@@ -486,7 +673,7 @@ def test_a_stopped_guard_defers_mail_never_passes_it(relay: Relay) -> None:
     rcpt = [voter(f"dead-{tag}")]
     relay.host("systemctl", "stop", "isoloir-mailguard.service")
     try:
-        msg = campaign(f"{MEMBER_A}@{PARTY}", f"Sans garde {tag}", relay)
+        msg = campaign(relay.addresses[MEMBER_A], f"Sans garde {tag}", relay)
         deferred = relay.submit(MEMBER_A, msg, rcpt)
         assert 400 <= deferred.code < 500, deferred
     finally:

@@ -245,6 +245,7 @@ def test_single_part_rewrite_replaces_the_content_headers(base: Policies) -> Non
 def test_notice_cannot_be_added_to_a_message_without_text(base: Policies) -> None:
     add = with_mail(base, transparency="add")
     msg = EmailMessage()
+    msg["From"] = SENDER
     msg["To"] = "undisclosed-recipients:;"
     msg.set_content(b"%PDF-1.4", maintype="application", subtype="pdf")
     v = guard(add).evaluate(env(*VOTERS), msg.as_bytes())

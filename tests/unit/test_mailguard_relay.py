@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from isoloir.mailguard import cli, maillog, milter
+from isoloir.mailguard import cli, lookup, maillog, milter, unsubscribe
 from isoloir.mailguard.guard import Verdict
 from isoloir.policy import load_policies
 
@@ -206,9 +206,18 @@ def test_the_confirmation_goes_to_sendmail_with_no_address_on_its_command_line(
     unsub = policies.baseline.organisation.unsubscribe
     state = tmp_path / "state"
     now = datetime(2027, 1, 10, 9, 0, tzinfo=UTC)
-    run = milter.Runtime(policies, state, os.urandom(32), sendmail=[str(tool)], clock=lambda: now)
+    key = os.urandom(32)
+    (state / "mailguard").mkdir(parents=True)
+    lookup.export(state, key)  # the agents' copy of the suppression list (empty)
+    run = milter.Runtime(
+        policies, state, key, sendmail=[str(tool)], clock=lambda: now, authserv_id="relais.example"
+    )
     c = milter.Collected(login=None, mail_from="<Electeur.Stop@voters.example>")
     c.recipients.append(f"<{unsub}>")
+    c.add_header(
+        "Authentication-Results",
+        b"relais.example; spf=pass smtp.mailfrom=electeur.stop@voters.example",
+    )
     c.add_header("From", b"Electeur.Stop@voters.example")
     c.add_header("To", unsub.encode())
     c.add_header("Subject", b"STOP")
@@ -218,7 +227,10 @@ def test_the_confirmation_goes_to_sendmail_with_no_address_on_its_command_line(
     sent = json.loads(record.read_text())
     assert "-t" in sent["argv"] and not any("@" in a for a in sent["argv"])
     assert "To: electeur.stop@voters.example" in sent["stdin"]
-    assert run.suppression().contains("electeur.stop@voters.example", None)
+    digest = run.suppression().digest("email", "electeur.stop@voters.example")
+    with unsubscribe.MailOptOuts(unsubscribe.optouts_path(state)) as optouts:
+        assert optouts.contains(digest)
+    assert not run.suppression().contains("electeur.stop@voters.example", None)
 
 
 def test_the_local_target_relays_to_its_sink_never_to_an_mx(

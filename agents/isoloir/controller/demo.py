@@ -366,7 +366,7 @@ class Demo:
         note.set_content("Merci de ne plus m'écrire.\n")
         with smtplib.SMTP(host.address, 25, timeout=60) as client:
             client.send_message(note, voters[0], [org.unsubscribe])
-        self.out("    a voter wrote to the unsubscribe address: added to the suppression list")
+        self.out("    a voter wrote to the unsubscribe address: recorded as a mail opt-out")
 
         def submit(msg: EmailMessage, rcpts: list[str]) -> tuple[int, str]:
             with smtplib.SMTP(host.address, 587, timeout=60) as client:

@@ -1,4 +1,5 @@
-"""Attachments that hold personal data: CSV, TSV, XLSX, ODS, or a zip of them.
+"""Attachments that hold personal data: CSV, TSV, XLSX, ODS, a vCard export
+(`.vcf` with several cards: a phone's or a webmail's contacts), or a zip of them.
 
 The kind is found from the content (a zip container's members, text that reads
 as a table), the name and declared type only adding candidates: a contact file
@@ -15,6 +16,7 @@ like one holding personal data, since nobody can say it does not.
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from dataclasses import dataclass
 from email.message import Message
@@ -33,8 +35,25 @@ SHEET_SUFFIXES: Final = frozenset({".xlsx", ".ods"})
 ZIP_SUFFIXES: Final = frozenset({".zip"})
 TABLE_TYPES: Final = frozenset({"text/csv", "text/tab-separated-values", "application/csv"})
 _ZIP_MAGIC: Final = (b"PK\x03\x04", b"PK\x05\x06")
+# Archives and compressed files the guard does not open (security N13): held as
+# unreadable when they leave the party, since nobody can say what they hold.
+_OTHER_ARCHIVES: Final = (
+    b"\x1f\x8b",  # gzip
+    b"BZh",  # bzip2
+    b"\xfd7zXZ\x00",  # xz
+    b"7z\xbc\xaf\x27\x1c",  # 7-Zip
+    b"Rar!\x1a\x07",  # RAR
+    b"\x28\xb5\x2f\xfd",  # zstd
+    b"MSCF",  # cabinet
+)
 _ODS_MIMETYPE: Final = b"application/vnd.oasis.opendocument.spreadsheet"
 _DELIMITERS: Final = (",", ";", "\t", "|")
+# vCard (RFC 6350, https://www.rfc-editor.org/rfc/rfc6350): one card is usually
+# the sender's own signature; two or more are a contacts export.
+VCARD_SUFFIXES: Final = frozenset({".vcf", ".vcard"})
+VCARD_TYPES: Final = frozenset({"text/vcard", "text/x-vcard", "text/directory"})
+VCARD_MIN_CARDS: Final = 2
+_VCARD_BEGIN = re.compile(rb"(?im)^[ \t]*BEGIN[ \t]*:[ \t]*VCARD[ \t]*\r?$")
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,12 @@ class _Tally:
     spreadsheets: int = 0
     personal: int = 0
     unreadable: int = 0
+
+    def vcard(self, cards: int) -> None:
+        """A vCard file: an export of several cards is a table of people."""
+        if cards >= VCARD_MIN_CARDS:
+            self.spreadsheets += 1
+            self.personal += 1
 
     def table(self, report: pii.PiiReport | None) -> None:
         if report is None:
@@ -81,6 +106,14 @@ def looks_tabular(head: bytes) -> bool:
         if len(counts) == 1 and counts.pop() > 0:
             return True
     return False
+
+
+def vcard_cards(data: bytes) -> int:
+    """How many vCards `data` holds (0: not a vCard file)."""
+    text = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not _VCARD_BEGIN.match(text[:4096].split(b"\n", 1)[0] + b"\n"):
+        return 0
+    return len(_VCARD_BEGIN.findall(text))
 
 
 def _text_report(data: bytes, size: int) -> pii.PiiReport | None:
@@ -146,7 +179,13 @@ def _scan_zip_members(zf: zipfile.ZipFile, tally: _Tally, depth: int) -> None:
                 tables += 1
             continue
         head = _read_member(zf, info, SAMPLE_BYTES)
-        if head.startswith(_ZIP_MAGIC):
+        if is_archive(head):
+            tables += 1
+            tally.unreadable += 1
+        elif vcard_cards(head):
+            tables += 1
+            tally.vcard(vcard_cards(_read_member(zf, info, MAX_NESTED_BYTES)))
+        elif head.startswith(_ZIP_MAGIC):
             tables += 1
             if depth > 0 or info.file_size > MAX_NESTED_BYTES:
                 tally.unreadable += 1
@@ -173,14 +212,26 @@ def _scan_container(data: bytes, tally: _Tally, depth: int = 0) -> None:
         tally.unreadable += 1
 
 
+def is_archive(data: bytes) -> bool:
+    """A compressed file or an archive other than zip (tar: "ustar" at 257)."""
+    return data.startswith(_OTHER_ARCHIVES) or data[257:262] == b"ustar"
+
+
 def attachment_parts(msg: Message) -> list[Message]:
-    """Leaf parts that are not the message's body text (bounded by the caller)."""
+    """Leaf parts that are not the message's body text (bounded by the caller).
+
+    The body is the first inline text/plain and the first inline text/html
+    part; any further inline text part is read like an attachment (security
+    N13: a table pasted as a second text part)."""
     out = []
+    seen_body: set[str] = set()
     for part in msg.walk():
         if part.is_multipart():
             continue
-        body_text = part.get_content_type() in ("text/plain", "text/html")
-        if body_text and not part.get_filename() and part.get_content_disposition() != "attachment":
+        ctype = part.get_content_type()
+        inline = not part.get_filename() and part.get_content_disposition() != "attachment"
+        if ctype in ("text/plain", "text/html") and inline and ctype not in seen_body:
+            seen_body.add(ctype)
             continue
         out.append(part)
     return out
@@ -193,6 +244,16 @@ def _scan_part(part: Message, tally: _Tally) -> None:
     name_suffix = _suffix(part.get_filename())
     if data.startswith(_ZIP_MAGIC):
         _scan_container(data, tally)
+        return
+    if is_archive(data):
+        tally.unreadable += 1
+        return
+    cards = vcard_cards(data)
+    if cards:
+        tally.vcard(cards)
+        return
+    if part.get_content_type() in VCARD_TYPES or name_suffix in VCARD_SUFFIXES:
+        tally.unreadable += 1  # named or declared a vCard, but not one
         return
     declared = part.get_content_type() in TABLE_TYPES or name_suffix in TABLE_SUFFIXES
     head = data[:SAMPLE_BYTES]

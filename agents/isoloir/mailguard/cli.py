@@ -57,6 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             runtime.config_path(args.config),
             runtime.state_dir(args.state_dir),
             runtime.secrets_dir(),
+            authserv_id=args.authserv_id or os.environ.get("ISOLOIR_MAIL_AUTHSERV_ID") or None,
         )
     except (ValueError, OSError, PolicyError, SecretError) as exc:
         return fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
@@ -74,6 +75,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- sync: the guard's copy of the suppression list ----------------------------------
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """Export the suppression list's digests for the guard (run as the agents' user)."""
+    from isoloir.mailguard import lookup
+    from isoloir.retention import keys
+    from isoloir.retention.keys import SecretError
+    from isoloir.retention.suppression import SuppressionError
+
+    state = runtime.state_dir(args.state_dir)
+    if not (state / "mailguard").is_dir():
+        return fail(f"{state / 'mailguard'} does not exist (the mail_guard role makes it)")
+    try:
+        entries = lookup.export(state, keys.hmac_key(runtime.secrets_dir()))
+    except (OSError, SecretError, SuppressionError) as exc:
+        return fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    print(f"exported {entries} suppression entries for the mail guard")
+    return EXIT_OK
+
+
 # -- the hold queue -------------------------------------------------------------------
 
 
@@ -83,84 +105,169 @@ def _queue_id(value: str) -> str:
     return value
 
 
-def held_messages(postqueue: str = POSTQUEUE) -> list[dict[str, Any]]:
-    """The hold queue from `postqueue -j`: id, arrival, size, recipient count (no address)."""
-    run = subprocess.run([postqueue, "-j"], capture_output=True, text=True, check=True)  # noqa: S603
+class QueueError(RuntimeError):
+    """Postfix's queue could not be read or changed; the message says why, in one line."""
+
+
+def _postfix(tool: str, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run a Postfix tool; QueueError when Postfix is not installed here."""
+    if not Path(tool).exists():
+        raise QueueError(
+            f"{tool} is missing: Postfix is not installed here; run this on the relay host"
+        )
+    try:
+        return subprocess.run([tool, *argv], capture_output=True, text=True, check=False)  # noqa: S603
+    except OSError as exc:
+        raise QueueError(f"cannot run {tool}: {exc.strerror}") from None
+
+
+def _reason(run: subprocess.CompletedProcess[str]) -> str:
+    """Postfix's own words (its last stderr line), without control characters."""
+    lines = [ln for ln in (run.stderr or "").splitlines() if ln.strip()]
+    text = lines[-1] if lines else f"exit status {run.returncode}"
+    return "".join(c if c.isprintable() else "?" for c in text)[:200]
+
+
+def held_messages(postqueue: str | None = None) -> list[dict[str, Any]]:
+    """The hold queue from `postqueue -j`: id, arrival, size, recipient count (no address).
+
+    QueueError (one line, Postfix's reason) when the queue cannot be read."""
+    run = _postfix(postqueue or POSTQUEUE, ["-j"])
+    if run.returncode != 0:
+        raise QueueError(f"postqueue -j failed: {_reason(run)}")
     out = []
-    for line in run.stdout.splitlines():
+    for number, line in enumerate(run.stdout.splitlines(), start=1):
         if not line.strip():
             continue
-        entry = json.loads(line)
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            raise QueueError(f"postqueue -j: line {number} is not JSON") from None
+        if not isinstance(entry, dict):
+            raise QueueError(f"postqueue -j: line {number} is not a queue entry")
         if entry.get("queue_name") != "hold":
             continue
-        out.append(
-            {
-                "queue_id": str(entry.get("queue_id", "")),
-                "arrival_time": int(entry.get("arrival_time", 0)),
-                "size": int(entry.get("message_size", 0)),
-                "recipients": len(entry.get("recipients", [])),
-            }
-        )
+        try:
+            out.append(
+                {
+                    "queue_id": str(entry.get("queue_id", "")),
+                    "arrival_time": int(entry.get("arrival_time", 0)),
+                    "size": int(entry.get("message_size", 0)),
+                    "recipients": len(entry.get("recipients", [])),
+                }
+            )
+        except (TypeError, ValueError):
+            raise QueueError(f"postqueue -j: line {number} is not a queue entry") from None
     return out
+
+
+def _why_held(state: Path) -> dict[str, Any]:
+    """The guard's record of each held message (election, counts), by queue id."""
+    from isoloir.mailguard import decisions
+
+    try:
+        return {h.queue_id: h for h in decisions.open_holds(state)}
+    except Exception:  # noqa: BLE001 - the listing works without the guard's record
+        return {}
 
 
 def cmd_held(args: argparse.Namespace) -> int:
     try:
         held = held_messages()
-    except (OSError, subprocess.CalledProcessError, ValueError) as exc:
-        return fail(f"cannot read the mail queue with postqueue -j: {type(exc).__name__}")
+    except QueueError as exc:
+        return fail(str(exc))
+    why = _why_held(runtime.state_dir(args.state_dir))
+    now = clock.now().timestamp()
+    for m in held:
+        record = why.get(m["queue_id"])
+        m["age_minutes"] = (
+            max(0, int((now - m["arrival_time"]) // 60)) if m["arrival_time"] else None
+        )
+        m["election"] = record.election if record else None
+        m["attachments_personal"] = record.tables if record else None
+        m["recipients_outside"] = record.outside if record else None
     if args.format == "json":
         print(json.dumps(held, indent=2))
     else:
         for m in held:
-            print(f"{m['queue_id']}  {m['size']} bytes  {m['recipients']} recipient(s)")
+            age = f"{m['age_minutes']} min ago" if m["age_minutes"] is not None else "age unknown"
+            reason = (
+                f"election {m['election']}, {m['attachments_personal']} attachment(s) with "
+                f"personal data to {m['recipients_outside']} recipient(s) outside the party"
+                if m["election"] or m["attachments_personal"] is not None
+                else "not held by the guard (or its record is gone)"
+            )
+            print(
+                f"{m['queue_id']}  {age}  {m['size']} bytes  {m['recipients']} recipient(s)"
+                f"  {escape(reason)}"
+            )
         print(f"{len(held)} message(s) held")
     return EXIT_OK
 
 
-def _postsuper(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([POSTSUPER, *argv], capture_output=True, text=True, check=False)  # noqa: S603
+def escape(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _in_hold(queue_id: str) -> bool:
     return any(m["queue_id"] == queue_id for m in held_messages())
 
 
+def _guard_state(args: argparse.Namespace) -> Path | None:
+    """The state directory when it holds the guard's directory, else None (a typo
+    must not scatter markers in a new tree)."""
+    state = runtime.state_dir(args.state_dir)
+    return state if (state / "mailguard").is_dir() else None
+
+
 def cmd_release(args: argparse.Namespace) -> int:
+    state = _guard_state(args)
+    if state is None:
+        return fail(f"no mail guard state in {runtime.state_dir(args.state_dir)} (--state-dir?)")
     try:
         if not _in_hold(args.queue_id):
             return fail(f"{args.queue_id} is not in the hold queue (see isoloir mailguard held)")
-    except (OSError, subprocess.CalledProcessError, ValueError) as exc:
-        return fail(f"cannot read the mail queue with postqueue -j: {type(exc).__name__}")
-    run = _postsuper(["-H", args.queue_id])
+        run = _postfix(POSTSUPER, ["-H", args.queue_id])
+    except QueueError as exc:
+        return fail(str(exc))
     if run.returncode != 0 or "released from hold" not in run.stderr.lower():
-        return fail(f"postsuper -H {args.queue_id} failed: {run.stderr.strip()[:200]}")
+        return fail(f"postsuper -H {args.queue_id} failed: {_reason(run)}")
     # Released mail goes to the deferred queue: deliver it now, not at the next queue run.
     subprocess.run([POSTQUEUE, "-i", args.queue_id], capture_output=True, check=False)  # noqa: S603
-    _settled(args, "released")
+    _settled(state, args.queue_id, "released")
     print(f"{args.queue_id}: released, handed to delivery")
     return EXIT_OK
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    run = _postsuper(["-d", args.queue_id, "hold"])
+    state = _guard_state(args)
+    if state is None:
+        return fail(f"no mail guard state in {runtime.state_dir(args.state_dir)} (--state-dir?)")
+    try:
+        run = _postfix(POSTSUPER, ["-d", args.queue_id, "hold"])
+    except QueueError as exc:
+        return fail(str(exc))
     if run.returncode != 0:
-        return fail(f"postsuper -d {args.queue_id} failed: {run.stderr.strip()[:200]}")
+        return fail(f"postsuper -d {args.queue_id} failed: {_reason(run)}")
     if "deleted: 1 message" not in run.stderr.lower():
         return fail(f"{args.queue_id} is not in the hold queue (see isoloir mailguard held)")
-    _settled(args, "deleted")
+    _settled(state, args.queue_id, "deleted")
     print(f"{args.queue_id}: deleted from the hold queue")
     return EXIT_OK
 
 
-def _settled(args: argparse.Namespace, how: str) -> None:
+def _settled(state: Path, queue_id: str, how: str) -> None:
     """The scan stops reporting the held message (its alert is then resolved)."""
     from isoloir.mailguard import decisions
 
     try:
-        decisions.settle(runtime.state_dir(args.state_dir), args.queue_id, how, now=clock.now())
+        decisions.settle(state, queue_id, how, now=clock.now())
     except OSError as exc:
-        print(f"warning: {how}, but not recorded in the state dir: {exc}", file=sys.stderr)
+        print(
+            f"warning: {how}, but not recorded in {state}: {exc.strerror or exc}; the scan "
+            "keeps reporting it",
+            file=sys.stderr,
+        )
 
 
 # -- test -----------------------------------------------------------------------------
@@ -267,7 +374,9 @@ def cmd_test(args: argparse.Namespace) -> int:
     context = ssl.create_default_context(cafile=args.cafile)
     if args.cafile:
         context.check_hostname = False  # a self-signed relay certificate, pinned by --cafile
-    sender = args.sender or f"{args.login}@{TEST_DOMAIN}"
+    # The relay lets a login send only as its own address (security N16).
+    person = next((p for p in policies.baseline.people if p.id == args.login), None)
+    sender = args.sender or (person.email if person else f"{args.login}@{TEST_DOMAIN}")
     before = _held_count()
     results = []
     for case in test_cases(policies, args.login, sender):
@@ -295,7 +404,7 @@ def _held_count() -> int | None:
         return None
     try:
         return len(held_messages())
-    except (OSError, subprocess.CalledProcessError, ValueError):
+    except QueueError:
         return None
 
 
@@ -312,8 +421,19 @@ def register(subparsers: Any) -> None:
         default=DEFAULT_SOCKET,
         help=f"unix:/path or inet:PORT@127.0.0.1 ({DEFAULT_SOCKET})",
     )
+    serve.add_argument(
+        "--authserv-id",
+        help="trust Authentication-Results with this authserv-id for unsubscribe "
+        "confirmations ($ISOLOIR_MAIL_AUTHSERV_ID; none: no confirmation is sent)",
+    )
     runtime.add_runtime_arguments(serve)
     serve.set_defaults(func=cmd_serve)
+
+    sync = sub.add_parser(
+        "sync", help="export the suppression list for the guard (as the agents' user)"
+    )
+    runtime.add_runtime_arguments(sync)
+    sync.set_defaults(func=cmd_sync)
 
     test = sub.add_parser("test", help="send one message of each kind through the relay")
     test.add_argument("--host", required=True, help="the relay's address")
@@ -321,13 +441,14 @@ def register(subparsers: Any) -> None:
     test.add_argument("--smtp-port", type=int, default=25, help="port of the unsubscribe address")
     test.add_argument("--login", required=True, help="a person's login (member of an election)")
     test.add_argument("--password-file", help="file holding the password (else prompted)")
-    test.add_argument("--sender", help=f"envelope sender (default LOGIN@{TEST_DOMAIN})")
+    test.add_argument("--sender", help="envelope sender (default: the login's policy address)")
     test.add_argument("--cafile", help="the relay's certificate or CA (PEM)")
     test.add_argument("--config", help="rendered agent config (default: /etc/isoloir/agent.json)")
     test.set_defaults(func=cmd_test)
 
-    held = sub.add_parser("held", help="the hold queue: ids and counts, never an address")
+    held = sub.add_parser("held", help="the hold queue: ids, age, why, counts; never an address")
     held.add_argument("--format", choices=("text", "json"), default="text")
+    runtime.add_runtime_arguments(held)
     held.set_defaults(func=cmd_held)
 
     release = sub.add_parser("release", help="deliver a held message (postsuper -H)")

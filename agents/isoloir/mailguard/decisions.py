@@ -11,6 +11,7 @@ open, the scan job reports it as a likely breach (`mail_held_personal_data`).
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import urllib.parse
@@ -112,7 +113,10 @@ def _open(state_dir: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = sqlite3.connect(path, isolation_level=None, timeout=10)
     try:
-        db.execute("PRAGMA journal_mode=WAL")
+        # A rollback journal, not WAL: the agents (another uid) read this log
+        # with mode=ro, and WAL readers need a -shm file they can write.
+        db.execute("PRAGMA journal_mode=DELETE")
+        db.execute("PRAGMA synchronous=NORMAL")
         db.execute(_SCHEMA)
         db.execute(_HELD_SCHEMA)
     except BaseException:
@@ -153,14 +157,60 @@ def record_held(state_dir: Path, queue_id: str, verdict: Verdict, *, now: dateti
 def settle(state_dir: Path, queue_id: str, how: str, *, now: datetime) -> None:
     """Mark a held message released or deleted.
 
-    Called by `isoloir mailguard release|delete`, which run as root: a small
-    marker file, never a write into the guard's database (a root-owned WAL
-    file would lock the guard out)."""
+    Called by `isoloir mailguard release|delete`, which run as root, in a
+    directory the guard's user owns (security N4): every path component is
+    opened with O_NOFOLLOW from a directory descriptor, `settled` must be a
+    real directory, and the marker is a new file (O_EXCL): a symlink planted
+    there is removed, never followed. A marker file, never a write into the
+    guard's database (a root-owned journal would lock the guard out)."""
     if not _QUEUE_ID.fullmatch(queue_id):
         raise ValueError(f"{queue_id!r} is not a Postfix queue id")
-    settled = db_path(state_dir).parent / "settled"
-    settled.mkdir(parents=True, exist_ok=True, mode=0o755)
-    (settled / queue_id).write_text(f"{how} {now.astimezone(UTC).isoformat()}\n")
+    guard_dir = db_path(state_dir).parent
+    if not guard_dir.is_dir():
+        raise FileNotFoundError(f"{guard_dir} does not exist: is this the relay host?")
+    top = _open_dir(guard_dir)
+    try:
+        try:
+            os.mkdir(SETTLED, 0o755, dir_fd=top)
+        except FileExistsError:
+            pass
+        settled = os.open(SETTLED, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=top)
+    finally:
+        os.close(top)
+    try:
+        text = f"{how} {now.astimezone(UTC).isoformat()}\n".encode()
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        try:
+            fd = os.open(queue_id, flags, 0o644, dir_fd=settled)
+        except FileExistsError:
+            os.unlink(queue_id, dir_fd=settled)  # the entry itself, a link is not followed
+            fd = os.open(queue_id, flags, 0o644, dir_fd=settled)
+        try:
+            os.write(fd, text)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(settled)
+
+
+SETTLED = "settled"
+
+
+def _open_dir(path: Path) -> int:
+    """A descriptor of `path`: its real path (the directories above the state
+    directory are root's), then each component opened with O_NOFOLLOW, so a
+    symlink swapped in below is refused, never followed."""
+    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        real = Path(os.path.realpath(path.parent)) / path.name
+        for part in real.parts[1:]:
+            nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def open_holds(state_dir: Path) -> list[Held]:

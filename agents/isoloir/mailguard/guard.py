@@ -12,15 +12,17 @@ counts never hold an address.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from email import headerregistry
 from email import policy as email_policy
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.utils import getaddresses
 from pathlib import Path
 from typing import Final
 
@@ -40,6 +42,11 @@ DATASET_HEADER: Final = "X-Isoloir-Dataset"
 # Removed from every message the relay passes on: they are the party's business.
 INTERNAL_HEADERS: Final = (ELECTION_HEADER, DATASET_HEADER)
 MAX_MESSAGE_BYTES: Final = 50 * 1024 * 1024
+# More recipients than this from one login within an hour make each further
+# message bulk, however few recipients it has (security N13).
+HOURLY_BULK: Final = 200
+HOUR: Final = timedelta(hours=1)
+VOLUME_NAME: Final = "volume.sqlite"
 MAX_TEXT: Final = 400  # an SMTP reply line is at most 512 octets (RFC 5321 4.5.3.1.5)
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f%]")
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -58,6 +65,7 @@ class Envelope:
     login: str | None  # SASL login (a people[].id); None when not authenticated
     mail_from: str
     recipients: tuple[str, ...]  # RCPT TO addresses, in order
+    client: str | None = None  # the connecting server's address (rate limits only)
 
 
 @dataclass(frozen=True)
@@ -93,11 +101,116 @@ def _header_values(msg: EmailMessage, name: str) -> list[str]:
     return [v for v in transparency.header_values(msg, name) if v]
 
 
+# Every header whose addresses the recipients see (RFC 5322 3.6.2, 3.6.3 and 3.6.6;
+# Mail-Followup-To and Mail-Reply-To are common extensions). Bcc and Resent-Bcc
+# are not shown to the recipients.
+ADDRESS_HEADERS: Final = (
+    "To",
+    "Cc",
+    "Reply-To",
+    "Resent-To",
+    "Resent-Cc",
+    "Resent-From",
+    "Resent-Sender",
+    "Mail-Followup-To",
+    "Mail-Reply-To",
+)
+# Defects that say nothing about the addresses: raw UTF-8 in a display name or a
+# local part (SMTPUTF8 clients). Any other defect means the parser had to guess.
+_HARMLESS_DEFECTS: Final = ("UndecodableBytesDefect", "NonASCIILocalPartDefect")
+# An address written inside a display name ("jean@x.fr" <...> or an encoded word):
+# the recipients see it too.
+_ADDRESS_IN_NAME = re.compile(r"[^\s@<>\"',;:()]+@[^\s@<>\"',;:()]+\.[^\s@<>\"',;:()]+")
+
+
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+_ADDRESSES = headerregistry.HeaderRegistry()
+for _name in ADDRESS_HEADERS:
+    _ADDRESSES.map_to_type(_name.lower(), headerregistry.AddressHeader)  # type: ignore[arg-type]
+
+
+class UnreadableAddresses(ValueError):
+    """An address header that cannot be parsed cleanly: its addresses cannot be counted."""
+
+    def __init__(self, header: str) -> None:
+        super().__init__(header)
+        self.header = header
+
+
 def visible_addresses(msg: EmailMessage) -> int:
-    """Distinct addresses in To and Cc (groups' empty lists count none)."""
-    values = _header_values(msg, "To") + _header_values(msg, "Cc")
-    found = {addr.strip().lower() for _, addr in getaddresses(values) if addr.strip()}
+    """Distinct addresses every recipient sees: To, Cc, Reply-To, Resent-*,
+    Mail-Followup-To, and addresses written inside display names.
+
+    UnreadableAddresses when a non-empty address header does not parse cleanly
+    (a defect, an address without a local part or a domain, a parser error):
+    the count would then be a guess, and Debian's strict email.utils returns
+    nothing at all for such a header (CVE-2023-27043), so the guard never
+    relies on it. Groups' empty lists (`undisclosed-recipients:;`) count none.
+    """
+    found: set[str] = set()
+    for name in ADDRESS_HEADERS:
+        if not _header_values(msg, name):
+            continue
+        try:
+            for _, value in (kv for kv in msg.raw_items() if kv[0].lower() == name.lower()):
+                found.update(_clean_addresses(_ADDRESSES(name, _unfold(value))))
+        except UnreadableAddresses:
+            raise
+        except Exception:  # noqa: BLE001 - the parser itself failed: never a guess
+            raise UnreadableAddresses(name) from None
     return len(found)
+
+
+def _unfold(value: str) -> str:
+    """A folded header value on one line (RFC 5322 2.2.3)."""
+    return _FOLD.sub("", str(value))
+
+
+def _clean_addresses(header: object) -> set[str]:
+    name = str(getattr(header, "name", "") or "address")
+    defects = [type(d).__name__ for d in getattr(header, "defects", ())]
+    if any(d not in _HARMLESS_DEFECTS for d in defects):
+        raise UnreadableAddresses(name)
+    addresses = getattr(header, "addresses", None)
+    if addresses is None:
+        raise UnreadableAddresses(name)
+    out: set[str] = set()
+    for address in addresses:
+        if not address.username or not address.domain:
+            raise UnreadableAddresses(name)
+        out.add(address.addr_spec.strip().lower())
+        shown = address.display_name or ""
+        out.update(m.lower() for m in _ADDRESS_IN_NAME.findall(shown))
+    if not out and "@" in str(header):
+        raise UnreadableAddresses(name)
+    return out
+
+
+def delivered_forms(address: str) -> set[str]:
+    """The normalised mailbox an envelope address reaches, in every spelling Postfix
+    treats alike: quotes around the local part, a trailing dot, the percent hack
+    (`v%d@localhost`) and a bang path (`d!v@localhost`). Postfix is also told to
+    refuse the last two (main.cf), this is the second line."""
+    text = address.strip().removeprefix("<").removesuffix(">").strip()
+    local, _, domain = text.rpartition("@")
+    candidates = {text}
+    if local:
+        unquoted = local[1:-1] if len(local) > 1 and local[0] == local[-1] == '"' else local
+        unquoted = re.sub(r"\\(.)", r"\1", unquoted)
+        domain = domain.rstrip(".")
+        candidates.add(f"{unquoted}@{domain}")
+        if "%" in unquoted:
+            user, _, via = unquoted.rpartition("%")
+            candidates.add(f"{user}@{via.rstrip('.')}")
+        if "!" in unquoted:
+            via, _, user = unquoted.partition("!")
+            candidates.add(f"{user}@{via.rstrip('.')}")
+    out = set()
+    for candidate in candidates:
+        normal = tabular.normalise_email(candidate)
+        if normal is not None:
+            out.add(normal.rstrip("."))
+    return out
 
 
 def _in_domains(address: str, domains: tuple[str, ...]) -> bool:
@@ -120,6 +233,7 @@ class Guard:
         state_dir: Path | None = None,
         now: Callable[[], datetime] = clock.now,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        authserv_id: str | None = None,
     ) -> None:
         self.policies = policies
         self.suppression = suppression
@@ -127,6 +241,7 @@ class Guard:
         self.state_dir = state_dir
         self.now = now
         self.max_message_bytes = max_message_bytes
+        self.authserv_id = authserv_id
         self.mail = policies.baseline.mail
         self.party_domains = policies.baseline.party_domains
 
@@ -164,6 +279,9 @@ class Guard:
         chosen = self._election(envelope, msg, counts)
         if isinstance(chosen, Verdict):
             return chosen
+        spoofed = self._sender_address(envelope, msg, chosen, counts)
+        if spoofed is not None:
+            return spoofed
         return self._rules(envelope, msg, chosen, counts)
 
     def is_active(self, election: Election) -> bool:
@@ -184,7 +302,7 @@ class Guard:
         self, envelope: Envelope, msg: EmailMessage, counts: dict[str, int]
     ) -> Verdict:
         reply = None
-        recorded = 0
+        recorded = aligned = 0
         if self.suppression is not None:
             done = unsubscribe.unsubscribe(
                 self.policies,
@@ -193,9 +311,20 @@ class Guard:
                 msg,
                 state_dir=self.state_dir,
                 now=self.now(),
+                client=envelope.client,
+                authserv_id=self.authserv_id,
             )
-            reply, recorded = done.reply, int(done.recorded)
-        counts.update(unsubscribed=recorded, confirmation=int(reply is not None))
+            if done.limited:
+                return _verdict(
+                    REJECT, "unsubscribe_rate", 450, "4.7.1",
+                    "Trop de desinscriptions depuis votre serveur, reessayez plus tard",
+                    "Too many unsubscribe messages from your server, try again later",
+                    counts=counts,
+                )  # fmt: skip
+            reply, recorded, aligned = done.reply, int(done.recorded), int(done.authenticated)
+        counts.update(
+            unsubscribed=recorded, authenticated=aligned, confirmation=int(reply is not None)
+        )
         return _verdict(
             UNSUBSCRIBE, "unsubscribe", 250, "2.0.0",
             "Desinscription enregistree", "Unsubscribe recorded",
@@ -247,6 +376,34 @@ class Guard:
             counts,
         )
 
+    def _sender_address(
+        self, envelope: Envelope, msg: EmailMessage, election: Election, counts: dict[str, int]
+    ) -> Verdict | None:
+        """The login sends as itself (security N16): the envelope sender and every
+        From address are the person's own policy address. Postfix checks the
+        envelope too (smtpd_sender_login_maps); the From header is the guard's."""
+        person = next((p for p in self.policies.baseline.people if p.id == envelope.login), None)
+        own = (person.email or "").strip().lower() if person else ""
+        try:
+            shown = [
+                a.addr_spec.lower()
+                for name, value in msg.raw_items()
+                if name.lower() in ("from", "sender")
+                for a in getattr(_ADDRESSES("From", _unfold(value)), "addresses", ())
+            ]
+        except Exception:  # noqa: BLE001 - an unreadable From is nobody's own
+            shown = [""]
+        envelope_own = tabular.normalise_email(envelope.mail_from) == own
+        if own and envelope_own and shown and all(a == own for a in shown):
+            return None
+        return _reject(
+            "sender_address",
+            "L'expediteur (From et MAIL FROM) doit etre votre propre adresse du parti",
+            "The sender (From and MAIL FROM) must be your own party address",
+            counts,
+            election=election.id,
+        )
+
     def _named_election(
         self, wanted: str, mine: list[Election], counts: dict[str, int]
     ) -> Election | Verdict:
@@ -292,7 +449,19 @@ class Guard:
         self, envelope: Envelope, msg: EmailMessage, election: Election, counts: dict[str, int]
     ) -> Verdict:
         limit = self.mail.max_visible_recipients
-        visible = visible_addresses(msg)
+        try:
+            visible = visible_addresses(msg)
+        except UnreadableAddresses as exc:
+            header = exc.header if exc.header in ADDRESS_HEADERS else "address"
+            return _reject(
+                "address_header",
+                f"En-tete {header} illisible : corrigez les adresses (une virgule entre "
+                "chaque, aucune en trop) ou mettez les destinataires en Cci",
+                f"Unreadable {header} header: fix the addresses (one comma between each, "
+                "none extra) or put the recipients in Bcc",
+                counts,
+                election=election.id,
+            )
         counts["visible"] = visible
         if visible > limit:
             return _reject(
@@ -304,7 +473,8 @@ class Guard:
                 counts,
                 election=election.id,
             )
-        bulk = len(envelope.recipients) > limit
+        recent = self._recent_recipients(envelope)
+        bulk = len(envelope.recipients) > limit or recent + len(envelope.recipients) > HOURLY_BULK
         counts["bulk"] = int(bulk)
         fix = self._transparency(msg, election, counts) if bulk else transparency.Rewrite()
         if isinstance(fix, Verdict):
@@ -396,11 +566,58 @@ class Guard:
             election=election.id,
         )
 
+    def _recent_recipients(self, envelope: Envelope) -> int:
+        """Recipients this login sent to in the last hour, this message counted in
+        from now on (security N13: many small messages are a mass mailing too)."""
+        if self.state_dir is None or not envelope.login:
+            return 0
+        who = hashlib.sha256(f"isoloir-login:{envelope.login}".encode()).hexdigest()
+        now = self.now()
+        path = self.state_dir / "mailguard" / VOLUME_NAME
+        with closing(unsubscribe.connect(path)) as db:
+            db.execute("PRAGMA synchronous=OFF")  # a counter: losing it in a crash is harmless
+            db.execute("CREATE TABLE IF NOT EXISTS sent (login TEXT, at TEXT, recipients INTEGER)")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("DELETE FROM sent WHERE at < ?", ((now - HOUR).isoformat(),))
+                (recent,) = db.execute(
+                    "SELECT COALESCE(SUM(recipients), 0) FROM sent WHERE login = ?", (who,)
+                ).fetchone()
+                db.execute(
+                    "INSERT INTO sent VALUES (?, ?, ?)",
+                    (who, now.isoformat(), len(envelope.recipients)),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return int(recent)
+
     def _suppressed(self, envelope: Envelope) -> tuple[str, ...]:
+        """Recipients in the suppression list or among the mail opt-outs, compared
+        in every form Postfix would deliver to the same mailbox (security N7)."""
         if self.suppression is None:
             return ()
         store = self.suppression
-        return tuple(r for r in envelope.recipients if store.contains(r, None))
+        optouts = self._optouts()
+        try:
+            out = []
+            for rcpt in envelope.recipients:
+                forms = delivered_forms(rcpt)
+                if any(store.contains(f, None) for f in forms) or (
+                    optouts is not None
+                    and any(optouts.contains(store.digest("email", f)) for f in forms)
+                ):
+                    out.append(rcpt)
+            return tuple(out)
+        finally:
+            if optouts is not None:
+                optouts.close()
+
+    def _optouts(self) -> unsubscribe.MailOptOuts | None:
+        if self.state_dir is None:
+            return None
+        return unsubscribe.MailOptOuts.for_reading(unsubscribe.optouts_path(self.state_dir))
 
     def _attachments(
         self, msg: EmailMessage, kept: list[str], base: Verdict, counts: dict[str, int]

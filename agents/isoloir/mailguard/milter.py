@@ -43,6 +43,7 @@ SENDMAIL = "/usr/sbin/sendmail"
 BODY_CHUNK = 65536
 MAX_REPLY_LINES = 32  # libmilter's smfi_setmlreply limit
 MAX_REPLY_LINE = 400  # an SMTP reply line stays far below 512 octets
+MAX_BODY_BYTES = 50 * 1024 * 1024  # the guard's own limit (guard.MAX_MESSAGE_BYTES)
 
 
 class Actions(Protocol):
@@ -70,6 +71,17 @@ class Collected:
     recipients: list[str] = field(default_factory=list)  # as Postfix sent them
     headers: list[bytes] = field(default_factory=list)
     body: list[bytes] = field(default_factory=list)
+    client: str | None = None  # the connecting server's address (rate limits only)
+    body_bytes: int = 0
+
+    def add_body(self, chunk: bytes, limit: int) -> None:
+        """Keep the body up to one byte over `limit`: enough for the guard to refuse
+        it as too large, never the whole of a huge message in memory (N15)."""
+        room = limit + 1 - self.body_bytes
+        if room > 0:
+            part = bytes(chunk[:room])
+            self.body.append(part)
+            self.body_bytes += len(part)
 
     def add_header(self, name: str, value: bytes) -> None:
         # Postfix sends folded values with bare LF; the message is CRLF.
@@ -89,6 +101,7 @@ class Collected:
         self.recipients.clear()
         self.headers.clear()
         self.body.clear()
+        self.body_bytes = 0
 
 
 def reply_lines(text: str) -> list[str]:
@@ -183,26 +196,34 @@ class Runtime:
         *,
         sendmail: Sequence[str] = (SENDMAIL,),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        authserv_id: str | None = None,
     ) -> None:
         self.policies = policies
         self.state_dir = state_dir
         self.hmac_key = hmac_key
         self.sendmail = tuple(sendmail)
         self.clock = clock
+        self.authserv_id = authserv_id or None
+        self.unsubscribe_address = policies.baseline.organisation.unsubscribe.lower()
         self._stores: dict[int, Any] = {}
         self._lock = threading.Lock()
 
+    def unsubscribe_only(self, recipients: Sequence[str]) -> bool:
+        """Every recipient is the unsubscribe address: the body is never needed."""
+        return bool(recipients) and all(bare(r) == self.unsubscribe_address for r in recipients)
+
     def suppression(self) -> Any:
-        """This thread's suppression list (created on first use), or None without a key."""
+        """This thread's copy of the suppression list (the agents' export, opened on
+        first use), or None without a key."""
         if self.hmac_key is None:
             return None
         thread = threading.get_ident()
         with self._lock:
             store = self._stores.get(thread)
         if store is None:
-            from isoloir.retention.suppression import SuppressionList, db_path
+            from isoloir.mailguard.lookup import Snapshot
 
-            store = SuppressionList(db_path(self.state_dir), self.hmac_key)
+            store = Snapshot(self.state_dir, self.hmac_key)
             with self._lock:
                 self._stores[thread] = store
         return store
@@ -217,11 +238,13 @@ class Runtime:
             today=now.date(),
             state_dir=self.state_dir,
             now=self.clock,
+            authserv_id=self.authserv_id,
         )
         envelope = Envelope(
             login=collected.login,
             mail_from=bare(collected.mail_from),
             recipients=tuple(bare(r) for r in collected.recipients),
+            client=collected.client,
         )
         return guard.evaluate(envelope, collected.message())
 
@@ -278,6 +301,11 @@ def make_milter_class(runtime: Runtime) -> type:
         def __init__(self) -> None:
             self.collected = Collected()
 
+        def connect(self, hostname: str, family: int, hostaddr: Any) -> int:
+            address = hostaddr[0] if isinstance(hostaddr, tuple) and hostaddr else None
+            self.collected.client = str(address) if address else None
+            return CONTINUE
+
         def envfrom(self, mail_from: str, *params: str) -> int:
             self.collected.reset_message()
             self.collected.mail_from = mail_from
@@ -294,7 +322,9 @@ def make_milter_class(runtime: Runtime) -> type:
             return CONTINUE
 
         def body(self, chunk: bytes) -> int:
-            self.collected.body.append(bytes(chunk))
+            # An opt-out needs the headers only: its body is never kept (N15).
+            if not runtime.unsubscribe_only(self.collected.recipients):
+                self.collected.add_body(chunk, MAX_BODY_BYTES)
             return CONTINUE
 
         def eom(self) -> int:
@@ -355,11 +385,13 @@ def check_socket(socket: str) -> None:
     )
 
 
-def load_runtime(config: Path, state_dir: Path, secrets_dir: Path) -> Runtime:
+def load_runtime(
+    config: Path, state_dir: Path, secrets_dir: Path, authserv_id: str | None = None
+) -> Runtime:
     """The runtime from the rendered policies and the retention HMAC key."""
     from isoloir.policy.loader import load_rendered
     from isoloir.retention import keys
 
     policies = load_rendered(config)
     key = keys.hmac_key(secrets_dir)
-    return Runtime(policies, state_dir, key)
+    return Runtime(policies, state_dir, key, authserv_id=authserv_id)

@@ -28,6 +28,23 @@ CONTENT_HEADERS = ("MIME-Version", "Content-Type", "Content-Transfer-Encoding")
 _SPACES = re.compile(r"\s+")
 _TAG = re.compile(r"<[^>]*>")
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
+_BODY_START = re.compile(r"<body(?:\s[^>]*)?>", re.IGNORECASE)
+# Inline markup that hides text from the reader (security N13): an existing
+# notice in an HTML part with any of these is not taken as shown. (A style
+# sheet could hide it too; most mailing tools' HTML has one, so it is not
+# refused on that ground: docs/mailguard.md says so.)
+_HIDING = re.compile(
+    r"display\s*:\s*none|visibility\s*:\s*hidden|opacity\s*:\s*0(?![.\d]*[1-9])"
+    r"|font-size\s*:\s*0(?![.\d]*[1-9])|max-height\s*:\s*0(?![.\d]*[1-9])"
+    r"|mso-hide\s*:\s*all|\shidden[\s=>/]|<template",
+    re.IGNORECASE,
+)
+# The added notice overrides any style sheet (an inline !important declaration wins).
+_SHOWN = (
+    "display:block !important;visibility:visible !important;opacity:1 !important;"
+    "font-size:14px !important;color:#000000 !important;background:#ffffff !important;"
+    "max-height:none !important;overflow:visible !important"
+)
 
 ORIGINS = {
     "fr": {
@@ -82,6 +99,12 @@ def body_text_parts(msg: Message) -> list[Message]:
     return parts
 
 
+def _raw_text(part: Message) -> str:
+    """The decoded text of a part, markup kept."""
+    raw = part.get_payload(decode=True)
+    return raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else ""
+
+
 def part_text(part: Message) -> str:
     """The decoded text of a part (HTML tags removed); '' when it cannot be decoded."""
     raw = part.get_payload(decode=True)
@@ -109,6 +132,8 @@ def has_block(msg: Message, policies: Policies, election: Election) -> bool:
         return False
     party, unsubscribe, names = markers(policies, election)
     for part in parts:
+        if part.get_content_subtype() == "html" and _HIDING.search(_raw_text(part)):
+            return False  # a notice there may be hidden from the reader
         text = _flat(part_text(part))
         if _flat(party) not in text or unsubscribe.casefold() not in text:
             return False
@@ -197,9 +222,16 @@ def _add_to_part(part: Message, block: str) -> None:
         raise CannotAdd("a text part has no readable content")
     text = _decode(raw, charset)
     if part.get_content_subtype() == "html":
-        snippet = "<hr><p>" + html.escape(block).replace("\n", "<br>\n") + "</p>\n"
-        ends = list(_BODY_END.finditer(text))
-        cut = ends[-1].start() if ends else len(text)
+        # At the top of the body, before anything the sender wrote: no element of
+        # theirs left open can wrap (and hide) it; its inline style wins over
+        # their style sheets (security N13).
+        snippet = (
+            f'<div style="{_SHOWN}"><p style="{_SHOWN}">'
+            + html.escape(block).replace("\n", "<br>\n")
+            + "</p></div><hr>\n"
+        )
+        start = _BODY_START.search(text)
+        cut = start.end() if start else 0
         new = text[:cut] + snippet + text[cut:]
         part.set_content(new, subtype="html", charset="utf-8", cte="quoted-printable")
     else:
