@@ -5,6 +5,8 @@ KEEP ?=
 # aws target: the deploy account's SSH private key (its .pub beside it)
 KEY_FILE ?=
 VAULT_PASSWORD_FILE ?=
+# aws target: SSH jump host to the private hosts ([user@]host[:port])
+PROXY_JUMP ?=
 
 .PHONY: deploy demo up down
 
@@ -21,7 +23,8 @@ down:
 deploy: setup system-deps hosts-deps
 	$(BIN)/isoloir deploy --target $(TARGET) --run-dir $(RUN_DIR)/$(TARGET) \
 	  $(if $(KEY_FILE),--key-file $(KEY_FILE),) \
-	  $(if $(VAULT_PASSWORD_FILE),--vault-password-file $(VAULT_PASSWORD_FILE),)
+	  $(if $(VAULT_PASSWORD_FILE),--vault-password-file $(VAULT_PASSWORD_FILE),) \
+	  $(if $(PROXY_JUMP),--proxy-jump $(PROXY_JUMP),)
 
 demo: setup system-deps hosts-deps
 	$(BIN)/isoloir demo --run-dir $(RUN_DIR)/demo $(if $(KEEP),--keep,)

@@ -99,9 +99,11 @@ def test_inventory_from_terraform_outputs() -> None:
             "ansible_host": "10.20.0.5",
             "ansible_user": "admin",
             "ansible_ssh_private_key_file": "/k",
+            "mail_guard_listen_addresses": ["127.0.0.1", "10.20.0.5"],
         }
     }
     assert group["vars"]["isoloir_service_manager"] == "systemd"
+    assert group["vars"]["isoloir_wait_for_host"] is True
     assert group["vars"]["hardening_deploy_sources"] == ["10.20.0.0/24"]
     with pytest.raises(InventoryError):
         from_terraform({"file_share_hosts": {"value": {"share-1": {}}}})

@@ -81,6 +81,7 @@ def test_host_output_feeds_the_inventory_and_cloud_init_makes_the_deploy_user(
         "ansible_user": "isoloir-deploy",
         "ansible_ssh_private_key_file": "/k/deploy",
         "isoloir_data_volume_id": host["data_volume_id"],
+        "mail_guard_listen_addresses": ["127.0.0.1", host["address"]],
     }
 
     # the deploy account, made by cloud-init at first boot: key only, no password

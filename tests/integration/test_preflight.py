@@ -395,11 +395,37 @@ def test_deploy_to_aws_refuses_a_region_without_ami_or_subnet(
     assert not (tmp_path / "run" / "rendered").exists()
 
 
+def _deploy_inputs(tmp_path: Path, policies: Path) -> dict[str, Any]:
+    """A deploy key pair, the policies' secret files vault-encrypted, the vault password."""
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    key = tmp_path / "isoloir-deploy"
+    key.write_text("fake private key\n")
+    key.chmod(0o600)
+    key.with_name("isoloir-deploy.pub").write_text("ssh-ed25519 AAAAC3Nza test\n")
+    password = tmp_path / "vault-password"
+    password.write_text("fake vault password\n")
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    alerts = load_policies(policies).baseline.alerts
+    names = [w.secret_file for w in alerts.webhooks]
+    if alerts.email is not None:
+        names.append(alerts.email.credentials_file)
+    vault = VaultLib([("default", VaultSecret(b"fake vault password"))])
+    for name in names:
+        (secrets / Path(name).name).write_bytes(vault.encrypt(b"fake secret\n"))
+    return {"key_file": str(key), "secrets_dir": secrets, "vault_password_file": str(password)}
+
+
 def test_deploy_to_aws_runs_preflight_first(account: Account, tmp_path: Path) -> None:
     _region_disabled(account)
     lines: list[str] = []
     d = deploy.Deployment(
-        target="aws", policies_dir=account.policies, run_dir=tmp_path / "run", out=lines.append
+        target="aws",
+        policies_dir=account.policies,
+        run_dir=tmp_path / "run",
+        out=lines.append,
+        **_deploy_inputs(tmp_path, account.policies),
     )
     assert d.run() == 2
     text = "\n".join(lines)

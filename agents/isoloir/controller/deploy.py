@@ -4,13 +4,22 @@ Steps, each announced, each idempotent so that a failed deploy is resumed by
 running it again:
 
 1. policies   validate and render (nothing else reads the YAML); aws: every
-              region holding elections has an AMI and a subnet in hosts.aws
+              region holding elections has an AMI and a subnet in hosts.aws, and
+              every other input is checked (the deploy key and its .pub, the
+              secret files, the vault password that decrypts them), so that a
+              missing one stops the deploy before anything paid is created
 2. preflight  aws only: `isoloir preflight`'s read-only checks of the account
 3. target     local only: start the emulator, the SMTP sink, the sandbox host
 4. terraform  init, plan (summary shown), apply
-5. inventory  from the sandbox (local) or the Terraform outputs (aws)
-6. ansible    converge the hosts (playbooks/site.yml)
-7. agents     run every agent job once on each host
+5. inventory  from the sandbox (local) or the Terraform outputs (aws: host keys
+              accepted on first sight into the run directory's known_hosts,
+              optional ProxyJump host)
+6. ansible    converge the hosts (playbooks/site.yml; aws: it first waits for
+              SSH and for cloud-init's end of first boot, and decrypts the
+              vaulted secrets with the vault password file)
+7. agents     run every agent job once on each host as the agents' user and
+              read the result back (exit code, last lines, `isoloir status`);
+              a failed first run fails the deploy
 8. summary    what exists, where, what to do next
 """
 
@@ -20,6 +29,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -34,7 +44,20 @@ from isoloir.policy.model import Policies
 
 REPO = Path(__file__).resolve().parents[3]
 PLAYBOOK = REPO / "playbooks" / "site.yml"
+FIRST_RUN_PLAYBOOK = REPO / "playbooks" / "first-run.yml"
 AGENT_VENV = "/opt/isoloir/venv"
+AGENT_CONFIG_DIR = "/etc/isoloir"
+AGENT_STATE_DIR = "/var/lib/isoloir"
+# What the agents' unit (isoloir-agent.service) sets besides its EnvironmentFile.
+AGENT_UNIT_ENV = (
+    f"ISOLOIR_CONFIG={AGENT_CONFIG_DIR}/agent.json",
+    f"ISOLOIR_STATE_DIR={AGENT_STATE_DIR}",
+    f"ISOLOIR_SECRETS_DIR={AGENT_CONFIG_DIR}/secrets",
+    f"TMPDIR={AGENT_STATE_DIR}/tmp",  # noqa: S108 - the agents' own, not /tmp
+)
+# The unit's EnvironmentFile, read the same way before the first run (aws target).
+AGENT_ENV_FILE = f"{AGENT_CONFIG_DIR}/agent.env"
+AGENT_TAIL_LINES = 15
 HOST_CA_PATH = "/etc/isoloir/emulator-ca.pem"
 VAULT_HEADER = b"$ANSIBLE_VAULT;"
 # The agents as their own user with the one capability their unit grants
@@ -75,6 +98,10 @@ class Deployment:
     vault_password_file: str | None = None
     run_agents: bool = True
     run_preflight: bool = True
+    # aws target: extra Terraform variable files (after the rendered ones) and
+    # the SSH jump host the inventory reaches the private hosts through.
+    var_files: list[Path] = field(default_factory=list)
+    proxy_jump: str | None = None
     out: Callable[[str], None] = print
     emulator: Any = None  # local target: a running Emulator to use instead of starting one
     policies: Policies | None = None
@@ -85,6 +112,8 @@ class Deployment:
     terraform_outputs: dict[str, Any] = field(default_factory=dict)
     ansible_changed: dict[str, int] = field(default_factory=dict)
     agent_results: dict[str, int] = field(default_factory=dict)
+    agent_errors: dict[str, list[str]] = field(default_factory=dict)
+    secret_files: dict[str, str] | None = None
 
     # ------------------------------------------------------------- steps
     def step_policies(self) -> None:
@@ -108,6 +137,7 @@ class Deployment:
                     "holding elections (hosts.aws in policies/baseline.yml)",
                     "nothing was changed",
                 )
+            self.check_inputs()
         self.rendered = self.run_dir / "rendered"
         policy_render.write(self.policies, self.rendered)
         self.out(f"    {len(self.policies.elections)} election(s); rendered into {self.rendered}")
@@ -189,6 +219,8 @@ class Deployment:
             )
         tf = target.terraform(log=log)
         var_files = [self.rendered / targets.TFVARS, *target.var_files]
+        if self.target == "aws":
+            var_files += [Path(f).expanduser().resolve() for f in self.var_files]
         plan_file = target.state_dir / "tfplan"
         try:
             self.out("    terraform init")
@@ -217,6 +249,76 @@ class Deployment:
             log_file.close()
         self.terraform_changes = summary.add + summary.change + summary.destroy
 
+    def check_inputs(self) -> None:
+        """aws target: every input of the later steps, before Terraform creates
+        anything paid (D20): the deploy key and its public half, the secret
+        files the policies name (present, ansible-vault encrypted), the vault
+        password file (present, and it decrypts each of them)."""
+        problems: list[str] = []
+        if not self.key_file:
+            problems.append("no --key-file: the SSH private key Ansible logs in with")
+        else:
+            key = Path(self.key_file).expanduser()
+            if not key.is_file():
+                problems.append(f"deploy key {key}: not found (or not a regular file)")
+            elif key.stat().st_mode & 0o077:
+                problems.append(
+                    f"deploy key {key}: readable by others; ssh refuses it (chmod 600 {key})"
+                )
+            try:
+                self._deploy_public_key()
+            except StepError as exc:
+                problems.append(str(exc))
+        files, secret_problems = self._secret_files()
+        problems += secret_problems
+        if not secret_problems:
+            problems += self._vault_problems(files)
+        if problems:
+            for line in problems:
+                self.out(f"    {line}")
+            raise StepError(
+                f"{len(problems)} input(s) missing or unusable (listed above)",
+                "nothing was changed: no cloud resource exists yet",
+            )
+        self.secret_files = files
+        self.out(
+            f"    inputs: deploy key, {len(files)} secret file(s)"
+            + (", vault password decrypts them" if files else "")
+        )
+
+    def _vault_problems(self, files: dict[str, str]) -> list[str]:
+        """Why the vault password file cannot decrypt the secret files ([] if it can)."""
+        if not files:
+            return []
+        if not self.vault_password_file:
+            return [
+                "the secret files are encrypted: give --vault-password-file "
+                "(make deploy ... VAULT_PASSWORD_FILE=...)"
+            ]
+        password = Path(self.vault_password_file).expanduser()
+        if not password.is_file():
+            return [f"vault password file {password}: not found (or not a regular file)"]
+        # Ansible's own reading of the file (a script when executable), as
+        # ansible-playbook will read it.
+        from ansible.parsing.dataloader import DataLoader
+        from ansible.parsing.vault import VaultLib, get_file_vault_secret
+
+        try:
+            secret = get_file_vault_secret(
+                filename=str(password), vault_id="default", loader=DataLoader()
+            )
+            secret.load()
+        except Exception as exc:  # noqa: BLE001 - any failure: the file is unusable
+            return [f"vault password file {password}: cannot be read ({type(exc).__name__})"]
+        vault = VaultLib([("default", secret)])
+        problems = []
+        for source in files.values():
+            try:
+                vault.decrypt(Path(source).read_bytes())
+            except Exception:  # noqa: BLE001 - the message may quote the file; name it only
+                problems.append(f"{source}: the vault password file does not decrypt it")
+        return problems
+
     def _deploy_public_key(self) -> str:
         """The public half of `--key-file` (`<key>.pub`), for cloud-init on new hosts."""
         if not self.key_file:
@@ -227,8 +329,9 @@ class Deployment:
             return pub.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise StepError(
-                f"cannot read the deploy key's public half {pub}: {exc.strerror}",
-                "nothing applied; give --key-file a key whose .pub sits beside it",
+                f"cannot read the deploy key's public half {pub}: {exc.strerror} "
+                "(give --key-file a key whose .pub sits beside it)",
+                "nothing applied",
             ) from exc
 
     def step_inventory(self) -> None:
@@ -239,7 +342,12 @@ class Deployment:
             data = sandbox.inventory([LocalTarget(self.run_dir / "local").host()])
         else:
             outputs = {k: {"value": v} for k, v in self.terraform_outputs.items()}
-            data = inventory.from_terraform(outputs, key_file=self.key_file)
+            data = inventory.from_terraform(
+                outputs,
+                key_file=str(Path(self.key_file).expanduser().resolve()) if self.key_file else None,
+                known_hosts=self.run_dir / "known_hosts",
+                proxy_jump=self.proxy_jump,
+            )
         self.inventory = self.run_dir / "inventory.json"
         self.inventory.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
         hosts = data["all"]["children"][inventory.GROUP]["hosts"]
@@ -277,14 +385,20 @@ class Deployment:
                 *self.env["ISOLOIR_SMTP_SINK"].rsplit(":", 1)
             )
             extra["mail_guard_upstream_tls_level"] = "may"
-        extra["agents_secret_files"] = self._secret_files()
+        if self.secret_files is None:
+            files, problems = self._secret_files()
+            if problems:
+                raise StepError("; ".join(problems), "cloud resources applied; no host was changed")
+            self.secret_files = files
+        extra["agents_secret_files"] = self.secret_files
         path = self.run_dir / "deploy-vars.json"
         path.write_text(json.dumps(extra, indent=2, sort_keys=True) + "\n")
         os.chmod(path, 0o600)
         return path
 
-    def _secret_files(self) -> dict[str, str]:
-        """Secret files the policies name under /etc/isoloir/secrets -> controller path.
+    def _secret_files(self) -> tuple[dict[str, str], list[str]]:
+        """Secret files the policies name under /etc/isoloir/secrets -> controller
+        path, and the problems found with them.
 
         aws target: taken from the secrets directory (ansible-vault encrypted
         files are decrypted by Ansible on the way). Local target: generated
@@ -296,8 +410,7 @@ class Deployment:
         if alerts.email is not None:
             wanted.append(alerts.email.credentials_file)
         found: dict[str, str] = {}
-        missing: list[str] = []
-        clear: list[str] = []
+        problems: list[str] = []
         for target_path in wanted:
             target = Path(target_path)
             if str(target.parent) != "/etc/isoloir/secrets":
@@ -315,49 +428,45 @@ class Deployment:
                     source.write_text(text + "\n")
                     os.chmod(source, 0o600)
             else:
-                source = self.secrets_dir / target.name
+                source = (self.secrets_dir / target.name).resolve()
                 if not source.is_file():
-                    missing.append(str(source))
+                    problems.append(
+                        f"secret file {source}: missing (README: secrets with ansible-vault)"
+                    )
                     continue
                 with source.open("rb") as fh:
                     if fh.read(len(VAULT_HEADER)) != VAULT_HEADER:
-                        clear.append(str(source))
+                        problems.append(
+                            f"secret file {source}: not encrypted with ansible-vault "
+                            "(ansible-vault encrypt FILE)"
+                        )
+                        continue
             found[target.name] = str(source)
-        if clear:
-            raise StepError(
-                "secret files not encrypted with ansible-vault: "
-                + ", ".join(clear)
-                + " (ansible-vault encrypt FILE; README: secrets with ansible-vault)",
-                "cloud resources applied; no host was changed",
-            )
-        if found and self.target != "local" and not self.vault_password_file:
-            raise StepError(
-                "the secret files are encrypted: give --vault-password-file "
-                "(make deploy ... VAULT_PASSWORD_FILE=...)",
-                "cloud resources applied; no host was changed",
-            )
-        if missing:
-            raise StepError(
-                "secret files missing: "
-                + ", ".join(missing)
-                + " (see README: secrets with ansible-vault)",
-                "cloud resources applied; no host was changed",
-            )
-        return found
+        return found, problems
 
-    def step_ansible(self) -> None:
+    def playbook_command(self, extra: Path) -> list[str]:
+        """ansible-playbook's command line for site.yml."""
         assert self.rendered is not None and self.inventory is not None
-        extra = self._extra_vars()
         cmd = [
             str(Path(sys.executable).parent / "ansible-playbook"),
             "-i",
             str(self.inventory),
-            str(PLAYBOOK),
             "-e",
             f"@{self.rendered / policy_render.ANSIBLE_VARS}",
             "-e",
             f"@{extra}",
         ]
+        if self.target != "local" and self.vault_password_file:
+            # The vaulted secret files are decrypted by the copy on their way to
+            # the host (N1); absolute: ansible-playbook runs in playbooks/.
+            password = Path(self.vault_password_file).expanduser().resolve()
+            cmd += ["--vault-password-file", str(password)]
+        return [*cmd, str(PLAYBOOK)]
+
+    def step_ansible(self) -> None:
+        assert self.rendered is not None and self.inventory is not None
+        extra = self._extra_vars()
+        cmd = self.playbook_command(extra)
         env = {
             **os.environ,
             "ANSIBLE_CONFIG": str(PLAYBOOK.parent / "ansible.cfg"),
@@ -416,26 +525,111 @@ class Deployment:
                 self.out(f"    {line}")
             self.agent_results[host.name] = proc.returncode
         else:
-            assert self.inventory is not None
-            cmd = [
-                str(Path(sys.executable).parent / "ansible"),
-                "-i",
-                str(self.inventory),
-                "isoloir_hosts",
-                "-b",
-                "-m",
-                "ansible.builtin.systemd_service",
-                "-a",
-                "name=isoloir-agent state=restarted",
-            ]
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            self.agent_results["all"] = proc.returncode
+            self._first_run_over_ansible()
         failed = {h: rc for h, rc in self.agent_results.items() if rc not in (0, 1)}
+        if self.target != "local":
+            # aws: any failure of the first cycle is the deploy's (N8): a job that
+            # failed or could not read everything, or no result read back.
+            failed = {h: rc for h, rc in self.agent_results.items() if rc != 0}
+            failed.update({h: self.agent_results.get(h, -1) for h in self.agent_errors})
         if failed:
-            raise StepError(
-                f"the agents failed on {', '.join(failed)}",
-                "hosts converged; agents installed but their first run failed",
+            details = "; ".join(
+                f"{h}: " + (", ".join(self.agent_errors.get(h, [])) or f"exit {rc}")
+                for h, rc in sorted(failed.items())
             )
+            raise StepError(
+                f"the agents' first run failed on {details}",
+                "hosts converged; agents installed but their first run failed "
+                "(`isoloir status` and `journalctl -u isoloir-agent` on the host)",
+            )
+
+    def first_run_vars(self, results: Path) -> dict[str, Any]:
+        """Variables of playbooks/first-run.yml: the two commands it runs on each
+        host as the agents' user, with the unit's environment (its
+        EnvironmentFile sourced first), and where the results come back."""
+        with_unit_env = [
+            "sh",
+            "-c",
+            'set -a; if [ -r "$1" ]; then . "$1"; fi; shift; exec "$@"',
+            "isoloir-first-run",
+            AGENT_ENV_FILE,
+            *AGENT_USER_ARGV,
+            "env",
+            *AGENT_UNIT_ENV,
+            f"{AGENT_VENV}/bin/isoloir",
+        ]
+        return {
+            "first_run_argv": [*with_unit_env, "run", "--once"],
+            "first_run_status_argv": [*with_unit_env, "status", "--json"],
+            "first_run_results": str(results),
+            "first_run_tail_lines": AGENT_TAIL_LINES,
+        }
+
+    def _first_run_over_ansible(self) -> None:
+        """aws target: the agents' first cycle on each host, read back (N8)."""
+        assert self.inventory is not None
+        results = self.run_dir / "first-run"
+        shutil.rmtree(results, ignore_errors=True)
+        results.mkdir(mode=0o700, parents=True)
+        vars_path = self.run_dir / "first-run-vars.json"
+        vars_path.write_text(json.dumps(self.first_run_vars(results), indent=2) + "\n")
+        cmd = [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            str(self.inventory),
+            "-e",
+            f"@{vars_path}",
+            str(FIRST_RUN_PLAYBOOK),
+        ]
+        env = {
+            **os.environ,
+            "ANSIBLE_CONFIG": str(PLAYBOOK.parent / "ansible.cfg"),
+            "ANSIBLE_FORCE_COLOR": "0",
+        }
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=env, cwd=str(PLAYBOOK.parent), check=False
+        )
+        hosts = json.loads(self.inventory.read_text())["all"]["children"]
+        for host in sorted(hosts.get("isoloir_hosts", {}).get("hosts", {})):
+            self._read_first_run(host, results / f"{host}.json", proc)
+
+    def _read_first_run(
+        self, host: str, path: Path, proc: subprocess.CompletedProcess[str]
+    ) -> None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            rc = int(data["rc"])
+        except (OSError, ValueError, KeyError, TypeError):
+            self.out(f"    {host}: no result read back from the host")
+            for line in (proc.stdout + proc.stderr).splitlines()[-AGENT_TAIL_LINES:]:
+                self.out(f"      | {line}")
+            self.agent_results[host] = -1
+            self.agent_errors[host] = ["no result read back (ansible-playbook first-run.yml)"]
+            return
+        self.agent_results[host] = rc
+        self.out(f"    {host}: isoloir run --once exited {rc}; its last lines:")
+        for line in [*data.get("stdout", []), *data.get("stderr", [])][-AGENT_TAIL_LINES:]:
+            self.out(f"      | {_one_line(str(line))}")
+        errors: list[str] = [] if rc == 0 else [f"isoloir run --once exited {rc}"]
+        try:
+            status = json.loads(str(data.get("status", "")))
+            jobs = status["jobs"]
+        except (ValueError, KeyError, TypeError):
+            self.out(f"    {host}: `isoloir status --json` gave no status")
+            errors.append("no `isoloir status`")
+            jobs = {}
+        for name, job in sorted(jobs.items()):
+            last = job.get("last") if isinstance(job, dict) else None
+            if not isinstance(last, dict):
+                state = "never run"
+            elif last.get("ok"):
+                state = f"ok, {last.get('findings')} finding(s)"
+            else:
+                state = f"FAILED ({_one_line(str(last.get('error')))})"
+                errors.append(f"job {name} {state}")
+            self.out(f"    {host}: job {_one_line(str(name))}: {state}")
+        if errors:
+            self.agent_errors[host] = errors
 
     def _agent_env_args(self) -> list[str]:
         if self.target != "local":
@@ -515,6 +709,11 @@ class Deployment:
         return 2
 
 
+def _one_line(text: str) -> str:
+    """A line from a host, shown on the controller: no control character."""
+    return "".join(c if c.isprintable() else "?" for c in text)[:300]
+
+
 def cmd_deploy(args: argparse.Namespace) -> int:
     if args.target == "aws" and not args.key_file:
         print(
@@ -534,6 +733,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         vault_password_file=args.vault_password_file,
         run_agents=not args.no_agents,
         run_preflight=not args.no_preflight,
+        var_files=[Path(f) for f in args.var_file],
+        proxy_jump=args.proxy_jump,
         out=lambda line: print(line, flush=True),
     )
     return deployment.run()
@@ -559,6 +760,18 @@ def register(subparsers: Any) -> None:
         "policies (default: secrets/)",
     )
     p.add_argument("--vault-password-file", help="ansible-vault password file for the secrets")
+    p.add_argument(
+        "--var-file",
+        action="append",
+        default=[],
+        help="aws target: an extra Terraform variable file (JSON or HCL), after the "
+        "rendered ones; repeatable",
+    )
+    p.add_argument(
+        "--proxy-jump",
+        help="aws target: reach the private hosts through this SSH jump host "
+        "([user@]host[:port]); its host key is accepted on first sight too",
+    )
     p.set_defaults(func=cmd_deploy)
 
 

@@ -2,7 +2,12 @@
 
 - `from_terraform(outputs)`: the Ansible inventory of the aws target, from
   `terraform output -json` (the output ``file_share_hosts``, a map of host name
-  to ``{"address": ..., "ssh_user": ..., "data_volume_id": ...}``).
+  to ``{"address": ..., "ssh_user": ..., "data_volume_id": ...}``). A new
+  instance's host key is accepted on first sight (`StrictHostKeyChecking=accept-new`)
+  into the deploy's own known_hosts file, and checked at every later
+  connection; the play waits for SSH and cloud-init first
+  (`isoloir_wait_for_host`); the mail relay listens on loopback and the host's
+  private address (staff submit on 587 from the admin networks).
 - `isoloir.controller.sandbox.inventory(hosts)`: the inventory of the local target.
 - `build_wheelhouse(out)`: the isoloir wheel and the wheels of its pinned
   dependencies, so hosts install the agents without any package index. The
@@ -15,6 +20,8 @@ import argparse
 import hashlib
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -34,10 +41,56 @@ class InventoryError(ValueError):
     """The Terraform outputs do not describe the file-share hosts."""
 
 
+# [user@]host[:port] of an SSH jump host: no space, no option, no shell syntax.
+_JUMP = re.compile(
+    r"(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+(?::[0-9]{1,5})?|"
+    r"(?:[A-Za-z0-9._-]+@)?\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?"
+)
+
+
+def ssh_arguments(known_hosts: Path, proxy_jump: str | None = None) -> str:
+    """ssh options for the new hosts (ansible_ssh_common_args): no prompt, no
+    blind trust. A host key never seen is recorded in `known_hosts` (the
+    deploy's run directory) and a changed one is refused (`accept-new`). A jump
+    host gets the same options through an explicit ProxyCommand (ssh's own
+    ProxyJump would check it against ~/.ssh/known_hosts and prompt)."""
+    options = [
+        "-o",
+        "StrictHostKeyChecking=accept-new",
+        "-o",
+        f"UserKnownHostsFile={known_hosts}",
+        "-o",
+        "IdentitiesOnly=yes",
+    ]
+    if proxy_jump:
+        if not _JUMP.fullmatch(proxy_jump) or proxy_jump.startswith("-"):
+            raise InventoryError(f"proxy jump host {proxy_jump!r}: expected [user@]host[:port]")
+        host, port = proxy_jump, ""
+        if re.search(r":[0-9]+$", proxy_jump) and not proxy_jump.endswith("]"):
+            host, port = proxy_jump.rsplit(":", 1)
+        jump = [
+            "ssh",
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+            "-o",
+            f"UserKnownHostsFile={known_hosts}",
+            *(["-p", port] if port else []),
+            "-W",
+            "%h:%p",
+            "--",
+            host.replace("[", "").replace("]", ""),
+        ]
+        options += ["-o", "ProxyCommand=" + shlex.join(jump)]
+    return shlex.join(options)
+
+
 def from_terraform(
     outputs: Mapping[str, Any],
     key_file: str | None = None,
     deploy_sources: Sequence[str] = (),
+    *,
+    known_hosts: Path | None = None,
+    proxy_jump: str | None = None,
 ) -> dict[str, Any]:
     """Inventory of the aws target from `terraform output -json`."""
     entry = outputs.get(TERRAFORM_OUTPUT)
@@ -57,8 +110,17 @@ def from_terraform(
             hostvars["isoloir_data_volume_id"] = str(host["data_volume_id"])
         if key_file:
             hostvars["ansible_ssh_private_key_file"] = key_file
+        if known_hosts is not None:
+            hostvars["ansible_ssh_common_args"] = ssh_arguments(known_hosts, proxy_jump)
+        # The mail relay: loopback (the agents' alerts) and the private address
+        # (the party's people submit on 587 from the admin networks; N5).
+        hostvars["mail_guard_listen_addresses"] = ["127.0.0.1", str(host["address"])]
         hosts[str(name)] = hostvars
-    group_vars: dict[str, Any] = {"isoloir_service_manager": "systemd"}
+    group_vars: dict[str, Any] = {
+        "isoloir_service_manager": "systemd",
+        # playbooks/site.yml: SSH and cloud-init's first boot waited for (N7).
+        "isoloir_wait_for_host": True,
+    }
     if deploy_sources:
         group_vars["hardening_deploy_sources"] = list(deploy_sources)
     return {"all": {"children": {GROUP: {"hosts": hosts, "vars": group_vars}}}}
