@@ -21,6 +21,7 @@ must wait for it before any role.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import pwd
@@ -304,3 +305,22 @@ def test_the_instance_boots_with_the_deploy_key_for_cloud_init(played: StandIn) 
     assert instance["MetadataOptions"]["HttpTokens"] == "required"
     subnet = load_policies(played.policies_dir).baseline.hosts.subnet_ids[REGION]
     assert instance["SubnetId"] == subnet
+    # cloud-init's account: key only, no password, sudo for Ansible
+    assert deploy_user["lock_passwd"] is True
+    assert deploy_user["sudo"] == "ALL=(ALL) NOPASSWD:ALL"
+    # every volume encrypted; the data volume (its own resource) attached here
+    volumes = [m["Ebs"]["VolumeId"] for m in instance["BlockDeviceMappings"]]
+    described = ec2.describe_volumes(VolumeIds=volumes)["Volumes"]
+    assert described and all(v["Encrypted"] for v in described)
+    ((name, host),) = outputs["file_share_hosts"].items()
+    assert host["ssh_user"] == "isoloir-deploy" and host["region"] == REGION
+    assert ipaddress.ip_address(host["address"]).is_private
+    (data,) = ec2.describe_volumes(VolumeIds=[host["data_volume_id"]])["Volumes"]
+    assert data["Encrypted"]
+    assert [a["InstanceId"] for a in data["Attachments"]] == [instance_id]
+    # what the aws inventory handed to Ansible before the stand-in took its place
+    hostvars = played.aws_hostvars
+    assert hostvars["ansible_host"] == host["address"]
+    assert hostvars["ansible_user"] == "isoloir-deploy"
+    assert hostvars["isoloir_data_volume_id"] == host["data_volume_id"]
+    assert hostvars["mail_guard_listen_addresses"] == ["127.0.0.1", host["address"]]
