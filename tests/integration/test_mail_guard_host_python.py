@@ -29,6 +29,7 @@ TEST_DISTRIBUTIONS = (
     "pluggy",
     "iniconfig",
     "packaging",
+    "pygments",
     "hypothesis",
     "attrs",
     "sortedcontainers",
