@@ -68,3 +68,62 @@ def test_no_purged_election_no_refusal(account: None, tmp_path: Path) -> None:
     tf = aws_target(tmp_path / "run", None).terraform()
     assert isinstance(tf, Terraform) and tf.before_plan is not None
     tf.before_plan([_var_file(tmp_path)])  # nothing raised
+
+
+def _refused(tmp_path: Path, elections: dict[str, dict[str, str]]) -> str | None:
+    """Run the aws target's pre-plan guard; the refusal's message, or None."""
+    path = tmp_path / "vars.tfvars.json"
+    path.write_text(json.dumps({"elections": elections}), encoding="utf-8")
+    tf = aws_target(tmp_path / "run", None).terraform()
+    assert tf.before_plan is not None
+    try:
+        tf.before_plan([path])
+    except Exception as exc:  # noqa: BLE001 - the message is what is checked
+        return str(exc)
+    return None
+
+
+PASSEE = {"region": REGION, "retention_date": "2025-06-30", "bucket_name": "parti-passee-2025"}
+
+
+def test_refused_after_the_waiting_period_when_kms_dropped_key_and_alias(
+    account: None, tmp_path: Path
+) -> None:
+    """aws-readiness F14: once the window ends, KMS deletes the key and its alias;
+    DescribeKey on the alias answers NotFound. The bucket still names the key in
+    its default encryption, so the guard still refuses."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(
+        Bucket=PASSEE["bucket_name"], CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    gone = f"arn:aws:kms:{REGION}:123456789012:key/00000000-0000-4000-8000-00000000dead"
+    s3.put_bucket_encryption(
+        Bucket=PASSEE["bucket_name"],
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {
+                        "SSEAlgorithm": "aws:kms",
+                        "KMSMasterKeyID": gone,
+                    }
+                }
+            ]
+        },
+    )
+    message = _refused(tmp_path, {"passee-2025": PASSEE})
+    assert message is not None and "passee-2025" in message and "deleted" in message
+
+
+def test_a_shredded_election_stays_refused_once_every_trace_in_aws_is_gone(
+    account: None, tmp_path: Path
+) -> None:
+    """Found shredded once (pending deletion), recorded in the target's state
+    directory: refused again after the alias and the bucket are gone too."""
+    _election("passee-2025", shredded=True)
+    assert _refused(tmp_path, {"passee-2025": PASSEE}) is not None
+    boto3.client("kms", region_name=REGION).delete_alias(AliasName="alias/isoloir/passee-2025")
+    message = _refused(tmp_path, {"passee-2025": PASSEE})
+    assert message is not None and "passee-2025" in message
+    # Another election reusing the id with a new bucket is a new election.
+    renamed = {**PASSEE, "bucket_name": "parti-passee-2025-bis"}
+    assert _refused(tmp_path, {"passee-2025": renamed}) is None

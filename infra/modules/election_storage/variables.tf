@@ -109,7 +109,7 @@ variable "admin_principal_arns" {
   default     = []
 
   validation {
-    condition     = alltrue([for a in var.admin_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(root$|user/|role/)", a))])
+    condition     = alltrue([for a in var.admin_principal_arns : can(regex("^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:(root$|user/|role/)", a))])
     error_message = "admin_principal_arns must list IAM role or user ARNs (or the account root)."
   }
 }

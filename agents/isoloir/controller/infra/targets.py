@@ -83,7 +83,7 @@ class Target:
         """guards.refuse_shredded against this target's account (its environment)."""
         saved = _with_env(self.env)
         try:
-            guards.refuse_shredded(var_files)
+            guards.refuse_shredded(var_files, self.state_dir / guards.RECORD)
         finally:
             _restore(saved)
 
