@@ -25,7 +25,6 @@ import ipaddress
 import json
 import os
 import pwd
-import shutil
 import subprocess
 import sys
 import threading
@@ -38,6 +37,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.aws_policies import aws_ready_policies
 from tests.integration.test_preflight import _network
 
 from isoloir import aws
@@ -58,21 +58,18 @@ VAULT_PASSWORD = "not-a-real-vault-password-" + uuid.uuid4().hex
 
 
 def _policies(tmp_path: Path, slug: str, ami: str, subnet: str) -> Path:
-    root = tmp_path / "policies"
-    shutil.copytree(REPO / "policies", root)
-    base = root / "baseline.yml"
-    text = base.read_text(encoding="utf-8")
-    assert "slug: mouvement-exemple " in text
-    text = text.replace("slug: mouvement-exemple ", f"slug: {slug}\n  bucket_suffix: {SUFFIX} ")
-    # One region: the election's (fewer resources for Terraform to apply and read back).
-    assert "allowed: [eu-west-3, eu-west-1, eu-central-1]" in text
-    text = text.replace("allowed: [eu-west-3, eu-west-1, eu-central-1]", f"allowed: [{REGION}]")
-    text = text.replace(
-        "  stray_data_paths: [/tmp, /home, /var/www]\n",
-        "  stray_data_paths: [/tmp, /home, /var/www]\n"
-        f"  aws:\n    image_ids: {{{REGION}: {ami}}}\n    subnet_ids: {{{REGION}: {subnet}}}\n",
+    # One region, the election's (fewer resources for Terraform to apply and read
+    # back); the deployers, break-glass role, smarthost and suffix TARGET=aws needs.
+    root = aws_ready_policies(
+        tmp_path,
+        ami=ami,
+        subnet=subnet,
+        region=REGION,
+        slug=slug,
+        suffix=SUFFIX,
+        regions=[REGION],
     )
-    base.write_text(text, encoding="utf-8")
+    load_policies(root, target="aws")  # valid for the aws target, as the deploy checks
     return root
 
 

@@ -6,7 +6,6 @@ runs it first and refuses a region without an AMI or a subnet."""
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import NoCredentialsError
+from tests.aws_policies import aws_ready_policies
 
 from isoloir import aws
 from isoloir.cli import main
@@ -84,18 +84,9 @@ SUFFIX = "7f3a9c"  # organisation.bucket_suffix of the test policies
 
 
 def _policies(tmp_path: Path, slug: str, ami: str, subnet: str) -> Path:
-    root = tmp_path / "policies"
-    shutil.copytree(REPO / "policies", root, symlinks=True)
-    base = root / "baseline.yml"
-    text = base.read_text(encoding="utf-8")
-    text = text.replace("slug: mouvement-exemple ", f"slug: {slug}\n  bucket_suffix: {SUFFIX} ")
-    text = text.replace(
-        "  stray_data_paths: [/tmp, /home, /var/www]\n",
-        "  stray_data_paths: [/tmp, /home, /var/www]\n"
-        f"  aws:\n    image_ids: {{{REGION}: {ami}}}\n    subnet_ids: {{{REGION}: {subnet}}}\n",
+    return aws_ready_policies(
+        tmp_path, ami=ami, subnet=subnet, region=REGION, slug=slug, suffix=SUFFIX
     )
-    base.write_text(text, encoding="utf-8")
-    return root
 
 
 @pytest.fixture()
@@ -383,8 +374,9 @@ def test_deploy_to_aws_refuses_a_region_without_ami_or_subnet(
     emulator: Emulator, tmp_path: Path
 ) -> None:
     lines: list[str] = []
+    policies = aws_ready_policies(tmp_path, ami=None, subnet=None)  # no hosts.aws section
     d = deploy.Deployment(
-        target="aws", policies_dir=REPO / "policies", run_dir=tmp_path / "run", out=lines.append
+        target="aws", policies_dir=policies, run_dir=tmp_path / "run", out=lines.append
     )
     assert d.run() == 2
     text = "\n".join(lines)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from ansible.parsing.vault import VaultLib, VaultSecret
+from tests.aws_policies import aws_ready_policies
 
 from isoloir.controller import deploy, inventory
 from isoloir.policy import load_policies
@@ -25,20 +25,10 @@ PASSWORD = b"correct horse battery staple"
 
 
 def _policies(tmp_path: Path) -> Path:
-    """The example policies with an AMI and a subnet for the election's region."""
-    root = tmp_path / "policies"
-    shutil.copytree(REPO / "policies", root)
-    base = root / "baseline.yml"
-    base.write_text(
-        base.read_text(encoding="utf-8").replace(
-            "  stray_data_paths: [/tmp, /home, /var/www]\n",
-            "  stray_data_paths: [/tmp, /home, /var/www]\n"
-            "  aws:\n    image_ids: {eu-west-3: ami-0123456789abcdef0}\n"
-            "    subnet_ids: {eu-west-3: subnet-0123456789abcdef0}\n",
-        ),
-        encoding="utf-8",
+    """The example policies, filled in for TARGET=aws (an AMI and a subnet too)."""
+    return aws_ready_policies(
+        tmp_path, ami="ami-0123456789abcdef0", subnet="subnet-0123456789abcdef0"
     )
-    return root
 
 
 def _secret_names() -> list[str]:
@@ -139,6 +129,31 @@ def test_a_missing_input_stops_the_deploy_before_preflight_and_terraform(
     assert "nothing was changed" in text
     assert calls == []
     assert PASSWORD.decode() not in text and "fake" not in text
+
+
+def test_policies_not_ready_for_aws_stop_the_deploy_before_preflight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The example as shipped lacks what TARGET=aws needs (deployers, break-glass
+    role, smarthost, bucket suffix): the deploy says so with file and line before
+    anything reaches AWS."""
+    calls: list[str] = []
+    for step in ("step_preflight", "step_target", "step_terraform"):
+        monkeypatch.setattr(deploy.Deployment, step, lambda self, s=step: calls.append(s))
+    inputs = Inputs(tmp_path)
+    (inputs.policies / "baseline.yml").write_text(
+        (REPO / "policies" / "baseline.yml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    assert inputs.deployment().run() == 2
+    text = "\n".join(inputs.lines)
+    for field in (
+        "aws.deployer_principals",
+        "aws.break_glass_roles",
+        "mail.upstream",
+        "organisation.bucket_suffix",
+    ):
+        assert re.search(rf"baseline\.yml:\d+: {re.escape(field)}", text), (field, text)
+    assert "deploy failed at step 'policies'" in text and calls == []
 
 
 def test_complete_inputs_pass_and_name_the_decryptable_secrets(tmp_path: Path) -> None:

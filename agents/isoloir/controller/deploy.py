@@ -118,7 +118,7 @@ class Deployment:
     # ------------------------------------------------------------- steps
     def step_policies(self) -> None:
         try:
-            self.policies = load_policies(self.policies_dir)
+            self.policies = load_policies(self.policies_dir, target=self.target)
         except PolicyError as exc:
             for problem in exc.problems:
                 self.out(f"    {problem}")
