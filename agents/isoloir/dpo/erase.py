@@ -185,9 +185,8 @@ def _bucket(places: list[search.Place], query: Query, s3: Any) -> list[dict[str,
         )
         errors = [e for e in answer.get("Errors", []) if e.get("Code") != "NoSuchVersion"]
         if errors:
-            raise EraseError(
-                f"s3://{bucket}/{key}: {len(errors)} version(s) not deleted ({errors[0].get('Code')})"
-            )
+            code = errors[0].get("Code")
+            raise EraseError(f"s3://{bucket}/{key}: {len(errors)} version(s) not deleted ({code})")
         for p in sorted(found, key=lambda p: p.version_id):
             done.append(
                 {
