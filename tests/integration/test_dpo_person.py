@@ -194,7 +194,7 @@ def test_access_request_lists_every_place_and_its_origin(world: DemoWorld) -> No
     }
     # the origin of each place is the dataset's declared one, worded for the person
     origins = {(p["dataset"], p["origin"]) for p in doc["places"]}
-    assert origins == {("prospects", "electoral_roll"), ("porte-a-porte", "door_to_door")}
+    assert origins == {("prospects", "opt_in_form"), ("porte-a-porte", "door_to_door")}
     door = next(p for p in doc["places"] if p["dataset"] == "porte-a-porte")
     assert "porte-à-porte" in door["origin_text"] and door["kept_until"] == "2027-05-21"
     kept = next(p for p in doc["places"] if p["where"] == "contacts")

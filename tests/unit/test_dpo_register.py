@@ -77,15 +77,17 @@ def test_the_campaign_sheet_field_by_field(doc: dict) -> None:  # type: ignore[t
         "benevoles : consentement (art. 6(1)(a) RGPD)",
     ]
     assert set(c["persons"]) == {
-        "électeurs inscrits sur la liste électorale",
         "habitants rencontrés lors du porte-à-porte",
         "personnes ayant accepté d'être contactées par le parti",
     }
     assert c["data"][0] == "état civil et adresse postale"
     assert {"adresse électronique", "numéro de téléphone", "demande d'opposition"} <= set(c["data"])
-    # the door-to-door results and the volunteers reveal political opinions (art. 9)
-    assert len(c["sensitive"]) == 1 and "opinions politiques" in c["sensitive"][0]
-    assert "porte-a-porte" in c["sensitive"][0] and "prospects" not in c["sensitive"][0]
+    # a party's door-to-door results, prospects and volunteers reveal political opinions
+    # (art. 9), each with the condition its dataset declares
+    assert c["sensitive"] == [
+        "opinions politiques réelles ou supposées (art. 9 RGPD) : prospects (à compléter), "
+        "porte-a-porte (consentement explicite, art. 9(2)(a)), benevoles (à compléter)"
+    ]
     # retention: the election's due date (2 months after the second round)
     assert "prospects : jusqu'au 2027-05-21 (fin de la campagne)" in c["retention"]
     assert "porte-a-porte : jusqu'au 2027-05-21 (fin de la campagne)" in c["retention"]

@@ -152,8 +152,28 @@ def _data(datasets: list[Dataset], lang: str) -> list[str]:
     return out
 
 
+ART9 = {
+    "fr": {
+        "explicit_consent": "consentement explicite, art. 9(2)(a)",
+        "members_regular_contacts": "adhérents et contacts réguliers, art. 9(2)(d)",
+        "none_no_opinion_data": "aucune opinion enregistrée",
+    },
+    "en": {
+        "explicit_consent": "explicit consent, art. 9(2)(a)",
+        "members_regular_contacts": "members and regular contacts, art. 9(2)(d)",
+        "none_no_opinion_data": "no opinion recorded",
+    },
+}
+
+
 def _sensitive(datasets: list[Dataset], lang: str) -> list[str]:
-    names = [d.name for d in datasets if reveals_opinions(d)]
+    """The datasets revealing opinions, each with its declared art. 9(2) condition."""
+    names = []
+    for d in datasets:
+        if not reveals_opinions(d):
+            continue
+        condition = ART9[lang].get(d.art9_condition) or TEXT[lang]["to_complete"]
+        names.append(f"{d.name} ({condition})")
     if not names:
         return [TEXT[lang]["none"]]
     return [TEXT[lang]["opinions"].format(datasets=", ".join(names))]
