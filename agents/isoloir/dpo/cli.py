@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from isoloir import clock, runtime
+from isoloir import clock, runtime, safeio
 from isoloir.dpo import art30, erase, export, requests, search
 from isoloir.dpo.match import Query, QueryError
 from isoloir.policy import PolicyError, load_policies, load_rendered
@@ -50,7 +50,11 @@ def _query(args: argparse.Namespace) -> Query:
     if args.identity_file:
         # one `email: …`, `phone: …`, `name: …`, `commune: …` per line: keeps the values
         # out of the shell history and the process list
-        text = Path(args.identity_file).read_text(encoding="utf-8")
+        try:  # a FIFO or a device never blocks it (isoloir.safeio)
+            raw = safeio.read_regular(Path(args.identity_file), "identity file", 64 * 1024)
+        except safeio.UnreadableFile as exc:
+            raise CliError(str(exc)) from None
+        text = raw.decode("utf-8", errors="replace")
         for number, line in enumerate(text.splitlines(), start=1):
             field, sep, value = line.partition(":")
             field, value = field.strip().lower(), value.strip()
