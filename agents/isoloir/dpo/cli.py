@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from isoloir import clock, runtime, safeio
-from isoloir.dpo import art30, erase, export, requests, search
+from isoloir.dpo import art30, breaches, erase, export, requests, search
 from isoloir.dpo.match import Query, QueryError
 from isoloir.policy import PolicyError, load_policies, load_rendered
 from isoloir.policy.model import Policies
@@ -241,6 +241,64 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_INCOMPLETE if problems else EXIT_OK
 
 
+# ------------------------------------------------------------------ breaches
+def cmd_breach_list(args: argparse.Namespace) -> int:
+    entries = breaches.sync(runtime.state_dir(args.state_dir))
+    for b in entries:
+        if b.decision:
+            state = "notified" if b.decision["notify_cnil"] else "not notified"
+            state += f" ({b.decision['decided_by']})"
+        else:
+            state = f"NO DECISION (notify the CNIL by {b.notify_by.isoformat()})"
+        ended = f", ended {b.ended_at}" if b.ended_at else ", ongoing"
+        print(escape_controls(f"{b.id} {b.resource}: aware {b.aware_at}{ended}; {state}"))
+    if not entries:
+        print("the breach register is empty")
+    return EXIT_OK
+
+
+def _breach(args: argparse.Namespace) -> breaches.Breach:
+    for b in breaches.sync(runtime.state_dir(args.state_dir)):
+        if b.id == args.breach:
+            return b
+    raise CliError(f"no breach {args.breach!r} in the register")
+
+
+def cmd_breach_show(args: argparse.Namespace) -> int:
+    b = _breach(args)
+    policies = _policies(args)
+    org = policies.baseline.organisation
+    fields = breaches.form(
+        b, f"{org.controller_name}, {org.controller_address}", org.dpo_contact, args.lang
+    )
+    if args.json:
+        print(json.dumps(fields, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    labels = dict(breaches.FORM[args.lang])
+    sep = " : " if args.lang == "fr" else ": "
+    for key, value in fields.items():
+        print(escape_controls(f"{labels[key]}{sep}{value}"))
+    return EXIT_OK
+
+
+def cmd_breach_decide(args: argparse.Namespace) -> int:
+    _breach(args)  # synced, and known
+    b = breaches.decide(
+        runtime.state_dir(args.state_dir),
+        args.breach,
+        notify=args.notify,
+        why=args.why,
+        by=args.by,
+        inform_persons=args.inform_persons == "yes",
+        persons_why=args.persons_why or "",
+        now=clock.now(),
+    )
+    late = " (after the 72 hours: say why in the notification)" if b.decision["late"] else ""
+    verdict = "notify the CNIL" if args.notify else "not notified"
+    print(f"{b.id}: decision recorded: {verdict}{late}")
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------ register
 def cmd_register(args: argparse.Namespace) -> int:
     policies = _policies(args)
@@ -335,6 +393,29 @@ def register(subparsers: Any) -> None:
     ver = sub.add_parser("verify", help="check an erasure record against this host's key")
     ver.add_argument("file")
     ver.set_defaults(func=_guarded(cmd_verify))
+
+    br = subparsers.add_parser("breach", help="the breach register (art. 33(5)) and decisions")
+    br_sub = br.add_subparsers(dest="breach_command", metavar="ACTION", required=True)
+    bl = br_sub.add_parser("list", help="every breach ever found, with its decision")
+    runtime.add_runtime_arguments(bl)
+    bl.set_defaults(func=_guarded(cmd_breach_list))
+    bs = br_sub.add_parser("show", help="the CNIL notification form's fields for one breach")
+    bs.add_argument("breach")
+    bs.add_argument("--lang", choices=("fr", "en"), default="fr")
+    bs.add_argument("--json", action="store_true")
+    runtime.add_runtime_arguments(bs)
+    bs.set_defaults(func=_guarded(cmd_breach_show))
+    bd = br_sub.add_parser("decide", help="record the decision to notify the CNIL or not")
+    bd.add_argument("breach")
+    choice = bd.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--notify", dest="notify", action="store_true")
+    choice.add_argument("--no-notify", dest="notify", action="store_false")
+    bd.add_argument("--why", required=True, help="the justification (no personal data)")
+    bd.add_argument("--by", required=True, help="who decided")
+    bd.add_argument("--inform-persons", choices=("yes", "no"), required=True)
+    bd.add_argument("--persons-why", help="why the persons are (not) informed")
+    runtime.add_runtime_arguments(bd)
+    bd.set_defaults(func=_guarded(cmd_breach_decide))
 
     reg = subparsers.add_parser("register", help="the register of processing (art. 30 GDPR)")
     reg.add_argument("--lang", choices=("fr", "en"), default="fr")

@@ -83,6 +83,35 @@ class Request:
         return self.status == "open"
 
 
+@contextmanager
+def locked_json(path: Path, key: str) -> Iterator[list[dict[str, Any]]]:
+    """The list under `key` of a JSON file (0600), written back atomically when the
+    block ends without an error; one writer at a time (flock on a side file)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        items: list[dict[str, Any]] = []
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as handle:
+                try:
+                    items = list(json.loads(handle.read().decode("utf-8"))[key])
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise RequestError(f"{path}: unreadable ({exc})") from None
+        yield items
+        data = json.dumps({key: items}, indent=2, ensure_ascii=False) + "\n"
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        os.close(lock)
+
+
 def log_path(state_dir: Path) -> Path:
     return state_dir / "dpo" / "requests.json"
 
@@ -230,5 +259,9 @@ def findings(requests: list[Request], today: date, now: datetime) -> list[Findin
 
 
 def rights_job(ctx: Any) -> list[Finding]:
-    """The daemon's daily job: deadlines of the open rights requests."""
-    return findings(RequestLog(ctx.state_dir).all(), ctx.now.date(), ctx.now)
+    """The daemon's daily job: deadlines of the open rights requests; the breach
+    register brought up to date from the alert spool, and undecided breaches reminded."""
+    from isoloir.dpo import breaches
+
+    out = findings(RequestLog(ctx.state_dir).all(), ctx.now.date(), ctx.now)
+    return out + breaches.reminders(breaches.sync(ctx.state_dir), ctx.now)
