@@ -17,15 +17,39 @@ from isoloir.retention import tabular
 
 HEADER = ["Prénom", "NOM", "Courriel perso", "Tél.", "Adresse", "Commune"]
 ROWS = [
-    {"Prénom": "Alix", "NOM": "Fictif", "Courriel perso": "ALIX.F@electeurs.example",
-     "Tél.": "06 39 98 00 01", "Adresse": "1 rue de l'Exemple", "Commune": "Exempleville"},
-    {"Prénom": "Alix", "NOM": "Fictif", "Courriel perso": "", "Tél.": "",
-     "Adresse": "9 rue Haute, 99100 Fictive-sur-Loire", "Commune": ""},
-    {"Prénom": "Basile", "NOM": "Essai", "Courriel perso": "b@electeurs.example",
-     "Tél.": "+33 6 39 98 00 01", "Adresse": "", "Commune": "Exempleville"},
-    {"Prénom": "Fictif", "NOM": "Alix", "Courriel perso": "", "Tél.": "",
-     "Adresse": "", "Commune": "EXEMPLE-VILLE"},
-]  # fmt: skip
+    {
+        "Prénom": "Alix",
+        "NOM": "Fictif",
+        "Courriel perso": "ALIX.F@electeurs.example",
+        "Tél.": "06 39 98 00 01",
+        "Adresse": "1 rue de l'Exemple",
+        "Commune": "Exempleville",
+    },
+    {
+        "Prénom": "Alix",
+        "NOM": "Fictif",
+        "Courriel perso": "",
+        "Tél.": "",
+        "Adresse": "9 rue Haute, 99100 Fictive-sur-Loire",
+        "Commune": "",
+    },
+    {
+        "Prénom": "Basile",
+        "NOM": "Essai",
+        "Courriel perso": "b@electeurs.example",
+        "Tél.": "+33 6 39 98 00 01",
+        "Adresse": "",
+        "Commune": "Exempleville",
+    },
+    {
+        "Prénom": "Fictif",
+        "NOM": "Alix",
+        "Courriel perso": "",
+        "Tél.": "",
+        "Adresse": "",
+        "Commune": "EXEMPLE-VILLE",
+    },
+]
 
 
 def rows_for(query: Query) -> list[int]:
@@ -72,9 +96,12 @@ def test_unusable_identifiers_are_refused_without_echoing_them(kwargs, words) ->
 
 @pytest.mark.parametrize(
     ("encoding", "bom", "newline", "delimiter"),
-    [("utf-8", b"", "\r\n", ";"), ("utf-8", codecs.BOM_UTF8, "\n", ","),
-     ("cp1252", b"", "\r\n", "\t")],
-)  # fmt: skip
+    [
+        ("utf-8", b"", "\r\n", ";"),
+        ("utf-8", codecs.BOM_UTF8, "\n", ","),
+        ("cp1252", b"", "\r\n", "\t"),
+    ],
+)
 def test_the_rewrite_keeps_the_file_as_its_spreadsheet_wrote_it(
     encoding: str, bom: bytes, newline: str, delimiter: str
 ) -> None:
@@ -108,3 +135,42 @@ def test_one_month_then_the_extension(tmp_path: Path) -> None:
         log.open("access", date(2027, 4, 11), now)
     with pytest.raises(requests.RequestError, match="unknown right"):
         log.open("delete-me", date(2027, 4, 1), now)
+
+
+def test_a_file_the_agents_cannot_write_is_left_and_counted(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The erasure goes on past a file it may not rewrite, names it, and is incomplete."""
+    from isoloir.dpo import erase as erase_mod
+    from isoloir.dpo import search
+    from isoloir.dpo.match import RowMatch
+    from isoloir.policy import load_policies
+    from isoloir.retention import keys
+
+    policies = load_policies(Path(__file__).resolve().parents[2] / "policies")
+    keys.init(tmp_path / "secrets")
+    place = search.Place(
+        "contacts",
+        str(tmp_path / "kept.csv"),
+        None,
+        None,
+        [RowMatch(1, ("email",), {}, ("a@electeurs.example",), ())],
+    )
+    still = search.Result(places=[place])
+    monkeypatch.setattr(search, "find", lambda *a, **k: still)
+
+    def refuse(path: Path, query: Query) -> int:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(erase_mod, "rewrite_path", refuse)
+    done = erase_mod.erase(
+        Query.build(emails=["a@electeurs.example"]),
+        policies,
+        request_id="DR-20270401-abcdef",
+        state_dir=tmp_path / "state",
+        secrets_dir=tmp_path / "secrets",
+        now=lambda: datetime(2027, 4, 2, tzinfo=UTC),
+        s3_for=lambda region: None,
+    )
+    assert done.left_for_dpo == [str(tmp_path / "kept.csv")]
+    assert not done.complete and done.rows_left == 1
+    (action,) = done.record["certificate"]["actions"]
+    assert action["action"].startswith("left: not writable")

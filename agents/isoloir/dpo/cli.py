@@ -214,7 +214,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
     )
     print(f"left after a new search: {done.rows_left} row(s)")
     for location in done.left_for_dpo:
-        print(escape_controls(f"  a spreadsheet to edit by hand: {location}"))
+        print(escape_controls(f"  left for the DPO (spreadsheet or not writable): {location}"))
     print(f"signed record: {done.path}")
     status = "closed" if done.complete else "open"
     requests.RequestLog(state).update(
