@@ -4,7 +4,7 @@ and 48 h and after the 72 hours. A real spool (SQLite), fake findings."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -123,3 +123,26 @@ def test_the_form_the_decision_and_the_reminders(
     assert "Décision de notifier la CNIL : oui — fichier d'adhérents exposé" in shown
     assert "Information des personnes concernées : oui" in shown
     assert "Violation transfrontalière : non" in shown
+
+
+def test_the_reminders_and_deadline_alerts_read_in_french(tmp_path: Path) -> None:
+    from tests.unit.test_i18n import assert_no_english
+
+    from isoloir.alerts import messages
+    from isoloir.dpo import requests
+
+    spool = Spool(spool_path(tmp_path))
+    spool.open_finding("scan", breach_finding(), AWARE.timestamp())
+    spool.close()
+    (late,) = breaches.reminders(breaches.sync(tmp_path), AWARE + timedelta(hours=73))
+    log = requests.RequestLog(tmp_path)
+    log.open("erasure", date(2027, 3, 1), AWARE)
+    (due,) = requests.findings(log.all(), date(2027, 3, 30), AWARE)
+    for finding, words in (
+        (late, "le délai de 72 heures pour notifier la CNIL a expiré le 04/03/2027 10:00 UTC"),
+        (due, "(art. 17) doit recevoir une réponse au plus tard le 01/04/2027 : 2 jour(s)"),
+    ):
+        body = messages.render_finding(finding, "fr", first_seen=AWARE).body
+        assert words in body, body
+        assert_no_english(body)
+        assert finding.to_json()  # the parameters serialise

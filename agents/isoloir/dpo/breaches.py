@@ -30,6 +30,7 @@ from typing import Any
 from isoloir.alerts.spool import spool_path
 from isoloir.dpo.requests import RequestError, locked_json
 from isoloir.findings import Finding, Severity
+from isoloir.i18n import N_, params_to_json
 
 RULE_UNDECIDED = "DPO-BREACH-UNDECIDED"
 NOTIFY_HOURS = 72
@@ -149,6 +150,19 @@ def decide(
     raise RequestError(f"no breach {breach_id!r} in the register")
 
 
+UNDECIDED = N_(
+    "Breach {breach} ({resource}) has no recorded decision: notify the CNIL by {notify_by} "
+    "or record why not."
+)
+UNDECIDED_LATE = N_(
+    "Breach {breach} ({resource}) has no recorded decision: the 72 hours to notify the CNIL "
+    "ended on {notify_by}."
+)
+UNDECIDED_FIX = N_(
+    "Record the decision: isoloir breach decide {breach} --notify or --no-notify, --why, --by."
+)
+
+
 def reminders(entries: list[Breach], now: datetime) -> list[Finding]:
     """An undecided breach 24 h and 48 h after awareness (high), past 72 h (critical)."""
     out = []
@@ -159,24 +173,21 @@ def reminders(entries: list[Breach], now: datetime) -> list[Finding]:
         if hours < min(REMIND_HOURS):
             continue
         late = hours >= NOTIFY_HOURS
+        text = UNDECIDED_LATE if late else UNDECIDED
+        params = {"breach": b.id, "resource": b.resource, "notify_by": b.notify_by}
         out.append(
             Finding(
                 RULE_UNDECIDED,
                 Severity.CRITICAL if late else Severity.HIGH,
                 f"breach:{b.id}",
-                f"Breach {b.id} ({b.resource}) has no recorded decision: "
-                + (
-                    f"the {NOTIFY_HOURS} hours to notify the CNIL ended on "
-                    f"{b.notify_by.isoformat()}."
-                    if late
-                    else f"notify the CNIL by {b.notify_by.isoformat()} or record why not."
-                ),
+                text.format(**params),
                 election=b.election,
-                remediation="isoloir breach decide "
-                + b.id
-                + " --notify|--no-notify --why ... --by ...",
-                evidence={"hours_since_aware": int(hours), "notify_by": b.notify_by.isoformat()},
+                remediation=UNDECIDED_FIX.format(**params),
+                evidence={"aware_at": b.aware_at, "notify_authority_by": b.notify_by.isoformat()},
                 observed_at=now,
+                message_id=text,
+                remediation_id=UNDECIDED_FIX,
+                params=params_to_json(params),
             )
         )
     return out

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from isoloir.findings import Finding, Severity
+from isoloir.i18n import N_
 
 KINDS = ("access", "rectification", "erasure", "objection", "restriction", "portability")
 # the articles each right comes from (shown in the log and the alerts)
@@ -213,6 +214,15 @@ class RequestLog:
         raise RequestError(f"no rights request {request_id!r} in {self.path}")
 
 
+LAPSED = N_("Rights request {request} ({right}) lapsed on {due} unanswered.")
+LAPSED_FIX = N_("Answer the person now and record why it was late (isoloir person request close).")
+DUE = N_("Rights request {request} ({right}) is due on {due}: {days} day(s) left.")
+DUE_FIX = N_(
+    "Answer it (isoloir person export / erase), or extend it by two months and tell the "
+    "person why (isoloir person request extend)."
+)
+
+
 def findings(requests: list[Request], today: date, now: datetime) -> list[Finding]:
     """An alert 7 and 2 days before an open request lapses, and a high one once lapsed."""
     out = []
@@ -228,33 +238,28 @@ def findings(requests: list[Request], today: date, now: datetime) -> list[Findin
         }
         resource = f"rights-request:{r.id}"
         if left < 0:
-            out.append(
-                Finding(
-                    RULE_LAPSED,
-                    Severity.HIGH,
-                    resource,
-                    f"Rights request {r.id} ({params['right']}) lapsed on {r.due} unanswered.",
-                    remediation="Answer the person now and record why it was late "
-                    "(isoloir person request close).",
-                    evidence={"due": r.due, "days_overdue": -left, "kind": r.kind},
-                    observed_at=now,
-                )
-            )
+            rule, severity, text, fix = RULE_LAPSED, Severity.HIGH, LAPSED, LAPSED_FIX
+            evidence: dict[str, Any] = {"due": r.due, "days_left": left}
         elif left <= max(WARN_DAYS):
             severity = Severity.HIGH if left <= min(WARN_DAYS) else Severity.MEDIUM
-            out.append(
-                Finding(
-                    RULE_DUE,
-                    severity,
-                    resource,
-                    f"Rights request {r.id} ({params['right']}) is due on {r.due}: "
-                    f"{left} day(s) left.",
-                    remediation="Answer it (isoloir person export / erase), or extend it by "
-                    "two months and tell the person why (isoloir person request extend).",
-                    evidence={"due": r.due, "days_left": left, "kind": r.kind},
-                    observed_at=now,
-                )
+            rule, text, fix = RULE_DUE, DUE, DUE_FIX
+            evidence = {"due": r.due, "days_left": left}
+        else:
+            continue
+        out.append(
+            Finding(
+                rule,
+                severity,
+                resource,
+                text.format(**params),
+                remediation=fix,
+                evidence=evidence,
+                observed_at=now,
+                message_id=text,
+                remediation_id=fix,
+                params=params,
             )
+        )
     return out
 
 
