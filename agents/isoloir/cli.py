@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "isoloir.controller.deploy",
     "isoloir.controller.demo",
     "isoloir.mailguard.cli",
+    "isoloir.dpo.cli",
 ]
 
 EXIT_OK = 0

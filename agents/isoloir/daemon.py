@@ -2,9 +2,9 @@
 
 `isoloir run` is a long-running, mostly sleeping process. It uses the `schedule`
 library to start the jobs of `isoloir.jobs` on the policies' timetable (scan
-every N minutes, identity audit and retention daily at set times, each with a
-random jitter), retries due alerts every minute, writes a heartbeat, and logs
-JSON lines on stdout.
+every N minutes; identity audit, retention and rights-request deadlines daily
+at set times, each with a random jitter), retries due alerts every minute,
+writes a heartbeat, and logs JSON lines on stdout.
 
 Each job runs in a child process (`isoloir run --once --job NAME`): the daemon
 stays small whatever the agents import, a crashing job cannot take it down, and
@@ -43,7 +43,7 @@ from isoloir.textsafe import escape_controls
 
 log = logging.getLogger("isoloir.daemon")
 
-JOB_ORDER = ("scan", "identity", "retention")
+JOB_ORDER = ("scan", "identity", "retention", "rights")
 HEARTBEAT_SECONDS = 30.0
 FLUSH_SECONDS = 60.0
 JOB_TIMEOUT_SECONDS = 6 * 3600.0  # a job still running after this is stopped
@@ -282,6 +282,10 @@ def build_scheduler(
     s.every().day.at(_at_with_jitter(schedules.retention_time, jitter, rng)).do(
         start_job, "retention"
     ).tag("retention")
+    # the deadlines of the open rights requests (isoloir.dpo.requests): daily, with the audit
+    s.every().day.at(_at_with_jitter(schedules.identity_time, jitter, rng)).do(
+        start_job, "rights"
+    ).tag("rights")
     if digest_time and on_digest is not None:
         s.every().day.at(_at_with_jitter(digest_time, 0, rng)).do(on_digest).tag("digest")
     if on_flush is not None:

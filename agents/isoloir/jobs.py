@@ -57,6 +57,7 @@ JOBS: dict[str, str] = {
     "scan": "isoloir.exposure.jobs:scan_job",
     "identity": "isoloir.exposure.jobs:identity_job",
     "retention": "isoloir.retention.jobs:retention_job",
+    "rights": "isoloir.dpo.requests:rights_job",
 }
 
 

@@ -172,8 +172,8 @@ def test_enforcement_is_on_outside_the_role_calls_are_refused(deployed: Deployed
     with pytest.raises(ClientError) as err:
         s3.delete_object(Bucket=log_bucket, Key="any")
     assert _code(err.value) == "AccessDenied"
-    with pytest.raises(ClientError) as err:  # the agents never create data
-        s3.put_object(Bucket=deployed.bucket, Key="prospects/x.csv", Body=b"x")
+    with pytest.raises(ClientError) as err:  # their only object write (a person's erasure)
+        s3.put_object(Bucket=log_bucket, Key="x.csv", Body=b"x")  # is never in the logs
     assert _code(err.value) == "AccessDenied"
     with pytest.raises(ClientError) as err:  # nor keys (moto answers KMS's denial in IAM's XML)
         kms.create_key(Description="intrus")
@@ -186,7 +186,7 @@ def test_enforcement_is_on_outside_the_role_calls_are_refused(deployed: Deployed
 
 
 _OBJECT_ACTIONS = {"s3:GetObject", "s3:GetObjectAcl", "s3:GetObjectVersion", "s3:PutObjectAcl",
-                   "s3:DeleteObject", "s3:DeleteObjectVersion"}  # fmt: skip
+                   "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObject"}  # fmt: skip
 _ACCOUNT_ACTIONS = {"s3:ListAllMyBuckets", "s3:GetAccountPublicAccessBlock",
                     "s3:PutAccountPublicAccessBlock"}  # fmt: skip
 

@@ -224,4 +224,9 @@ def test_run_once_for_cron(setup: Setup) -> None:
     assert set(runs) == {"scan"} and runs["scan"]["ok"] is True
     every = subprocess.run([*setup.cmd, "--once"], env=setup.env, capture_output=True, check=False)
     assert every.returncode == 0
-    assert set(json.loads(runs_path(setup.state).read_text())) == {"scan", "identity", "retention"}
+    assert set(json.loads(runs_path(setup.state).read_text())) == {
+        "scan",
+        "identity",
+        "retention",
+        "rights",
+    }

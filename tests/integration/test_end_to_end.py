@@ -122,6 +122,18 @@ def test_administrators_received_the_alerts_without_personal_data(demo: Demo) ->
         assert critical and len(critical) == len(set(critical)), mine
         grouped = [h for h in mine if h.get("X-Isoloir-Kind") == "grouped"]
         assert all(h.get("X-Isoloir-Severity") != "critical" for h in grouped), grouped
+    # E1: the exposed contacts file of a party reveals presumed political opinions: the
+    # breach alert rates it high risk and says to inform the persons (art. 34)
+    leaked = [
+        m["body"]
+        for m in messages
+        if m["headers"].get("X-Isoloir-Severity") == "critical" and LEAKED_NAME in m["body"]
+    ]
+    assert leaked, _log(demo)
+    for body in leaked:
+        assert "Risque pour les personnes : risque élevé" in body
+        assert "Informer les personnes concernées : oui" in body
+        assert "opinions politiques présumées (RGPD art. 9)" in body
     assert demo.facts["webhooks"]  # the webhook route got its signed copy
     for needle in ("electeurs.example", "06 39 98", "rue de l'Exemple"):
         assert needle not in text  # ... never the content

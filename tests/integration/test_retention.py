@@ -82,7 +82,7 @@ def election_yaml(
             f"  - name: {ds['name']}",
             f"    bucket_prefix: {ds['name']}/",
             f"    share_path: {ds['name']}",
-            "    origin: electoral_roll",
+            "    origin: opt_in_form",
             "    legal_basis: legitimate_interest",
             f"    category: {ds.get('category', 'campaign')}",
         ]

@@ -22,11 +22,12 @@ from pathlib import Path
 import botocore.session
 import pytest
 
+from isoloir.dpo import erase
 from isoloir.exposure import registry, remediate
 from isoloir.retention import purge
 
 AGENTS = Path(__file__).resolve().parents[2] / "agents" / "isoloir"
-SOURCES = ("exposure", "retention")
+SOURCES = ("exposure", "retention", "dpo")
 SERVICES = {"s3": "s3", "s3control": "s3", "iam": "iam", "kms": "kms", "sts": "sts"}
 # The agents use S3 Control for the account-level public access block and the
 # access points (its other operations are for S3 on Outposts, whose names clash
@@ -108,6 +109,7 @@ def declared() -> set[str]:
     wanted = set(registry.permissions()) | set(remediate.PERMISSIONS)
     doc = (purge.__doc__ or "").split("Permissions used:")[1]
     wanted |= set(re.findall(r"(?:s3|kms|iam|sts):[A-Za-z]+", doc))
+    wanted |= set(erase.PERMISSIONS)  # a person's erasure (rights requests)
     return {p for p in wanted if not p.startswith("host:")}
 
 

@@ -142,7 +142,17 @@ def test_object_public_acl_with_personal_data_is_a_breach(policies) -> None:  # 
     assert "72 hours" in hit.text() and "art. 33" in hit.text()
     draft = hit.evidence["breach_register_draft"]
     assert draft["records_estimated"] == 900
-    assert draft["data_categories"] == ["phone numbers", "email addresses"]
+    # E1: a party's contacts file reveals presumed political opinions (art. 9): high risk,
+    # the persons are to be informed (art. 34), with phones and e-mails only (no NIR/IBAN)
+    assert draft["data_categories"] == [
+        "phone numbers",
+        "email addresses",
+        "presumed political opinions (RGPD art. 9)",
+    ]
+    assert draft["special_category"] is True and draft["risk"] == "high risk"
+    assert draft["inform_data_subjects"] is True
+    assert "political opinions" in draft["likely_consequences"]
+    assert "art. 34" in hit.text() and "inform them" in hit.text()
     assert draft["notify_authority_by"] == (NOW + timedelta(hours=72)).isoformat()
 
 

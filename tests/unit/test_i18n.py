@@ -280,11 +280,15 @@ def test_alert_draft_block_and_json_machine_form() -> None:
     block = body.split("Brouillon pour le registre des violations :\n", 1)[1]
     assert "  - Nature de la violation : perte de confidentialité\n" in block
     assert "  - Notifier la CNIL avant le : 03/12/2026 14:05 UTC\n" in block
-    assert "  - Informer les personnes concernées : non\n" in block
+    # E1: a party's file reveals presumed political opinions: high risk, inform (art. 34)
+    assert "  - Informer les personnes concernées : oui\n" in block
+    assert "  - Risque pour les personnes : risque élevé\n" in block
+    assert "opinions politiques présumées (RGPD art. 9)" in block
+    assert "informez-les (RGPD art. 34)" in body
     assert "{'nature'" not in body
     draft = f.to_dict()["evidence"]["breach_register_draft"]
     assert draft["nature"] == "loss of confidentiality"  # JSON keeps the machine form
-    assert draft["inform_data_subjects"] is False
+    assert draft["inform_data_subjects"] is True
 
 
 # ------------------------------------------------------------------ (d) certificate, status

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from isoloir.dpo import erase
 from isoloir.exposure import registry, remediate
 from isoloir.retention import purge
 
@@ -40,6 +41,7 @@ def _declared() -> set[str]:
     wanted |= set(remediate.PERMISSIONS)
     doc = purge.__doc__ or ""
     wanted |= set(re.findall(r"(?:s3|kms):[A-Za-z]+", doc.split("Permissions used:")[1]))
+    wanted |= set(erase.PERMISSIONS)
     return {p for p in wanted if not p.startswith("host:")}
 
 

@@ -226,7 +226,8 @@ def test_notice_is_added_when_the_policy_says_add(base: Policies) -> None:
     parsed = BytesParser(policy=policy.default).parsebytes(rebuilt)
     texts = [p.get_content() for p in transparency.body_text_parts(parsed)]
     assert len(texts) == 2 and all("Mouvement Exemple" in t and UNSUB in t for t in texts)
-    assert "la liste électorale" in texts[0]  # the election's declared origin, in French
+    # the election's declared origins, in French (prospects: the campaign's forms)
+    assert "un formulaire où vous avez accepté d'être contacté(e)" in texts[0]
     # the fixed message now passes as it is: the detection and the block agree
     again = guard(base).evaluate(env(*VOTERS), rebuilt)
     assert (again.action, again.new_body) == ("accept", None)

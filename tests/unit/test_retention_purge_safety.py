@@ -95,7 +95,7 @@ class World:
                 f"  - name: {name}",
                 f"    bucket_prefix: {name}/",
                 f"    share_path: {name}",
-                "    origin: electoral_roll",
+                "    origin: opt_in_form",
                 "    legal_basis: legitimate_interest",
                 "    category: campaign",
             ]

@@ -379,7 +379,7 @@ def make_policies(root: Path) -> Policies:
             "  - name: prospects",
             "    bucket_prefix: prospects/",
             "    share_path: prospects",
-            "    origin: electoral_roll",
+            "    origin: opt_in_form",
             "    legal_basis: legitimate_interest",
             "    category: campaign",
             "    tabular:",

@@ -125,6 +125,8 @@ LABELS: dict[str, str] = {
     "measures": N_("Measures taken"),
     "notify_authority_within_hours": N_("Notify the CNIL within (hours)"),
     "inform_data_subjects": N_("Inform the persons concerned"),
+    "risk": N_("Risk for the persons"),
+    "special_category": N_("Special category of data (RGPD art. 9)"),
     "aware_at": N_("Aware since"),
     "notify_authority_by": N_("Notify the CNIL by"),
     **KIND_LABELS,

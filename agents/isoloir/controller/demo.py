@@ -397,7 +397,8 @@ class Demo:
         bcc.set_content(
             "Bonjour,\nRéunion publique jeudi à 19 h.\n\n--\n"
             f"Message de {org.party} pour l'élection {e.label} ({e.id}). Votre adresse vient "
-            f"de la liste électorale. Désinscription : {org.unsubscribe}\n"
+            f"du formulaire où vous avez accepté d'être contacté(e). "
+            f"Désinscription : {org.unsubscribe}\n"
         )
         self.facts["mail_sent"] = submit(bcc, voters)
         maildir = Path(self.local.state()["smtp"]["maildir"])

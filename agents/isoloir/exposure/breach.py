@@ -4,6 +4,13 @@ The finding then becomes critical, reminds the 72-hour notification duty
 (RGPD art. 33) and carries a draft entry for the breach register (art. 33.5).
 The draft holds counts of records and kinds of data only, never a value; its
 texts are catalogue msgids (English), rendered in the alert's language.
+
+Every file the kit watches belongs to a political party (an election's
+bucket or share, the party's hosts): whoever is in it is presumed to share or
+be targeted for the party's opinions, a special category of data (RGPD art. 9;
+review E1). Its exposure is therefore a high risk for the persons, whatever
+the patterns found: the draft lists presumed political opinions among the
+data, and says the persons are to be informed (art. 34).
 """
 
 from __future__ import annotations
@@ -16,8 +23,10 @@ from isoloir.findings import Severity
 from isoloir.i18n import N_, Msg
 
 NOTIFY_HOURS = 72
-# Kinds whose exposure is likely a high risk for the persons (art. 34: tell them).
+# Kinds whose exposure is a high risk for the persons on their own (art. 34: tell them);
+# a party's file is one anyway, for the opinions it reveals.
 HIGH_RISK_KINDS = frozenset({"nir", "iban"})
+POLITICAL_OPINIONS = N_("presumed political opinions (RGPD art. 9)")
 
 
 def kinds(report: PiiReport) -> list[str]:
@@ -29,7 +38,9 @@ def breach_sentence(report: PiiReport) -> Msg:
         N_(
             "it holds personal data (about {records} records: {kinds}); this is likely a "
             "personal-data breach: notify the CNIL within {hours} hours of becoming aware of "
-            "it (RGPD art. 33) and record it in the breach register"
+            "it (RGPD art. 33) and record it in the breach register; a political party's file "
+            "reveals the presumed political opinions of the people in it, so the risk is high: "
+            "inform them (RGPD art. 34)"
         ),
         {"records": report.estimated_records, "kinds": kinds(report), "hours": NOTIFY_HOURS},
     )
@@ -51,14 +62,20 @@ def register_draft(
         "exposure": exposure,
         "resource": resource,
         "election": election,
-        "data_categories": kinds(report),
+        "data_categories": [*kinds(report), POLITICAL_OPINIONS],
         "records_in_sample": report.records_sampled,
         "records_estimated": report.estimated_records,
         "data_subjects": N_("voters and contacts of the campaign"),
-        "likely_consequences": N_("unsolicited contact, phishing or identity theft"),
+        "likely_consequences": N_(
+            "disclosure of presumed political opinions, unsolicited contact, phishing or "
+            "identity theft"
+        ),
         "measures": measures,
         "notify_authority_within_hours": NOTIFY_HOURS,
-        "inform_data_subjects": bool(HIGH_RISK_KINDS & set(report.kinds)),
+        "risk": N_("high risk"),
+        # art. 34: high risk, for the opinions a party's file reveals (and NIR/IBAN besides)
+        "inform_data_subjects": True,
+        "special_category": True,
     }
     if aware_at is not None:
         draft["aware_at"] = aware_at.isoformat()

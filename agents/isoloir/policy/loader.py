@@ -519,6 +519,7 @@ def _check_election(
                 )
         if ".." in PurePosixPath(ds["share_path"]).parts:
             out.add(("datasets", i, "share_path"), "must not contain ..")
+        _check_sources(ds, ("datasets", i), out)
         tab = ds.get("tabular")
         if tab:
             _check_columns(tab, ("datasets", i, "tabular"), out)
@@ -579,6 +580,48 @@ def _check_election(
                     f"retention ends {due}, later than the baseline's maximum "
                     f"({b['retention']['max_after_last_round']} after {last}: {ceiling})",
                 )
+
+
+# Origins whose every row reveals a political opinion, actual or presumed (review E5, L3).
+OPINION_ORIGINS = ("door_to_door", "party_members")
+
+
+def _check_sources(ds: dict[str, Any], where: Path_, out: _Collector) -> None:
+    """What the origin and legal basis allow (review E5; C. élect. L.37/R.16; RGPD art. 6, 9)."""
+    if ds["legal_basis"] == "public_interest":
+        out.add(
+            (*where, "legal_basis"),
+            "public_interest (RGPD art. 6(1)(e)) needs a task laid down by law, which no French "
+            "law gives a party: use consent or legitimate_interest",
+        )
+    if ds["origin"] == "electoral_roll":
+        if ds["category"] != "campaign":
+            out.add(
+                (*where, "category"),
+                "an electoral-list dataset is destroyed after the election (CNIL): it must be "
+                "campaign, never permanent",
+            )
+        tab = ds.get("tabular") or {}
+        for column in ("email_column", "phone_column"):
+            if column in tab:
+                out.add(
+                    (*where, "tabular", column),
+                    "the electoral list holds no e-mail or phone (C. élect. R.16): declare the "
+                    "contacts people gave you as another dataset (e.g. origin opt_in_form)",
+                )
+    condition = ds.get("art9_condition")
+    if ds["origin"] in OPINION_ORIGINS and not condition:
+        out.add(
+            (*where, "art9_condition"),
+            f"a {ds['origin']} dataset reveals political opinions: declare the RGPD art. 9(2) "
+            "condition (explicit_consent, members_regular_contacts or none_no_opinion_data)",
+        )
+    if ds["origin"] == "party_members" and condition == "none_no_opinion_data":
+        out.add(
+            (*where, "art9_condition"),
+            "membership of a party is itself a political opinion: explicit_consent or "
+            "members_regular_contacts",
+        )
 
 
 def _after(duration: str, start: date) -> date | None:
@@ -727,6 +770,7 @@ def _build_election(e: dict[str, Any], b: m.Baseline, source: str) -> m.Election
                 origin=ds["origin"],
                 legal_basis=ds["legal_basis"],
                 category=ds["category"],
+                art9_condition=ds.get("art9_condition", ""),
                 tabular=m.Tabular(
                     consent=_column_rule(tab.get("consent")),
                     opt_out=_column_rule(tab.get("opt_out")),
@@ -1221,6 +1265,8 @@ def normalise(p: m.Policies) -> dict[str, Any]:
                 "legal_basis": ds.legal_basis,
                 "category": ds.category,
             }
+            if ds.art9_condition:
+                item["art9_condition"] = ds.art9_condition
             if ds.tabular is not None:
                 tab: dict[str, Any] = {}
                 for key, rule in (("consent", ds.tabular.consent), ("opt_out", ds.tabular.opt_out)):

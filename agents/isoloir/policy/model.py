@@ -296,6 +296,9 @@ class Dataset:
     legal_basis: str
     category: str  # campaign | permanent
     tabular: Tabular | None
+    # RGPD art. 9(2) exception for the opinions it reveals: explicit_consent |
+    # members_regular_contacts | none_no_opinion_data ("" when not declared)
+    art9_condition: str = ""
 
     @property
     def campaign_specific(self) -> bool:

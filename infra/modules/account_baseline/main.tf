@@ -283,6 +283,7 @@ data "aws_iam_policy_document" "agent" {
         "s3:GetObject",
         "s3:GetObjectAcl",
         "s3:GetObjectVersion",
+        "s3:PutObject",
         "s3:PutObjectAcl",
       ]
       resources = [for b in local.election_bucket_arns : "${b}/*"]
@@ -342,8 +343,9 @@ data "aws_iam_policy_document" "agent" {
     for_each = length(var.elections) > 0 ? [1] : []
 
     content {
-      sid       = "UseAndShredElectionKeys"
-      actions   = ["kms:Decrypt", "kms:ScheduleKeyDeletion"]
+      sid = "UseAndShredElectionKeys"
+      # GenerateDataKey: a person's erasure rewrites the current version (isoloir.dpo.erase)
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:ScheduleKeyDeletion"]
       resources = local.election_key_arns
     }
   }
