@@ -629,11 +629,11 @@ def test_odd_share_trees_never_hang_never_escape_and_fail_clearly(
             real_remove_dirs = share.remove_dirs
             calls = {"n": 0}
 
-            def racing(share_root: str, rel: str, paths: Any) -> int:
+            def racing(share_root: str, rel: str, paths: Any, declared: Any = None) -> int:
                 calls["n"] += 1
                 if writer and calls["n"] == 1 and paths:  # a member saves a file meanwhile
                     Path(share_root, rel, paths[0], "Thumbs.db").write_bytes(b"new")
-                return real_remove_dirs(share_root, rel, paths)
+                return real_remove_dirs(share_root, rel, paths, declared)
 
             monkeypatch.setattr(share, "remove_dirs", racing)
             signal.alarm(60)

@@ -988,12 +988,16 @@ class Purger:
     def _do_share_batch(self, dataset: str, payload: Any) -> dict[str, Any]:
         ds = self._dataset(dataset)
         paths = [p for p, _size, _link in payload["files"]]
-        removed = share.remove_files(self.election.share_path, ds.share_path, paths)
+        declared = declared_paths(self.election) if dataset == UNDECLARED else None
+        removed = share.remove_files(self.election.share_path, ds.share_path, paths, declared)
         return {"removed_now": removed}
 
     def _do_share_dirs(self, dataset: str, payload: Any) -> dict[str, Any]:
         ds = self._dataset(dataset)
-        removed = share.remove_dirs(self.election.share_path, ds.share_path, payload["dirs"])
+        declared = declared_paths(self.election) if dataset == UNDECLARED else None
+        removed = share.remove_dirs(
+            self.election.share_path, ds.share_path, payload["dirs"], declared=declared
+        )
         return {"removed_now": removed}
 
     # -- 4. key
