@@ -742,8 +742,6 @@ class Purger:
         """
         for ds in planning.campaign_datasets(self.election):
             share.require_dataset(self.election.share_path, ds.share_path)
-        if self.lock_dir is not None:
-            self._require_share_lock(self.lock_dir)
         now = self.now()
         if not clock.overridden():
             # The demo and the tests move the clock with ISOLOIR_NOW; AWS keeps the
@@ -764,6 +762,10 @@ class Purger:
                 confirmed=self.confirm_unwarned,
                 clock_override=clock.overridden(),
             )
+        # Last: members are locked out only once the purge may really go ahead
+        # (never a live campaign whose date is wrong, never before the notice).
+        if self.lock_dir is not None:
+            self._require_share_lock(self.lock_dir)
 
     def _require_share_lock(self, lock_dir: Path) -> None:
         """The election's folder is locked by root before anything is read or deleted.
