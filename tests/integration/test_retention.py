@@ -692,7 +692,9 @@ def test_kill_9_at_random_points_then_resume(world: World, clients: tuple[Any, A
     cert_path = only(world.state / "retention" / "certificates", f"{eid}--*.json")
     cert = json.loads(cert_path.read_text())["certificate"]
     assert "10 object versions outside the campaign datasets" in cert["key"]["deferred_reason"]
-    (ds,) = cert["datasets"]
+    ds, outside = cert["datasets"]
+    # the rest of the election's folder (only the datasets' folders there): nothing to delete
+    assert outside["name"] == "_undeclared" and (outside["files"], outside["directories"]) == (0, 0)
     assert (ds["objects"], ds["versions"], ds["delete_markers"]) == (OBJECTS, OBJECTS * VERSIONS, 0)
     assert (ds["files"], ds["directories"]) == (SHARE_FILES + 1, 1)
     assert ds["share_bytes"] == sum(i % 50 for i in range(SHARE_FILES)) + len(str(other))

@@ -369,13 +369,22 @@ def test_a_year_typo_never_purges_a_live_campaign_without_confirmation(
 ) -> None:
     """CLI review N3: rounds a year early make the campaign 'overdue' on its first run:
     no warning ever went out, so nothing is deleted until an administrator confirms."""
+    from isoloir.retention import sharelock
+
     w = World(tmp_path, PAST_DUE)  # meant a year later: never warned
     w.seed_bucket(aws_env)
+    lock_dir = tmp_path / "share-lock"
+    lock_dir.mkdir()
+    monkeypatch.setenv("ISOLOIR_SHARE_LOCK_DIR", str(lock_dir))
+    monkeypatch.setattr(purge, "LOCK_WAIT", 0.0)
     before = _versions(aws_env, w.bucket)
     found, outcomes = w.evaluate(confirm=False)
     assert outcomes == [] and [f.rule_id for f in found] == ["RET-DUE"]
     assert "nobody was warned" in found[0].message and "--confirm-unwarned" in found[0].message
     assert _versions(aws_env, w.bucket) == before
+    # ... and the live campaign's members are not locked out of their share either
+    assert not sharelock.request_path(w.state, EID).exists()
+    monkeypatch.delenv("ISOLOIR_SHARE_LOCK_DIR")
 
     monkeypatch.setenv("ISOLOIR_SECRETS_DIR", str(w.secrets))
     monkeypatch.setattr("isoloir.retention.cli._policies", lambda args: w.policies())
@@ -629,11 +638,11 @@ def test_odd_share_trees_never_hang_never_escape_and_fail_clearly(
             real_remove_dirs = share.remove_dirs
             calls = {"n": 0}
 
-            def racing(share_root: str, rel: str, paths: Any) -> int:
+            def racing(share_root: str, rel: str, paths: Any, declared: Any = None) -> int:
                 calls["n"] += 1
                 if writer and calls["n"] == 1 and paths:  # a member saves a file meanwhile
                     Path(share_root, rel, paths[0], "Thumbs.db").write_bytes(b"new")
-                return real_remove_dirs(share_root, rel, paths)
+                return real_remove_dirs(share_root, rel, paths, declared)
 
             monkeypatch.setattr(share, "remove_dirs", racing)
             signal.alarm(60)

@@ -312,13 +312,12 @@ def is_table_name(name: str) -> bool:
     )
 
 
-def latest_versions(s3: Any, bucket: str, prefix: str) -> Iterator[tuple[str, str, int]]:
-    """(key, version id, size) of the newest version of each key that is not a delete marker.
+_Ranked = tuple[tuple[bool, float, int], str, int]  # (rank, version id, size)
 
-    A key whose current version is a delete marker (an early lifecycle
-    expiry, a member's delete) still has its data until the purge: it is read.
-    """
-    best: dict[str, tuple[tuple[bool, float, int], str, int]] = {}
+
+def _versions_by_key(s3: Any, bucket: str, prefix: str) -> dict[str, list[_Ranked]]:
+    """Every stored version (not delete markers) of each key, newest first, in one listing."""
+    out: dict[str, list[_Ranked]] = {}
     order = 0
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
         for v in page.get("Versions", []):
@@ -326,61 +325,61 @@ def latest_versions(s3: Any, bucket: str, prefix: str) -> Iterator[tuple[str, st
             modified = v.get("LastModified")
             stamp = modified.timestamp() if isinstance(modified, datetime) else 0.0
             rank = (bool(v.get("IsLatest")), stamp, -order)
-            current = best.get(v["Key"])
-            if current is None or rank > current[0]:
-                best[v["Key"]] = (rank, str(v["VersionId"]), int(v.get("Size", 0)))
-    for key in sorted(best):
-        _rank, version_id, size = best[key]
+            out.setdefault(v["Key"], []).append((rank, str(v["VersionId"]), int(v.get("Size", 0))))
+    for versions in out.values():
+        versions.sort(reverse=True)
+    return out
+
+
+def latest_versions(s3: Any, bucket: str, prefix: str) -> Iterator[tuple[str, str, int]]:
+    """(key, version id, size) of the newest version of each key that is not a delete marker.
+
+    A key whose current version is a delete marker (an early lifecycle
+    expiry, a member's delete) still has its data until the purge: it is read.
+    """
+    by_key = _versions_by_key(s3, bucket, prefix)
+    for key in sorted(by_key):
+        _rank, version_id, size = by_key[key][0]
         yield key, version_id, size
 
 
-def older_versions(
-    s3: Any, bucket: str, prefix: str, newest: dict[str, str]
-) -> Iterator[tuple[str, str, int]]:
-    """(key, version id, size) of every stored version that is not the one `newest` names."""
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
-        for v in page.get("Versions", []):
-            if newest.get(v["Key"]) != str(v["VersionId"]):
-                yield v["Key"], str(v["VersionId"]), int(v.get("Size", 0))
-
-
 def read_dataset(s3: Any, election: Election, dataset: Dataset) -> Extraction:
-    """Every table of the dataset (every stored version of each object, share files).
+    """Every table of the dataset (stored versions of each object, share files).
 
-    The newest version of an object gives its consents and opt-outs; an older
-    one gives its opt-outs only (a volunteer "removing" someone who
+    The newest version of an object gives its consents and opt-outs. The older
+    versions give their opt-outs only (a volunteer "removing" someone who
     unsubscribed from the current file must not lose that opt-out when every
-    version is destroyed; CLI review N4). A consent is only taken from the
-    current content.
+    version is destroyed; CLI review N4), and are read when the newest one
+    could hold opt-outs: it has the opt-out column, is empty, or cannot be
+    read. A consent is only taken from the current content.
     """
     out = Extraction()
     bucket = election.bucket_name
     prefix = planning.bucket_prefix(dataset)
+    history = dataset.tabular is not None and dataset.tabular.opt_out is not None
     try:
-        newest: dict[str, str] = {}
-        for key, version_id, size in latest_versions(s3, bucket, prefix):
-            newest[key] = version_id
+        by_key = _versions_by_key(s3, bucket, prefix)
+        for key in sorted(by_key):
             if not is_table_name(key):
                 continue
+            (_rank, version_id, size), *older = by_key[key]
             source = f"s3://{bucket}/{key}"
             if size > MAX_TABLE_BYTES:
                 out.problems.append(TableProblem(source, f"larger than {MAX_TABLE_BYTES} bytes"))
                 continue
             response = s3.get_object(Bucket=bucket, Key=key, VersionId=version_id)
-            _add_table(out, source, key, response["Body"].read(MAX_TABLE_BYTES + 1), dataset)
-        if dataset.tabular is not None and dataset.tabular.opt_out is not None:
-            for key, version_id, size in older_versions(s3, bucket, prefix, newest):
-                if not is_table_name(key):
+            data = response["Body"].read(MAX_TABLE_BYTES + 1)
+            may_hold = _add_table(out, source, key, data, dataset)
+            if not (history and older and (may_hold or not data.strip())):
+                continue
+            for _rank, old_id, old_size in older:
+                shown = f"{source} (older version {old_id})"
+                if old_size > MAX_TABLE_BYTES:
+                    out.problems.append(TableProblem(shown, f"larger than {MAX_TABLE_BYTES} bytes"))
                     continue
-                source = f"s3://{bucket}/{key} (older version {version_id})"
-                if size > MAX_TABLE_BYTES:
-                    out.problems.append(
-                        TableProblem(source, f"larger than {MAX_TABLE_BYTES} bytes")
-                    )
-                    continue
-                response = s3.get_object(Bucket=bucket, Key=key, VersionId=version_id)
-                data = response["Body"].read(MAX_TABLE_BYTES + 1)
-                _add_table(out, source, key, data, dataset, opt_outs_only=True)
+                response = s3.get_object(Bucket=bucket, Key=key, VersionId=old_id)
+                old_data = response["Body"].read(MAX_TABLE_BYTES + 1)
+                _add_table(out, shown, key, old_data, dataset, opt_outs_only=True)
     except ClientError as exc:
         if _code(exc) != "NoSuchBucket":
             raise
@@ -494,17 +493,25 @@ def _add_table(
     dataset: Dataset,
     *,
     opt_outs_only: bool = False,
-) -> None:
-    """Parse one file into `out`: its tables, or the reason it cannot be extracted."""
+) -> bool:
+    """Parse one file into `out`: its tables, or the reason it cannot be extracted.
+
+    True when the file could hold opt-outs: a table with the dataset's opt-out
+    column, or a file that cannot be read.
+    """
     if len(data) > MAX_TABLE_BYTES:
         out.problems.append(TableProblem(source, f"larger than {MAX_TABLE_BYTES} bytes"))
-        return
+        return True
     try:
         parsed = _parse_file(name, data)
     except (tabular.TabularError, spreadsheet.SpreadsheetError, csv.Error) as exc:
         out.problems.append(TableProblem(source, f"unreadable: {exc}"))
-        return
+        return True
+    rules = dataset.tabular
+    may_hold = False
     for sheet, header, rows in parsed:
+        if rules is not None and rules.opt_out is not None:
+            may_hold = may_hold or tabular.find_column(header, rules.opt_out.column) is not None
         where = f" (sheet {sheet!r})" if sheet is not None else ""
         if rows and dataset.tabular is not None:
             missing = tabular.missing_columns(header, dataset.tabular)
@@ -513,6 +520,7 @@ def _add_table(
         if header:
             shown = source if sheet is None else f"{source} sheet {sheet!r}"
             out.tables.append(Table(shown, header, rows, opt_outs_only=opt_outs_only))
+    return may_hold
 
 
 def _parse_file(name: str, data: bytes) -> list[tuple[str | None, list[str], list[dict[str, str]]]]:
@@ -734,8 +742,6 @@ class Purger:
         """
         for ds in planning.campaign_datasets(self.election):
             share.require_dataset(self.election.share_path, ds.share_path)
-        if self.lock_dir is not None:
-            self._require_share_lock(self.lock_dir)
         now = self.now()
         if not clock.overridden():
             # The demo and the tests move the clock with ISOLOIR_NOW; AWS keeps the
@@ -756,6 +762,10 @@ class Purger:
                 confirmed=self.confirm_unwarned,
                 clock_override=clock.overridden(),
             )
+        # Last: members are locked out only once the purge may really go ahead
+        # (never a live campaign whose date is wrong, never before the notice).
+        if self.lock_dir is not None:
+            self._require_share_lock(self.lock_dir)
 
     def _require_share_lock(self, lock_dir: Path) -> None:
         """The election's folder is locked by root before anything is read or deleted.
@@ -980,12 +990,16 @@ class Purger:
     def _do_share_batch(self, dataset: str, payload: Any) -> dict[str, Any]:
         ds = self._dataset(dataset)
         paths = [p for p, _size, _link in payload["files"]]
-        removed = share.remove_files(self.election.share_path, ds.share_path, paths)
+        declared = declared_paths(self.election) if dataset == UNDECLARED else None
+        removed = share.remove_files(self.election.share_path, ds.share_path, paths, declared)
         return {"removed_now": removed}
 
     def _do_share_dirs(self, dataset: str, payload: Any) -> dict[str, Any]:
         ds = self._dataset(dataset)
-        removed = share.remove_dirs(self.election.share_path, ds.share_path, payload["dirs"])
+        declared = declared_paths(self.election) if dataset == UNDECLARED else None
+        removed = share.remove_dirs(
+            self.election.share_path, ds.share_path, payload["dirs"], declared=declared
+        )
         return {"removed_now": removed}
 
     # -- 4. key

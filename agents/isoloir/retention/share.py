@@ -342,30 +342,38 @@ def _denied(share_root: str, rel: str, path: str, exc: OSError) -> ShareError:
     )
 
 
-def remove_files(share_root: str, rel: str, paths: Sequence[str]) -> int:
+def remove_files(
+    share_root: str, rel: str, paths: Sequence[str], declared: Sequence[str] | None = None
+) -> int:
     """Unlink each path (never following a link); returns how many were still there.
 
-    A path that became a directory (EISDIR/EPERM on unlink) or whose parent
-    became a symlink is skipped: the next listing walks into it, so a replay
-    converges. A permission error names the path.
+    One walk in the order `list_files` gave them, the parent's descriptor at
+    hand, stopping once every path was met: a file 5,000 folders deep costs no
+    5,000 opens of its own. A path that became a directory or whose parent
+    became a symlink is not met, or skipped: the next listing walks into it,
+    so a replay converges. A permission error names the path. `declared` as
+    for `list_files`.
     """
-    removed = 0
+    wanted = set(paths)
+    removed = met = 0
     with open_dataset(share_root, rel, whole=True) as fd:
         if fd is None:
             return 0
-        for path in paths:
+        decide = outside(declared) if declared is not None else None
+        for entry in walk(fd, decide=decide):
+            if entry.is_dir or entry.path not in wanted:
+                continue
+            met += 1
             try:
-                with _parent(fd, path) as (parent, name):
-                    os.unlink(name, dir_fd=parent)
-                    removed += 1
-            except (FileNotFoundError, NotADirectoryError, ShareError):
-                continue
-            except IsADirectoryError:
-                continue
+                os.unlink(entry.name, dir_fd=entry.dir_fd)
+                removed += 1
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                pass
             except PermissionError as exc:
-                if _is_dir(fd, path):
-                    continue  # Linux answers EPERM to unlink(2) of a directory
-                raise _denied(share_root, rel, path, exc) from None
+                if not _is_dir(entry.dir_fd, entry.name):  # EPERM: unlink(2) of a directory
+                    raise _denied(share_root, rel, entry.path, exc) from None
+            if met >= len(wanted):
+                break
     return removed
 
 
@@ -377,28 +385,35 @@ def _is_dir(dataset_fd: int, path: str) -> bool:
         return False
 
 
-def remove_dirs(share_root: str, rel: str, paths: Sequence[str]) -> int:
-    """rmdir each path (deepest first, as listed); missing and non-empty ones are skipped.
+def remove_dirs(
+    share_root: str, rel: str, paths: Sequence[str], declared: Sequence[str] | None = None
+) -> int:
+    """rmdir each path, deepest first, in one walk; missing and non-empty ones are skipped.
 
     A directory that is not empty any more (a file written during the purge)
     stays: the purge lists the dataset again and deletes the newcomers, so a
-    replay never wedges. A permission error names the path.
+    replay never wedges. A permission error names the path. One walk with the
+    parent's descriptor at hand: a 5,000-level tree costs 5,000 opens, not
+    12 million. `declared` as for `list_dirs`.
     """
+    wanted = set(paths)
     removed = 0
     with open_dataset(share_root, rel, whole=True) as fd:
         if fd is None:
             return 0
-        for path in paths:
+        decide = outside(declared) if declared is not None else None
+        for entry in walk(fd, decide=decide):
+            if not entry.is_dir or entry.path not in wanted:
+                continue
             try:
-                with _parent(fd, path) as (parent, name):
-                    os.rmdir(name, dir_fd=parent)
-                    removed += 1
-            except (FileNotFoundError, NotADirectoryError, ShareError):
+                os.rmdir(entry.name, dir_fd=entry.dir_fd)
+                removed += 1
+            except (FileNotFoundError, NotADirectoryError):
                 continue
             except OSError as exc:
                 if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
                     continue
                 if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-                    raise _denied(share_root, rel, path, exc) from None
+                    raise _denied(share_root, rel, entry.path, exc) from None
                 raise
     return removed
