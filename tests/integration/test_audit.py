@@ -47,6 +47,13 @@ def test_lynis_index_and_no_warning(audited: dict[str, object], site: Site) -> N
     (host,) = report["hosts"]
     assert host["name"] == site.host.name and not host["errors"], host["errors"]
     lynis = host["lynis"]
+    # Counts only, shown with `pytest -rA` (the figures docs/hosts.md quotes).
+    print(
+        f"Lynis index {lynis['hardening_index']}, {len(lynis['warnings'])} warning(s),"
+        f" {len(lynis['suggestions'])} suggestion(s), {lynis['tests_performed']} tests,"
+        f" {len(lynis['skipped_by_profile'])} sysctl key(s) left out: "
+        + " ".join(sorted({s["test"] for s in lynis["suggestions"]}))
+    )
     assert lynis["version"] == "3.0.8"
     assert lynis["warnings"] == [], lynis["warnings"]
     assert lynis["hardening_index"] >= MIN_LYNIS_INDEX, (
