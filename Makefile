@@ -23,6 +23,7 @@ help:
 	@echo "make bench      benchmarks; figures written to bench/results/*.json"
 	@echo "make demo       deploy the example policies locally and replay the incident"
 	@echo "make deploy     validate, render, terraform, ansible, run the agents once"
+	@echo "make audit      Lynis, ssh-audit, testssl against the deployed hosts; a report for the DPO"
 	@echo "make clean      remove the venv, caches and local run state"
 
 $(VENV)/.installed: requirements.lock pyproject.toml

@@ -3,7 +3,7 @@
 Each part of the kit registers its own sub-command in a module listed in
 COMMAND_MODULES; a module exposes `register(subparsers)` and sets
 `func(args) -> int` on its parsers. Adding a command is adding one line here.
-The controller's commands (deploy, demo, infra, preflight) are absent on a
+The controller's commands (deploy, demo, audit, infra, preflight) are absent on a
 file-share host, whose wheel has no `isoloir.controller`: they are skipped.
 """
 
@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "isoloir.controller.preflight",
     "isoloir.controller.deploy",
     "isoloir.controller.demo",
+    "isoloir.controller.audit",
     "isoloir.mailguard.cli",
     "isoloir.dpo.cli",
 ]

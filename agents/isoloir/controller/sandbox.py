@@ -54,15 +54,24 @@ VARIANT = "minbase"
 # What the roles and the tests need inside the host. Changing this list changes
 # the cache key, so the next run builds a new tree.
 PACKAGES: tuple[str, ...] = (
+    "acct",
     "acl",
+    "aide",
+    "aide-common",
+    "apt-listchanges",
     "ca-certificates",
+    "chkrootkit",
     "cracklib-runtime",
+    "debsums",
     "iproute2",
     "libpam-google-authenticator",
     "libpam-modules",
     "libpam-pwquality",
     "libpam-runtime",
+    "libpam-tmpdir",
     "libsasl2-modules",
+    "lynis",
+    "needrestart",
     "nftables",
     "openssh-server",
     "pamtester",
@@ -76,6 +85,7 @@ PACKAGES: tuple[str, ...] = (
     "samba-vfs-modules",
     "sasl2-bin",
     "sudo",
+    "sysstat",
     "systemd",
     "unattended-upgrades",
 )
