@@ -157,6 +157,26 @@ def test_show_of_a_tampered_certificate_says_why_on_stderr_and_on_top(
     assert certs.fingerprint in out
 
 
+def test_show_escapes_control_characters_of_a_tampered_certificate(
+    certs: Certs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # CLI review N7: the label's ESC sequences cleared and recoloured the terminal
+    document = json.loads(certs.path.read_text())
+    document["certificate"]["election"]["label"] = "Évil\x1b[2J\x1b[31m RED\x07"
+    document["certificate"]["datasets"][0]["name"] = "pros\u202epects\r\nFORGED"
+    tampered = certs.dir / "escaped.json"
+    tampered.write_bytes(certificate.render_file(document))
+    for lang in ("fr", "en"):
+        rc, out, _err = _run(
+            capsys, "certificate", "show", "--lang", lang, str(tampered), "--host-key"
+        )
+        assert rc == 1
+        assert not any(c in out for c in "\x1b\x07\r\u202e")
+        assert "Évil\\x1b[2J\\x1b[31m RED\\x07" in out
+        assert "pros\\u202epects\\x0d\\x0aFORGED" in out
+        assert not any(line.startswith("FORGED") for line in out.splitlines())
+
+
 # ---------------------------------------------------------- bad files (D10)
 @pytest.mark.parametrize("command", ["verify", "show"])
 def test_missing_directory_fifo_and_dangling_link_are_one_line_exit_2(

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from isoloir import i18n, safeio
 from isoloir.retention import keys
+from isoloir.textsafe import escape_controls, escape_value
 
 FORMAT = "isoloir-deletion-certificate/1"
 ALGORITHM = "Ed25519"
@@ -364,15 +365,20 @@ def render(
     When verification failed (`verified=False`) the document opens with a
     banner giving the reasons, so a forwarded copy cannot pass for a valid one.
     `key_note` says which key the verification used.
+
+    Every string of the document, the reasons and the key note is shown with its
+    control characters escaped: a tampered certificate is read by `certificate
+    show` in a terminal, where ESC sequences would clear or recolour the screen.
     """
     lang = i18n.language_or_default(lang)
     _ = i18n.translator(lang).gettext
-    body = document["certificate"]
+    body = escape_value(document["certificate"])
     text = _render(body, verified, lang)
     if key_note:
-        text += _("Key used for the verification: {key}.").format(key=key_note) + "\n"
+        note = escape_controls(key_note)
+        text += _("Key used for the verification: {key}.").format(key=note) + "\n"
     if verified is False:
-        text = _banner(lang, reasons) + text
+        text = _banner(lang, [escape_controls(r) for r in reasons]) + text
     return text
 
 
