@@ -145,7 +145,9 @@ def test_show_of_a_tampered_certificate_says_why_on_stderr_and_on_top(
     assert "totals do not add up to the datasets" in err
     first = out.splitlines()[0]
     assert first.startswith("> **⚠ CE CERTIFICAT N'EST PAS VALIDE**")
-    assert "signature does not match the content" in first
+    assert "la signature ne correspond pas au contenu" in first  # French (CLI N8)
+    assert "signature does not match" not in out and "host's signing key" not in out
+    assert "clé de signature de cet hôte" in out
     rc, out, err = _run(capsys, "certificate", "show", "--lang", "en", str(tampered), "--host-key")
     assert rc == 1 and out.startswith("> **⚠ THIS CERTIFICATE IS NOT VALID**")
 

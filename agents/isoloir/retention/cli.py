@@ -21,6 +21,7 @@ from typing import Any
 
 from isoloir import aws, clock, runtime
 from isoloir.findings import Finding
+from isoloir.i18n import N_
 from isoloir.policy import PolicyError, load_policies, load_rendered
 from isoloir.policy.model import Policies
 from isoloir.retention import certificate, keys, losses, planning
@@ -552,16 +553,18 @@ def _check_certificate(args: argparse.Namespace) -> _Checked:
     if args.host_key:
         secrets = runtime.secrets_dir()
         public = keys.signing_key(secrets).public_key()
-        source = f"this host's signing key, {secrets / keys.SIGNING_KEY_FILE}"
+        source = certificate.Reason(
+            N_("this host's signing key, {path}"), path=str(secrets / keys.SIGNING_KEY_FILE)
+        )
         pinned = True
     elif args.public_key:
         public = certificate.public_key_from(Path(args.public_key))
-        source = f"{args.public_key}, given with --public-key"
+        source = certificate.Reason(N_("{path}, given with --public-key"), path=args.public_key)
         pinned = True
     else:
         beside = path.parent / certificate.PUBLIC_KEY_FILE
         public = certificate.public_key_from(beside)
-        source = f"{beside}, next to the certificate"
+        source = certificate.Reason(N_("{path}, next to the certificate"), path=str(beside))
     used = certificate.fingerprint(public)
     result = certificate.verify_bytes(data, public)
     if args.fingerprint:
@@ -569,17 +572,26 @@ def _check_certificate(args: argparse.Namespace) -> _Checked:
         if wanted != used:
             result = certificate.Verification(
                 False,
-                [f"the key used is {used}, not the pinned {wanted}", *result.reasons],
+                [
+                    certificate.Reason(
+                        N_("the key used is {used}, not the pinned {wanted}"),
+                        used=used,
+                        wanted=wanted,
+                    ),
+                    *result.reasons,
+                ],
                 result.document,
             )
         pinned = True
     return _Checked(result, used, source, pinned)
 
 
-_UNPINNED = (
-    "UNVERIFIED: only the key found next to the certificate was used, and whoever can write "
-    "that folder can replace both; compare its fingerprint with your copy, then pass "
-    "--fingerprint, --public-key or --host-key"
+_UNPINNED = certificate.Reason(
+    N_(
+        "UNVERIFIED: only the key found next to the certificate was used, and whoever can "
+        "write that folder can replace both; compare its fingerprint with your copy, then "
+        "pass --fingerprint, --public-key or --host-key"
+    )
 )
 
 
@@ -618,7 +630,11 @@ def cmd_show(args: argparse.Namespace) -> int:
             args.lang,
             verified=ok,
             reasons=reasons,
-            key_note=f"{checked.fingerprint} ({checked.source})",
+            key_note=certificate.Reason(
+                N_("{fingerprint} ({source})"),
+                fingerprint=checked.fingerprint,
+                source=checked.source,
+            ),
         )
     except (KeyError, TypeError, AttributeError, ValueError):
         print(f"{path}: the certificate lacks the fields to render it", file=sys.stderr)
