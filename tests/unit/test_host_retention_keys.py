@@ -93,3 +93,28 @@ def test_missing_key_advice_fits_a_workstation(tmp_path: Path) -> None:
         f"{keys.HMAC_KEY_FILE}"
     )
     assert afile.read_text() == "x" and list(secrets.iterdir()) == []
+
+
+def test_keys_and_the_whole_cli_are_isoloir_commands(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CLI review N9: the keys were made only by `python -m isoloir.retention.keys`,
+    `python -m isoloir` failed, and preflight pointed at a make target only."""
+    import subprocess
+    import sys
+
+    from isoloir.cli import main
+    from isoloir.controller import preflight
+
+    secrets = tmp_path / "secrets"
+    assert main(["retention", "keys", "check", str(secrets)]) == 2
+    assert "isoloir retention keys init" in capsys.readouterr().err
+    assert main(["retention", "keys", "init", str(secrets)]) == 0
+    assert capsys.readouterr().out.count("created ") == 2
+    assert main(["retention", "keys", "check", str(secrets)]) == 0
+    ran = subprocess.run(
+        [sys.executable, "-m", "isoloir", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert ran.returncode == 0 and ran.stdout.startswith("isoloir "), ran.stderr
+    rows = [preflight.Check("x", preflight.FAIL, "d")]
+    assert "`isoloir deploy --target aws`" in preflight.summary(rows)

@@ -195,6 +195,12 @@ def _print_extraction_problems(election: str, d: dict[str, Any]) -> None:
         )
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    """`isoloir retention keys init|check [DIR]`: the same as the deploy's
+    `python -m isoloir.retention.keys` (CLI review N9: not an `isoloir` command)."""
+    return keys.main([args.action, *([args.secrets_dir] if args.secrets_dir else [])])
+
+
 # ------------------------------------------------------------- accept-loss
 def cmd_accept_loss(args: argparse.Namespace) -> int:
     """Record that the listed unreadable tables may be deleted without extraction."""
@@ -709,6 +715,17 @@ def register(subparsers: Any) -> None:
     accept.add_argument("--all", action="store_true", help="every table `plan` lists as such")
     accept.add_argument("sources", nargs="*", metavar="SOURCE", help="as `retention plan` shows")
     accept.set_defaults(func=_guarded(cmd_accept_loss))
+
+    keyring = ret_sub.add_parser(
+        "keys",
+        help="create (init) or check the retention keys: on the file-share host only; a "
+        "workstation copies the host's HMAC key instead",
+    )
+    keyring.add_argument("action", choices=("init", "check"))
+    keyring.add_argument(
+        "secrets_dir", nargs="?", help="default: $ISOLOIR_SECRETS_DIR or /etc/isoloir/secrets"
+    )
+    keyring.set_defaults(func=cmd_keys)
 
     sup = subparsers.add_parser("suppression", help="the opt-out list that outlives elections")
     sup_sub = sup.add_subparsers(dest="suppression_command", metavar="ACTION", required=True)

@@ -74,10 +74,7 @@ def _require(path: Path) -> None:
             f"{folder} is not a directory: ISOLOIR_SECRETS_DIR must name the folder "
             f"holding {path.name}"
         )
-    on_host = (
-        "on the file-share host the deploy creates it "
-        f"(python -m isoloir.retention.keys init {folder})"
-    )
+    on_host = f"on the file-share host the deploy creates it (isoloir retention keys init {folder})"
     if path.name == HMAC_KEY_FILE:
         where = (
             f"on a workstation, copy the file-share host's key "
@@ -173,7 +170,6 @@ def public_key_id(key: Ed25519PublicKey) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m isoloir.retention.keys init|check [DIR]` (default: the runtime secrets dir)."""
-
     parser = argparse.ArgumentParser(prog="python -m isoloir.retention.keys")
     parser.add_argument("action", choices=("init", "check"))
     parser.add_argument(
