@@ -207,7 +207,7 @@ def run_job_once(
             # A dry run reports; it queues and sends nothing (the spool is not touched).
             result.update(ok=not got.failure, findings=len(got), dry_run=True)
             if got.failure:
-                result["error"] = "incomplete"
+                result["error"] = i18n.N_("incomplete")
             _event("dry run: no alert queued", job=name, findings=len(got), failure=got.failure)
             return EXIT_JOB_FAILED if got.failure else EXIT_OK
         service = AlertService(policies, state_dir)
@@ -228,7 +228,7 @@ def run_job_once(
         )
         if got.failure:
             # Part of the world could not be read: the run failed, visibly.
-            result.update(error="incomplete", detail=got.failure)
+            result.update(error=i18n.N_("incomplete"), detail=got.failure)
             _event("job incomplete", logging.ERROR, job=name, detail=got.failure)
             return EXIT_JOB_FAILED
         _event(
@@ -670,6 +670,7 @@ def status_text(data: dict[str, Any], language: str = i18n.DEFAULT_LANGUAGE) -> 
     """The status for a person, in French (default) or English; `--json` keeps the
     machine form."""
     _ = i18n.translator(i18n.language_or_default(language)).gettext
+    translate = _  # for values that are msgids (not extracted from here)
     lines = [_("state dir: {path}").format(path=data["state_dir"])]
     if data["clock_overridden"]:
         lines.append(
@@ -702,8 +703,9 @@ def status_text(data: dict[str, Any], language: str = i18n.DEFAULT_LANGUAGE) -> 
                 finished=last["finished"], count=last["findings"]
             )
         else:
+            error = last["error"]  # an exception's class name, or a marked word
             desc = _("FAILED at {finished} ({error})").format(
-                finished=last["finished"], error=last["error"]
+                finished=last["finished"], error=translate(str(error)) if error else error
             )
         lines.append(
             _("job {name}: {desc}").format(name=name, desc=desc)

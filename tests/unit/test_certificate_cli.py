@@ -145,7 +145,9 @@ def test_show_of_a_tampered_certificate_says_why_on_stderr_and_on_top(
     assert "totals do not add up to the datasets" in err
     first = out.splitlines()[0]
     assert first.startswith("> **⚠ CE CERTIFICAT N'EST PAS VALIDE**")
-    assert "signature does not match the content" in first
+    assert "la signature ne correspond pas au contenu" in first  # French (CLI N8)
+    assert "signature does not match" not in out and "host's signing key" not in out
+    assert "clé de signature de cet hôte" in out
     rc, out, err = _run(capsys, "certificate", "show", "--lang", "en", str(tampered), "--host-key")
     assert rc == 1 and out.startswith("> **⚠ THIS CERTIFICATE IS NOT VALID**")
 
@@ -155,6 +157,26 @@ def test_show_of_a_tampered_certificate_says_why_on_stderr_and_on_top(
     assert rc == 0 and err == ""
     assert out.startswith("# Certificat de destruction") and "**vérifiés**" in out
     assert certs.fingerprint in out
+
+
+def test_show_escapes_control_characters_of_a_tampered_certificate(
+    certs: Certs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # CLI review N7: the label's ESC sequences cleared and recoloured the terminal
+    document = json.loads(certs.path.read_text())
+    document["certificate"]["election"]["label"] = "Évil\x1b[2J\x1b[31m RED\x07"
+    document["certificate"]["datasets"][0]["name"] = "pros\u202epects\r\nFORGED"
+    tampered = certs.dir / "escaped.json"
+    tampered.write_bytes(certificate.render_file(document))
+    for lang in ("fr", "en"):
+        rc, out, _err = _run(
+            capsys, "certificate", "show", "--lang", lang, str(tampered), "--host-key"
+        )
+        assert rc == 1
+        assert not any(c in out for c in "\x1b\x07\r\u202e")
+        assert "Évil\\x1b[2J\\x1b[31m RED\\x07" in out
+        assert "pros\\u202epects\\x0d\\x0aFORGED" in out
+        assert not any(line.startswith("FORGED") for line in out.splitlines())
 
 
 # ---------------------------------------------------------- bad files (D10)

@@ -189,3 +189,49 @@ def test_a_host_sharing_the_controllers_network_renders_the_guard_but_loads_noth
     assert "hardening_metadata_apply" in gate(load)
     skipped = next(n for n in tasks if n.startswith("Say why"))
     assert "not loaded" in tasks[skipped]["ansible.builtin.debug"]["msg"]
+
+
+def _unit(text: str) -> dict[str, list[str]]:
+    """`Section.Key` -> every value, in order (systemd keys may repeat)."""
+    values: dict[str, list[str]] = {}
+    section = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        key, _, value = line.partition("=")
+        values.setdefault(f"{section}.{key.strip()}", []).append(value.strip())
+    return values
+
+
+def test_the_host_firewall_cannot_flush_the_guard_away() -> None:
+    """Security N9: Debian's nftables.service flushes the whole ruleset at start,
+    reload and stop; the guard comes after it at boot and is loaded again after each."""
+    import yaml
+
+    guard = _unit(render("hardening", "etc/systemd/system/isoloir-metadata-guard.service.j2"))
+    after = " ".join(guard["Unit.After"]).split()
+    assert "nftables.service" in after
+    assert "nftables.service" not in " ".join(guard.get("Unit.Before", []))
+    load = guard["Service.ExecStart"][0]
+    assert load == "/usr/sbin/nft -f /etc/isoloir-nft/metadata.nft"
+
+    dropin = "etc/systemd/system/nftables.service.d/isoloir-metadata-guard.conf"
+    firewall = _unit(render("hardening", dropin + ".j2"))
+    for key in ("ExecStartPost", "ExecReload", "ExecStopPost"):
+        # appended to Debian's own commands, so it runs after their flush; "-" so a
+        # missing guard file never makes the firewall itself fail
+        assert firewall[f"Service.{key}"] == [f"-{load}"], key
+    assert set(firewall) == {"Service.ExecStartPost", "Service.ExecReload", "Service.ExecStopPost"}
+
+    role = REPO / "playbooks" / "roles" / "hardening"
+    tasks = yaml.safe_load((role / "tasks" / "metadata.yml").read_text())
+    units = next(t for t in tasks if t["name"].startswith("Units loading the guard"))
+    assert "nftables.service.d/isoloir-metadata-guard.conf" in units["loop"]
+    assert units["ansible.builtin.template"]["dest"] == "/etc/systemd/system/{{ item }}"
+    assert units["notify"] == "Load the metadata guard"  # handler reloads systemd
+    folder = next(t for t in tasks if t["name"].startswith("Drop-in directory"))
+    assert folder["ansible.builtin.file"]["path"] == "/etc/systemd/system/nftables.service.d"

@@ -69,3 +69,52 @@ def test_command_init_then_check_exit_codes(
     os.chmod(secrets / keys.SIGNING_KEY_FILE, 0o640)
     assert keys.main(["check", str(secrets)]) == 2
     assert "readable by others" in capsys.readouterr().err
+
+
+def test_missing_key_advice_fits_a_workstation(tmp_path: Path) -> None:
+    """CLI review N9: on the workstation of runbook step 6 the advice was `init`, which
+    mints a key that cannot match the host's suppression list."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(mode=0o700)
+    with pytest.raises(keys.SecretError) as caught:
+        keys.hmac_key(secrets)
+    text = str(caught.value)
+    assert text.startswith(f"{secrets / keys.HMAC_KEY_FILE} is missing; on a workstation, copy")
+    assert "/etc/isoloir/secrets/retention-hmac.key" in text and "would not match" in text
+    assert "on the file-share host the deploy creates it" in text  # init only there
+    with pytest.raises(keys.SecretError, match="--public-key or --fingerprint"):
+        keys.signing_key(secrets)
+    afile = tmp_path / "afile"  # ISOLOIR_SECRETS_DIR=afile
+    afile.write_text("x")
+    with pytest.raises(keys.SecretError) as caught:
+        keys.hmac_key(afile)
+    assert str(caught.value) == (
+        f"{afile} is not a directory: ISOLOIR_SECRETS_DIR must name the folder holding "
+        f"{keys.HMAC_KEY_FILE}"
+    )
+    assert afile.read_text() == "x" and list(secrets.iterdir()) == []
+
+
+def test_keys_and_the_whole_cli_are_isoloir_commands(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CLI review N9: the keys were made only by `python -m isoloir.retention.keys`,
+    `python -m isoloir` failed, and preflight pointed at a make target only."""
+    import subprocess
+    import sys
+
+    from isoloir.cli import main
+    from isoloir.controller import preflight
+
+    secrets = tmp_path / "secrets"
+    assert main(["retention", "keys", "check", str(secrets)]) == 2
+    assert "isoloir retention keys init" in capsys.readouterr().err
+    assert main(["retention", "keys", "init", str(secrets)]) == 0
+    assert capsys.readouterr().out.count("created ") == 2
+    assert main(["retention", "keys", "check", str(secrets)]) == 0
+    ran = subprocess.run(
+        [sys.executable, "-m", "isoloir", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert ran.returncode == 0 and ran.stdout.startswith("isoloir "), ran.stderr
+    rows = [preflight.Check("x", preflight.FAIL, "d")]
+    assert "`isoloir deploy --target aws`" in preflight.summary(rows)

@@ -312,6 +312,64 @@ def test_certificate_show_in_both_languages() -> None:
     assert_no_english(bad_fr)
 
 
+def test_a_failed_verification_is_french_throughout() -> None:
+    """CLI review N8: the banner's reasons, the key note and a deferred key deletion
+    were English inside the French certificate."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from tests.unit.test_retention_pure import _body  # noqa: PLC0415
+
+    key = Ed25519PrivateKey.generate()
+    body = _body(keys.public_key_id(key.public_key()))
+    body["key"] = {"deferred_reason": "the bucket has no SSE-KMS default key", "window_days": 30}
+    doc = certificate.sign(body, key)
+    doc["certificate"]["totals"]["objects"] += 1  # tampered after signing
+    result = certificate.verify_bytes(certificate.render_file(doc), key.public_key())
+    # stderr and logs keep the English text
+    assert "signature does not match the content" in result.reasons
+    assert "totals do not add up to the datasets" in result.reasons
+    note = certificate.Reason(
+        i18n.N_("{fingerprint} ({source})"),
+        fingerprint="sha256:ab",
+        source=certificate.Reason(i18n.N_("{path}, next to the certificate"), path="/c/k.pem"),
+    )
+    assert note == "sha256:ab (/c/k.pem, next to the certificate)"
+    fr = certificate.render(doc, "fr", verified=False, reasons=result.reasons, key_note=note)
+    banner = fr.splitlines()[0]
+    assert "la signature ne correspond pas au contenu" in banner
+    assert "les totaux ne correspondent pas aux jeux de données" in banner
+    assert "/c/k.pem, à côté du certificat" in fr
+    assert "le compartiment n'a pas de clé SSE-KMS par défaut" in fr
+    assert_no_english(fr)
+    en = certificate.render(doc, "en", verified=False, reasons=result.reasons, key_note=note)
+    assert "signature does not match the content" in en.splitlines()[0]
+    assert "the bucket has no SSE-KMS default key" in en
+    assert_no_french(en)
+
+
+def test_a_failed_job_is_french_in_status() -> None:
+    data: dict[str, Any] = {
+        "state_dir": "/var/lib/isoloir",
+        "clock_overridden": False,
+        "clock_now": None,
+        "heartbeat": None,
+        "jobs": {
+            "scan": {
+                "running": False,
+                "last": {
+                    "ok": False,
+                    "error": "incomplete",
+                    "findings": 0,
+                    "finished": "2026-11-30T14:00:00+00:00",
+                },
+            },
+        },
+        "spool": None,
+    }
+    fr = status_text(data, "fr")
+    assert "(incomplet)" in fr and "incomplete" not in fr
+    assert "(incomplete)" in status_text(data, "en")
+
+
 def test_status_in_both_languages() -> None:
     data: dict[str, Any] = {
         "state_dir": "/var/lib/isoloir",

@@ -187,7 +187,8 @@ def _special(kind: str, path: Path) -> None:
 EXPECTED = {
     "fifo": "not a regular file (a named pipe)",
     "directory": "not a regular file (a directory)",
-    "device": "not a regular file (a character device)",
+    # a link out of the policies directory is refused before it is read (CLI N12)
+    "device": "a symbolic link to a file outside the policies directory (copy the file in)",
     "dangling": "cannot read: No such file or directory",
 }
 
@@ -214,6 +215,51 @@ def test_policy_file_too_large(policies: Path) -> None:
         handle.write("#" * 1_000_001 + "\n")
     with pytest.raises(PolicyError, match="file larger than 1000000 bytes"):
         load_policies(policies)
+
+
+SHADOW_LINE = "root:$6$SECRETSALT$abcdefghijklmnopqrstuvwxyz0123456789:19000:0:99999:7:::"
+
+
+def test_symlink_out_of_the_policies_directory_is_not_quoted(
+    policies: Path, tmp_path: Path
+) -> None:
+    # CLI review N12: the whole first line of the link's target was in the error
+    secret = tmp_path / "fake-shadow"
+    secret.write_text(SHADOW_LINE + "\n")
+    link = policies / "elections" / "zz.yml"
+    link.symlink_to(secret)
+    with pytest.raises(PolicyError) as caught:
+        load_policies(policies)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{link}: a symbolic link to a file outside the policies directory (copy the file in)"
+    ]
+    assert "SECRETSALT" not in str(caught.value)
+    # a link that stays inside the policies directory is still followed
+    link.unlink()
+    (policies / ELECTION).rename(policies / "ville.txt")
+    link.symlink_to(policies / "ville.txt")
+    with pytest.raises(PolicyError, match="zz.yml:"):
+        load_policies(policies)  # read and validated (its id is not the file's name)
+
+
+def test_a_long_unknown_key_is_shown_cut(policies: Path) -> None:
+    copied = policies / "elections" / "zz.yml"
+    copied.write_text(SHADOW_LINE + "\n")
+    with pytest.raises(PolicyError) as caught:
+        load_policies(policies)
+    text = str(caught.value)
+    assert "klmnop" not in text and "19000" not in text  # the hash and the rest: not shown
+    assert f"{copied}:1: root:$6$SECRETSALT$abcdefghij...: unknown field" in text
+
+
+def test_utf16_file_is_named_utf16(policies: Path) -> None:
+    path = policies / "baseline.yml"
+    path.write_bytes(path.read_text(encoding="utf-8").encode("utf-16"))
+    with pytest.raises(PolicyError) as caught:
+        load_policies(policies)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{path}:1: UTF-16 text (a byte-order mark); save the file as UTF-8"
+    ]
 
 
 def test_latin1_byte_reports_its_real_line(policies: Path) -> None:

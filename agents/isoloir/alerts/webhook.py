@@ -15,6 +15,7 @@ import hmac
 import ipaddress
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -44,23 +45,62 @@ def verify(secret: bytes, timestamp: str, body: bytes, signature: str) -> bool:
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
+# CommonMark lets a backslash make any ASCII punctuation character literal.
+_MARKDOWN_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+_SLACK_TEXT_MAX = 3000  # a section's text object (Block Kit limit)
+
+
+def slack_escape(text: str) -> str:
+    """`text` for a Slack `mrkdwn` field: `&`, `<` and `>` as the HTML entities
+    Slack asks for, so a name cannot become a link or an @channel mention."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def markdown_escape(text: str) -> str:
+    """`text` for a CommonMark line (Mattermost): every ASCII punctuation character
+    backslash-escaped, so a name shows as typed instead of as a link or emphasis."""
+    return "".join("\\" + c if c in _MARKDOWN_PUNCTUATION else c for c in text)
+
+
+def markdown_fence(body: str) -> str:
+    """`body` in a CommonMark code block whose fence is longer than any run of
+    backticks inside it: a name holding three backticks cannot close it early."""
+    longest = max((len(run) for run in re.findall(r"`+", body)), default=0)
+    fence = "`" * max(3, longest + 1)
+    ending = "" if body.endswith("\n") else "\n"
+    return f"{fence}\n{body}{ending}{fence}"
+
+
 def payload(
     template: str, *, kind: str, subject: str, body: str, meta: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The JSON document for one template; `meta` holds the finding's safe fields."""
+    """The JSON document for one template; `meta` holds the finding's safe fields.
+
+    Subject and body carry names campaign members chose (file names, folders), so
+    every template shows them as plain text: Slack's `plain_text` objects and its
+    escaped fallback `text`, Mattermost's escaped heading and a fence the body
+    cannot close, Teams' `TextRun`s (which do not interpret Markdown).
+    """
     severity = str(meta.get("severity") or "")
     if template == "slack":
         return {
-            "text": subject,
+            "text": slack_escape(subject),
             "blocks": [
                 {"type": "header", "text": {"type": "plain_text", "text": subject[:150]}},
-                {"type": "section", "text": {"type": "mrkdwn", "text": f"```{body}```"}},
+                {
+                    "type": "section",
+                    "text": {
+                        "type": "plain_text",
+                        "text": body[:_SLACK_TEXT_MAX],
+                        "emoji": False,
+                    },
+                },
             ],
         }
     if template == "mattermost":
         return {
             "username": "Isoloir",
-            "text": f"#### {subject}\n```\n{body}```",
+            "text": f"#### {markdown_escape(subject)}\n{markdown_fence(body)}",
             "props": {"isoloir": dict(meta, kind=kind)},
         }
     if template == "teams":
@@ -75,17 +115,21 @@ def payload(
                         "version": "1.4",
                         "body": [
                             {
-                                "type": "TextBlock",
-                                "text": subject,
-                                "weight": "Bolder",
-                                "wrap": True,
-                                "color": "Attention" if severity in _COLOURS else "Default",
+                                "type": "RichTextBlock",
+                                "inlines": [
+                                    {
+                                        "type": "TextRun",
+                                        "text": subject,
+                                        "weight": "Bolder",
+                                        "color": "Attention" if severity in _COLOURS else "Default",
+                                    }
+                                ],
                             },
                             {
-                                "type": "TextBlock",
-                                "text": body,
-                                "wrap": True,
-                                "fontType": "Monospace",
+                                "type": "RichTextBlock",
+                                "inlines": [
+                                    {"type": "TextRun", "text": body, "fontType": "Monospace"}
+                                ],
                             },
                         ],
                     },

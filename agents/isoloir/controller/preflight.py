@@ -633,7 +633,8 @@ def summary(rows: list[Check]) -> str:
     if not failed and not skipped:
         return "every check passed: nothing was created"
     not_run = f", {skipped} not run (they depend on a failed one)" if skipped else ""
-    return f"{failed} check(s) failed{not_run}: fix them before `make deploy TARGET=aws`"
+    deploy = "`isoloir deploy --target aws` (make deploy TARGET=aws)"
+    return f"{failed} check(s) failed{not_run}: fix them before {deploy}"
 
 
 def register(subparsers: Any) -> None:

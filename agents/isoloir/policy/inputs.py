@@ -125,6 +125,8 @@ def read_bytes(path: Path, limit: int) -> bytes:
 
 def decode_utf8(data: bytes) -> str:
     """UTF-8 text; a bad byte is reported on its real line."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ReadError(1, "UTF-16 text (a byte-order mark); save the file as UTF-8")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -151,10 +151,22 @@ def _validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(schema(name))
 
 
+# A field name longer than this is shown cut: an unknown "key" may be a whole line
+# of some other file (CLI review N12: a shadow line in the error of a CI log).
+MAX_SHOWN_KEY = 32
+
+
+def _clip(name: str) -> str:
+    return name if len(name) <= MAX_SHOWN_KEY else name[: MAX_SHOWN_KEY - 3] + "..."
+
+
 def _field(path: Iterable[str | int]) -> str:
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{_clip(part)}" if text else _clip(str(part))
     return text
 
 
@@ -840,7 +852,18 @@ def _check_across(elections: list[tuple[str, Source | None, m.Election]]) -> lis
 # ------------------------------------------------------------------ public
 
 
-def _read(path: Path, shown: str) -> tuple[Source | None, list[Problem]]:
+def _outside(path: Path, root: Path) -> bool:
+    """Whether `path`, its symbolic links followed, lands outside the policies directory."""
+    real_root = Path(os.path.realpath(root))
+    return not Path(os.path.realpath(path)).is_relative_to(real_root)
+
+
+def _read(path: Path, shown: str, root: Path) -> tuple[Source | None, list[Problem]]:
+    """The parsed file, or its problems. A symbolic link leading out of the policies
+    directory is refused unread: its target's content would be quoted in errors."""
+    if _outside(path, root):
+        reason = "a symbolic link to a file outside the policies directory (copy the file in)"
+        return None, [Problem(shown, 0, "", reason)]
     try:
         text = read_text(path, MAX_FILE_BYTES)
     except ReadError as exc:
@@ -1083,7 +1106,7 @@ def load_policies(directory: str | Path = "policies", *, target: str = "local") 
     if not root.is_dir():
         reason = "not a directory" if root.exists() else "no such policies directory"
         raise PolicyError([Problem(_display(root), 0, "", reason)])
-    src, read_problems = _read(base_path, _display(base_path))
+    src, read_problems = _read(base_path, _display(base_path), root)
     problems += read_problems
     baseline: dict[str, Any] | None = None
     if src is not None:
@@ -1094,7 +1117,7 @@ def load_policies(directory: str | Path = "policies", *, target: str = "local") 
     files = sorted(election_dir.glob("*.yml")) + sorted(election_dir.glob("*.yaml"))
     for path in files:
         shown = _display(path)
-        esrc, read_problems = _read(path, shown)
+        esrc, read_problems = _read(path, shown, root)
         problems += read_problems
         if esrc is None:
             continue

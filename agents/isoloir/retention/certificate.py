@@ -24,7 +24,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from isoloir import i18n, safeio
+from isoloir.i18n import N_
 from isoloir.retention import keys
+from isoloir.textsafe import escape_controls, escape_value
 
 FORMAT = "isoloir-deletion-certificate/1"
 ALGORITHM = "Ed25519"
@@ -196,6 +198,37 @@ def _atomic(path: Path, data: bytes, replace: bool = True) -> None:
         os.unlink(tmp)
 
 
+# Reasons the purge writes into `key.deferred_reason` as fixed English text
+# (retention/purge.py); shown translated. Others hold values and stay as written.
+KNOWN_DEFERRALS = frozenset({N_("the bucket has no SSE-KMS default key")})
+
+
+class Reason(str):
+    """A verification reason: the English text (stderr, logs) that also knows its
+    gettext template and values, so the banner of a French certificate is French
+    (CLI review N8). A value that is itself a Reason is translated too."""
+
+    msgid: str
+    params: dict[str, Any]
+
+    def __new__(cls, msgid: str, **params: Any) -> Reason:
+        text = msgid.format_map(params) if params else msgid
+        made = super().__new__(cls, text)
+        made.msgid = msgid
+        made.params = params
+        return made
+
+    def render(self, lang: str) -> str:
+        values = {k: translated(v, lang) for k, v in self.params.items()}
+        template = i18n.gettext_for(lang, self.msgid)
+        return template.format_map(values) if values else template
+
+
+def translated(text: Any, lang: str) -> Any:
+    """`text` in `lang` when it is a Reason, else unchanged."""
+    return text.render(lang) if isinstance(text, Reason) else text
+
+
 @dataclass
 class Verification:
     ok: bool
@@ -212,43 +245,54 @@ def check_content(body: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     for name in REQUIRED:
         if name not in body:
-            problems.append(f"missing field {name!r}")
+            problems.append(Reason(N_("missing field {name!r}"), name=name))
     if problems:
         return problems
     if body["format"] != FORMAT:
-        problems.append(f"unknown format {body['format']!r}")
+        problems.append(Reason(N_("unknown format {format!r}"), format=body["format"]))
     datasets = body["datasets"]
     if not isinstance(datasets, list):
-        return [*problems, "datasets is not a list"]
+        return [*problems, Reason(N_("datasets is not a list"))]
     for ds in datasets:
         for name in DATASET_COUNTS:
             if not _is_count(ds.get(name)):
-                problems.append(f"dataset {ds.get('name')!r}: {name} is not a count")
+                problems.append(
+                    Reason(
+                        N_("dataset {dataset!r}: {field} is not a count"),
+                        dataset=ds.get("name"),
+                        field=name,
+                    )
+                )
         if _is_count(ds.get("objects")) and _is_count(ds.get("versions")):
             if ds["objects"] > ds["versions"] + ds.get("delete_markers", 0):
-                problems.append(f"dataset {ds.get('name')!r}: more objects than versions")
+                problems.append(
+                    Reason(
+                        N_("dataset {dataset!r}: more objects than versions"),
+                        dataset=ds.get("name"),
+                    )
+                )
     if not problems:
         expected = totals(datasets)
         if body["totals"] != expected:
-            problems.append("totals do not add up to the datasets")
+            problems.append(Reason(N_("totals do not add up to the datasets")))
     try:
         start = datetime.fromisoformat(body["started_at"])
         end = datetime.fromisoformat(body["finished_at"])
         if end < start:
-            problems.append("finished before it started")
+            problems.append(Reason(N_("finished before it started")))
     except (TypeError, ValueError):
-        problems.append("start or end time is not ISO-8601")
+        problems.append(Reason(N_("start or end time is not ISO-8601")))
     key = body["key"]
     if not isinstance(key, dict) or not (key.get("deletion_date") or key.get("deferred_reason")):
-        problems.append("key: neither a deletion date nor the reason it was deferred")
+        problems.append(Reason(N_("key: neither a deletion date nor the reason it was deferred")))
     elif key.get("deletion_date"):
         try:
             date.fromisoformat(str(key["deletion_date"])[:10])
         except ValueError:
-            problems.append("key deletion date is not a date")
+            problems.append(Reason(N_("key deletion date is not a date")))
     journal = body["journal"]
     if not isinstance(journal, dict) or len(str(journal.get("sha256", ""))) != 64:
-        problems.append("journal hash missing")
+        problems.append(Reason(N_("journal hash missing")))
     return problems
 
 
@@ -257,29 +301,31 @@ def verify_bytes(data: bytes, public_key: Ed25519PublicKey) -> Verification:
         document = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         # RecursionError: thousands of nested brackets (CLI review N5)
-        return Verification(False, ["not a JSON document"])
+        return Verification(False, [Reason(N_("not a JSON document"))])
     if not isinstance(document, dict) or set(document) != {"certificate", "signature"}:
-        return Verification(False, ["not a signed certificate"])
+        return Verification(False, [Reason(N_("not a signed certificate"))])
     if render_file(document) != data:
-        return Verification(False, ["not in canonical form: the file was edited"], document)
+        return Verification(
+            False, [Reason(N_("not in canonical form: the file was edited"))], document
+        )
     body, sig = document["certificate"], document["signature"]
     if not isinstance(body, dict) or not isinstance(sig, dict):
-        return Verification(False, ["not a signed certificate"], document)
+        return Verification(False, [Reason(N_("not a signed certificate"))], document)
     reasons: list[str] = []
     if sig.get("algorithm") != ALGORITHM:
-        reasons.append(f"signature algorithm is not {ALGORITHM}")
+        reasons.append(Reason(N_("signature algorithm is not {algorithm}"), algorithm=ALGORITHM))
     key_id = keys.public_key_id(public_key)
     if sig.get("public_key_sha256") != key_id:
-        reasons.append("signed with another key than the one given")
+        reasons.append(Reason(N_("signed with another key than the one given")))
     signer = body.get("signer")
     if not isinstance(signer, dict) or signer.get("public_key_sha256") != key_id:
-        reasons.append("the certificate names another signer")
+        reasons.append(Reason(N_("the certificate names another signer")))
     try:
         public_key.verify(
             base64.b64decode(str(sig.get("value", "")), validate=True), canonical(body)
         )
     except (InvalidSignature, ValueError):
-        reasons.append("signature does not match the content")
+        reasons.append(Reason(N_("signature does not match the content")))
     reasons += check_content(body)
     return Verification(not reasons, reasons, document)
 
@@ -299,7 +345,9 @@ def verify_file(path: Path, public_key_path: Path | None = None) -> Verification
     try:
         public_key = public_key_from(pub)
     except UnreadableError as exc:
-        return Verification(False, [f"cannot use the public key: {exc}"])
+        return Verification(
+            False, [Reason(N_("cannot use the public key: {error}"), error=str(exc))]
+        )
     return verify_bytes(data, public_key)
 
 
@@ -364,15 +412,20 @@ def render(
     When verification failed (`verified=False`) the document opens with a
     banner giving the reasons, so a forwarded copy cannot pass for a valid one.
     `key_note` says which key the verification used.
+
+    Every string of the document, the reasons and the key note is shown with its
+    control characters escaped: a tampered certificate is read by `certificate
+    show` in a terminal, where ESC sequences would clear or recolour the screen.
     """
     lang = i18n.language_or_default(lang)
     _ = i18n.translator(lang).gettext
-    body = document["certificate"]
+    body = escape_value(document["certificate"])
     text = _render(body, verified, lang)
     if key_note:
-        text += _("Key used for the verification: {key}.").format(key=key_note) + "\n"
+        note = escape_controls(translated(key_note, lang))
+        text += _("Key used for the verification: {key}.").format(key=note) + "\n"
     if verified is False:
-        text = _banner(lang, reasons) + text
+        text = _banner(lang, [escape_controls(translated(r, lang)) for r in reasons]) + text
     return text
 
 
@@ -519,8 +572,11 @@ def _render(c: Mapping[str, Any], verified: bool | None, lang: str) -> str:
             )
         )
     else:
+        deferred = key.get("deferred_reason", "—")
         lines.append(
-            _("Key deletion deferred: {reason}.").format(reason=key.get("deferred_reason", "—"))
+            _("Key deletion deferred: {reason}.").format(
+                reason=_(deferred) if deferred in KNOWN_DEFERRALS else deferred
+            )
         )
     j = c["journal"]
     lines += [

@@ -21,6 +21,7 @@ from typing import Any
 
 from isoloir import aws, clock, runtime
 from isoloir.findings import Finding
+from isoloir.i18n import N_
 from isoloir.policy import PolicyError, load_policies, load_rendered
 from isoloir.policy.model import Policies
 from isoloir.retention import certificate, keys, losses, planning
@@ -192,6 +193,12 @@ def _print_extraction_problems(election: str, d: dict[str, Any]) -> None:
             f"    to accept the loss: isoloir retention accept-loss --election {election} "
             f"--dataset {d['name']} SOURCE... (or --all)"
         )
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """`isoloir retention keys init|check [DIR]`: the same as the deploy's
+    `python -m isoloir.retention.keys` (CLI review N9: not an `isoloir` command)."""
+    return keys.main([args.action, *([args.secrets_dir] if args.secrets_dir else [])])
 
 
 # ------------------------------------------------------------- accept-loss
@@ -552,16 +559,18 @@ def _check_certificate(args: argparse.Namespace) -> _Checked:
     if args.host_key:
         secrets = runtime.secrets_dir()
         public = keys.signing_key(secrets).public_key()
-        source = f"this host's signing key, {secrets / keys.SIGNING_KEY_FILE}"
+        source = certificate.Reason(
+            N_("this host's signing key, {path}"), path=str(secrets / keys.SIGNING_KEY_FILE)
+        )
         pinned = True
     elif args.public_key:
         public = certificate.public_key_from(Path(args.public_key))
-        source = f"{args.public_key}, given with --public-key"
+        source = certificate.Reason(N_("{path}, given with --public-key"), path=args.public_key)
         pinned = True
     else:
         beside = path.parent / certificate.PUBLIC_KEY_FILE
         public = certificate.public_key_from(beside)
-        source = f"{beside}, next to the certificate"
+        source = certificate.Reason(N_("{path}, next to the certificate"), path=str(beside))
     used = certificate.fingerprint(public)
     result = certificate.verify_bytes(data, public)
     if args.fingerprint:
@@ -569,17 +578,26 @@ def _check_certificate(args: argparse.Namespace) -> _Checked:
         if wanted != used:
             result = certificate.Verification(
                 False,
-                [f"the key used is {used}, not the pinned {wanted}", *result.reasons],
+                [
+                    certificate.Reason(
+                        N_("the key used is {used}, not the pinned {wanted}"),
+                        used=used,
+                        wanted=wanted,
+                    ),
+                    *result.reasons,
+                ],
                 result.document,
             )
         pinned = True
     return _Checked(result, used, source, pinned)
 
 
-_UNPINNED = (
-    "UNVERIFIED: only the key found next to the certificate was used, and whoever can write "
-    "that folder can replace both; compare its fingerprint with your copy, then pass "
-    "--fingerprint, --public-key or --host-key"
+_UNPINNED = certificate.Reason(
+    N_(
+        "UNVERIFIED: only the key found next to the certificate was used, and whoever can "
+        "write that folder can replace both; compare its fingerprint with your copy, then "
+        "pass --fingerprint, --public-key or --host-key"
+    )
 )
 
 
@@ -618,7 +636,11 @@ def cmd_show(args: argparse.Namespace) -> int:
             args.lang,
             verified=ok,
             reasons=reasons,
-            key_note=f"{checked.fingerprint} ({checked.source})",
+            key_note=certificate.Reason(
+                N_("{fingerprint} ({source})"),
+                fingerprint=checked.fingerprint,
+                source=checked.source,
+            ),
         )
     except (KeyError, TypeError, AttributeError, ValueError):
         print(f"{path}: the certificate lacks the fields to render it", file=sys.stderr)
@@ -693,6 +715,17 @@ def register(subparsers: Any) -> None:
     accept.add_argument("--all", action="store_true", help="every table `plan` lists as such")
     accept.add_argument("sources", nargs="*", metavar="SOURCE", help="as `retention plan` shows")
     accept.set_defaults(func=_guarded(cmd_accept_loss))
+
+    keyring = ret_sub.add_parser(
+        "keys",
+        help="create (init) or check the retention keys: on the file-share host only; a "
+        "workstation copies the host's HMAC key instead",
+    )
+    keyring.add_argument("action", choices=("init", "check"))
+    keyring.add_argument(
+        "secrets_dir", nargs="?", help="default: $ISOLOIR_SECRETS_DIR or /etc/isoloir/secrets"
+    )
+    keyring.set_defaults(func=cmd_keys)
 
     sup = subparsers.add_parser("suppression", help="the opt-out list that outlives elections")
     sup_sub = sup.add_subparsers(dest="suppression_command", metavar="ACTION", required=True)

@@ -23,6 +23,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from isoloir import runtime
+
 HMAC_KEY_FILE = "retention-hmac.key"
 SIGNING_KEY_FILE = "retention-signing.key"
 
@@ -62,11 +64,26 @@ def _read_private(path: Path) -> bytes:
 
 
 def _require(path: Path) -> None:
-    if not path.exists():
+    """Refuse a missing key with the next step for where the command runs (CLI
+    review N9): a workstation needs the host's own key, never a new one."""
+    if path.exists():
+        return
+    folder = path.parent
+    if folder.exists() and not folder.is_dir():
         raise SecretError(
-            f"{path} is missing; create the retention keys at deploy "
-            f"(python -m isoloir.retention.keys init {path.parent})"
+            f"{folder} is not a directory: ISOLOIR_SECRETS_DIR must name the folder "
+            f"holding {path.name}"
         )
+    on_host = f"on the file-share host the deploy creates it (isoloir retention keys init {folder})"
+    if path.name == HMAC_KEY_FILE:
+        where = (
+            f"on a workstation, copy the file-share host's key "
+            f"({runtime.DEFAULT_SECRETS_DIR / HMAC_KEY_FILE}) there, mode 0600: a new key "
+            f"would not match the suppression list; "
+        )
+    else:
+        where = "on a workstation, verify certificates with --public-key or --fingerprint instead; "
+    raise SecretError(f"{path} is missing; {where}{on_host}")
 
 
 def _new_hmac_hex() -> bytes:
@@ -153,8 +170,6 @@ def public_key_id(key: Ed25519PublicKey) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m isoloir.retention.keys init|check [DIR]` (default: the runtime secrets dir)."""
-    from isoloir import runtime
-
     parser = argparse.ArgumentParser(prog="python -m isoloir.retention.keys")
     parser.add_argument("action", choices=("init", "check"))
     parser.add_argument(
