@@ -540,7 +540,10 @@ def test_the_guard_runs_as_its_own_user_in_no_election_group(relay: Relay) -> No
     assert set(shown["IPAddressAllow"].split()) == {"127.0.0.0/8", "::1/128"}
     assert f"MemoryMax={768 * 1024 * 1024}" in props and "TasksMax=256" in props
     assert "User=isoloir-mail" in props
-    # The agents' user reads the guard's decision log and its opt-outs.
+    # The agents' user reads the guard's decision log and its opt-outs (one
+    # decision first: the log is created by the first message the guard judges).
+    assert relay.submit(MEMBER_A, campaign(relay.addresses[MEMBER_A], f"Trace {mark()}", relay),
+                        [voter(f"trace-{mark()}")]).accepted  # fmt: skip
     log = "/var/lib/isoloir/mailguard/decisions.sqlite"
     read = relay.host("runuser", "-u", "isoloir", "--", "test", "-r", log)
     assert read.returncode == 0
