@@ -75,14 +75,28 @@ def test_deploy_converges_everything(demo: Demo) -> None:
     }, rules
 
 
+def _changed_tasks(log: str) -> list[str]:
+    """The names of the Ansible tasks the log shows as changed."""
+    task, changed = "", []
+    for line in log.splitlines():
+        line = line.strip()
+        if line.startswith("TASK ["):
+            task = line
+        elif line.startswith("changed:") and task:
+            changed.append(task)
+    return changed
+
+
 def test_second_deploy_changes_nothing(demo: Demo) -> None:
     assert demo.facts.get("deploy_exit") == 0
+    start = len(demo.facts["log"])
     assert demo.deploy() == 0, _log(demo)
+    second = "\n".join(demo.facts["log"][start:])
     assert demo.deployment is not None
-    assert demo.deployment.terraform_changes == 0
+    assert demo.deployment.terraform_changes == 0, second
     assert demo.deployment.ansible_changed and all(
         c == 0 for c in demo.deployment.ansible_changed.values()
-    ), demo.deployment.ansible_changed
+    ), (demo.deployment.ansible_changed, _changed_tasks(second))
 
 
 def test_incident_is_found_and_fixed_in_one_scan_cycle(demo: Demo) -> None:
