@@ -402,6 +402,7 @@ def cmd_filter(args: argparse.Namespace) -> int:
         f"{_n(result.rows)} rows read, {_n(result.removed)} removed (suppressed), "
         f"{_n(result.kept)} kept, {_n(result.without_identifier)} without email or phone; "
         f"checked against {_n(result.entries)} suppression entries; "
+        f"matched on: {result.columns}; "
         f"wrote {'the standard output' if to_stdout else out} ({encoding})",
         # with `-o -` the standard output carries the table only
         file=sys.stderr if to_stdout else sys.stdout,
@@ -434,10 +435,21 @@ def cmd_add(args: argparse.Namespace) -> int:
         except (OSError, ValueError, csv.Error) as exc:
             print(f"{source}: {exc}", file=sys.stderr)
             return EXIT_ERROR
+        if not (read.emails or read.phones or read.problems):
+            # an empty or header-only file is a wrong export, not "added 0" (CLI review N10)
+            print(
+                f"{source}: no address or phone number in it"
+                + (f" (matched on: {read.columns})" if read.columns else "")
+                + "; nothing was added",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
         entries.emails += read.emails
         entries.phones += read.phones
         entries.without_identifier += read.without_identifier
         entries.problems += [(f"{source}:{where[5:]}", why) for where, why in read.problems]
+        if read.columns:
+            shown += f" (matched on: {read.columns})"
     if entries.problems and not args.skip_unreadable:
         where, why = entries.problems[0]
         more = f" (and {len(entries.problems) - 1} more)" if len(entries.problems) > 1 else ""
@@ -475,6 +487,9 @@ def _add_entries(args: argparse.Namespace, entries: Entries, shown: str) -> int:
         line += f", unreadable {_n(len(entries.problems))} ({where}: {why})"
     if entries.without_identifier:
         line += f", {_n(entries.without_identifier)} row(s) without email or phone"
+    given = len(entries.emails) + len(entries.phones)
+    # "5 read, 1 distinct": five spellings of one number are one entry (CLI review N10)
+    line += f"; {_n(given)} read, {_n(added + present)} distinct"
     print(line + (f" from {shown}" if shown else ""))
     return EXIT_OK
 
@@ -744,7 +759,10 @@ def register(subparsers: Any) -> None:
     add = sup_sub.add_parser(
         "add", help="add addresses or phone numbers (or a STOP export, a form's CSV) at once"
     )
-    runtime.add_runtime_arguments(add)
+    add.add_argument(  # no --config: the list does not depend on the policies (N10)
+        "--state-dir",
+        help="agent state directory (default: $ISOLOIR_STATE_DIR or /var/lib/isoloir)",
+    )
     add.add_argument("values", nargs="*", metavar="ADDRESS_OR_PHONE")
     add.add_argument(
         "--file",
