@@ -16,6 +16,12 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 ENDPOINT_ENV = "ISOLOIR_AWS_ENDPOINT"
 CA_BUNDLE_ENV = "AWS_CA_BUNDLE"
@@ -29,6 +35,16 @@ CONNECT_TIMEOUT = 5
 READ_TIMEOUT = 20
 _RETRIES = {"max_attempts": 3, "mode": "standard"}
 SLOW_CALL_SECONDS = 5.0  # a call still waiting after this is announced on stderr
+
+# The first call of a scan (STS GetCallerIdentity, cheap and always allowed) is a
+# probe with tighter bounds: when AWS does not answer it, nothing else is asked,
+# so a black-holed endpoint fails the scan in about PROBE_ATTEMPTS x (CONNECT +
+# READ) seconds plus the retry back-off (about 20 s), not minutes (CLI review D32).
+PROBE_CONNECT_TIMEOUT = 5
+PROBE_READ_TIMEOUT = 5
+PROBE_ATTEMPTS = 2
+# The errors that mean "no answer at all" (nothing was read, whatever the call).
+NO_ANSWER = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
 
 
 def endpoint_url() -> str | None:
@@ -51,15 +67,15 @@ def session(region: str | None = None) -> boto3.session.Session:
     return boto3.session.Session(region_name=region or default_region())
 
 
-def client_kwargs(service: str) -> dict[str, Any]:
+def client_kwargs(service: str, *, probe: bool = False) -> dict[str, Any]:
     """The keyword arguments `client()` passes to boto3 (endpoint, CA, config)."""
     kwargs: dict[str, Any] = {}
     endpoint = endpoint_url()
     style = "path" if endpoint else "auto"
     config = Config(
-        retries=dict(_RETRIES),
-        connect_timeout=CONNECT_TIMEOUT,
-        read_timeout=READ_TIMEOUT,
+        retries={"max_attempts": PROBE_ATTEMPTS, "mode": "standard"} if probe else dict(_RETRIES),
+        connect_timeout=PROBE_CONNECT_TIMEOUT if probe else CONNECT_TIMEOUT,
+        read_timeout=PROBE_READ_TIMEOUT if probe else READ_TIMEOUT,
         s3={"addressing_style": style},
     )
     kwargs["config"] = config
@@ -76,15 +92,45 @@ def client(
     region: str | None = None,
     *,
     sess: boto3.session.Session | None = None,
+    probe: bool = False,
 ) -> Any:
-    """A boto3 client for `service`, pointed at the emulator when one is configured."""
+    """A boto3 client for `service`, pointed at the emulator when one is configured
+    (`probe`: the tighter bounds of a first call that tells whether AWS answers)."""
     s = sess or session(region)
-    made = s.client(service, region_name=region or s.region_name, **client_kwargs(service))
+    made = s.client(
+        service, region_name=region or s.region_name, **client_kwargs(service, probe=probe)
+    )
     if service == "s3control" and endpoint_url():
         # S3 Control puts the account id in the host name; an emulator endpoint has none.
         made.meta.events.register("before-sign.s3-control", _strip_account_host)
     _announce_slow_calls(made, service)
     return made
+
+
+def no_answer(exc: BaseException) -> str | None:
+    """When `exc` means AWS did not answer at all: one line saying where and how long
+    was waited; else None."""
+    if not isinstance(exc, NO_ANSWER):
+        return None
+    where = endpoint_url() or "AWS"
+    waited = PROBE_ATTEMPTS * (PROBE_CONNECT_TIMEOUT + PROBE_READ_TIMEOUT)
+    return (
+        f"no answer from {where} ({type(exc).__name__}, {PROBE_ATTEMPTS} attempts, at most "
+        f"about {waited} s): check the network, the proxy or ISOLOIR_AWS_ENDPOINT; "
+        "nothing else was asked"
+    )
+
+
+def probe(region: str | None = None) -> str | None:
+    """Ask STS who we are with the probe's bounds: None when AWS answered (even with
+    an error), else why not (`no_answer`)."""
+    try:
+        client("sts", region, probe=True).get_caller_identity()
+    except NO_ANSWER as exc:
+        return no_answer(exc)
+    except Exception:  # noqa: BLE001 - an answer (denied, no credentials): the calls say more
+        return None
+    return None
 
 
 class _SlowCallNotice:

@@ -3,8 +3,8 @@
 Uses the converged host of the host tests (`site`, tests/plugins/hosts.py):
 Lynis runs on the host itself (installed and run by playbooks/audit.yml over
 SSH, in its quick mode: no pauses), ssh-audit from the controller against the
-host's sshd. testssl.sh is left out here (a minute more; the relay's TLS is
-tested by the mail-guard tests), its parser is unit-tested. Before the
+host's sshd, testssl.sh from the controller against the relay's submission port
+(STARTTLS on 587). Before the
 hardening of issue 22 this host scored 66 with one warning (PKGS-7388: no
 security repository).
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from tests.plugins.hosts import Site
 
-from isoloir.controller.audit import EXIT_OK, MIN_LYNIS_INDEX, audit
+from isoloir.controller.audit import EXIT_OK, MIN_LYNIS_INDEX, audit, run_testssl, targets
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 
@@ -79,6 +79,42 @@ def test_ssh_audit_no_failure(audited: dict[str, object], site: Site) -> None:
     assert ssh["banner"].startswith("SSH-2.0-OpenSSH")
     assert ssh["failures"] == [], ssh["failures"]
     assert audited["status"] == EXIT_OK, host["misses"]
+
+
+@pytest.fixture(scope="module")
+def testssl(site: Site) -> dict[str, object]:
+    assert site.runs[0].returncode == 0, site.runs[0].stdout[-3000:]
+    (target,) = targets(json.loads(Path(site.inventory).read_text()))
+    assert target.address == site.host.address and target.submission_port == 587
+    return run_testssl(target)
+
+
+def test_testssl_on_submission_tls12_and_13_only_aead_and_server_order(
+    testssl: dict[str, object],
+) -> None:
+    """Issue 22 item 7, judged by testssl.sh itself (3.0.8, Debian's package)."""
+    checks = testssl["checks"]
+    assert isinstance(checks, dict)
+    print(f"testssl on 587: {checks}")
+    for old in ("SSLv2", "SSLv3", "TLS1", "TLS1_1"):
+        assert checks[old] == "not offered", (old, checks)
+    assert checks["TLS1_2"] == "offered", checks
+    assert checks["TLS1_3"].startswith("offered"), checks  # "offered with final"
+    # No anonymous (aNULL), no null, export, 64-bit, 3DES, and no CBC ("AVERAGE":
+    # testssl's "Obsolete CBC ciphers"); only AEAD suites ("STRONG").
+    for category in ("NULL", "aNULL", "EXPORT", "LOW", "3DES_IDEA", "AVERAGE"):
+        assert checks[f"cipherlist_{category}"] == "not offered", (category, checks)
+    assert checks["cipherlist_STRONG"] == "offered", checks
+    assert checks["cipher_order"] == "server", checks
+    # Nothing else testssl rates LOW or worse, but the lab's self-signed certificate
+    # (its chain, trust, lifetime and revocation fields) and the DNS CAA record.
+    findings = testssl["findings"]
+    assert isinstance(findings, list)
+    about_the_lab_certificate = re.compile(
+        r"^(cert_|DNS_CAArecord|intermediate_cert|OCSP|chain_of_trust)"
+    )
+    others = [f for f in findings if not about_the_lab_certificate.match(f["id"])]
+    assert others == [], others
 
 
 def test_report_files_for_the_dpo(audited: dict[str, object], site: Site) -> None:

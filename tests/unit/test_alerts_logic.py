@@ -607,3 +607,25 @@ def test_flush_never_creates_a_missing_state_dir(
     code = cli.main(["alerts", "flush", "--config", str(agent), "--state-dir", str(missing)])
     assert code == 2 and f"state dir {missing} does not exist" in capsys.readouterr().err
     assert not missing.exists()
+
+
+def test_alerts_test_takes_a_policies_directory_like_scan_and_retention(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CLI review D24: `alerts test --config policies/` said "not a regular file (a
+    directory)" while scan and retention take that directory."""
+    from isoloir import cli
+    from isoloir.alerts import cli as alerts_cli
+
+    seen: list[str] = []
+
+    def no_transports(baseline: object) -> dict[str, object]:
+        seen.append(type(baseline).__name__)
+        return {}  # nothing is sent from a unit test
+
+    monkeypatch.setattr(alerts_cli, "build_transports", no_transports)
+    policies = Path(__file__).resolve().parents[2] / "policies"
+    assert cli.main(["alerts", "test", "--config", str(policies)]) == alerts_cli.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert seen == ["Baseline"], err  # the policies were read
+    assert "not a regular file" not in err and "no alert channel is configured" in err

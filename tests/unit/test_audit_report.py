@@ -150,6 +150,12 @@ def test_testssl_findings_and_tool_warnings() -> None:
         "DNS_CAArecord",
     ]
     assert [w["id"] for w in found["tool_warnings"]] == ["engine_problem"]
+    # Protocols, cipher categories and the order are kept whatever their severity.
+    assert found["checks"] == {
+        "SSLv3": "not offered",
+        "cipherlist_aNULL": "offered",
+        "cipher_order": "NOT a cipher order configured",
+    }
     with pytest.raises(A.AuditError):
         A.parse_testssl({"not": "a list"})
 

@@ -166,8 +166,10 @@ def test_unreachable_aws_reports_and_fixes_nothing(
         pol, NOW, ScanOptions(s3=True, shares=False, identity=False), fix=True, state_dir=tmp_path
     )
     assert report.findings == [] and report.actions == []
-    assert {"s3:sts", "s3:list_buckets"} <= set(report.fatal)
+    # Nobody answered STS: nothing else was asked, every S3 rule is unread.
+    assert set(report.fatal) == {"s3:sts"} and "no answer from" in report.fatal["s3:sts"]
     assert "s3_account_public_access_block" in report.unread.rules
+    assert "s3_bucket_public_acl" in report.unread.rules
 
 
 def _s3_hits(pol: Policies, s3: S3Inventory) -> set[str]:
@@ -242,3 +244,42 @@ def test_a_black_holed_endpoint_is_bounded_and_announced(
     finally:
         hole.close()
     assert "waiting for sts (GetCallerIdentity)" in capsys.readouterr().err
+
+
+def test_a_black_holed_endpoint_fails_the_whole_scan_after_one_probe(
+    aws_env: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """CLI review D32: `scan` against an endpoint that never answers took 242 s (three
+    calls, each 3 attempts of 20 s). The first call now probes with tight bounds and
+    nothing else is asked: S3 and IAM are said unreadable in one clear line."""
+    import time
+
+    hole = socket.socket()  # accepts connections (backlog), never answers
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(16)
+    (tmp_path / "group").write_text("")
+    (tmp_path / "passwd").write_text("")
+    try:
+        monkeypatch.setenv("ISOLOIR_AWS_ENDPOINT", f"http://127.0.0.1:{hole.getsockname()[1]}")
+        monkeypatch.setattr(aws, "PROBE_READ_TIMEOUT", 1)
+        monkeypatch.setattr(aws, "SLOW_CALL_SECONDS", 30)
+        # Any call made with the ordinary bounds would wait 20 s at least.
+        assert aws.READ_TIMEOUT >= 20
+        started = time.monotonic()
+        argv = [
+            "scan", "--s3", "--identity", "--config", str(ROOT / "policies"),
+            "--state-dir", str(tmp_path),
+            "--group-file", str(tmp_path / "group"), "--passwd-file", str(tmp_path / "passwd"),
+        ]  # fmt: skip
+        assert cli.main(argv) == 2
+        elapsed = time.monotonic() - started
+    finally:
+        hole.close()
+    assert elapsed < 15, elapsed
+    out, err = capsys.readouterr()
+    assert "No findings (incomplete: could not read identity:iam:ListUsers, s3:sts)." in out
+    assert "could not read s3:sts: no answer from http://127.0.0.1:" in err
+    assert "ReadTimeoutError, 2 attempts" in err and "nothing else was asked" in err

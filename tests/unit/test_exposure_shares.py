@@ -280,3 +280,27 @@ def test_walk_survives_readdir_failing_after_opendir(
     seen = [p for p, _ in inventory_shares.walk(os.fsencode(tmp_path), unreadable)]
     assert unreadable == [os.fsencode(tmp_path / "bad")]
     assert os.fsencode(tmp_path / "good" / "f.csv") in seen
+
+
+def test_the_fix_journal_forgets_fixes_older_than_90_days(tmp_path: Path, policies) -> None:  # type: ignore[no-untyped-def]
+    """Security review N12: the remediation journal (paths, often people's names)
+    was never pruned. A fixing scan forgets the fixes older than 90 days, and the
+    old path is gone from the file's bytes too."""
+    from datetime import timedelta
+
+    state = tmp_path / "state"
+    journal = Journal(state)
+    old_path = "/srv/isoloir/el/prospects/Dupont-Jeanne-adhesion.csv"
+    recent_path = "/srv/isoloir/el/prospects/recent.csv"
+    for days, path in ((91, old_path), (89, recent_path)):
+        journal.record(NOW - timedelta(days=days), "share_world_accessible", path, "chmod", {}, "")
+    journal.close()
+    assert b"Dupont-Jeanne" in (state / "exposure-journal.sqlite").read_bytes()
+
+    remediate([], policies, state_dir=state, now=NOW, dry_run=False)
+
+    journal = Journal(state)
+    kept = [e["resource"] for e in journal.entries()]
+    journal.close()
+    assert kept == [recent_path]
+    assert b"Dupont-Jeanne" not in (state / "exposure-journal.sqlite").read_bytes()

@@ -94,10 +94,10 @@ def test_values_on_the_command_line_and_already_present(
     env: Env, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert env.add("voter@voisins.example", "06 39 98 12 34") == 0
-    assert capsys.readouterr().out.strip() == "added 2, already present 0"
+    assert capsys.readouterr().out.strip() == "added 2, already present 0; 2 read, 2 distinct"
     assert env.add("Voter@Voisins.example", "+33 639981234", "mailto:new@voisins.example") == 0
     printed = capsys.readouterr().out
-    assert printed.strip() == "added 1, already present 2"
+    assert printed.strip() == "added 1, already present 2; 3 read, 3 distinct"
     assert "voisins" not in printed and "639" not in printed  # counts only
     assert env.entries() == 3
 
@@ -143,3 +143,60 @@ def test_read_entries_recognises_tables_and_lists() -> None:
     assert (table.phones, table.without_identifier) == ([normalise_phone("0639981234")], 1)
     plain = read_entries(b"\xef\xbb\xbf+33 1 99 00 12 34\r\n0199001235\r\n")
     assert plain.phones == ["+33199001234", "+33199001235"] and not plain.problems
+
+
+# -- CLI review N10 -----------------------------------------------------------------
+
+
+def test_five_spellings_of_one_number_are_one_entry_and_said_so(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spellings = ["+33 6 39 98 12 34", "0033 6 39 98 12 34", "+33 (0)6 39 98 12 34",
+                 "06.39.98.12.34", "06-39-98-12-34"]  # fmt: skip
+    assert env.add(*spellings) == 0
+    assert capsys.readouterr().out.strip() == "added 1, already present 0; 5 read, 1 distinct"
+
+
+def test_an_empty_or_header_only_file_is_refused(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for text in ("", "\n\n", "email;telephone\n", "numero\n"):
+        assert env.add("--file", str(env.write("vide.csv", text))) == 2, text
+        err = capsys.readouterr().err
+        assert "no address or phone number in it" in err and "nothing was added" in err
+    assert env.entries() == 0
+
+
+def test_excel_sep_line_and_gsm_header_are_tables(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sep = env.write("excel-sep.csv", "sep=;\nNom;Courriel\nA;a@voisins.example\n")
+    assert env.add("--file", str(sep)) == 0
+    assert "matched on: Courriel (email)" in capsys.readouterr().out
+    gsm = env.write("gsm.csv", "Nom;GSM;Ville\nB;06 39 98 12 34;Lyon\n")
+    assert env.add("--file", str(gsm)) == 0
+    assert "matched on: GSM (phone)" in capsys.readouterr().out
+    assert env.entries() == 2
+
+
+def test_fullwidth_digits_and_a_trailing_dot_are_the_same_person(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert normalise_phone("+33６12345678") == "+33612345678"
+    assert env.add("bob@voisins.example", "+33612345678") == 0
+    capsys.readouterr()
+    assert env.add("bob@voisins.example.", "+33６12345678") == 0
+    assert capsys.readouterr().out.startswith("added 0, already present 2")
+    assert env.add("bob@voisins..example") == 2  # a typo, never an entry of its own
+    assert "argument 1: not an address or phone number" in capsys.readouterr().err
+
+
+def test_a_number_excel_shortened_gets_a_hint(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    assert env.add("--file", str(env.write("x.txt", "612345678\n6,11111E+08\n"))) == 2
+    assert "format the column as Text" in capsys.readouterr().err
+
+
+def test_add_takes_no_config(env: Env) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        env.add("--config", "agent.json", "a@voisins.example")
+    assert exit_.value.code == 2

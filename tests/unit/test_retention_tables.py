@@ -644,10 +644,12 @@ def test_plan_lists_each_file_the_run_would_refuse(
         b"prenom;email;telephone;consentement\r\nA;a@exemple.example;;oui\r\n"
     )
     state = str(tmp_path / "state")
-    assert main(["retention", "plan", "--state-dir", state]) == 0
+    # the run would refuse the dataset: plan exits 1 as the run will (CLI review N11)
+    assert main(["retention", "plan", "--state-dir", state]) == 1
     out = capsys.readouterr().out
     assert "1 opt-out row(s) without a usable email or phone" in out
     assert "1 table(s) cannot be extracted" in out
+    assert "the run refuses this dataset until it is fixed or accepted" in out
     assert "share:prospects/notes.csv: no opt-out column 'desinscrit'" in out
     assert "isoloir retention accept-loss --election ville-2026 --dataset prospects" in out
     assert "a@exemple.example" not in out
@@ -655,8 +657,21 @@ def test_plan_lists_each_file_the_run_would_refuse(
     args = ["retention", "accept-loss", "--state-dir", state, "--election", "ville-2026"]
     assert main([*args, "--dataset", "prospects", "share:prospects/autre.csv"]) == 2
     assert "is not a table of ville-2026/prospects" in capsys.readouterr().err
+    # SOURCE and --all together: which one was meant?
+    assert main([*args, "--dataset", "prospects", "--all", "share:prospects/notes.csv"]) == 2
+    assert "not both" in capsys.readouterr().err
     assert main([*args, "--dataset", "prospects", "share:prospects/notes.csv"]) == 0
-    assert "accepted the loss of share:prospects/notes.csv" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "accepted the loss of share:prospects/notes.csv" in out
+    assert "1 table(s) accepted now, 1 in all" in out
+    # accepting it again is said so, and keeps the first acceptance
+    first = json.loads((tmp_path / "state" / "retention" / "accepted-losses.json").read_text())
+    monkeypatch.setenv("SUDO_USER", "autre-admin")
+    assert main([*args, "--dataset", "prospects", "--all"]) == 0
+    out = capsys.readouterr().out
+    assert "0 table(s) accepted now (1 accepted already), 1 in all" in out
+    again = json.loads((tmp_path / "state" / "retention" / "accepted-losses.json").read_text())
+    assert again == first
     assert main(["retention", "plan", "--state-dir", state, "--json"]) == 0
     (entry,) = json.loads(capsys.readouterr().out)
     (prospects,) = [d for d in entry["datasets"] if d["name"] == "prospects"]

@@ -198,3 +198,75 @@ def test_output_through_a_symlink_is_refused_and_dash_is_stdout(
     ).encode("cp1252")
     assert b"wrote the standard output" in captured.err
     assert not (env.root / "-").exists() and not list(Path.cwd().glob("-"))
+
+
+# -- CLI review N2: phone columns as people name them, and which columns were used --
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Courriel;Téléphone fixe;Téléphone portable",
+        "Courriel;N° de téléphone;Ville",
+        "Email;GSM;Ville",
+        "Email 1;Numéro de portable;Ville",
+    ],
+)
+def test_a_suppressed_mobile_is_removed_whatever_its_column_is_called(
+    env: Env, capsys: pytest.CaptureFixture[str], header: str
+) -> None:
+    """The list holds a number (an SMS STOP); before, these headers were not phone
+    columns, the row was matched on email alone and kept, exit 0."""
+    with SuppressionList(db_path(env.state), keys.hmac_key(env.secrets)) as store:
+        store.add([], ["+33611111116"], election="x", run_id="sms", now=NOW)
+    second = "01 99 00 12 34;06 11 11 11 16" if "fixe" in header else "06 11 11 11 16;Lyon"
+    env.input.write_text(
+        f"{header}\r\nstop@exemple.example;{second}\r\n"
+        f"garde@exemple.example;{second.replace('16', '17')}\r\n",
+        encoding="utf-8",
+    )
+    out = env.root / "filtre.csv"
+    assert run(env, str(env.input), "-o", str(out)) == 0
+    printed = capsys.readouterr().out
+    assert "2 rows read, 1 removed" in printed
+    assert "stop@" not in out.read_text() and "garde@" in out.read_text()
+    # which columns were used is said (names only, never a value)
+    columns = header.split(";")
+    assert f"matched on: {columns[0]} (email), {columns[1]} (phone)" in printed
+    if "fixe" in header:
+        assert f"{columns[2]} (phone)" in printed
+
+
+def test_a_list_with_numbers_and_a_file_without_a_phone_column_is_refused(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Matching on email alone would keep every SMS opt-out: refused unless the
+    columns are named."""
+    env.input.write_text("Nom;Courriel;Ville\r\nA;a@exemple.example;Lyon\r\n", encoding="utf-8")
+    out = env.root / "filtre.csv"
+    assert run(env, str(env.input), "-o", str(out)) == 2
+    err = capsys.readouterr().err
+    assert "the suppression list holds 1 phone numbers but no column of this file" in err
+    assert "--phone-column" in err and not out.exists()
+    assert run(env, str(env.input), "-o", str(out), "--email-column", "Courriel") == 0
+    assert "matched on: Courriel (email)" in capsys.readouterr().out
+
+
+def test_yes_no_columns_named_like_phones_are_not_phone_columns(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.input.write_text(
+        "Email;Consentement téléphone;Mobile\r\nx@exemple.example;oui;06 39 98 12 34\r\n",
+        encoding="utf-8",
+    )
+    assert run(env, str(env.input), "-o", str(env.root / "f.csv")) == 0
+    assert "matched on: Email (email), Mobile (phone);" in capsys.readouterr().out
+
+
+def test_excel_sep_line_is_understood_by_filter(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CLI review N10: `sep=;` first line (Excel) made 'no email or phone column'."""
+    env.input.write_bytes(b"sep=;\r\n" + ROWS.encode("cp1252"))
+    assert run(env, str(env.input), "-o", str(env.root / "f.csv")) == 0
+    assert "3 rows read, 2 removed" in capsys.readouterr().out

@@ -45,14 +45,19 @@ SHOWN_HEADERS = (
 
 
 def _policies(args: argparse.Namespace) -> Policies | None:
-    from isoloir.policy import PolicyError, load_rendered
+    """The rendered agent config, or a policies directory, as `scan` and `retention`
+    take them (CLI review D24: a directory was "not a regular file")."""
+    from isoloir.policy import PolicyError, load_policies, load_rendered
 
+    path = runtime.config_path(args.config)
     try:
-        return load_rendered(runtime.config_path(args.config))
+        return load_policies(path) if path.is_dir() else load_rendered(path)
     except PolicyError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
-        return None
+    except OSError as exc:
+        print(f"cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+    return None
 
 
 def test_destinations(policies: Policies) -> list[Destination]:

@@ -51,6 +51,9 @@ PACKAGES = {"lynis": "lynis", "ssh-audit": "ssh-audit", "testssl": "testssl.sh"}
 # (cipher order) and server defaults (certificate).
 TESTSSL_CHECKS = ("--protocols", "--std", "--server-preference", "--server-defaults")
 TESTSSL_SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
+# The verdicts the report keeps whatever their severity (protocols offered, cipher
+# categories, the server's cipher order): what a DPO and the tests read first.
+TESTSSL_CHECK_IDS = re.compile(r"^(SSLv[23]|TLS1(_[123])?|cipherlist_\w+|cipher_order)$")
 
 EXIT_OK = 0
 EXIT_THRESHOLD = 1
@@ -261,9 +264,10 @@ def run_ssh_audit(target: Target, run: Runner = subprocess.run) -> dict[str, Any
 # -- testssl.sh ------------------------------------------------------------------------
 
 
-def parse_testssl(entries: Any) -> dict[str, list[dict[str, str]]]:
-    """Findings (severity LOW and above) and the tool's own warnings of a JSON file."""
-    out: dict[str, list[dict[str, str]]] = {"findings": [], "tool_warnings": []}
+def parse_testssl(entries: Any) -> dict[str, Any]:
+    """Findings (severity LOW and above), the tool's own warnings, and the verdict
+    of each protocol, cipher category and the cipher order (``checks``, id -> finding)."""
+    out: dict[str, Any] = {"findings": [], "tool_warnings": [], "checks": {}}
     if not isinstance(entries, list):
         raise AuditError("testssl's JSON file is not a list")
     for entry in entries:
@@ -275,6 +279,8 @@ def parse_testssl(entries: Any) -> dict[str, list[dict[str, str]]]:
             "severity": _safe(severity, 20),
             "finding": _safe(str(entry.get("finding", ""))),
         }
+        if TESTSSL_CHECK_IDS.match(item["id"]):
+            out["checks"][item["id"]] = item["finding"]
         if severity in TESTSSL_SEVERITIES:
             out["findings"].append(item)
         elif severity in ("WARN", "FATAL"):

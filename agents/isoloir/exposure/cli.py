@@ -77,9 +77,8 @@ def emit(report: ScanReport, fmt: str, out: Any = None) -> None:
         for a in report.actions:
             print(json.dumps({"type": "action", **a.to_dict()}, sort_keys=True), file=out)
         return
+    # Why no fix was applied is said once, on stderr, by cmd_scan (CLI review D30).
     print(table(report.findings, sorted(report.fatal)), file=out)
-    if report.fix_refused:
-        print(f"\nNo fix applied: {escape_controls(report.fix_refused)}.", file=out)
     if report.actions:
         print("", file=out)
         verb = "Would" if not any(a.applied for a in report.actions) else "Did"

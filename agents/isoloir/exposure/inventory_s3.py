@@ -359,10 +359,18 @@ def fetch(
     counter = _Counter()
     clients = _Clients(counter)
     inv = S3Inventory()
+    probe = aws.client("sts", region, probe=True)
+    probe.meta.events.register("before-call", counter)
     try:
-        inv.account_id = str(clients.get("sts", region).get_caller_identity()["Account"])
+        inv.account_id = str(probe.get_caller_identity()["Account"])
     except (ClientError, BotoCoreError) as exc:
         inv.errors["sts"] = _code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+        silent = aws.no_answer(exc)
+        if silent:  # nothing would answer the next calls either (CLI review D32)
+            inv.errors["sts"] = silent
+            inv.unanswered = True
+            inv.api_calls = counter.calls
+            return inv
     if inv.account_id:
         try:
             resp = clients.get("s3control", region).get_public_access_block(

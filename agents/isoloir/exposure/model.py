@@ -114,6 +114,7 @@ class S3Inventory:
     retention_scheduled_keys: frozenset[str] | None = None
     errors: dict[str, str] = field(default_factory=dict)  # bucket or operation -> error
     api_calls: int = 0
+    unanswered: bool = False  # AWS did not answer the first call: nothing else was asked
 
     @property
     def account_pab_unread(self) -> bool:

@@ -16,7 +16,7 @@ import sqlite3
 import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,10 @@ from isoloir.i18n import N_
 from isoloir.policy.model import Policies
 
 JOURNAL = "exposure-journal.sqlite"
+# How long a fix stays in the journal: long enough to undo it after the alert has
+# been read and discussed; its paths often carry people's names, so not forever
+# (security review N12). The same 90 days as the alert spool.
+JOURNAL_KEEP_DAYS = 90
 # What the fixes need on top of the checks' read permissions.
 PERMISSIONS = (
     "s3:PutBucketPublicAccessBlock",
@@ -117,6 +121,17 @@ class Journal:
                     outcome,
                 ),
             )
+
+    def prune(self, now: datetime, keep_days: float = JOURNAL_KEEP_DAYS) -> int:
+        """Forget the fixes older than `keep_days`; their rows are overwritten and the
+        file compacted, so the paths do not linger in free pages. Returns the count."""
+        cutoff = (now - timedelta(days=keep_days)).isoformat()
+        self.db.execute("PRAGMA secure_delete = ON")
+        with self.db:
+            gone = self.db.execute("DELETE FROM actions WHERE at < ?", (cutoff,)).rowcount
+        if gone:
+            self.db.execute("VACUUM")
+        return int(gone)
 
     def entries(self) -> list[dict[str, Any]]:
         cur = self.db.execute(
@@ -337,6 +352,8 @@ def remediate(
     actions: list[Action] = []
     journal = None if dry_run else Journal(state_dir)
     try:
+        if journal is not None:
+            journal.prune(now)
         for r in results:
             if not allowed(policies, r.check.fix) or r.target is None:
                 continue

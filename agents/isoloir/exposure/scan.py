@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from isoloir import aws
 from isoloir.exposure import inventory_identity, inventory_s3, inventory_shares, registry
 from isoloir.exposure.model import Inventory, display_path
 from isoloir.exposure.remediate import Action, JournalError, remediate
@@ -90,9 +91,20 @@ def collect(
                 key = f"shares:share root {display_path(tree.root)}"
                 fatal[key] = tree.problem or "cannot be opened"
     if opts.identity:
+        silent = None
+        if opts.iam:  # AWS silent: IAM is not asked either (CLI review D32)
+            if inv.s3 is not None:
+                silent = inv.s3.errors["sts"] if inv.s3.unanswered else None
+            else:
+                silent = aws.probe()
         inv.identity = inventory_identity.fetch(
-            policies, iam=opts.iam, group_file=opts.group_file, passwd_file=opts.passwd_file
+            policies,
+            iam=opts.iam and silent is None,
+            group_file=opts.group_file,
+            passwd_file=opts.passwd_file,
         )
+        if silent is not None:
+            inv.identity.errors["iam:ListUsers"] = silent
         errors.update({f"identity:{k}": v for k, v in inv.identity.errors.items()})
         for key in ("iam:ListUsers", "host_users"):
             if key in inv.identity.errors:

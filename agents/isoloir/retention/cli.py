@@ -119,12 +119,22 @@ def cmd_plan(args: argparse.Namespace) -> int:
         report.append(entry)
     # a dataset that could not be surveyed (AWS unreachable, share missing) is an error
     failed = any(d["error"] for entry in report for d in entry["datasets"])
+    # a table the run would refuse (not extractable, loss not accepted): exit 1, as
+    # `retention run` will (CLI review N11: plan said 0)
+    refused = any(
+        not x["accepted"]
+        for entry in report
+        for d in entry["datasets"]
+        if d.get("action") == "delete"
+        for x in d.get("cannot_extract") or []
+    )
+    status = EXIT_ERROR if failed else EXIT_FINDINGS if refused else EXIT_OK
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
-        return EXIT_ERROR if failed else EXIT_OK
+        return status
     for entry in report:
         _print_plan(entry, args.list)
-    return EXIT_ERROR if failed else EXIT_OK
+    return status
 
 
 def _print_plan(entry: dict[str, Any], with_lists: bool) -> None:
@@ -180,7 +190,9 @@ def _print_extraction_problems(election: str, d: dict[str, Any]) -> None:
             f"    {_n(len(problems))} table(s) cannot be extracted: their opt-outs and consents "
             "are NOT recorded"
             + (
-                f"; the run refuses this dataset until {len(refused)} are fixed or accepted"
+                "; the run refuses this dataset until "
+                + ("it is" if len(refused) == 1 else f"these {len(refused)} are")
+                + " fixed or accepted"
                 if refused
                 else "; loss accepted"
             )
@@ -224,6 +236,9 @@ def cmd_accept_loss(args: argparse.Namespace) -> int:
     if not args.all and not args.sources:
         print("name the SOURCE(s) `retention plan` lists, or --all", file=sys.stderr)
         return EXIT_ERROR
+    if args.all and args.sources:  # which one was meant? (CLI review N11)
+        print("name the SOURCE(s) or give --all, not both", file=sys.stderr)
+        return EXIT_ERROR
     try:
         if ds.name == UNDECLARED:
             problems = read_undeclared(e).problems
@@ -249,15 +264,20 @@ def cmd_accept_loss(args: argparse.Namespace) -> int:
         return EXIT_OK
     state = runtime.state_dir(args.state_dir)
     try:
+        before = losses.accepted(state, e.id, ds.name)
         total = losses.accept(state, e.id, ds.name, chosen, now=clock.now(), by=_who())
     except (OSError, losses.LossesError) as exc:
         print(f"cannot record the acceptance in {losses.path(state)}: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    again = [x for x in chosen if before.get(x.source, {}).get("reason") == x.reason]
     for x in chosen:
-        print(escape_controls(f"accepted the loss of {x.source}: {x.reason}"))
+        note = " (accepted already)" if x in again else ""
+        print(escape_controls(f"accepted the loss of {x.source}: {x.reason}{note}"))
     print(
-        f"{e.id}/{ds.name}: {_n(len(chosen))} table(s) accepted now, {_n(total)} in all; the "
-        "purge will delete them without extracting them, and the certificate lists them"
+        f"{e.id}/{ds.name}: {_n(len(chosen) - len(again))} table(s) accepted now"
+        + (f" ({_n(len(again))} accepted already)" if again else "")
+        + f", {_n(total)} in all; the purge will delete them without extracting them, and "
+        "the certificate lists them"
     )
     return EXIT_OK
 
@@ -402,6 +422,7 @@ def cmd_filter(args: argparse.Namespace) -> int:
         f"{_n(result.rows)} rows read, {_n(result.removed)} removed (suppressed), "
         f"{_n(result.kept)} kept, {_n(result.without_identifier)} without email or phone; "
         f"checked against {_n(result.entries)} suppression entries; "
+        f"matched on: {result.columns}; "
         f"wrote {'the standard output' if to_stdout else out} ({encoding})",
         # with `-o -` the standard output carries the table only
         file=sys.stderr if to_stdout else sys.stdout,
@@ -434,10 +455,21 @@ def cmd_add(args: argparse.Namespace) -> int:
         except (OSError, ValueError, csv.Error) as exc:
             print(f"{source}: {exc}", file=sys.stderr)
             return EXIT_ERROR
+        if not (read.emails or read.phones or read.problems):
+            # an empty or header-only file is a wrong export, not "added 0" (CLI review N10)
+            print(
+                f"{source}: no address or phone number in it"
+                + (f" (matched on: {read.columns})" if read.columns else "")
+                + "; nothing was added",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
         entries.emails += read.emails
         entries.phones += read.phones
         entries.without_identifier += read.without_identifier
         entries.problems += [(f"{source}:{where[5:]}", why) for where, why in read.problems]
+        if read.columns:
+            shown += f" (matched on: {read.columns})"
     if entries.problems and not args.skip_unreadable:
         where, why = entries.problems[0]
         more = f" (and {len(entries.problems) - 1} more)" if len(entries.problems) > 1 else ""
@@ -475,6 +507,9 @@ def _add_entries(args: argparse.Namespace, entries: Entries, shown: str) -> int:
         line += f", unreadable {_n(len(entries.problems))} ({where}: {why})"
     if entries.without_identifier:
         line += f", {_n(entries.without_identifier)} row(s) without email or phone"
+    given = len(entries.emails) + len(entries.phones)
+    # "5 read, 1 distinct": five spellings of one number are one entry (CLI review N10)
+    line += f"; {_n(given)} read, {_n(added + present)} distinct"
     print(line + (f" from {shown}" if shown else ""))
     return EXIT_OK
 
@@ -744,7 +779,10 @@ def register(subparsers: Any) -> None:
     add = sup_sub.add_parser(
         "add", help="add addresses or phone numbers (or a STOP export, a form's CSV) at once"
     )
-    runtime.add_runtime_arguments(add)
+    add.add_argument(  # no --config: the list does not depend on the policies (N10)
+        "--state-dir",
+        help="agent state directory (default: $ISOLOIR_STATE_DIR or /var/lib/isoloir)",
+    )
     add.add_argument("values", nargs="*", metavar="ADDRESS_OR_PHONE")
     add.add_argument(
         "--file",

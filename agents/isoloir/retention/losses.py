@@ -78,11 +78,17 @@ def accept(
     now: datetime,
     by: str,
 ) -> int:
-    """Record the acceptance of these losses (atomically); returns how many are recorded."""
+    """Record the acceptance of these losses (atomically); returns how many are recorded.
+
+    A loss accepted already keeps its first acceptance (who, when) as long as the
+    reason is the same."""
     document = _load(state_dir)
     per_election = document.setdefault(election, {})
     current = {e["source"]: e for e in per_election.get(dataset, []) if isinstance(e, dict)}
     for problem in problems:
+        known = current.get(problem.source)
+        if known is not None and known.get("reason") == problem.reason:
+            continue
         current[problem.source] = {
             **problem.to_dict(),
             "accepted_at": now.isoformat(),

@@ -23,21 +23,29 @@ import os
 import re
 import sqlite3
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from isoloir.policy.inputs import header_key
 from isoloir.retention import tabular
 from isoloir.statefiles import corrupt_db
 
 DB_NAME = "suppression.sqlite"
 KEY_ID_LABEL = b"isoloir-suppression-list-key-id/1"
 
-# Column names tried, in order, when a prospect file does not name its columns
-# (compared without case, accents, blanks or punctuation).
-EMAIL_NAMES = ("email", "courriel", "adresse email", "adresse mail", "mail")
-PHONE_NAMES = ("telephone", "tel", "phone", "mobile", "portable", "numero de telephone")
+# When a prospect file does not name its columns, every column whose header
+# holds one of these words (compared without case, accents, blanks or
+# punctuation: "N° de téléphone", "Téléphone portable", "E-mail 1") and whose
+# cells hold addresses or numbers is used (CLI review N2).
+EMAIL_WORDS = ("email", "courriel", "mail", "adressemel")
+EMAIL_EXACT = ("mel",)
+PHONE_WORDS = ("telephone", "phone", "mobile", "portable", "gsm", "msisdn", "numero", "sms")
+PHONE_EXACT = ("tel", "tel1", "tel2", "telfixe", "telportable", "telmobile", "num", "no")
+# The cells looked at to tell a column of identifiers from a look-alike
+# ("Consentement téléphone: oui/non", "Mailing: oui").
+_PROBE_CELLS = 2000
 
 
 class SuppressionError(RuntimeError):
@@ -223,6 +231,11 @@ class SuppressionList:
             ).fetchone()
         return int(row[0])
 
+    def count_kind(self, kind: str) -> int:
+        """How many entries of `kind` ("email" or "phone") the list holds."""
+        row = self._db.execute("SELECT COUNT(*) FROM suppressed WHERE kind = ?", (kind,)).fetchone()
+        return int(row[0])
+
     def contains(self, email: str | None, phone: str | None) -> bool:
         """Whether this email or phone (normalised here) was suppressed."""
         normalised = (
@@ -249,19 +262,82 @@ class FilterResult:
     entries: int = 0  # the suppression list's size: what the rows were checked against
     encoding: str = "utf-8"  # the input's, kept in the output
     bom: bool = False
+    columns: str = ""  # what the rows were matched on, as `Columns.describe` says
 
 
-def _guess(header: list[str], explicit: str | None, names: tuple[str, ...]) -> str | None:
-    if explicit:
-        found = tabular.find_column(header, explicit)
-        if found is None:
-            raise ValueError(f"column {explicit!r} not in the file's header")
-        return found
-    for name in names:
-        found = tabular.find_column(header, name)
-        if found:
-            return found
-    return None
+@dataclass(frozen=True)
+class Columns:
+    """The columns a table is matched on (header names, in the file's order)."""
+
+    emails: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.emails or self.phones)
+
+    def describe(self) -> str:
+        named = [(c, "email") for c in self.emails] + [(c, "phone") for c in self.phones]
+        return ", ".join(f"{c} ({kind})" for c, kind in named) or "none"
+
+
+def _looks_like(key: str, words: tuple[str, ...], exact: tuple[str, ...]) -> bool:
+    bare = key.rstrip("0123456789") or key
+    return key in exact or bare in exact or any(w in key for w in words)
+
+
+_FLAGS = frozenset(
+    ("oui", "non", "yes", "no", "x", "o", "n", "y", "1", "0", "true", "false", "vrai", "faux",
+     "ok", "stop", "-")
+)  # fmt: skip
+
+
+def _holds(values: Iterable[str]) -> bool:
+    """Whether the column holds identifiers, not yes/no marks: a "Consentement
+    téléphone" or "Mailing" column of oui/non is not a phone or email column. A
+    column of anything else is (its bad cells are then named by line)."""
+    seen = 0
+    for value in values:
+        text = value.strip().casefold()
+        if not text:
+            continue
+        if text not in _FLAGS:
+            return True
+        seen += 1
+        if seen >= _PROBE_CELLS:
+            break
+    return seen == 0
+
+
+def find_columns(
+    header: list[str],
+    cells: Callable[[str], Iterable[str]],
+    *,
+    email_column: str | None = None,
+    phone_column: str | None = None,
+) -> Columns:
+    """The email and phone columns of a table: the named ones, else every column
+    whose header names an email or phone and whose cells hold some.
+
+    `cells(name)`: that column's values. ValueError: a named column is absent."""
+    chosen: dict[str, tuple[str, ...]] = {}
+    for kind, explicit, words, exact in (
+        ("email", email_column, EMAIL_WORDS, EMAIL_EXACT),
+        ("phone", phone_column, PHONE_WORDS, PHONE_EXACT),
+    ):
+        if explicit:
+            found = tabular.find_column(header, explicit)
+            if found is None:
+                raise ValueError(f"column {explicit!r} not in the file's header")
+            chosen[kind] = (found,)
+            continue
+        candidates = [
+            name
+            for name in header
+            if name and _looks_like(header_key(name), words, exact) and _holds(cells(name))
+        ]
+        chosen[kind] = tuple(candidates)
+    phones = tuple(c for c in chosen["phone"] if c not in chosen["email"])
+    return Columns(chosen["email"], phones)
 
 
 def filter_table(
@@ -276,16 +352,35 @@ def filter_table(
     Same delimiter, line endings, encoding and byte-order mark as the input, so
     the spreadsheet that made it opens the result the same way.
     """
-    parsed = tabular.parse(data)
+    parsed = tabular.parse(_without_sep_line(data))
     decoded = parsed.decoded
     assert decoded is not None
     header, rows = parsed.header, parsed.rows
     if not header:
         raise ValueError("empty file: no header")
-    email_col = _guess(header, email_column, EMAIL_NAMES)
-    phone_col = _guess(header, phone_column, PHONE_NAMES)
-    if email_col is None and phone_col is None:
+    columns = find_columns(
+        header,
+        lambda name: (row.get(name, "") for row in rows),
+        email_column=email_column,
+        phone_column=phone_column,
+    )
+    if not columns:
         raise ValueError("no email or phone column found (use --email-column/--phone-column)")
+    if not (email_column or phone_column):
+        # A list holding numbers checked on email alone (or the reverse) would keep
+        # every SMS opt-out in the "filtered" file (CLI review N2).
+        for kind, shown, found, flag in (
+            ("phone", "phone numbers", columns.phones, "--phone-column"),
+            ("email", "addresses", columns.emails, "--email-column"),
+        ):
+            held = suppression.count_kind(kind)
+            if held and not found:
+                raise ValueError(
+                    f"the suppression list holds {held} {shown} but no column of this file "
+                    f"holds any (matched on: {columns.describe()}): name that column with "
+                    f"{flag}; to match on the others alone, name them with "
+                    "--email-column/--phone-column"
+                )
     out = io.StringIO(newline="")
     writer = csv.writer(
         out, delimiter=parsed.delimiter, lineterminator=tabular.detect_newline(decoded.text)
@@ -293,10 +388,13 @@ def filter_table(
     writer.writerow(header)
     removed = no_id = 0
     for row in rows:
-        email, phone = tabular.identifiers(header, row, email_col, phone_col)
-        if not email and not phone:
+        emails = [tabular.normalise_email(row.get(c)) for c in columns.emails]
+        phones = [tabular.normalise_phone(row.get(c)) for c in columns.phones]
+        if not any(emails) and not any(phones):
             no_id += 1
-        if suppression.contains(email, phone):
+        if any(suppression.contains(e, None) for e in emails if e) or any(
+            suppression.contains(None, p) for p in phones if p
+        ):
             removed += 1
             continue
         writer.writerow([row.get(h, "") for h in header])
@@ -308,13 +406,28 @@ def filter_table(
         entries=suppression.count(),
         encoding=decoded.encoding,
         bom=bool(decoded.bom),
+        columns=columns.describe(),
     )
     return decoded.bom + out.getvalue().encode(decoded.encoding), result
+
+
+def _without_sep_line(data: bytes) -> bytes:
+    """The file without Excel's `sep=;` first line (it names the delimiter, which
+    is found anyway), so the header is the line after it (CLI review N10)."""
+    text = tabular.decode_info(data)
+    first, newline, rest = text.text.partition("\n")
+    if not _SEP_LINE.match(first.strip()):
+        return data
+    return text.bom + rest.encode(text.encoding)
+
+
+_SEP_LINE = re.compile(r'^"?sep=.?"?$', re.IGNORECASE)
 
 
 # ------------------------------------------------------------ adding by hand
 ADD_ELECTION = "suppression-add"  # the `election` column of entries added by hand
 _FIELD_SEPARATORS = re.compile(r"[;,\t|]")
+_EXCEL_NUMBER = re.compile(r"^\d([.,]\d+)?E\+\d+$", re.IGNORECASE)
 
 
 @dataclass
@@ -325,14 +438,22 @@ class Entries:
     phones: list[str] = field(default_factory=list)
     without_identifier: int = 0  # table rows with neither an email nor a phone cell
     problems: list[tuple[str, str]] = field(default_factory=list)  # (where, reason)
+    columns: str = ""  # the columns of a table read, as `Columns.describe` says
 
     def take(self, value: str, where: str, reason: str | None = None) -> bool:
         found = identifier(value)
         if found is None:
-            self.problems.append((where, reason or "not an address or phone number"))
+            self.problems.append((where, _why(value, reason)))
             return False
         (self.emails if found[0] == "email" else self.phones).append(found[1])
         return True
+
+
+def _why(value: str, reason: str | None = None) -> str:
+    why = reason or "not an address or phone number"
+    if _EXCEL_NUMBER.match(value.strip()):
+        why += " (a number a spreadsheet shortened: format the column as Text)"
+    return why
 
 
 def identifier(value: str) -> tuple[str, str] | None:
@@ -348,12 +469,13 @@ def identifier(value: str) -> tuple[str, str] | None:
 def read_entries(
     data: bytes, *, email_column: str | None = None, phone_column: str | None = None
 ) -> Entries:
-    """The identifiers of a file: a table with an email or phone column (found as
-    `suppression filter` finds them), else one address or number per line (an SMS
-    gateway's STOP export; a first line without any digit or @ is a header).
+    """The identifiers of a file: a table with email or phone columns (found as
+    `suppression filter` finds them, every one of them), else one address or number
+    per line (an SMS gateway's STOP export; a first line without any digit or @ is a
+    header). Excel's `sep=;` first line is skipped.
 
     ValueError: binary content, or an explicit column missing from the header."""
-    text = tabular.decode_info(data).text
+    text = tabular.decode_info(_without_sep_line(data)).text
     lines = text.splitlines()
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is None:
@@ -363,11 +485,24 @@ def read_entries(
         h.strip().lstrip("\ufeff").strip()
         for h in next(csv.reader([lines[first]], delimiter=delimiter))
     ]
-    email_col = _guess(header, email_column, EMAIL_NAMES)
-    phone_col = _guess(header, phone_column, PHONE_NAMES)
-    if email_col is None and phone_col is None:
+    if len(header) < 2 and not (email_column or phone_column):  # one value a line
         return _read_list(lines)
-    return _read_table(text, header, delimiter, email_col, phone_col)
+    tabular._raise_field_limit(len(text))
+
+    def cells(name: str) -> Iterable[str]:
+        index = header.index(name)
+        reader = csv.reader(io.StringIO("\n".join(lines[first + 1 :])), delimiter=delimiter)
+        for n, record in enumerate(reader):
+            if n >= _PROBE_CELLS:
+                return
+            yield record[index] if index < len(record) else ""
+
+    columns = find_columns(header, cells, email_column=email_column, phone_column=phone_column)
+    if not columns:
+        return _read_list(lines)
+    out = _read_table(text, header, delimiter, columns)
+    out.columns = columns.describe()
+    return out
 
 
 def _read_list(lines: list[str]) -> Entries:
@@ -383,20 +518,16 @@ def _read_list(lines: list[str]) -> Entries:
         elif not seen_value and not any(c.isdigit() or c == "@" for c in value):
             pass  # a header line (e.g. "numero")
         else:
-            out.problems.append((f"line {number}", "not an address or phone number"))
+            out.problems.append((f"line {number}", _why(value)))
         seen_value = True
     return out
 
 
-def _read_table(
-    text: str, header: list[str], delimiter: str, email_col: str | None, phone_col: str | None
-) -> Entries:
+def _read_table(text: str, header: list[str], delimiter: str, columns: Columns) -> Entries:
     out = Entries()
-    tabular._raise_field_limit(len(text))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    columns = [
-        (header.index(c), kind) for c, kind in ((email_col, "email"), (phone_col, "phone")) if c
-    ]
+    wanted = [(header.index(c), "email") for c in columns.emails]
+    wanted += [(header.index(c), "phone") for c in columns.phones]
     in_header = True
     for record in reader:
         if not any(cell.strip() for cell in record):
@@ -405,7 +536,7 @@ def _read_table(
             in_header = False
             continue
         where = f"line {reader.line_num}"
-        cells = [(record[i].strip() if i < len(record) else "", kind) for i, kind in columns]
+        cells = [(record[i].strip() if i < len(record) else "", kind) for i, kind in wanted]
         present = [(cell, kind) for cell, kind in cells if cell]
         if not present:
             out.without_identifier += 1

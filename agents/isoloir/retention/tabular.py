@@ -18,6 +18,7 @@ import codecs
 import csv
 import io
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -228,9 +229,12 @@ def normalise_email(value: str | None) -> str | None:
     email = email.strip().strip("\"'").strip().lower()
     if email.startswith("mailto:"):
         email = email[len("mailto:") :]
+    email = email.rstrip(".")  # "bob@example.com." is the same mailbox (CLI review N10)
     local, at, domain = email.partition("@")
     if not at or not local or "." not in domain or " " in email or "@" in domain:
         return None
+    if ".." in domain or domain.startswith("."):
+        return None  # no such domain: "bob@example..com" is a typo, never an entry
     return email
 
 
@@ -239,6 +243,11 @@ def normalise_phone(value: str | None, country_code: str = "33") -> str | None:
     mapped to their own codes (0692… and +262 692… are the same). None when not a number."""
     if value is None:
         return None
+    # Fullwidth or other script digits ("+33６…" from a phone's keyboard) as ASCII.
+    value = "".join(
+        str(unicodedata.decimal(c)) if c.isdecimal() else c
+        for c in unicodedata.normalize("NFKC", value)
+    )
     raw = _PHONE_EXTENSION.sub("", value.strip()).replace("(0)", "")
     if raw.lower().startswith("tel:"):
         raw = raw[4:]
