@@ -80,6 +80,7 @@ class Relay:
     passwords: dict[str, str]
     unsubscribe: str
     addresses: dict[str, str]  # login -> the person's policy address (the only sender)
+    dpo: str
 
     def submit(
         self,
@@ -160,6 +161,7 @@ def relay(site: Site) -> Iterator[Relay]:
         pwds,
         baseline["organisation"]["unsubscribe"],
         {p["id"]: p["email"] for p in baseline["people"]},
+        baseline["organisation"]["dpo_contact"],
     )
     for person in pwds:
         site.host.chroot("faillock", "--user", person, "--reset", check=False)
@@ -175,8 +177,9 @@ def campaign(sender: str, subject: str, relay: Relay, *, notice: bool = True) ->
         msg["List-Unsubscribe"] = f"<mailto:{relay.unsubscribe}>"
         body += (
             "\n--\nMessage de Mouvement Exemple pour l'élection Municipale d'Exempleville 2027 "
-            f"({ELECTION_A}). Votre adresse vient de la liste électorale. "
-            f"Désinscription : {relay.unsubscribe}\n"
+            f"({ELECTION_A}). Votre adresse vient du formulaire où vous avez accepté d'être "
+            f"contacté(e). Désinscription : {relay.unsubscribe}. DPO : {relay.dpo}. "
+            "Réclamation auprès de la CNIL : www.cnil.fr\n"
         )
     msg.set_content(body)
     return msg
@@ -313,6 +316,45 @@ def test_rule2_bulk_without_notice_refused_then_twin_with_notice_delivered(relay
     assert relay.submit(MEMBER_A, good, rcpts).accepted
     wait_for(lambda: len(relay.delivered(f"{tag} B")) == 7, "the twin with the notice")
     assert relay.delivered(f"{tag} A") == {}
+
+
+def test_a_message_to_one_voter_gets_the_complete_notice_and_list_unsubscribe(
+    relay: Relay,
+) -> None:
+    """A mailer sending one message per voter (review E4): the relay adds the
+    complete notice (E3) and List-Unsubscribe to each, in reject mode too."""
+    tag = mark()
+    one = voter(f"one-{tag}")
+    msg = campaign(relay.addresses[MEMBER_A], f"Perso {tag}", relay, notice=False)
+    msg["To"] = one
+    sent = relay.submit(MEMBER_A, msg, [one])
+    assert sent.accepted, sent.text
+    wait_for(lambda: one in relay.delivered(f"Perso {tag}"), "the one-recipient message")
+    got = relay.delivered(f"Perso {tag}")[one]
+    assert f"mailto:{relay.unsubscribe}" in str(got["List-Unsubscribe"])
+    body = got.get_body(preferencelist=("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert text.startswith("Bonjour,\nVenez à la réunion publique jeudi.")
+    for item in (
+        f"Pour ne plus recevoir nos messages, écrivez à {relay.unsubscribe}",
+        "responsable du traitement, pour : ",
+        "Finalité : communication politique pour cette élection. Base légale : ",
+        "Origine de votre adresse : ",
+        "Conservation : jusqu'au ",
+        f"Délégué à la protection des données : {relay.dpo}",
+        "accès, rectification, effacement, limitation, opposition",
+        "réclamation auprès de la CNIL (www.cnil.fr)",
+    ):
+        assert item in text, item
+    assert "liste électorale" not in text
+    # a message inside the party is left as it was
+    inside = campaign(relay.addresses[MEMBER_A], f"Interne {tag}", relay, notice=False)
+    inside["To"] = relay.addresses[MEMBER_B]
+    assert relay.submit(MEMBER_A, inside, [relay.addresses[MEMBER_B]]).accepted
+    wait_for(lambda: len(relay.delivered(f"Interne {tag}")) == 1, "the internal message")
+    internal = next(iter(relay.delivered(f"Interne {tag}").values()))
+    assert internal["List-Unsubscribe"] is None and relay.dpo not in internal.get_content()
 
 
 # -- rule 3: suppressed recipients; unsubscribing during the campaign -----------------
