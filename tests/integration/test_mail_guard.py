@@ -427,6 +427,34 @@ def test_rule3_unsubscribed_voters_never_reach_the_sink_in_to_cc_or_bcc(relay: R
     assert relay.delivered(f"Seuls {tag}") == {}
 
 
+def test_a_request_to_the_unsubscribe_address_reaches_the_dpo(relay: Relay) -> None:
+    """Review E2: an erasure request written to the unsubscribe address is not
+    thrown away: the sender is recorded as an opt-out and the DPO gets the
+    message, attached whole; a plain STOP goes nowhere but the record."""
+    tag = mark()
+    asker, stopper = voter(f"droits-{tag}"), voter(f"stop-{tag}")
+    request = EmailMessage()
+    request["From"], request["To"] = asker, relay.unsubscribe
+    request["Subject"] = f"Effacement {tag}"
+    request.set_content("Bonjour,\nje demande l'effacement de mes données, téléphone compris.\n")
+    before = optouts(relay)
+    assert relay.submit(None, request, [relay.unsubscribe], port=25).accepted
+    wait_for(lambda: relay.dpo in relay.delivered(f"Effacement {tag}"), "the DPO's copy")
+    copy = relay.delivered(f"Effacement {tag}")[relay.dpo]
+    assert copy["From"] == relay.unsubscribe and copy["Reply-To"] == asker
+    (attached,) = [p for p in copy.iter_attachments() if p.get_content_type() == "message/rfc822"]
+    original = attached.get_content()
+    assert "je demande l'effacement de mes données" in original.get_content()
+    assert optouts(relay) == before + 1
+    stop = EmailMessage()
+    stop["From"], stop["To"], stop["Subject"] = stopper, relay.unsubscribe, f"STOP {tag}"
+    stop.set_content("STOP\n")
+    assert relay.submit(None, stop, [relay.unsubscribe], port=25).accepted
+    wait_for(lambda: optouts(relay) == before + 2, "the plain opt-out's record")
+    time.sleep(3)
+    assert relay.delivered(f"STOP {tag}") == {}
+
+
 def optouts(relay: Relay) -> int:
     """Mail opt-outs in the guard's own record (read as the agents' user would)."""
     path = relay.site.host.root / "var/lib/isoloir/mailguard/optouts.sqlite"

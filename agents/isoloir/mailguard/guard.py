@@ -86,6 +86,9 @@ class Verdict:
     remove_headers: tuple[str, ...] = ()
     # For "unsubscribe": the confirmation to send (to the sender only), if any.
     reply: EmailMessage | None = field(default=None, compare=False, hash=False)
+    # For "unsubscribe": the copy for the DPO when it is not a plain opt-out (E2);
+    # the voter's message is deferred, never dropped, when it cannot be sent.
+    forward: EmailMessage | None = field(default=None, compare=False, hash=False)
 
 
 def _verdict(
@@ -274,7 +277,7 @@ class Guard:
         msg = BytesParser(policy=email_policy.default).parsebytes(message)
         assert isinstance(msg, EmailMessage)
         if self._to_unsubscribe(envelope):
-            return self._unsubscribe(envelope, msg, counts)
+            return self._unsubscribe(envelope, msg, message, counts)
         if not self.mail.enabled:
             return _verdict(ACCEPT, "disabled", 250, "2.0.0", "Message accepte",
                             "Message accepted", counts=counts)  # fmt: skip
@@ -301,10 +304,17 @@ class Guard:
         return bool(rcpts) and all(r == target for r in rcpts)
 
     def _unsubscribe(
-        self, envelope: Envelope, msg: EmailMessage, counts: dict[str, int]
+        self, envelope: Envelope, msg: EmailMessage, raw: bytes, counts: dict[str, int]
     ) -> Verdict:
+        """Record the opt-out; anything more than a plain opt-out also goes to the
+        DPO (review E2). A bounce or an automatic reply goes nowhere."""
         reply = None
         recorded = aligned = 0
+        forward = None
+        sender = tabular.normalise_email(envelope.mail_from)
+        if sender is not None and not unsubscribe.is_automatic(msg):
+            if not unsubscribe.is_plain_optout(msg):
+                forward = unsubscribe.dpo_copy(self.policies, msg, raw, self.now())
         if self.suppression is not None:
             done = unsubscribe.unsubscribe(
                 self.policies,
@@ -315,6 +325,7 @@ class Guard:
                 now=self.now(),
                 client=envelope.client,
                 authserv_id=self.authserv_id,
+                forwarded=forward is not None,
             )
             if done.limited:
                 return _verdict(
@@ -325,12 +336,21 @@ class Guard:
                 )  # fmt: skip
             reply, recorded, aligned = done.reply, int(done.recorded), int(done.authenticated)
         counts.update(
-            unsubscribed=recorded, authenticated=aligned, confirmation=int(reply is not None)
+            unsubscribed=recorded,
+            authenticated=aligned,
+            confirmation=int(reply is not None),
+            forwarded_to_dpo=int(forward is not None),
         )
+        if forward is not None:
+            fr, en = (
+                "Desinscription enregistree, message transmis au DPO",
+                ("Unsubscribe recorded, message passed on to the DPO"),
+            )
+        else:
+            fr, en = "Desinscription enregistree", "Unsubscribe recorded"
         return _verdict(
-            UNSUBSCRIBE, "unsubscribe", 250, "2.0.0",
-            "Desinscription enregistree", "Unsubscribe recorded",
-            counts=counts, reply=reply,
+            UNSUBSCRIBE, "unsubscribe", 250, "2.0.0", fr, en,
+            counts=counts, reply=reply, forward=forward,
         )  # fmt: skip
 
     # ----------------------------------------------------------- rule 4
