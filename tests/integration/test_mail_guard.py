@@ -80,6 +80,7 @@ class Relay:
     passwords: dict[str, str]
     unsubscribe: str
     addresses: dict[str, str]  # login -> the person's policy address (the only sender)
+    dpo: str
 
     def submit(
         self,
@@ -160,6 +161,7 @@ def relay(site: Site) -> Iterator[Relay]:
         pwds,
         baseline["organisation"]["unsubscribe"],
         {p["id"]: p["email"] for p in baseline["people"]},
+        baseline["organisation"]["dpo_contact"],
     )
     for person in pwds:
         site.host.chroot("faillock", "--user", person, "--reset", check=False)
@@ -175,8 +177,9 @@ def campaign(sender: str, subject: str, relay: Relay, *, notice: bool = True) ->
         msg["List-Unsubscribe"] = f"<mailto:{relay.unsubscribe}>"
         body += (
             "\n--\nMessage de Mouvement Exemple pour l'élection Municipale d'Exempleville 2027 "
-            f"({ELECTION_A}). Votre adresse vient de la liste électorale. "
-            f"Désinscription : {relay.unsubscribe}\n"
+            f"({ELECTION_A}). Votre adresse vient du formulaire où vous avez accepté d'être "
+            f"contacté(e). Désinscription : {relay.unsubscribe}. DPO : {relay.dpo}. "
+            "Réclamation auprès de la CNIL : www.cnil.fr\n"
         )
     msg.set_content(body)
     return msg
@@ -315,6 +318,45 @@ def test_rule2_bulk_without_notice_refused_then_twin_with_notice_delivered(relay
     assert relay.delivered(f"{tag} A") == {}
 
 
+def test_a_message_to_one_voter_gets_the_complete_notice_and_list_unsubscribe(
+    relay: Relay,
+) -> None:
+    """A mailer sending one message per voter (review E4): the relay adds the
+    complete notice (E3) and List-Unsubscribe to each, in reject mode too."""
+    tag = mark()
+    one = voter(f"one-{tag}")
+    msg = campaign(relay.addresses[MEMBER_A], f"Perso {tag}", relay, notice=False)
+    msg["To"] = one
+    sent = relay.submit(MEMBER_A, msg, [one])
+    assert sent.accepted, sent.text
+    wait_for(lambda: one in relay.delivered(f"Perso {tag}"), "the one-recipient message")
+    got = relay.delivered(f"Perso {tag}")[one]
+    assert f"mailto:{relay.unsubscribe}" in str(got["List-Unsubscribe"])
+    body = got.get_body(preferencelist=("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert text.startswith("Bonjour,\nVenez à la réunion publique jeudi.")
+    for item in (
+        f"Pour ne plus recevoir nos messages, écrivez à {relay.unsubscribe}",
+        "responsable du traitement, pour : ",
+        "Finalité : communication politique pour cette élection. Base légale : ",
+        "Origine de votre adresse : ",
+        "Conservation : jusqu'au ",
+        f"Délégué à la protection des données : {relay.dpo}",
+        "accès, rectification, effacement, limitation, opposition",
+        "réclamation auprès de la CNIL (www.cnil.fr)",
+    ):
+        assert item in text, item
+    assert "liste électorale" not in text
+    # a message inside the party is left as it was
+    inside = campaign(relay.addresses[MEMBER_A], f"Interne {tag}", relay, notice=False)
+    inside["To"] = relay.addresses[MEMBER_B]
+    assert relay.submit(MEMBER_A, inside, [relay.addresses[MEMBER_B]]).accepted
+    wait_for(lambda: len(relay.delivered(f"Interne {tag}")) == 1, "the internal message")
+    internal = next(iter(relay.delivered(f"Interne {tag}").values()))
+    assert internal["List-Unsubscribe"] is None and relay.dpo not in internal.get_content()
+
+
 # -- rule 3: suppressed recipients; unsubscribing during the campaign -----------------
 
 
@@ -383,6 +425,34 @@ def test_rule3_unsubscribed_voters_never_reach_the_sink_in_to_cc_or_bcc(relay: R
         out.unlink(missing_ok=True)
     time.sleep(2)
     assert relay.delivered(f"Seuls {tag}") == {}
+
+
+def test_a_request_to_the_unsubscribe_address_reaches_the_dpo(relay: Relay) -> None:
+    """Review E2: an erasure request written to the unsubscribe address is not
+    thrown away: the sender is recorded as an opt-out and the DPO gets the
+    message, attached whole; a plain STOP goes nowhere but the record."""
+    tag = mark()
+    asker, stopper = voter(f"droits-{tag}"), voter(f"stop-{tag}")
+    request = EmailMessage()
+    request["From"], request["To"] = asker, relay.unsubscribe
+    request["Subject"] = f"Effacement {tag}"
+    request.set_content("Bonjour,\nje demande l'effacement de mes données, téléphone compris.\n")
+    before = optouts(relay)
+    assert relay.submit(None, request, [relay.unsubscribe], port=25).accepted
+    wait_for(lambda: relay.dpo in relay.delivered(f"Effacement {tag}"), "the DPO's copy")
+    copy = relay.delivered(f"Effacement {tag}")[relay.dpo]
+    assert copy["From"] == relay.unsubscribe and copy["Reply-To"] == asker
+    (attached,) = [p for p in copy.iter_attachments() if p.get_content_type() == "message/rfc822"]
+    original = attached.get_content()
+    assert "je demande l'effacement de mes données" in original.get_content()
+    assert optouts(relay) == before + 1
+    stop = EmailMessage()
+    stop["From"], stop["To"], stop["Subject"] = stopper, relay.unsubscribe, f"STOP {tag}"
+    stop.set_content("STOP\n")
+    assert relay.submit(None, stop, [relay.unsubscribe], port=25).accepted
+    wait_for(lambda: optouts(relay) == before + 2, "the plain opt-out's record")
+    time.sleep(3)
+    assert relay.delivered(f"STOP {tag}") == {}
 
 
 def optouts(relay: Relay) -> int:

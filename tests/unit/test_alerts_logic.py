@@ -146,7 +146,7 @@ def test_alert_never_carries_people(env: tuple[AlertService, Clock, Recorder, Re
 @pytest.mark.parametrize(
     "subject",
     [
-        "[Isoloir] Alerte ÉLEVÉE · toutes élections · s3_account_public_access_block",
+        "[Isoloir] Alerte ÉLEVÉE · toutes les élections · s3_account_public_access_block",
         "[Isoloir] Alerte ÉLEVÉE élections rétention échéance · " + "x" * 120,
     ],
 )
@@ -314,7 +314,8 @@ def test_legal_hold_reason_in_every_alert(tmp_path: Path) -> None:
     svc.process("retention", [finding(rule_id="retention-due")])
     svc.flush()
     assert email.sent and all(
-        "Gel juridique (purge suspendue) : Recours devant le tribunal administratif" in m.body
+        "Conservation pour contentieux (purge suspendue) : "
+        "Recours devant le tribunal administratif" in m.body
         for m in email.sent
     )
     # A finding carrying its own reason keeps it, in English too.
@@ -410,7 +411,7 @@ def test_legal_hold_survives_the_flood_summary_and_digest(tmp_path: Path) -> Non
     summary = [m for m in email.sent if m.kind == "summary"]
     assert len(summary) == 2
     assert all(
-        f"Gel juridique (purge suspendue) : {ELECTION} — Recours en cours" in m.body
+        f"Conservation pour contentieux (purge suspendue) : {ELECTION} — Recours en cours" in m.body
         for m in summary
     )
     assert not svc.digest_due()

@@ -246,9 +246,9 @@ def test_details_are_labelled_readable_lines() -> None:
     fr = details.evidence_lines(evidence, "fr")
     en = details.evidence_lines(evidence, "en")
     assert fr == [
-        "  - Gel juridique : oui",
+        "  - Conservation pour contentieux : oui",
         "  - Compartiment des journaux d'accès : non",
-        "  - Date de conservation : 30/11/2026",
+        "  - Fin de la durée de conservation : 30/11/2026",
         "  - Journaux lus jusqu'au : 30/11/2026 14:05 UTC",
         "  - Paramètres de blocage de l'accès public désactivés : "
         "BlockPublicAcls, RestrictPublicBuckets",
@@ -279,7 +279,7 @@ def test_alert_draft_block_and_json_machine_form() -> None:
     body = messages.render_finding(f, "fr", first_seen=NOW).body
     block = body.split("Brouillon pour le registre des violations :\n", 1)[1]
     assert "  - Nature de la violation : perte de confidentialité\n" in block
-    assert "  - Notifier la CNIL avant le : 03/12/2026 14:05 UTC\n" in block
+    assert "  - Notifier la CNIL au plus tard le : 03/12/2026 14:05 UTC\n" in block
     # E1: a party's file reveals presumed political opinions: high risk, inform (art. 34)
     assert "  - Informer les personnes concernées : oui\n" in block
     assert "  - Risque pour les personnes : risque élevé\n" in block
@@ -439,7 +439,7 @@ def test_a_queued_alert_under_legal_hold_is_french_end_to_end(tmp_path: Path) ->
     (sent,) = email.sent
     assert "Quoi : Le compartiment x-bucket accepte des requêtes sans TLS." in sent.body
     assert f"Comment corriger : {FR[check.remediation]}" in sent.body
-    assert "Gel juridique (purge suspendue) : x-affaire" in sent.body
+    assert "Conservation pour contentieux (purge suspendue) : x-affaire" in sent.body
     assert_no_english(sent.subject + sent.body)
 
 

@@ -227,10 +227,88 @@ def test_notice_is_added_when_the_policy_says_add(base: Policies) -> None:
     texts = [p.get_content() for p in transparency.body_text_parts(parsed)]
     assert len(texts) == 2 and all("Mouvement Exemple" in t and UNSUB in t for t in texts)
     # the election's declared origins, in French (prospects: the campaign's forms)
-    assert "un formulaire où vous avez accepté d'être contacté(e)" in texts[0]
+    assert "un formulaire par lequel vous avez accepté d'être contacté(e)" in texts[0]
     # the fixed message now passes as it is: the detection and the block agree
     again = guard(base).evaluate(env(*VOTERS), rebuilt)
     assert (again.action, again.new_body) == ("accept", None)
+
+
+# The complete notice (review E3, E4): every item the CNIL and art. 13/14 ask for.
+COMPLETE_FR = (
+    "Pour ne plus recevoir nos messages, écrivez à " + UNSUB,
+    "Mouvement Exemple (Mouvement Exemple (association loi 1901), 12 rue de l'Isoloir, "
+    "99000 Exempleville), responsable du traitement",
+    "pour : Municipale partielle d'Exempleville 2027",
+    "Finalité : communication politique pour cette élection",
+    "Base légale : ",
+    "Origine de votre adresse : ",
+    "Conservation : jusqu'au 21/05/2027 au plus tard",
+    "Délégué à la protection des données : dpo@mouvement-exemple.example",
+    "accès, rectification, effacement, limitation, opposition à tout moment",
+    "droits@mouvement-exemple.example",
+    "réclamation auprès de la CNIL (www.cnil.fr)",
+)
+
+
+def test_one_message_to_one_voter_gets_the_complete_notice_and_list_unsubscribe(
+    base: Policies,
+) -> None:
+    # mode reject (the example's): a personal message is completed, never refused
+    assert base.baseline.mail.transparency == "reject"
+    raw = message(to=(VOTERS[0],))
+    v = guard(base).evaluate(env(VOTERS[0]), raw)
+    assert (v.action, v.counts["bulk"], v.counts["block_added"]) == ("accept", 0, 1)
+    assert ("List-Unsubscribe", f"<mailto:{UNSUB}?subject=unsubscribe>") in v.add_headers
+    text = BytesParser(policy=policy.default).parsebytes(apply(raw, v)).get_content()
+    for item in COMPLETE_FR:
+        assert item in text, item
+    # the two datasets an e-mail may come from, and their two legal bases
+    assert "un formulaire par lequel vous avez accepté d'être contacté(e)" in text
+    assert "notre rencontre lors du porte-à-porte" in text
+    assert "l'intérêt légitime du parti" in text
+    assert "liste électorale" not in text
+
+
+def test_a_message_inside_the_party_is_left_alone(base: Policies) -> None:
+    v = guard(base).evaluate(env("cfictive@mouvement-exemple.example"), message())
+    assert (v.action, v.new_body, v.add_headers) == ("accept", None, ())
+
+
+def test_a_partial_notice_of_the_sender_is_completed(base: Policies) -> None:
+    # party, election and unsubscribe address, but neither the DPO nor the CNIL
+    partial = (
+        "-- \nMouvement Exemple, Municipale partielle d'Exempleville 2027. "
+        f"Desinscription : {UNSUB}\n"
+    )
+    raw = message(to=(VOTERS[0],), body="Bonjour\n" + partial,
+                  headers={"List-Unsubscribe": f"<mailto:{UNSUB}>"})  # fmt: skip
+    v = guard(base).evaluate(env(VOTERS[0]), raw)
+    assert (v.action, v.counts["block_added"]) == ("accept", 1)
+    text = BytesParser(policy=policy.default).parsebytes(apply(raw, v)).get_content()
+    assert "dpo@mouvement-exemple.example" in text and "CNIL" in text
+    # the same partial notice in a bulk message is refused (mode reject)
+    bulk = message(to=("undisclosed-recipients:;",), body="Bonjour\n" + partial,
+                   headers={"List-Unsubscribe": f"<mailto:{UNSUB}>"})  # fmt: skip
+    refused = guard(base).evaluate(env(*VOTERS), bulk)
+    assert (refused.action, refused.rule) == ("reject", "transparency")
+    assert "Bulk message without the complete notice" in refused.text
+    assert "DPO, CNIL" in refused.text
+
+
+def test_an_electoral_list_is_never_given_as_an_e_mail_origin(base: Policies) -> None:
+    e = base.elections[0]
+    roll = dataclasses.replace(e.datasets[1], name="liste", origin="electoral_roll")
+    p = dataclasses.replace(base, elections=(dataclasses.replace(e, datasets=(roll,)),))
+    raw = message(to=(VOTERS[0],), headers={"X-Isoloir-Dataset": "liste"})
+    v = guard(p).evaluate(env(VOTERS[0]), raw)
+    assert (v.action, v.rule) == ("reject", "transparency")
+    assert "electoral list, which holds no e-mail address" in v.text
+    # without the header: no dataset can hold an e-mail; the source is told on request
+    v = guard(p).evaluate(env(VOTERS[0]), message(to=(VOTERS[0],)))
+    text = BytesParser(policy=policy.default).parsebytes(apply(message(to=(VOTERS[0],)), v))
+    body = text.get_content()
+    assert "liste électorale" not in body
+    assert "une source que nous vous indiquerons sur simple demande à droits@" in body
 
 
 def test_single_part_rewrite_replaces_the_content_headers(base: Policies) -> None:

@@ -233,6 +233,132 @@ def test_the_confirmation_goes_to_sendmail_with_no_address_on_its_command_line(
     assert not run.suppression().contains("electeur.stop@voters.example", None)
 
 
+def _unsubscribe_runtime(tmp_path: Path, exit_code: int) -> tuple[milter.Runtime, Path]:
+    """A runtime whose sendmail appends each message it is given, then exits `exit_code`."""
+    record = tmp_path / "sent.jsonl"
+    tool = fake_tool(
+        tmp_path / "sendmail",
+        "import json, sys\n"
+        f"open({str(record)!r}, 'a').write(json.dumps(sys.stdin.read()) + '\\n')\n"
+        f"sys.exit({exit_code})\n",
+    )
+    policies = load_policies(REPO / "policies")
+    state = tmp_path / "state"
+    now = datetime(2027, 1, 10, 9, 0, tzinfo=UTC)
+    key = os.urandom(32)
+    (state / "mailguard").mkdir(parents=True)
+    lookup.export(state, key)
+    run = milter.Runtime(
+        policies, state, key, sendmail=[str(tool)], clock=lambda: now, authserv_id="relais.example"
+    )
+    return run, record
+
+
+def _to_unsubscribe(run: milter.Runtime, subject: bytes, body: bytes) -> milter.Collected:
+    unsub = run.policies.baseline.organisation.unsubscribe
+    c = milter.Collected(login=None, mail_from="<electeur.droits@voters.example>")
+    c.recipients.append(f"<{unsub}>")
+    c.add_header(
+        "Authentication-Results",
+        b"relais.example; spf=pass smtp.mailfrom=electeur.droits@voters.example",
+    )
+    c.add_header("From", b"electeur.droits@voters.example")
+    c.add_header("To", unsub.encode())
+    c.add_header("Subject", subject)
+    c.body.append(body)
+    return c
+
+
+def _sent(record: Path) -> list[Any]:
+    if not record.exists():
+        return []
+    return [
+        message_from_bytes(json.loads(line).encode(), policy=default_policy)
+        for line in record.read_text().splitlines()
+    ]
+
+
+def test_a_request_to_the_unsubscribe_address_reaches_the_dpo(tmp_path: Path) -> None:
+    """Review E2: an erasure request written to the unsubscribe address is no longer
+    thrown away; the DPO gets it whole, the voter is told, the opt-out is recorded."""
+    run, record = _unsubscribe_runtime(tmp_path, 0)
+    body = b"Bonjour,\r\nje demande l'effacement de toutes mes donnees, telephone compris.\r\n"
+    ctx = FakeCtx()
+    code = milter.process(run, _to_unsubscribe(run, b"Mes donnees", body), ctx, "4AB12D")
+    assert code == milter.DISCARD
+    copy, confirmation = _sent(record)
+    org = run.policies.baseline.organisation
+    assert (copy["To"], copy["From"]) == (org.dpo_contact, org.unsubscribe)
+    assert copy["Reply-To"] == "electeur.droits@voters.example"
+    attached = next(p for p in copy.iter_attachments() if p.get_content_type() == "message/rfc822")
+    original = attached.get_content()
+    assert "je demande l'effacement" in original.get_content()
+    assert original["Subject"] == "Mes donnees"
+    assert confirmation["To"] == "electeur.droits@voters.example"
+    assert "transmis à notre délégué à la protection des données" in confirmation.get_content()
+    digest = run.suppression().digest("email", "electeur.droits@voters.example")
+    with unsubscribe.MailOptOuts(unsubscribe.optouts_path(run.state_dir)) as optouts:
+        assert optouts.contains(digest)
+
+
+def test_a_plain_opt_out_goes_nowhere_but_the_record(tmp_path: Path) -> None:
+    run, record = _unsubscribe_runtime(tmp_path, 0)
+    body = b"STOP\r\n\r\nLe 9 janv. 2027, Mouvement Exemple a ecrit :\r\n> Venez a la reunion\r\n"
+    ctx = FakeCtx()
+    assert milter.process(run, _to_unsubscribe(run, b"unsubscribe", body), ctx, "1") == (
+        milter.DISCARD
+    )
+    (confirmation,) = _sent(record)  # the confirmation only, no copy for the DPO
+    assert confirmation["To"] == "electeur.droits@voters.example"
+    assert "délégué" not in confirmation.get_content()
+
+
+def test_the_dpo_copy_not_sent_defers_the_request(tmp_path: Path) -> None:
+    run, record = _unsubscribe_runtime(tmp_path, 1)
+    ctx = FakeCtx()
+    c = _to_unsubscribe(run, b"Acces", b"Quelles donnees avez-vous sur moi ?\r\n")
+    assert milter.process(run, c, ctx, "2") == milter.TEMPFAIL
+    assert ctx.calls[0][:3] == ("setreply", "451", "4.3.0")
+    assert len(_sent(record)) == 1  # the copy was tried; nothing else was sent
+
+
+@pytest.mark.parametrize(
+    ("subject", "body", "plain"),
+    [
+        ("unsubscribe", "", True),
+        ("STOP", "Merci de ne plus m'écrire.", True),
+        (
+            "Désinscription",
+            "Je ne veux plus recevoir vos messages.\n-- \nJean, 06 00 00 00 00",
+            True,
+        ),
+        ("STOP", "Supprimez aussi mon numéro de téléphone.", False),
+        ("Question", "Comment avez-vous eu mon adresse ?", False),
+        ("RGPD", "Je demande une copie de mes données.", False),
+        ("stop", "Je vais saisir la CNIL.", False),
+        ("Unsubscribe", "Please delete my data.", False),
+        ("stop", " ".join(["mot"] * 40), False),
+    ],
+)
+def test_what_counts_as_a_plain_opt_out(subject: str, body: str, plain: bool) -> None:
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["Subject"] = subject
+    msg.set_content(body + "\n")
+    assert unsubscribe.is_plain_optout(msg) is plain
+
+
+def test_an_attachment_is_never_a_plain_opt_out() -> None:
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["Subject"] = "STOP"
+    msg.set_content("STOP\n")
+    msg.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="id.pdf")
+    assert not unsubscribe.is_plain_optout(msg)
+
+
 def test_the_local_target_relays_to_its_sink_never_to_an_mx(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

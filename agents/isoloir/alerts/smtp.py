@@ -39,7 +39,7 @@ def build_email(sender: str, message: Outgoing) -> EmailMessage:
     msg["Content-Language"] = message.language  # after set_content, which resets Content-*
     # Headers are written unfolded (up to RFC 5322's 998 characters): Python's
     # folder drops the space between an encoded word and a following non-ASCII
-    # word ("toutes élections · x" arrived as "toutes élections· x"). The body
+    # word ("toutes les élections · x" arrived as "toutes les élections· x"). The body
     # was encoded above, as quoted-printable in lines of at most 76 characters.
     msg.policy = msg.policy.clone(max_line_length=998)
     return msg

@@ -43,6 +43,7 @@ from isoloir.controller import fakedata
 from isoloir.controller.deploy import AGENT_USER_ARGV, AGENT_VENV, Deployment
 from isoloir.controller.localtarget import LocalTarget
 from isoloir.controller.sink import received
+from isoloir.mailguard import transparency
 from isoloir.policy.model import Election
 from isoloir.retention.planning import campaign_datasets
 
@@ -394,11 +395,18 @@ class Demo:
         bcc["From"], bcc["To"] = sender, sender
         bcc["Subject"] = f"Réunion publique {tag} (Cci)"
         bcc["List-Unsubscribe"] = f"<mailto:{org.unsubscribe}>"
+        # the complete notice (review E3): controller, purpose, legal basis, origin,
+        # retention, DPO, rights with erasure and the complaint to the CNIL
         bcc.set_content(
-            "Bonjour,\nRéunion publique jeudi à 19 h.\n\n--\n"
-            f"Message de {org.party} pour l'élection {e.label} ({e.id}). Votre adresse vient "
-            f"du formulaire où vous avez accepté d'être contacté(e). "
-            f"Désinscription : {org.unsubscribe}\n"
+            "Bonjour,\nRéunion publique jeudi à 19 h.\n\n"
+            + transparency.notice(
+                self.deployment.policies,
+                e,
+                transparency.origins(e, "prospects"),
+                "fr",
+                [e.dataset("prospects").legal_basis],
+            )
+            + "\n"
         )
         self.facts["mail_sent"] = submit(bcc, voters)
         maildir = Path(self.local.state()["smtp"]["maildir"])

@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from isoloir import clock, runtime, safeio
-from isoloir.dpo import art30, breaches, erase, export, requests, search
+from isoloir.dpo import art30, breaches, erase, evidence, export, requests, search
 from isoloir.dpo.match import Query, QueryError
 from isoloir.policy import PolicyError, load_policies, load_rendered
 from isoloir.policy.model import Policies
@@ -310,6 +310,37 @@ def cmd_register(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ------------------------------------------------------------------ evidence
+def cmd_evidence(args: argparse.Namespace) -> int:
+    policies = _policies(args)
+    out = Path(args.out)
+    if out.exists() or out.is_symlink():
+        raise CliError(f"{out} exists: the bundle goes into a new folder")
+    try:
+        manifest = evidence.build(
+            policies,
+            runtime.state_dir(args.state_dir),
+            out,
+            now=clock.now(),
+            audit_dir=Path(args.audit) if args.audit else None,
+        )
+    except BaseException:
+        evidence.remove_partial(out)
+        raise
+    counts = manifest["counts"]
+    print(
+        escape_controls(
+            f"{out}: {len(manifest['files'])} files (register, {counts['certificates']} "
+            f"certificate(s), {counts['erasures']} erasure record(s), {counts['requests']} "
+            f"request(s), {counts['breaches']} breach(es), {counts['mail_decisions']} mail "
+            f"decision(s), {counts['audit_files']} audit file(s)); MANIFEST.json lists them"
+        )
+    )
+    for what in manifest["not_found"]:
+        print(escape_controls(f"not found: {what}"))
+    return EXIT_OK
+
+
 def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     @functools.wraps(func)
     def run(args: argparse.Namespace) -> int:
@@ -322,6 +353,7 @@ def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
             share.ShareError,
             erase.EraseError,
             clock.ClockError,
+            evidence.EvidenceError,
         ) as exc:
             print(escape_controls(f"error: {exc}"), file=sys.stderr)
         except (ClientError, BotoCoreError) as exc:
@@ -422,3 +454,11 @@ def register(subparsers: Any) -> None:
     reg.add_argument("--json", action="store_true", help="the fields as JSON")
     reg.add_argument("--config", help="policies directory or rendered agent config")
     reg.set_defaults(func=_guarded(cmd_register))
+
+    ev = subparsers.add_parser(
+        "evidence", help="gather what a CNIL inspection asks for into a new folder"
+    )
+    ev.add_argument("--out", required=True, help="the new folder (0700; never an existing one)")
+    ev.add_argument("--audit", help="the folder of an outside audit (isoloir audit --out DIR)")
+    runtime.add_runtime_arguments(ev)
+    ev.set_defaults(func=_guarded(cmd_evidence))

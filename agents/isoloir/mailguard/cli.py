@@ -302,12 +302,14 @@ def test_cases(policies: Any, login: str, sender: str) -> list[Case]:
     org = policies.baseline.organisation
     limit = policies.baseline.mail.max_visible_recipients
     mine = [e for e in policies.elections if login in e.members] or list(policies.elections)
-    label = mine[0].label if mine else ""
-    notice = (
-        f"Message de {org.party} pour l'élection {label}. Votre adresse vient d'un fichier "
-        f"déclaré par le parti. Désinscription : {org.unsubscribe}\n"
-        f"Message from {org.party} for the election {label}. Unsubscribe: {org.unsubscribe}\n"
-    )
+    notice = "Bonjour.\n"
+    if mine:
+        from isoloir.mailguard import transparency
+
+        e = mine[0]
+        notice += "\n" + transparency.notice(
+            policies, e, transparency.origins(e, None), policies.baseline.mail.language
+        )
     many = _fictive(limit + 1)
     lu = f"<mailto:{org.unsubscribe}>"
     visible = _message(sender, "Test: visible recipients", notice, To=", ".join(many))

@@ -3,8 +3,10 @@ envelope, the message and the suppression list (docs/mailguard.md).
 
 Rules, the first refusal winning: the unsubscribe address first (the message is
 an opt-out); then (4) the sender must be a member of an active election, (1)
-at most `mail.max_visible_recipients` addresses in To and Cc, (2) a bulk
-message carries the transparency notice and List-Unsubscribe (or gets them),
+at most `mail.max_visible_recipients` addresses in To and Cc, (2) every
+message to someone outside the party carries the complete transparency notice
+and List-Unsubscribe (a bulk one is refused without them unless the mode is
+`add`; a message to a few people gets them added),
 (3) suppressed recipients are dropped, (5) a table of personal data going
 outside the party's domains is held. Nothing here logs; the verdict's text and
 counts never hold an address.
@@ -84,6 +86,9 @@ class Verdict:
     remove_headers: tuple[str, ...] = ()
     # For "unsubscribe": the confirmation to send (to the sender only), if any.
     reply: EmailMessage | None = field(default=None, compare=False, hash=False)
+    # For "unsubscribe": the copy for the DPO when it is not a plain opt-out (E2);
+    # the voter's message is deferred, never dropped, when it cannot be sent.
+    forward: EmailMessage | None = field(default=None, compare=False, hash=False)
 
 
 def _verdict(
@@ -272,7 +277,7 @@ class Guard:
         msg = BytesParser(policy=email_policy.default).parsebytes(message)
         assert isinstance(msg, EmailMessage)
         if self._to_unsubscribe(envelope):
-            return self._unsubscribe(envelope, msg, counts)
+            return self._unsubscribe(envelope, msg, message, counts)
         if not self.mail.enabled:
             return _verdict(ACCEPT, "disabled", 250, "2.0.0", "Message accepte",
                             "Message accepted", counts=counts)  # fmt: skip
@@ -299,10 +304,17 @@ class Guard:
         return bool(rcpts) and all(r == target for r in rcpts)
 
     def _unsubscribe(
-        self, envelope: Envelope, msg: EmailMessage, counts: dict[str, int]
+        self, envelope: Envelope, msg: EmailMessage, raw: bytes, counts: dict[str, int]
     ) -> Verdict:
+        """Record the opt-out; anything more than a plain opt-out also goes to the
+        DPO (review E2). A bounce or an automatic reply goes nowhere."""
         reply = None
         recorded = aligned = 0
+        forward = None
+        sender = tabular.normalise_email(envelope.mail_from)
+        if sender is not None and not unsubscribe.is_automatic(msg):
+            if not unsubscribe.is_plain_optout(msg):
+                forward = unsubscribe.dpo_copy(self.policies, msg, raw, self.now())
         if self.suppression is not None:
             done = unsubscribe.unsubscribe(
                 self.policies,
@@ -313,6 +325,7 @@ class Guard:
                 now=self.now(),
                 client=envelope.client,
                 authserv_id=self.authserv_id,
+                forwarded=forward is not None,
             )
             if done.limited:
                 return _verdict(
@@ -323,12 +336,21 @@ class Guard:
                 )  # fmt: skip
             reply, recorded, aligned = done.reply, int(done.recorded), int(done.authenticated)
         counts.update(
-            unsubscribed=recorded, authenticated=aligned, confirmation=int(reply is not None)
+            unsubscribed=recorded,
+            authenticated=aligned,
+            confirmation=int(reply is not None),
+            forwarded_to_dpo=int(forward is not None),
         )
+        if forward is not None:
+            fr, en = (
+                "Desinscription enregistree, message transmis au DPO",
+                ("Unsubscribe recorded, message passed on to the DPO"),
+            )
+        else:
+            fr, en = "Desinscription enregistree", "Unsubscribe recorded"
         return _verdict(
-            UNSUBSCRIBE, "unsubscribe", 250, "2.0.0",
-            "Desinscription enregistree", "Unsubscribe recorded",
-            counts=counts, reply=reply,
+            UNSUBSCRIBE, "unsubscribe", 250, "2.0.0", fr, en,
+            counts=counts, reply=reply, forward=forward,
         )  # fmt: skip
 
     # ----------------------------------------------------------- rule 4
@@ -476,7 +498,13 @@ class Guard:
         recent = self._recent_recipients(envelope)
         bulk = len(envelope.recipients) > limit or recent + len(envelope.recipients) > HOURLY_BULK
         counts["bulk"] = int(bulk)
-        fix = self._transparency(msg, election, counts) if bulk else transparency.Rewrite()
+        # Every message to someone outside the party carries the notice, a message
+        # to one voter too (review E4): a mailer sending one message per voter.
+        outside = any(not _in_domains(r, self.party_domains) for r in envelope.recipients)
+        if bulk or outside:
+            fix = self._transparency(msg, election, counts, bulk)
+        else:
+            fix = transparency.Rewrite()
         if isinstance(fix, Verdict):
             return fix
         drop = self._suppressed(envelope)
@@ -496,28 +524,29 @@ class Guard:
         return self._attachments(msg, kept, base, counts)
 
     def _transparency(
-        self, msg: EmailMessage, election: Election, counts: dict[str, int]
+        self, msg: EmailMessage, election: Election, counts: dict[str, int], bulk: bool
     ) -> transparency.Rewrite | Verdict:
+        """A bulk message without the notice is refused (mode reject) or completed
+        (mode add); a message to a few people outside the party is always completed."""
         block_ok = transparency.has_block(msg, self.policies, election)
         header_ok = transparency.has_list_unsubscribe(msg, self.policies)
         counts["block_added"] = 0
         if block_ok and header_ok:
             return transparency.Rewrite()
         unsub = self.policies.baseline.organisation.unsubscribe
-        if self.mail.transparency != "add":
-            missing_fr = "le bloc d'information" if not block_ok else ""
-            missing_en = "the notice block" if not block_ok else ""
+        if bulk and self.mail.transparency != "add":
+            missing_fr = "le bloc d'information complet" if not block_ok else ""
+            missing_en = "the complete notice" if not block_ok else ""
             if not header_ok:
-                missing_fr += (" et " if missing_fr else "") + "l'en-tete List-Unsubscribe"
-                missing_en += (" and " if missing_en else "") + "the List-Unsubscribe header"
+                missing_fr += (" et " if missing_fr else "") + "List-Unsubscribe"
+                missing_en += (" and " if missing_en else "") + "List-Unsubscribe"
             return _reject(
                 "transparency",
-                f"Envoi groupe sans {missing_fr} : indiquez le parti, l'election, l'origine "
-                f"des adresses et la desinscription ({unsub}), et List-Unsubscribe: "
-                f"<mailto:{unsub}>",
-                f"Bulk message without {missing_en}: name the party, the election, where the "
-                f"addresses come from and how to unsubscribe ({unsub}), and List-Unsubscribe: "
-                f"<mailto:{unsub}>",
+                f"Envoi groupe sans {missing_fr} : parti, election, DPO, CNIL, "
+                f"desinscription ({unsub}) et List-Unsubscribe: <mailto:{unsub}> "
+                "(docs/mailguard.md)",
+                f"Bulk message without {missing_en}: party, election, DPO, CNIL, "
+                f"unsubscribe ({unsub}) and List-Unsubscribe: <mailto:{unsub}>",
                 counts,
                 election=election.id,
             )
@@ -537,9 +566,23 @@ class Guard:
         if not block_ok:
             named = _header_values(msg, DATASET_HEADER)
             try:
-                codes = transparency.origins(election, named[0].strip() if named else None)
-                block = transparency.notice(self.policies, election, codes, self.mail.language)
+                chosen = transparency.datasets(election, named[0].strip() if named else None)
+                block = transparency.notice(
+                    self.policies,
+                    election,
+                    [d.origin for d in chosen],
+                    self.mail.language,
+                    [d.legal_basis for d in chosen],
+                )
                 rewrite = transparency.add_block(msg, block)
+            except transparency.NoEmailOrigin:
+                return self._cannot_add(
+                    f"{DATASET_HEADER} nomme une liste electorale, qui ne contient aucune "
+                    "adresse electronique",
+                    f"{DATASET_HEADER} names an electoral list, which holds no e-mail address",
+                    election,
+                    counts,
+                )
             except KeyError:
                 return self._cannot_add(
                     f"{DATASET_HEADER} ne nomme aucun jeu de donnees de l'election",
@@ -560,8 +603,8 @@ class Guard:
     def _cannot_add(self, fr: str, en: str, election: Election, counts: dict[str, int]) -> Verdict:
         return _reject(
             "transparency",
-            f"Envoi groupe sans bloc d'information, et il ne peut pas etre ajoute : {fr}",
-            f"Bulk message without the notice block, which cannot be added: {en}",
+            f"Message sans bloc d'information, et il ne peut pas etre ajoute : {fr}",
+            f"Message without the notice, which cannot be added: {en}",
             counts,
             election=election.id,
         )

@@ -11,9 +11,11 @@ message and applies the verdict before Postfix queues anything:
   body replaced when the verdict says so (every recipient dropped: discarded);
 - hold: the message goes to Postfix's hold queue (`isoloir mailguard release`
   or `delete` decides);
-- unsubscribe: the guard has put the sender in the suppression list; its short
-  confirmation (if any) is handed to Postfix's `sendmail`, the message itself
-  is discarded.
+- unsubscribe: the guard has recorded the sender's opt-out; a message that is
+  more than a plain opt-out goes to the DPO as an attachment of a copy handed
+  to Postfix's `sendmail` (deferred, 451, when that fails: never lost); the
+  short confirmation (if any) goes the same way; the message itself is then
+  discarded.
 
 The milter library comes from Debian's python3-milter (module `Milter`).
 Logs: one JSON line per message with counts only, never an address, a login,
@@ -259,7 +261,7 @@ class Runtime:
 
         decisions.record_held(self.state_dir, queue_id, verdict, now=self.clock())
 
-    def send(self, reply: EmailMessage) -> None:
+    def send(self, reply: EmailMessage) -> bool:
         """The confirmation through Postfix's sendmail: null sender (RFC 3834).
 
         The recipient comes from the To header (-t), never from the command
@@ -273,12 +275,22 @@ class Runtime:
             check=False,
         )
         if run.returncode != 0:
-            log(json.dumps({"event": "confirmation not sent", "exit": run.returncode}))
+            log(json.dumps({"event": "message not sent", "exit": run.returncode}))
+        return run.returncode == 0
 
 
 def process(runtime: Runtime, collected: Collected, ctx: Actions, queue_id: str | None) -> int:
     """The end of one message: evaluate, apply, record, log; the milter code."""
     verdict = runtime.evaluate(collected)
+    forward = getattr(verdict, "forward", None)
+    if verdict.action == "unsubscribe" and forward is not None and not runtime.send(forward):
+        # The DPO's copy is the only one kept: the sender's server tries again.
+        ctx.setreply(
+            "451", "4.3.0",
+            "Erreur temporaire, reessayez plus tard / Temporary error, try again later",
+        )  # fmt: skip
+        log(json.dumps({"event": "copy for the DPO not sent: deferred"}))
+        return TEMPFAIL
     reply = getattr(verdict, "reply", None)
     if verdict.action == "unsubscribe" and reply is not None:
         runtime.send(reply)
@@ -322,9 +334,8 @@ def make_milter_class(runtime: Runtime) -> type:
             return CONTINUE
 
         def body(self, chunk: bytes) -> int:
-            # An opt-out needs the headers only: its body is never kept (N15).
-            if not runtime.unsubscribe_only(self.collected.recipients):
-                self.collected.add_body(chunk, MAX_BODY_BYTES)
+            # An opt-out's body is read too (review E2): a request in it goes to the DPO.
+            self.collected.add_body(chunk, MAX_BODY_BYTES)
             return CONTINUE
 
         def eom(self) -> int:

@@ -1,12 +1,17 @@
-"""The transparency notice of a bulk message: who sends it, for which election,
-where the address came from, how to unsubscribe (CNIL, "Communication
-politique", reflexes 4 and 5).
+"""The transparency notice of a message leaving the party: who sends it, for
+which election and purpose, on which legal basis, where the address came from,
+how long it is kept, the DPO, the rights (erasure and the complaint to the CNIL
+included) and how to unsubscribe (CNIL, "Communication politique", reflexes 4
+and 5; GDPR art. 13 and 14).
 
 A message holds the notice when every body text part (text/plain and text/html,
-not attachments) names the party, the election (its label or id) and the
-unsubscribe address, and a `List-Unsubscribe` header holds
-`mailto:<unsubscribe address>` (RFC 2369). The origin is not looked for: it is
-free text; the added block states it.
+not attachments) names the party, the election (its label or id), the
+unsubscribe address, the DPO's address and the CNIL, and a `List-Unsubscribe`
+header holds `mailto:<unsubscribe address>` (RFC 2369). The origin, the legal
+basis and the retention are free text and not looked for: the added block
+states them. Origins are worded truthfully for an e-mail (review E3): an
+electoral list holds no e-mail address, so it is never given as the origin
+of one.
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
 from email.policy import SMTP
 
-from isoloir.policy.model import Election, Policies
+from isoloir.policy.model import Dataset, Election, Policies
 
 LIST_UNSUBSCRIBE = "List-Unsubscribe"
 # Top-level headers a rewritten single-part body may change.
@@ -46,26 +52,44 @@ _SHOWN = (
     "max-height:none !important;overflow:visible !important"
 )
 
+# Where an e-mail address of each origin comes from, as the recipient reads it.
+# `electoral_roll` has none: the list holds identity and postal address only
+# (C. élect. L. 37, R. 16), so a message never names it (see `origins`).
 ORIGINS = {
     "fr": {
-        "electoral_roll": "la liste électorale",
-        "opt_in_form": "un formulaire où vous avez accepté d'être contacté(e)",
-        "door_to_door": "une rencontre lors du porte-à-porte",
-        "party_members": "le fichier des adhérents",
-        "elected_officials_register": "le répertoire national des élus",
-        "event_signup": "une inscription à un événement",
-        "other": "un fichier déclaré au registre des traitements",
+        "opt_in_form": "un formulaire par lequel vous avez accepté d'être contacté(e)",
+        "door_to_door": "notre rencontre lors du porte-à-porte, où vous nous l'avez donnée",
+        "party_members": "votre adhésion au parti",
+        "elected_officials_register": "vos coordonnées publiques d'élu(e)",
+        "event_signup": "votre inscription à un événement du parti",
+        "other": "une source que nous vous indiquerons sur simple demande à {rights}",
     },
     "en": {
-        "electoral_roll": "the electoral roll",
-        "opt_in_form": "a form where you agreed to be contacted",
-        "door_to_door": "a door-to-door visit",
-        "party_members": "the membership file",
-        "elected_officials_register": "the national register of elected officials",
-        "event_signup": "an event sign-up",
-        "other": "a file declared in the record of processing",
+        "opt_in_form": "a form by which you agreed to be contacted",
+        "door_to_door": "our door-to-door visit, where you gave it to us",
+        "party_members": "your membership of the party",
+        "elected_officials_register": "your public contact details as an elected official",
+        "event_signup": "your registration for one of the party's events",
+        "other": "a source we will tell you on request to {rights}",
     },
 }
+NO_EMAIL_ORIGINS = frozenset({"electoral_roll"})
+LEGAL_BASES = {
+    "fr": {
+        "consent": "votre consentement",
+        "legitimate_interest": "l'intérêt légitime du parti à communiquer avec les électeurs",
+        "legal_obligation": "une obligation légale",
+    },
+    "en": {
+        "consent": "your consent",
+        "legitimate_interest": "the party's legitimate interest in communicating with voters",
+        "legal_obligation": "a legal obligation",
+    },
+}
+
+
+class NoEmailOrigin(ValueError):
+    """The named dataset's origin holds no e-mail address (an electoral list)."""
 
 
 class CannotAdd(ValueError):
@@ -126,16 +150,20 @@ def markers(policies: Policies, election: Election) -> tuple[str, str, tuple[str
 
 
 def has_block(msg: Message, policies: Policies, election: Election) -> bool:
-    """Every body text part names the party, the election and the unsubscribe address."""
+    """Every body text part names the party, the election, the unsubscribe
+    address, the DPO's address and the CNIL (the complete notice's markers)."""
     parts = body_text_parts(msg)
     if not parts:
         return False
     party, unsubscribe, names = markers(policies, election)
+    dpo = policies.baseline.organisation.dpo_contact.casefold()
     for part in parts:
         if part.get_content_subtype() == "html" and _HIDING.search(_raw_text(part)):
             return False  # a notice there may be hidden from the reader
         text = _flat(part_text(part))
         if _flat(party) not in text or unsubscribe.casefold() not in text:
+            return False
+        if dpo not in text or "cnil" not in text:
             return False
         if not any(_flat(n) in text for n in names):
             return False
@@ -166,35 +194,74 @@ def list_unsubscribe_fix(msg: Message, policies: Policies) -> Rewrite:
     return Rewrite(remove_headers=removed, add_headers=((LIST_UNSUBSCRIBE, value),))
 
 
-def origins(election: Election, dataset: str | None) -> list[str]:
-    """Origin codes: the named dataset's, else every dataset's (declared order, once each)."""
+def datasets(election: Election, dataset: str | None) -> list[Dataset]:
+    """The datasets an e-mail of this election may come from: the named one
+    (KeyError when unknown; NoEmailOrigin for an electoral list), else every
+    dataset whose origin can hold an e-mail address, in declared order."""
     if dataset is not None:
-        return [election.dataset(dataset).origin]  # KeyError: unknown dataset
-    return list(dict.fromkeys(d.origin for d in election.datasets))
+        named = election.dataset(dataset)
+        if named.origin in NO_EMAIL_ORIGINS:
+            raise NoEmailOrigin(named.name)
+        return [named]
+    return [d for d in election.datasets if d.origin not in NO_EMAIL_ORIGINS]
 
 
-def notice(policies: Policies, election: Election, origin_codes: Sequence[str], lang: str) -> str:
-    """The block, as plain text lines, in `lang` (fr or en)."""
+def origins(election: Election, dataset: str | None) -> list[str]:
+    """Origin codes of `datasets` (once each)."""
+    return list(dict.fromkeys(d.origin for d in datasets(election, dataset)))
+
+
+def _due(day: date, lang: str) -> str:
+    return day.isoformat() if lang == "en" else day.strftime("%d/%m/%Y")
+
+
+def notice(
+    policies: Policies,
+    election: Election,
+    origin_codes: Sequence[str],
+    lang: str,
+    legal_bases: Sequence[str] = (),
+) -> str:
+    """The complete block, as plain text lines, in `lang` (fr or en); the opt-out first."""
     org = policies.baseline.organisation
-    names = ORIGINS["en" if lang == "en" else "fr"]
-    where = ", ".join(names.get(c, names["other"]) for c in origin_codes) or names["other"]
+    lang = "en" if lang == "en" else "fr"
+    names = {k: v.format(rights=org.rights_contact) for k, v in ORIGINS[lang].items()}
+    codes = [c for c in dict.fromkeys(origin_codes) if c not in NO_EMAIL_ORIGINS]
+    where = ", ".join(names.get(c, names["other"]) for c in codes) or names["other"]
+    bases = LEGAL_BASES[lang]
+    codes_b = list(legal_bases) or [d.legal_basis for d in election.datasets]
+    basis = ", ".join(dict.fromkeys(bases.get(b, b) for b in codes_b))
+    due = _due(election.retention_due, lang)
     if lang == "en":
         lines = [
+            f"To stop receiving our messages, write to {org.unsubscribe}"
+            " (any message; your address is removed at once from the mail we send"
+            " through our relay).",
             f"This message is sent by {org.party} ({org.controller_name},"
             f" {org.controller_address}), data controller, for: {election.label}.",
+            f"Purpose: political communication for this election. Legal basis: {basis}.",
             f"Where your address comes from: {where}.",
-            f"To stop receiving our messages, write to {org.unsubscribe}"
-            " (any message; you are removed at once).",
-            f"Your rights (access, rectification, objection): {org.rights_contact}.",
+            f"Kept until {due} at the latest, unless you agree to hear from us again.",
+            f"Data protection officer: {org.dpo_contact}.",
+            "Your rights: access, rectification, erasure, restriction, and objection at any"
+            f" time: write to {org.rights_contact}. You may lodge a complaint with the CNIL"
+            " (www.cnil.fr).",
         ]
     else:
         lines = [
+            f"Pour ne plus recevoir nos messages, écrivez à {org.unsubscribe}"
+            " (tout message ; votre adresse est aussitôt retirée des envois passant par"
+            " notre relais).",
             f"Ce message vous est envoyé par {org.party} ({org.controller_name},"
             f" {org.controller_address}), responsable du traitement, pour : {election.label}.",
-            f"Origine de vos coordonnées : {where}.",
-            f"Pour ne plus recevoir nos messages, écrivez à {org.unsubscribe}"
-            " (tout message ; vous êtes retiré(e) aussitôt).",
-            f"Vos droits (accès, rectification, opposition) : {org.rights_contact}.",
+            f"Finalité : communication politique pour cette élection. Base légale : {basis}.",
+            f"Origine de votre adresse : {where}.",
+            f"Conservation : jusqu'au {due} au plus tard, sauf si vous acceptez d'être"
+            " recontacté(e).",
+            f"Délégué à la protection des données : {org.dpo_contact}.",
+            "Vos droits : accès, rectification, effacement, limitation, opposition à tout"
+            f" moment ; écrivez à {org.rights_contact}. Vous pouvez introduire une"
+            " réclamation auprès de la CNIL (www.cnil.fr).",
         ]
     return "\n".join(["-- ", *lines])
 

@@ -21,16 +21,28 @@ bounce (RFC 3834, "Recommendations for Automatic Responses to Electronic
 Mail", https://www.rfc-editor.org/rfc/rfc3834). Each sending server (the
 client address, kept as a digest) may record at most `SOURCE_LIMIT` opt-outs
 per `SOURCE_WINDOW`; beyond, the message is deferred (450 4.7.1).
+
+Nothing written there is thrown away (review E2): a message that is not a
+plain opt-out (an access or erasure request, a complaint, "remove my phone
+number too", an attachment, more than a few words) is forwarded to the DPO
+(`organisation.dpo_contact`) as an attachment of a message from the
+unsubscribe address (`dpo_copy`); the relay defers the voter's message when
+that copy cannot be handed to Postfix. The sender is recorded as a mail
+opt-out either way: the notice says any message there unsubscribes.
 """
 
 from __future__ import annotations
 
+import html
 import re
 import sqlite3
+import unicodedata
 import urllib.parse
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email import policy as email_policy
 from email.message import EmailMessage, Message
+from email.parser import BytesParser
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Protocol
@@ -205,8 +217,12 @@ def is_automatic(msg: Message) -> bool:
     return auto not in ("", "no") or precedence in ("bulk", "list", "junk")
 
 
-def confirmation(policies: Policies, to: str, now: datetime) -> EmailMessage:
-    """The short FR + EN confirmation, from the unsubscribe address to `to` only."""
+def confirmation(
+    policies: Policies, to: str, now: datetime, forwarded: bool = False
+) -> EmailMessage:
+    """The short FR + EN confirmation, from the unsubscribe address to `to` only;
+    says so when the message went on to the DPO (review E9: it promises only
+    what the relay does)."""
     org = policies.baseline.organisation
     reply = EmailMessage()
     reply["From"] = org.unsubscribe
@@ -215,15 +231,124 @@ def confirmation(policies: Policies, to: str, now: datetime) -> EmailMessage:
     reply["Date"] = format_datetime(now)
     reply["Message-ID"] = make_msgid(domain=address_domain(org.unsubscribe) or None)
     reply["Auto-Submitted"] = "auto-replied"
+    forwarded_fr = forwarded_en = ""
+    if forwarded:
+        forwarded_fr = (
+            f"Votre message a été transmis à notre délégué à la protection des données "
+            f"({org.dpo_contact}), qui vous répondra dans un délai d'un mois.\n"
+        )
+        forwarded_en = (
+            f"Your message was passed on to our data protection officer ({org.dpo_contact}), "
+            "who will answer you within one month.\n"
+        )
     reply.set_content(
-        f"Votre adresse est retirée des envois de {org.party} : vous ne recevrez plus nos "
-        "messages de campagne.\n"
-        f"Vos droits (accès, rectification, opposition) : {org.rights_contact}.\n\n"
-        f"Your address is removed from {org.party}'s mailings: you will receive no more "
-        "campaign messages from us.\n"
-        f"Your rights (access, rectification, objection): {org.rights_contact}.\n"
+        f"Votre adresse est retirée des envois de {org.party} passant par son relais de "
+        "messagerie. Pour vous opposer à toute prospection politique du parti, y compris "
+        f"par téléphone ou SMS, écrivez à {org.rights_contact}.\n"
+        + forwarded_fr
+        + "Vos droits : accès, rectification, effacement, limitation, opposition ; "
+        f"{org.rights_contact}. Réclamation auprès de la CNIL (www.cnil.fr).\n\n"
+        f"Your address is removed from the mail {org.party} sends through its relay. To "
+        "object to all of the party's political prospecting, by phone or SMS too, write "
+        f"to {org.rights_contact}.\n"
+        + forwarded_en
+        + "Your rights: access, rectification, erasure, restriction, objection; "
+        f"{org.rights_contact}. Complaint to the CNIL (www.cnil.fr).\n"
     )
     return reply
+
+
+# A plain opt-out: a few words, none of which asks for anything else. Compared
+# without accents, case-folded, on the subject and the sender's own text (quoted
+# replies and signatures cut off).
+PLAIN_MAX_WORDS = 25
+_REQUEST_WORDS = re.compile(
+    r"acces|acceder|copie|effac|supprim|suppression|droit|rgpd|gdpr|donnee|plainte"
+    r"|reclam|cnil|rectif|corrig|telephone|portable|sms|appel|courrier|postal|avocat"
+    r"|origine|source|pourquoi|comment avez|qui vous a|dpo|delegue|erase|delete|access"
+    r"|complain|rectify|correct|phone|call|why|where did|lawyer|data|right",
+)
+_QUOTE_START = re.compile(
+    r"^(>|-----\s*original|le .{0,80} a ecrit\s*:|on .{0,80} wrote:|de\s*:|from:|envoye\s*:"
+    r"|sent:)",
+    re.IGNORECASE,
+)
+
+
+def _fold(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in text if not unicodedata.combining(c)).casefold()
+
+
+def own_text(msg: Message) -> str:
+    """The subject and the sender's own words: the first text part, cut at the
+    first quoted line, reply header or signature separator."""
+    parts = [msg.get("Subject", "") or ""]
+    for part in msg.walk():
+        if part.is_multipart() or part.get_content_type() not in ("text/plain", "text/html"):
+            continue
+        if part.get_filename() or part.get_content_disposition() == "attachment":
+            continue
+        raw = part.get_payload(decode=True)
+        if not isinstance(raw, bytes):
+            continue
+        try:
+            text = raw.decode(part.get_content_charset() or "utf-8", errors="replace")
+        except LookupError:
+            text = raw.decode("utf-8", errors="replace")
+        if part.get_content_subtype() == "html":
+            text = html.unescape(re.sub(r"<[^>]*>", " ", re.sub(r"(?i)<br\s*/?>|</p>", "\n", text)))
+        for line in text.splitlines():
+            folded = _fold(line.strip())
+            if line.rstrip() == "--" or _QUOTE_START.match(folded):
+                break
+            parts.append(line)
+        break
+    return "\n".join(str(p) for p in parts)
+
+
+def is_plain_optout(msg: Message) -> bool:
+    """Nothing but "stop" / "unsubscribe" in a few words, and no attachment."""
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        if part.get_content_maintype() != "text" or part.get_filename():
+            return False
+    text = _fold(own_text(msg))
+    return len(text.split()) <= PLAIN_MAX_WORDS and not _REQUEST_WORDS.search(text)
+
+
+def dpo_copy(policies: Policies, msg: Message, raw: bytes, now: datetime) -> EmailMessage:
+    """The voter's message, attached whole, to the DPO (from the unsubscribe address)."""
+    org = policies.baseline.organisation
+    copy = EmailMessage()
+    copy["From"] = org.unsubscribe
+    copy["To"] = org.dpo_contact
+    sender = str(msg.get("From", "") or "").strip()
+    if sender:
+        copy["Reply-To"] = sender
+    subject = " ".join(str(msg.get("Subject", "") or "").split())[:120]
+    copy["Subject"] = (
+        "Demande reçue à l'adresse de désinscription / Request to the unsubscribe address"
+        + (f" : {subject}" if subject else "")
+    )
+    copy["Date"] = format_datetime(now)
+    copy["Message-ID"] = make_msgid(domain=address_domain(org.unsubscribe) or None)
+    copy["Auto-Submitted"] = "auto-forwarded"
+    copy.set_content(
+        f"Ce message a été écrit à {org.unsubscribe} et n'est pas une simple demande de "
+        "désinscription (l'expéditeur est déjà désinscrit des envois du relais). S'il "
+        "s'agit d'une demande d'accès, de rectification, d'effacement ou d'opposition, "
+        "elle doit recevoir une réponse dans le délai d'un mois (art. 12(3) RGPD) : "
+        "isoloir person request open.\n\n"
+        f"This message was written to {org.unsubscribe} and is not a plain unsubscribe "
+        "(the sender is already unsubscribed from the relay's mail). An access, "
+        "rectification, erasure or objection request is to be answered within one month "
+        "(GDPR art. 12(3)): isoloir person request open.\n"
+    )
+    original = BytesParser(policy=email_policy.default).parsebytes(raw)
+    copy.add_attachment(original, disposition="attachment")  # message/rfc822, never base64
+    return copy
 
 
 class ConfirmLimit:
@@ -299,6 +424,7 @@ def unsubscribe(
     now: datetime,
     client: str | None = None,
     authserv_id: str | None = None,
+    forwarded: bool = False,
 ) -> Unsubscribed:
     """Record the envelope sender as a mail opt-out; the confirmation to send.
 
@@ -323,4 +449,5 @@ def unsubscribe(
             return Unsubscribed(recorded, None, aligned)
         if not limit.allow(store.digest("email", address), now):
             return Unsubscribed(recorded, None, aligned)
-    return Unsubscribed(recorded, confirmation(policies, address, now), aligned)
+    reply = confirmation(policies, address, now, forwarded)
+    return Unsubscribed(recorded, reply, aligned)
