@@ -107,6 +107,8 @@ class World:
                     "      email_column: email",
                     "      phone_column: telephone",
                 ]
+            else:
+                lines.append("    no_opt_outs: comptes rendus de réunion")
         if permanent:  # the party's volunteers: kept, and writable after the lock
             lines += [
                 "  - name: benevoles",

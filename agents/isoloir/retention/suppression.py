@@ -38,6 +38,10 @@ KEY_ID_LABEL = b"isoloir-suppression-list-key-id/1"
 # (compared without case, accents, blanks or punctuation).
 EMAIL_NAMES = ("email", "courriel", "adresse email", "adresse mail", "mail")
 PHONE_NAMES = ("telephone", "tel", "phone", "mobile", "portable", "numero de telephone")
+# Name and address columns: every one found is used (a postal opt-out's key, see
+# tabular.postal_identity); a postcode column adds nothing, the commune's name does.
+NAME_NAMES = ("prenom", "prenoms", "nom")
+ADDRESS_NAMES = ("adresse", "adresse postale", "commune", "ville")
 
 
 class SuppressionError(RuntimeError):
@@ -162,6 +166,7 @@ class SuppressionList:
         emails: Iterable[str],
         phones: Iterable[str],
         *,
+        postals: Iterable[str] = (),
         election: str,
         run_id: str,
         now: datetime,
@@ -169,10 +174,12 @@ class SuppressionList:
         """Insert the digests in one transaction; returns how many entries `run_id` owns.
 
         Re-adding is harmless (the first insert is kept), so a replayed step
-        reports the same count.
+        reports the same count. `postals` are name|address keys
+        (`tabular.postal_identity`): opt-outs with no e-mail or phone.
         """
         entries = [("email", self.digest("email", e)) for e in sorted(emails)]
         entries += [("phone", self.digest("phone", p)) for p in sorted(phones)]
+        entries += [("postal", self.digest("postal", p)) for p in sorted(postals)]
         stamp = now.isoformat()
         self._db.execute("BEGIN IMMEDIATE")
         try:
@@ -191,6 +198,7 @@ class SuppressionList:
         emails: Iterable[str],
         phones: Iterable[str],
         *,
+        postals: Iterable[str] = (),
         election: str,
         run_id: str,
         now: datetime,
@@ -199,6 +207,7 @@ class SuppressionList:
         identifiers given."""
         entries = sorted({("email", self.digest("email", e)) for e in emails})
         entries += sorted({("phone", self.digest("phone", p)) for p in phones})
+        entries += sorted({("postal", self.digest("postal", p)) for p in postals})
         stamp = now.isoformat()
         self._db.execute("BEGIN IMMEDIATE")
         try:
@@ -223,11 +232,18 @@ class SuppressionList:
             ).fetchone()
         return int(row[0])
 
-    def contains(self, email: str | None, phone: str | None) -> bool:
-        """Whether this email or phone (normalised here) was suppressed."""
+    def count_kind(self, kind: str) -> int:
+        """How many entries of one kind (email, phone, postal)."""
+        row = self._db.execute("SELECT COUNT(*) FROM suppressed WHERE kind = ?", (kind,)).fetchone()
+        return int(row[0])
+
+    def contains(self, email: str | None, phone: str | None, postal: str | None = None) -> bool:
+        """Whether this email or phone (normalised here), or this name|address key
+        (`tabular.postal_identity`, already normalised), was suppressed."""
         normalised = (
             ("email", tabular.normalise_email(email)),
             ("phone", tabular.normalise_phone(phone)),
+            ("postal", postal),
         )
         for kind, value in normalised:
             if value:
@@ -245,7 +261,7 @@ class FilterResult:
     rows: int
     removed: int
     kept: int
-    without_identifier: int  # rows with neither a usable email nor phone (kept)
+    without_identifier: int  # rows with no usable email, phone nor name and address (kept)
     entries: int = 0  # the suppression list's size: what the rows were checked against
     encoding: str = "utf-8"  # the input's, kept in the output
     bom: bool = False
@@ -264,12 +280,25 @@ def _guess(header: list[str], explicit: str | None, names: tuple[str, ...]) -> s
     return None
 
 
+def _guess_all(
+    header: list[str], explicit: Iterable[str] | None, names: tuple[str, ...]
+) -> list[str]:
+    """Every explicit column (ValueError when one is missing), else every known name found."""
+    wanted = list(explicit or ())
+    if wanted:
+        return [c for c in (_guess(header, w, names) for w in wanted) if c]
+    found = (tabular.find_column(header, n) for n in names)
+    return list(dict.fromkeys(c for c in found if c))
+
+
 def filter_table(
     data: bytes,
     suppression: SuppressionList,
     *,
     email_column: str | None = None,
     phone_column: str | None = None,
+    name_columns: Iterable[str] | None = None,
+    address_columns: Iterable[str] | None = None,
 ) -> tuple[bytes, FilterResult]:
     """A copy of the CSV `data` without the rows of suppressed people.
 
@@ -284,8 +313,15 @@ def filter_table(
         raise ValueError("empty file: no header")
     email_col = _guess(header, email_column, EMAIL_NAMES)
     phone_col = _guess(header, phone_column, PHONE_NAMES)
-    if email_col is None and phone_col is None:
-        raise ValueError("no email or phone column found (use --email-column/--phone-column)")
+    name_cols = _guess_all(header, name_columns, NAME_NAMES)
+    address_cols = _guess_all(header, address_columns, ADDRESS_NAMES)
+    if not (name_cols and address_cols):
+        name_cols = address_cols = []
+    if email_col is None and phone_col is None and not name_cols:
+        raise ValueError(
+            "no email, phone, or name and address columns found "
+            "(use --email-column/--phone-column/--name-column/--address-column)"
+        )
     out = io.StringIO(newline="")
     writer = csv.writer(
         out, delimiter=parsed.delimiter, lineterminator=tabular.detect_newline(decoded.text)
@@ -294,9 +330,10 @@ def filter_table(
     removed = no_id = 0
     for row in rows:
         email, phone = tabular.identifiers(header, row, email_col, phone_col)
-        if not email and not phone:
+        postal = tabular.row_postal(header, row, name_cols, address_cols)
+        if not email and not phone and not postal:
             no_id += 1
-        if suppression.contains(email, phone):
+        if suppression.contains(email, phone, postal):
             removed += 1
             continue
         writer.writerow([row.get(h, "") for h in header])
@@ -323,6 +360,7 @@ class Entries:
 
     emails: list[str] = field(default_factory=list)
     phones: list[str] = field(default_factory=list)
+    postals: list[str] = field(default_factory=list)  # name|address keys (--postal)
     without_identifier: int = 0  # table rows with neither an email nor a phone cell
     problems: list[tuple[str, str]] = field(default_factory=list)  # (where, reason)
 
