@@ -162,3 +162,31 @@ def test_a_dataset_declared_to_hold_no_opt_out_is_valid(policies, capsys) -> Non
     assert code == 0, lines
     door = load_policies(policies).elections[0].dataset("porte-a-porte")
     assert door.tabular is None and door.no_opt_outs == "tracts"
+
+
+def test_a_letter_is_added_by_hand_and_honoured_by_the_filter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from isoloir.cli import main
+
+    monkeypatch.setenv("ISOLOIR_SECRETS_DIR", str(tmp_path / "secrets"))
+    keys.init(tmp_path / "secrets")
+    state = tmp_path / "state"
+    state.mkdir()
+    add = ["suppression", "add", "--state-dir", str(state), "--postal"]
+    assert main([*add, "Basile Modèle", "12 av. de l'Exemple, 99000 Exempleville"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("added 1, already present 0") and "Modèle" not in out
+    assert main([*add, "Basile Modèle", " "]) == 2
+    assert "a name and an address are both needed" in capsys.readouterr().err
+    roll = tmp_path / "liste.csv"
+    roll.write_text(
+        "nom;prenom;adresse;commune\nMODELE;Basile;12 avenue de l'Exemple;Exempleville\n"
+        "ESSAI;Dorian;1 rue X;Exempleville\n",
+        encoding="utf-8",
+    )
+    out_file = tmp_path / "liste-filtree.csv"
+    cmd = ["suppression", "filter", "--state-dir", str(state), str(roll), "-o", str(out_file)]
+    assert main(cmd) == 0
+    assert "2 rows read, 1 removed" in capsys.readouterr().out
+    assert b"MODELE" not in out_file.read_bytes() and b"ESSAI" in out_file.read_bytes()
