@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "isoloir.controller.audit",
     "isoloir.mailguard.cli",
     "isoloir.dpo.cli",
+    "isoloir.phonebank.cli",
 ]
 
 EXIT_OK = 0

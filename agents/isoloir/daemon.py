@@ -2,7 +2,8 @@
 
 `isoloir run` is a long-running, mostly sleeping process. It uses the `schedule`
 library to start the jobs of `isoloir.jobs` on the policies' timetable (scan
-every N minutes; identity audit, retention and rights-request deadlines daily
+every N minutes (and the SMS STOP drop folder); identity audit, retention and
+rights-request deadlines daily
 at set times, each with a random jitter), retries due alerts every minute,
 writes a heartbeat, and logs JSON lines on stdout.
 
@@ -43,7 +44,7 @@ from isoloir.textsafe import escape_controls
 
 log = logging.getLogger("isoloir.daemon")
 
-JOB_ORDER = ("scan", "identity", "retention", "rights")
+JOB_ORDER = ("scan", "identity", "retention", "rights", "sms-stop")
 HEARTBEAT_SECONDS = 30.0
 FLUSH_SECONDS = 60.0
 JOB_TIMEOUT_SECONDS = 6 * 3600.0  # a job still running after this is stopped
@@ -276,6 +277,12 @@ def build_scheduler(
     if jitter:
         scan = scan.to(interval + jitter)
     scan.seconds.do(start_job, "scan").tag("scan")
+    # SMS STOP replies dropped by the gateway's export (isoloir.retention.smsstop): as
+    # often as the scan, so an opt-out is honoured within the interval
+    stops = s.every(interval)
+    if jitter:
+        stops = stops.to(interval + jitter)
+    stops.seconds.do(start_job, "sms-stop").tag("sms-stop")
     s.every().day.at(_at_with_jitter(schedules.identity_time, jitter, rng)).do(
         start_job, "identity"
     ).tag("identity")

@@ -58,6 +58,7 @@ JOBS: dict[str, str] = {
     "identity": "isoloir.exposure.jobs:identity_job",
     "retention": "isoloir.retention.jobs:retention_job",
     "rights": "isoloir.dpo.requests:rights_job",
+    "sms-stop": "isoloir.retention.smsstop:sms_stop_job",
 }
 
 

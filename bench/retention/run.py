@@ -118,7 +118,7 @@ def policies_dir(root: Path, bucket: str) -> Path:
         f"members: [cfictive]\nbucket: {bucket}\ndatasets:\n"
         "  - name: prospects\n    bucket_prefix: prospects/\n    share_path: prospects\n"
         "    origin: electoral_roll\n    legal_basis: legitimate_interest\n"
-        "    category: campaign\n",
+        "    category: campaign\n    no_opt_outs: objets de mesure, aucune personne\n",
         encoding="utf-8",
     )
     return root / "policies"

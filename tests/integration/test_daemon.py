@@ -229,4 +229,5 @@ def test_run_once_for_cron(setup: Setup) -> None:
         "identity",
         "retention",
         "rights",
+        "sms-stop",
     }

@@ -164,6 +164,11 @@ def test_retention_purges_keeps_consenting_contacts_and_signs(demo: Demo) -> Non
     assert demo.facts["permanent_objects_left"] == 0
     assert demo.facts["key_state"] == "PendingDeletion"  # crypto-shredding
     assert demo.facts["contacts_kept"] > 0
+    # a door-to-door opt-out with no e-mail or phone survived the purge (issue 23, item 2):
+    # next year's electoral list, written another way, loses that person and only them
+    code, printed, still_there = demo.facts["door_opt_out_filtered"]
+    assert code == 0 and "2 rows read, 1 removed" in printed, _log(demo)
+    assert not still_there
     assert demo.facts["certificates"], _log(demo)
     assert demo.facts["certificate_verify_exit"] == 0
     # Root's share lock followed the purge: a member can no longer write there.

@@ -86,7 +86,14 @@ def election_yaml(
             "    legal_basis: legitimate_interest",
             f"    category: {ds.get('category', 'campaign')}",
         ]
-        if ds.get("tabular"):
+        if ds.get("tabular") == "postal":  # a door-to-door sheet: no e-mail or phone
+            lines += [
+                "    tabular:",
+                "      opt_out: {column: desinscrit, accepted: [oui]}",
+                "      name_columns: [prenom, nom]",
+                "      address_columns: [adresse, commune]",
+            ]
+        elif ds.get("tabular"):
             lines += [
                 "    tabular:",
                 "      consent: {column: consentement, accepted: [oui, 'yes', '1']}",
@@ -94,6 +101,8 @@ def election_yaml(
                 "      email_column: email",
                 "      phone_column: telephone",
             ]
+        elif ds.get("category", "campaign") == "campaign":
+            lines.append("    no_opt_outs: notes de réunion, aucune liste de personnes")
     return "\n".join(lines) + "\n"
 
 
@@ -485,6 +494,78 @@ def test_purge_of_a_due_election(world: World, clients: tuple[Any, Any]) -> None
         os.environ.pop("ISOLOIR_SECRETS_DIR")
     purged = [f for f in findings if f.rule_id == "RET-PURGED"]
     assert len(purged) == 1 and purged[0].evidence["certificate"] == str(cert)
+
+
+def test_door_to_door_opt_out_without_email_or_phone_survives_the_purge(
+    world: World, clients: tuple[Any, Any]
+) -> None:
+    """Issue 23, item 2: "ne plus me solliciter" said at the door, with no e-mail or phone,
+    is kept (name and address, hashed) when the sheet is destroyed, and takes the person
+    out of next year's electoral list however it writes them."""
+    s3, kms = clients
+    bucket = world.add_election(
+        "ville-2026", [{"name": "porte-a-porte", "tabular": "postal"}, {"name": "reunions"}]
+    )
+    make_bucket(s3, kms, bucket)
+    sheet = (
+        "prenom;nom;adresse;commune;sympathie;desinscrit\r\n"
+        "Alix;Fictif;3 rue des Essais;Exempleville;indécis;\r\n"
+        "Basile;Modèle;12 avenue de l'Exemple;Exempleville;;oui\r\n"
+        "Capucine;Test;7 place du Marché;Exempleville;favorable;\r\n"
+    ).encode()
+    put_many(s3, bucket, [("porte-a-porte/tournee-1.csv", sheet)])
+    share = world.share_root / "ville-2026" / "porte-a-porte"
+    share.mkdir(parents=True)
+    (world.share_root / "ville-2026" / "reunions").mkdir()
+    (share / "tournee-2.csv").write_bytes(
+        b"prenom;nom;adresse;commune;desinscrit\r\nDorian;Essai;1 bd du Test;Exempleville;oui\r\n"
+    )
+
+    result = world.cli("retention", "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Modèle" not in result.stdout + result.stderr
+    assert count_versions(s3, bucket) == (0, 0)
+    assert list(share.iterdir()) == []
+    cert = only(world.state / "retention" / "certificates", "ville-2026--*.json")
+    (ds,) = [
+        d
+        for d in json.loads(cert.read_text())["certificate"]["datasets"]
+        if d["name"] == "porte-a-porte"
+    ]
+    assert ds["opt_outs"] == 2 and ds["opt_outs_without_identifier"] == 0, ds
+    assert ds["suppression_entries_added"] == 2
+    with SuppressionList.for_filtering(
+        suppression_db(world.state), keys.hmac_key(world.secrets)
+    ) as store:
+        assert store.count_kind("postal") == 2 and store.count() == 2
+        raw = [
+            d
+            for (d,) in sqlite3.connect(suppression_db(world.state)).execute(
+                "SELECT digest FROM suppressed"
+            )
+        ]
+        assert all(len(d) == 64 and "Modèle" not in d for d in raw)
+
+    # next year's extract of the electoral list: other columns, other spellings
+    roll = world.root / "liste-electorale-2027.csv"
+    roll.write_text(
+        "Nom;Prénoms;Adresse;Code postal;Commune\r\n"
+        "MODELE;Basile;12, av. de l’Exemple;99000;EXEMPLEVILLE\r\n"
+        "FICTIF;Alix;3 rue des Essais;99000;Exempleville\r\n"
+        "ESSAI;Dorian;1 boulevard du Test;99000;Exempleville\r\n"
+        "MODELE;Basile;14 avenue de l'Exemple;99000;Exempleville\r\n",
+        encoding="utf-8",
+    )
+    out = world.root / "liste-filtree.csv"
+    filt = world.cli("suppression", "filter", str(roll), "-o", str(out))
+    assert filt.returncode == 0, filt.stderr
+    assert "4 rows read, 2 removed" in filt.stdout, filt.stdout
+    _h, rows = tabular.read_table(out.read_bytes())
+    # the namesake at another address is still written to
+    assert [(r["Nom"], r["Adresse"]) for r in rows] == [
+        ("FICTIF", "3 rue des Essais"),
+        ("MODELE", "14 avenue de l'Exemple"),
+    ]
 
 
 def test_legal_hold_stops_everything(world: World, clients: tuple[Any, Any]) -> None:

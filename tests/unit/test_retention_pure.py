@@ -125,7 +125,7 @@ def test_split_skips_people_already_suppressed() -> None:
     header, rows = tabular.read_table(
         b"email,consentement\r\na@b.example,oui\r\nc@d.example,oui\r\n"
     )
-    split = tabular.split_rows(header, rows, TAB, ("email",), lambda e, _p: e == "a@b.example")
+    split = tabular.split_rows(header, rows, TAB, ("email",), lambda e, _p, _a: e == "a@b.example")
     assert split.kept == [("c@d.example",)] and split.already_suppressed == 1
 
 

@@ -107,6 +107,8 @@ class World:
                     "      email_column: email",
                     "      phone_column: telephone",
                 ]
+            else:
+                lines.append("    no_opt_outs: comptes rendus de réunion")
         if permanent:  # the party's volunteers: kept, and writable after the lock
             lines += [
                 "  - name: benevoles",
@@ -761,7 +763,7 @@ def test_opt_outs_that_cannot_be_recorded_are_said_by_the_finding_and_the_certif
     found, outcomes = w.evaluate()
     assert [o.election for o in outcomes] == [EID]
     (purged,) = [f for f in found if f.rule_id == "RET-PURGED"]
-    assert "1 opt-out row(s) had neither a usable email nor a phone" in purged.message
+    assert "1 opt-out row(s) had no usable email, phone, or name and address" in purged.message
     document = json.loads(w.certificates()[0].read_text())
     fr = certificate.render(document, "fr", verified=True)
     assert "sans adresse électronique ni numéro de téléphone utilisable : 1" in fr

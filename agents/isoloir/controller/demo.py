@@ -28,6 +28,7 @@ import io
 import json
 import os
 import secrets
+import shutil
 import smtplib
 import ssl
 import subprocess
@@ -54,6 +55,17 @@ MAIL_VOTERS = "electeurs-demo.example"
 CONTACTS = 60
 LEAKED_NAME = "export-contacts.csv"
 PUBLIC_KEY = "prospects/contacts-2027.csv"
+# A door-to-door opt-out with no e-mail or phone (fakedata's columns), and next year's
+# extract of the electoral list, which writes the same person its own way.
+DOOR_OPT_OUT = (
+    "Octave;Esquisse;;;40 chemin du Porte-à-Porte, 99000 Exempleville;Exempleville;non;oui\n"
+)
+ROLL_DIR = "/var/lib/isoloir"
+NEXT_ROLL = (
+    "nom;prenoms;adresse;code postal;commune\n"
+    "ESQUISSE;Octave;40 ch. du Porte-a-Porte;99000;EXEMPLEVILLE\n"
+    "VOISIN;Nouveau;42 chemin du Porte-à-Porte;99000;Exempleville\n"
+)
 
 
 def _public_access_block(read: Any) -> dict[str, bool]:
@@ -145,15 +157,14 @@ class Demo:
         # two versions of the contacts file, a door-to-door sheet, the volunteers list
         s3.put_object(Bucket=e.bucket_name, Key=PUBLIC_KEY, Body=text[: len(text) // 2].encode())
         s3.put_object(Bucket=e.bucket_name, Key=PUBLIC_KEY, Body=text.encode())
-        s3.put_object(
-            Bucket=e.bucket_name,
-            Key="porte-a-porte/tournee-1.csv",
-            Body=fakedata.csv_text(people[:10]).encode(),
-        )
+        # the round also met someone who gave no e-mail or phone and said "ne plus me
+        # solliciter": recorded by name and address, it must survive the purge
+        sheet = fakedata.csv_text(people[:10]) + DOOR_OPT_OUT
+        s3.put_object(Bucket=e.bucket_name, Key="porte-a-porte/tournee-1.csv", Body=sheet.encode())
         share = self.host_path(e.share_path)
         for rel, body in (
             ("prospects/contacts-2027.csv", text),
-            ("porte-a-porte/tournee-1.csv", fakedata.csv_text(people[:10])),
+            ("porte-a-porte/tournee-1.csv", sheet),
         ):
             self._write_as_member(share / rel, body, mode="0660")
         self.facts["consenting"] = sum(1 for p in people if p.consentement == "oui")
@@ -313,7 +324,26 @@ class Demo:
                 "    (the demo's clock was moved past the retention date; the emulator "
                 "keeps the real one, so the key's deletion date is counted from today)"
             )
+        self.door_opt_out()
         self.share_lock(e)
+
+    def door_opt_out(self) -> None:
+        """The door-to-door opt-out outlived its sheet: next year's electoral list loses them."""
+        folder = f"{ROLL_DIR}/demo-liste-2028"  # the agents' own: they write the result
+        self.local.host().chroot(
+            "install", "-d", "-o", "isoloir", "-g", "isoloir", "-m", "0700", folder
+        )
+        self.host_path(f"{folder}/liste.csv").write_text(NEXT_ROLL, encoding="utf-8")
+        self.host_path(f"{folder}/liste.csv").chmod(0o644)
+        proc = self.agents(
+            "suppression", "filter", f"{folder}/liste.csv", "-o", f"{folder}/filtree.csv"
+        )
+        self.out("    next year's electoral list, filtered by the suppression list:")
+        self.show(proc)
+        result = self.host_path(f"{folder}/filtree.csv")
+        kept = result.read_text(encoding="utf-8") if result.is_file() else ""
+        self.facts["door_opt_out_filtered"] = (proc.returncode, proc.stdout, "ESQUISSE" in kept)
+        shutil.rmtree(self.host_path(folder))
 
     def share_lock(self, e: Election) -> None:
         """Root's isoloir-share-lock.service locks the purged campaign folders."""

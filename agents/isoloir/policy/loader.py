@@ -328,8 +328,31 @@ def _check_principals(b: dict[str, Any], out: _Collector) -> None:
 LOG_BUCKET_BASE_MAX = 50  # infra/variables.tf log_bucket_name: room for "-eu-central-1"
 
 
+def _check_call_windows(b: dict[str, Any], out: _Collector) -> None:
+    """Each window ends after it starts; two windows of one day do not overlap."""
+    seen: dict[str, list[tuple[str, str, int]]] = {}
+    for i, w in enumerate(b["phone_banking"]["windows"]):
+        where = ("phone_banking", "windows", i)
+        if w["to"] <= w["from"]:
+            out.add(
+                (*where, "to"),
+                f"{w['to']} is not after {w['from']}: a window ends after it starts "
+                "(the same day; no window crosses midnight)",
+            )
+            continue
+        for day in w["days"]:
+            for start, end, j in seen.get(day, []):
+                if w["from"] < end and start < w["to"]:
+                    out.add(
+                        (*where, "from"),
+                        f"{w['from']}-{w['to']} overlaps windows[{j}] ({start}-{end}) on {day}",
+                    )
+            seen.setdefault(day, []).append((w["from"], w["to"], i))
+
+
 def _check_baseline(b: dict[str, Any], out: _Collector) -> None:
     _check_share_root(b, out)
+    _check_call_windows(b, out)
     slug = b["organisation"]["slug"]
     suffix = b["organisation"].get("bucket_suffix")
     base = f"{slug}-access-logs" + (f"-{suffix}" if suffix else "")
@@ -447,6 +470,10 @@ def _check_columns(tab: dict[str, Any], where: Path_, out: _Collector) -> None:
         path = (*where, key, "column") if key in ("consent", "opt_out") else (*where, key)
         if not header_key(name):
             out.add(path, f"{_short(name)} has no letter or digit: no header can match it")
+    for columns in ("name_columns", "address_columns"):
+        for j, name in enumerate(tab.get(columns, ())):
+            if not header_key(name):
+                out.add((*where, columns, j), f"{_short(name)} has no letter or digit")
     if "consent" in names and "opt_out" in names:
         if header_key(names["consent"]) == header_key(names["opt_out"]):
             out.add(
@@ -535,19 +562,7 @@ def _check_election(
         tab = ds.get("tabular")
         if tab:
             _check_columns(tab, ("datasets", i, "tabular"), out)
-        if (
-            tab
-            and ds["category"] == "campaign"
-            and "consent" in tab
-            and "email_column" not in tab
-            and "phone_column" not in tab
-            and "opt_out" in tab
-        ):
-            out.add(
-                ("datasets", i, "tabular"),
-                "an opt_out column needs email_column or phone_column "
-                "to build the suppression list",
-            )
+        _check_opt_outs(ds, ("datasets", i), out)
     if b is None:
         return
     known = {p["id"] for p in b["people"]}
@@ -592,6 +607,44 @@ def _check_election(
                     f"retention ends {due}, later than the baseline's maximum "
                     f"({b['retention']['max_after_last_round']} after {last}: {ceiling})",
                 )
+
+
+def _check_opt_outs(ds: dict[str, Any], where: Path_, out: _Collector) -> None:
+    """A campaign dataset is destroyed at retention: who unsubscribed must be extracted first
+    (by e-mail, phone, or name and address for a postal or door-to-door opt-out), unless the
+    dataset is declared to hold no opt-out."""
+    tab = ds.get("tabular") or {}
+    if ("name_columns" in tab) != ("address_columns" in tab):
+        missing = "address_columns" if "name_columns" in tab else "name_columns"
+        out.add(
+            (*where, "tabular", missing),
+            "a postal opt-out is recorded by name and address: declare name_columns and "
+            "address_columns together",
+        )
+    if ds["category"] != "campaign":
+        return
+    waived = "no_opt_outs" in ds
+    if "opt_out" in tab and waived:
+        out.add(
+            (*where, "no_opt_outs"),
+            "the dataset declares an opt_out column: it cannot also hold no opt-out",
+        )
+    elif "opt_out" not in tab and not waived:
+        out.add(
+            (*where, "tabular", "opt_out"),
+            "a campaign dataset is destroyed at retention and its opt-outs with it: declare "
+            "tabular.opt_out (with email_column, phone_column or name_columns and "
+            "address_columns) so the purge records who unsubscribed, or no_opt_outs: <why> "
+            "when it holds none",
+        )
+    elif "opt_out" in tab and not any(
+        k in tab for k in ("email_column", "phone_column", "name_columns")
+    ):
+        out.add(
+            (*where, "tabular"),
+            "an opt_out column needs email_column, phone_column or name_columns and "
+            "address_columns to build the suppression list",
+        )
 
 
 # Origins whose every row reveals a political opinion, actual or presumed (review E5, L3).
@@ -722,6 +775,13 @@ def _build_baseline(b: dict[str, Any]) -> m.Baseline:
                 for r in al["routes"]
             ),
         ),
+        phone_banking=m.PhoneBanking(
+            windows=tuple(
+                m.CallWindow(tuple(w["days"]), w["from"], w["to"])
+                for w in b["phone_banking"]["windows"]
+            ),
+            public_holidays=b["phone_banking"]["public_holidays"],
+        ),
         schedules=m.Schedules(**b["schedules"]),
         hosts=m.Hosts(
             b["hosts"]["share_root"],
@@ -783,11 +843,14 @@ def _build_election(e: dict[str, Any], b: m.Baseline, source: str) -> m.Election
                 legal_basis=ds["legal_basis"],
                 category=ds["category"],
                 art9_condition=ds.get("art9_condition", ""),
+                no_opt_outs=ds.get("no_opt_outs", ""),
                 tabular=m.Tabular(
                     consent=_column_rule(tab.get("consent")),
                     opt_out=_column_rule(tab.get("opt_out")),
                     email_column=tab.get("email_column"),
                     phone_column=tab.get("phone_column"),
+                    name_columns=tuple(tab.get("name_columns", ())),
+                    address_columns=tuple(tab.get("address_columns", ())),
                 )
                 if tab is not None
                 else None,
@@ -1231,6 +1294,13 @@ def normalise(p: m.Policies) -> dict[str, Any]:
             "at_rest": b.hosts.at_rest,
         },
         "identity": {"max_access_key_age_days": b.identity.max_access_key_age_days},
+        "phone_banking": {
+            "windows": [
+                {"days": list(w.days), "from": w.start, "to": w.end}
+                for w in b.phone_banking.windows
+            ],
+            "public_holidays": b.phone_banking.public_holidays,
+        },
         "remediation": {
             "s3_public_access_block": b.remediation.s3_public_access_block,
             "s3_public_grants": b.remediation.s3_public_grants,
@@ -1290,6 +1360,8 @@ def normalise(p: m.Policies) -> dict[str, Any]:
             }
             if ds.art9_condition:
                 item["art9_condition"] = ds.art9_condition
+            if ds.no_opt_outs:
+                item["no_opt_outs"] = ds.no_opt_outs
             if ds.tabular is not None:
                 tab: dict[str, Any] = {}
                 for key, rule in (("consent", ds.tabular.consent), ("opt_out", ds.tabular.opt_out)):
@@ -1299,6 +1371,12 @@ def normalise(p: m.Policies) -> dict[str, Any]:
                     tab["email_column"] = ds.tabular.email_column
                 if ds.tabular.phone_column:
                     tab["phone_column"] = ds.tabular.phone_column
+                for key, columns in (
+                    ("name_columns", ds.tabular.name_columns),
+                    ("address_columns", ds.tabular.address_columns),
+                ):
+                    if columns:
+                        tab[key] = list(columns)
                 item["tabular"] = tab
             datasets.append(item)
         elections.append(

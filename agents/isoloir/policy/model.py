@@ -202,6 +202,29 @@ def address_domain(address: str) -> str:
     return address.rpartition("@")[2].strip().rstrip(".").lower() if "@" in address else ""
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # date.weekday() order
+
+
+@dataclass(frozen=True)
+class CallWindow:
+    days: tuple[str, ...]  # of WEEKDAYS
+    start: str  # HH:MM, the called person's local time
+    end: str  # HH:MM, after start
+
+
+# By analogy with décret 2022-1313 (commercial prospecting by phone).
+DEFAULT_CALL_WINDOWS = (
+    CallWindow(WEEKDAYS[:5], "10:00", "13:00"),
+    CallWindow(WEEKDAYS[:5], "14:00", "20:00"),
+)
+
+
+@dataclass(frozen=True)
+class PhoneBanking:
+    windows: tuple[CallWindow, ...] = DEFAULT_CALL_WINDOWS
+    public_holidays: bool = False  # calls allowed on public holidays
+
+
 @dataclass(frozen=True)
 class Baseline:
     organisation: Organisation
@@ -225,6 +248,7 @@ class Baseline:
     deployer_principals: tuple[str, ...] = ()
     break_glass_roles: tuple[str, ...] = ()
     mail: Mail = field(default_factory=Mail)
+    phone_banking: PhoneBanking = field(default_factory=PhoneBanking)
 
     @property
     def derived_party_domains(self) -> tuple[str, ...]:
@@ -285,6 +309,9 @@ class Tabular:
     opt_out: ColumnRule | None
     email_column: str | None
     phone_column: str | None
+    # a postal or door-to-door opt-out's identity: name and address (normalised, hashed)
+    name_columns: tuple[str, ...] = ()
+    address_columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -299,6 +326,8 @@ class Dataset:
     # RGPD art. 9(2) exception for the opinions it reveals: explicit_consent |
     # members_regular_contacts | none_no_opinion_data ("" when not declared)
     art9_condition: str = ""
+    # a campaign dataset without an opt-out column: why it holds none ("" when not declared)
+    no_opt_outs: str = ""
 
     @property
     def campaign_specific(self) -> bool:

@@ -24,7 +24,7 @@ from isoloir.findings import Finding
 from isoloir.i18n import N_
 from isoloir.policy import PolicyError, load_policies, load_rendered
 from isoloir.policy.model import Policies
-from isoloir.retention import certificate, keys, losses, planning
+from isoloir.retention import certificate, keys, losses, planning, tabular
 from isoloir.retention.jobs import evaluate
 from isoloir.retention.journal import Journal
 from isoloir.retention.journal import db_path as journal_path
@@ -400,6 +400,8 @@ def cmd_filter(args: argparse.Namespace) -> int:
                 store,
                 email_column=args.email_column,
                 phone_column=args.phone_column,
+                name_columns=args.name_column,
+                address_columns=args.address_column,
             )
         except (OSError, ValueError, csv.Error) as exc:
             print(f"{source}: {exc}", file=sys.stderr)
@@ -420,7 +422,8 @@ def cmd_filter(args: argparse.Namespace) -> int:
     encoding = result.encoding + (" with BOM" if result.bom else "")
     print(
         f"{_n(result.rows)} rows read, {_n(result.removed)} removed (suppressed), "
-        f"{_n(result.kept)} kept, {_n(result.without_identifier)} without email or phone; "
+        f"{_n(result.kept)} kept, {_n(result.without_identifier)} without email, phone or "
+        f"name and address; "
         f"checked against {_n(result.entries)} suppression entries; "
         f"matched on: {result.columns}; "
         f"wrote {'the standard output' if to_stdout else out} ({encoding})",
@@ -434,12 +437,21 @@ def cmd_add(args: argparse.Namespace) -> int:
     """Add addresses and phone numbers (arguments, or a file) to the suppression list."""
     if _as_root_in_agents_state(args, "suppression add"):
         return EXIT_ERROR
-    if not args.values and not args.file:
-        print("name the addresses or phone numbers to add, or --file FILE", file=sys.stderr)
+    if not args.values and not args.file and not args.postal:
+        print(
+            "name the addresses or phone numbers to add, --postal NAME ADDRESS, or --file FILE",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     entries = Entries()
     for i, value in enumerate(args.values, start=1):
         entries.take(value, f"argument {i}")
+    for i, (name, address) in enumerate(args.postal or [], start=1):
+        postal = tabular.postal_identity([name], [address])
+        if postal is None:
+            entries.problems.append((f"--postal {i}", "a name and an address are both needed"))
+        else:
+            entries.postals.append(postal)
     shown = ""
     if args.file:
         source = Path(args.file)
@@ -494,6 +506,7 @@ def _add_entries(args: argparse.Namespace, entries: Entries, shown: str) -> int:
             added, present = store.add_counted(
                 entries.emails,
                 entries.phones,
+                postals=entries.postals,
                 election=ADD_ELECTION,
                 run_id=f"suppression-add-{now.strftime('%Y%m%dT%H%M%S')}",
                 now=now,
@@ -775,6 +788,17 @@ def register(subparsers: Any) -> None:
     )
     filt.add_argument("--email-column", help="email column (default: guessed)")
     filt.add_argument("--phone-column", help="phone column (default: guessed)")
+    filt.add_argument(
+        "--name-column",
+        action="append",
+        help="a name column, repeatable (default: prenom, prenoms, nom when present)",
+    )
+    filt.add_argument(
+        "--address-column",
+        action="append",
+        help="an address column, repeatable, the commune's included "
+        "(default: adresse, adresse postale, commune, ville when present)",
+    )
     filt.set_defaults(func=_guarded(cmd_filter))
     add = sup_sub.add_parser(
         "add", help="add addresses or phone numbers (or a STOP export, a form's CSV) at once"
@@ -790,6 +814,14 @@ def register(subparsers: Any) -> None:
     )
     add.add_argument("--email-column", help="email column of --file (default: guessed)")
     add.add_argument("--phone-column", help="phone column of --file (default: guessed)")
+    add.add_argument(
+        "--postal",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "ADDRESS"),
+        help="a postal or door-to-door opt-out with no e-mail or phone: the person's name and "
+        "address, commune included (repeatable)",
+    )
     add.add_argument(
         "--skip-unreadable",
         action="store_true",

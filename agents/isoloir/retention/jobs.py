@@ -267,8 +267,8 @@ def purged_findings(
         message = N_(
             "The campaign data of {election} was destroyed: {versions} object versions, "
             "{delete_markers} delete markers and {files} files; {contacts_kept} consenting "
-            "contacts kept; {unrecorded} opt-out row(s) had neither a usable email nor a phone "
-            "and could not be recorded. Certificate: {path}."
+            "contacts kept; {unrecorded} opt-out row(s) had no usable email, phone, or name "
+            "and address, and could not be recorded. Certificate: {path}."
         )
     else:
         message = N_(

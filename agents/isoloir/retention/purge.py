@@ -581,7 +581,7 @@ def split_tables(
     tables: list[Table],
     dataset: Dataset,
     keep_columns: tuple[str, ...],
-    already: Callable[[str | None, str | None], bool] | None,
+    already: Callable[[str | None, str | None, str | None], bool] | None,
 ) -> tabular.Split:
     """Two passes: the dataset's opt-outs first, so a consent elsewhere never outranks them."""
     assert dataset.tabular is not None
@@ -592,12 +592,14 @@ def split_tables(
         total.merge(part)
         if not t.opt_outs_only:
             current.merge(part)
-    emails, phones = set(total.emails), set(total.phones)
+    emails, phones, postals = set(total.emails), set(total.phones), set(total.postals)
 
-    def suppressed(email: str | None, phone: str | None) -> bool:
+    def suppressed(email: str | None, phone: str | None, postal: str | None = None) -> bool:
         if (email and email in emails) or (phone and phone in phones):
             return True
-        return already(email, phone) if already else False
+        if postal and postal in postals:
+            return True
+        return already(email, phone, postal) if already else False
 
     final = tabular.Split()
     rules = dataset.tabular
@@ -609,7 +611,7 @@ def split_tables(
         if t.opt_outs_only:
             part.kept = []  # a consent counts from the current content only
             part.rows = part.opted_out_without_identifier = 0  # counted with the current content
-            part.emails, part.phones = total_ids(t, rules, keep_columns)
+            part.emails, part.phones, part.postals = total_ids(t, rules, keep_columns)
         if not knows_opt_outs(t.header, dataset.tabular):
             part.kept = []  # who unsubscribed is unknown: no consent of this table is trusted
         final.merge(part)
@@ -619,13 +621,20 @@ def split_tables(
 
 def _not_in(current: tabular.Split, header: list[str], row: dict[str, str], rules: Tabular) -> bool:
     email, phone = tabular.identifiers(header, row, rules.email_column, rules.phone_column)
-    return bool((email and email not in current.emails) or (phone and phone not in current.phones))
+    postal = tabular.row_postal(header, row, rules.name_columns, rules.address_columns)
+    return bool(
+        (email and email not in current.emails)
+        or (phone and phone not in current.phones)
+        or (postal and postal not in current.postals)
+    )
 
 
-def total_ids(t: Table, rules: Tabular, keep_columns: tuple[str, ...]) -> tuple[set[str], set[str]]:
+def total_ids(
+    t: Table, rules: Tabular, keep_columns: tuple[str, ...]
+) -> tuple[set[str], set[str], set[str]]:
     """Every opt-out identifier of the table (recorded even when counted elsewhere)."""
     part = tabular.split_rows(t.header, t.rows, rules, keep_columns)
-    return part.emails, part.phones
+    return part.emails, part.phones, part.postals
 
 
 def knows_opt_outs(header: list[str], rules: Tabular) -> bool:
@@ -901,6 +910,7 @@ class Purger:
         added = store.add(
             split.emails,
             split.phones,
+            postals=split.postals,
             election=self.election.id,
             run_id=f"{self.run_id}/{dataset}",
             now=self.now(),

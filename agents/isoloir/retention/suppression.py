@@ -46,6 +46,10 @@ PHONE_EXACT = ("tel", "tel1", "tel2", "telfixe", "telportable", "telmobile", "nu
 # The cells looked at to tell a column of identifiers from a look-alike
 # ("Consentement téléphone: oui/non", "Mailing: oui").
 _PROBE_CELLS = 2000
+# Name and address columns: every one found is used (a postal opt-out's key, see
+# tabular.postal_identity); a postcode column adds nothing, the commune's name does.
+NAME_NAMES = ("prenom", "prenoms", "nom")
+ADDRESS_NAMES = ("adresse", "adresse postale", "commune", "ville")
 
 
 class SuppressionError(RuntimeError):
@@ -170,6 +174,7 @@ class SuppressionList:
         emails: Iterable[str],
         phones: Iterable[str],
         *,
+        postals: Iterable[str] = (),
         election: str,
         run_id: str,
         now: datetime,
@@ -177,10 +182,12 @@ class SuppressionList:
         """Insert the digests in one transaction; returns how many entries `run_id` owns.
 
         Re-adding is harmless (the first insert is kept), so a replayed step
-        reports the same count.
+        reports the same count. `postals` are name|address keys
+        (`tabular.postal_identity`): opt-outs with no e-mail or phone.
         """
         entries = [("email", self.digest("email", e)) for e in sorted(emails)]
         entries += [("phone", self.digest("phone", p)) for p in sorted(phones)]
+        entries += [("postal", self.digest("postal", p)) for p in sorted(postals)]
         stamp = now.isoformat()
         self._db.execute("BEGIN IMMEDIATE")
         try:
@@ -199,6 +206,7 @@ class SuppressionList:
         emails: Iterable[str],
         phones: Iterable[str],
         *,
+        postals: Iterable[str] = (),
         election: str,
         run_id: str,
         now: datetime,
@@ -207,6 +215,7 @@ class SuppressionList:
         identifiers given."""
         entries = sorted({("email", self.digest("email", e)) for e in emails})
         entries += sorted({("phone", self.digest("phone", p)) for p in phones})
+        entries += sorted({("postal", self.digest("postal", p)) for p in postals})
         stamp = now.isoformat()
         self._db.execute("BEGIN IMMEDIATE")
         try:
@@ -232,15 +241,17 @@ class SuppressionList:
         return int(row[0])
 
     def count_kind(self, kind: str) -> int:
-        """How many entries of `kind` ("email" or "phone") the list holds."""
+        """How many entries of one kind (email, phone, postal)."""
         row = self._db.execute("SELECT COUNT(*) FROM suppressed WHERE kind = ?", (kind,)).fetchone()
         return int(row[0])
 
-    def contains(self, email: str | None, phone: str | None) -> bool:
-        """Whether this email or phone (normalised here) was suppressed."""
+    def contains(self, email: str | None, phone: str | None, postal: str | None = None) -> bool:
+        """Whether this email or phone (normalised here), or this name|address key
+        (`tabular.postal_identity`, already normalised), was suppressed."""
         normalised = (
             ("email", tabular.normalise_email(email)),
             ("phone", tabular.normalise_phone(phone)),
+            ("postal", postal),
         )
         for kind, value in normalised:
             if value:
@@ -258,7 +269,7 @@ class FilterResult:
     rows: int
     removed: int
     kept: int
-    without_identifier: int  # rows with neither a usable email nor phone (kept)
+    without_identifier: int  # rows with no usable email, phone nor name and address (kept)
     entries: int = 0  # the suppression list's size: what the rows were checked against
     encoding: str = "utf-8"  # the input's, kept in the output
     bom: bool = False
@@ -340,12 +351,35 @@ def find_columns(
     return Columns(chosen["email"], phones)
 
 
+def guess_column(header: list[str], explicit: str | None, names: tuple[str, ...]) -> str | None:
+    """The explicit column (ValueError when missing), else the first known name found."""
+    if explicit:
+        found = tabular.find_column(header, explicit)
+        if found is None:
+            raise ValueError(f"column {explicit!r} not in the file's header")
+        return found
+    return next((c for c in (tabular.find_column(header, n) for n in names) if c), None)
+
+
+def guess_all(
+    header: list[str], explicit: Iterable[str] | None, names: tuple[str, ...]
+) -> list[str]:
+    """Every explicit column (ValueError when one is missing), else every known name found."""
+    wanted = list(explicit or ())
+    if wanted:
+        return [c for c in (guess_column(header, w, names) for w in wanted) if c]
+    found = (tabular.find_column(header, n) for n in names)
+    return list(dict.fromkeys(c for c in found if c))
+
+
 def filter_table(
     data: bytes,
     suppression: SuppressionList,
     *,
     email_column: str | None = None,
     phone_column: str | None = None,
+    name_columns: Iterable[str] | None = None,
+    address_columns: Iterable[str] | None = None,
 ) -> tuple[bytes, FilterResult]:
     """A copy of the CSV `data` without the rows of suppressed people.
 
@@ -364,9 +398,17 @@ def filter_table(
         email_column=email_column,
         phone_column=phone_column,
     )
-    if not columns:
-        raise ValueError("no email or phone column found (use --email-column/--phone-column)")
-    if not (email_column or phone_column):
+    name_cols = guess_all(header, name_columns, NAME_NAMES)
+    address_cols = guess_all(header, address_columns, ADDRESS_NAMES)
+    if not (name_cols and address_cols):
+        name_cols = address_cols = []
+    if not columns and not name_cols:
+        raise ValueError(
+            "no email, phone, or name and address columns found "
+            "(use --email-column/--phone-column/--name-column/--address-column)"
+        )
+    explicit = email_column or phone_column or name_columns or address_columns
+    if not explicit:
         # A list holding numbers checked on email alone (or the reverse) would keep
         # every SMS opt-out in the "filtered" file (CLI review N2).
         for kind, shown, found, flag in (
@@ -379,7 +421,7 @@ def filter_table(
                     f"the suppression list holds {held} {shown} but no column of this file "
                     f"holds any (matched on: {columns.describe()}): name that column with "
                     f"{flag}; to match on the others alone, name them with "
-                    "--email-column/--phone-column"
+                    "--email-column/--phone-column/--name-column/--address-column"
                 )
     out = io.StringIO(newline="")
     writer = csv.writer(
@@ -390,10 +432,13 @@ def filter_table(
     for row in rows:
         emails = [tabular.normalise_email(row.get(c)) for c in columns.emails]
         phones = [tabular.normalise_phone(row.get(c)) for c in columns.phones]
-        if not any(emails) and not any(phones):
+        postal = tabular.row_postal(header, row, name_cols, address_cols)
+        if not any(emails) and not any(phones) and not postal:
             no_id += 1
-        if any(suppression.contains(e, None) for e in emails if e) or any(
-            suppression.contains(None, p) for p in phones if p
+        if (
+            any(suppression.contains(e, None) for e in emails if e)
+            or any(suppression.contains(None, p) for p in phones if p)
+            or (postal and suppression.contains(None, None, postal))
         ):
             removed += 1
             continue
@@ -406,9 +451,16 @@ def filter_table(
         entries=suppression.count(),
         encoding=decoded.encoding,
         bom=bool(decoded.bom),
-        columns=columns.describe(),
+        columns=_describe(columns, name_cols, address_cols),
     )
     return decoded.bom + out.getvalue().encode(decoded.encoding), result
+
+
+def _describe(columns: Columns, names: list[str], addresses: list[str]) -> str:
+    if not names:
+        return columns.describe()
+    postal = ", ".join(names + addresses) + " (name and address)"
+    return postal if not columns else f"{columns.describe()}, {postal}"
 
 
 def _without_sep_line(data: bytes) -> bytes:
@@ -436,6 +488,7 @@ class Entries:
 
     emails: list[str] = field(default_factory=list)
     phones: list[str] = field(default_factory=list)
+    postals: list[str] = field(default_factory=list)  # name|address keys (--postal)
     without_identifier: int = 0  # table rows with neither an email nor a phone cell
     problems: list[tuple[str, str]] = field(default_factory=list)  # (where, reason)
     columns: str = ""  # the columns of a table read, as `Columns.describe` says

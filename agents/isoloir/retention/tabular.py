@@ -209,6 +209,8 @@ def missing_columns(header: Sequence[str], tabular: Tabular) -> list[str]:
         ("opt-out", tabular.opt_out.column if tabular.opt_out else None),
         ("email", tabular.email_column),
         ("phone", tabular.phone_column),
+        *(("name", c) for c in tabular.name_columns),
+        *(("address", c) for c in tabular.address_columns),
     )
     return [
         f"no {role} column {column!r}"
@@ -290,6 +292,76 @@ def _international(digits: str, country_code: str) -> str:
     return digits
 
 
+# Words dropped from a name or an address, and abbreviations written out, so that the
+# same person written twice ("12, r. de l'Exemple" / "12 RUE L EXEMPLE") gives one key.
+_POSTAL_STOP = frozenset({"de", "du", "des", "la", "le", "les", "d", "l", "et", "cedex"})
+_POSTAL_ABBREVIATIONS = {
+    "r": "rue",
+    "av": "avenue",
+    "ave": "avenue",
+    "bd": "boulevard",
+    "bld": "boulevard",
+    "blvd": "boulevard",
+    "pl": "place",
+    "ch": "chemin",
+    "che": "chemin",
+    "imp": "impasse",
+    "all": "allee",
+    "sq": "square",
+    "rte": "route",
+    "fg": "faubourg",
+    "fbg": "faubourg",
+    "st": "saint",
+    "ste": "sainte",
+    "res": "residence",
+    "lot": "lotissement",
+}
+_POSTCODE = re.compile(r"\d{5}")
+_LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "ß": "ss"})
+
+
+def postal_words(text: str) -> set[str]:
+    """The words of a name or an address without case, accents, punctuation, order, small
+    words and postcodes (the commune's name identifies it; a 5-digit code is left out so
+    that an address with and without its postcode match)."""
+    folded = unicodedata.normalize("NFKD", text.casefold().translate(_LIGATURES))
+    plain = "".join(c for c in folded if not unicodedata.combining(c))
+    words = set()
+    for word in re.split(r"[^0-9a-z]+", plain):
+        if word and word not in _POSTAL_STOP and not _POSTCODE.fullmatch(word):
+            words.add(_POSTAL_ABBREVIATIONS.get(word, word))
+    return words
+
+
+def postal_identity(name: Iterable[str], address: Iterable[str]) -> str | None:
+    """`name words|address words`, each sorted, or None when the name or the address is empty.
+
+    The key of an opt-out with no e-mail or phone (a letter, a door-to-door "ne plus me
+    solliciter"), hashed into the suppression list like the others.
+    """
+    name_words = set().union(*(postal_words(v) for v in name))
+    address_words = set().union(*(postal_words(v) for v in address))
+    if not name_words or not address_words:
+        return None
+    return " ".join(sorted(name_words)) + "|" + " ".join(sorted(address_words))
+
+
+def row_postal(
+    header: Sequence[str],
+    row: dict[str, str],
+    name_columns: Sequence[str],
+    address_columns: Sequence[str],
+) -> str | None:
+    """The postal identity of a row, from the columns found in `header`."""
+    if not name_columns or not address_columns:
+        return None
+    names = [c for c in (find_column(header, n) for n in name_columns) if c]
+    addresses = [c for c in (find_column(header, a) for a in address_columns) if c]
+    if not names or not addresses:
+        return None
+    return postal_identity((row.get(c) or "" for c in names), (row.get(c) or "" for c in addresses))
+
+
 def safe_cell(value: str) -> str:
     """Neutralise spreadsheet formulas in a value written to a CSV (phone numbers kept)."""
     text = value.strip()
@@ -308,11 +380,12 @@ class Split:
     rows: int = 0
     kept: list[tuple[str, ...]] = field(default_factory=list)  # minimised consenting rows
     opted_out: int = 0
-    opted_out_without_identifier: int = 0  # opt-outs with no usable email nor phone
+    opted_out_without_identifier: int = 0  # opt-outs with no usable email, phone nor address
     consent_and_opt_out: int = 0  # opt-out wins: not kept
     already_suppressed: int = 0  # consenting rows of people who unsubscribed earlier: not kept
     emails: set[str] = field(default_factory=set)  # normalised opt-out identifiers
     phones: set[str] = field(default_factory=set)
+    postals: set[str] = field(default_factory=set)  # name|address of opt-outs (postal_identity)
 
     def merge(self, other: Split) -> None:
         self.rows += other.rows
@@ -323,6 +396,7 @@ class Split:
         self.already_suppressed += other.already_suppressed
         self.emails |= other.emails
         self.phones |= other.phones
+        self.postals |= other.postals
 
 
 def split_rows(
@@ -330,7 +404,7 @@ def split_rows(
     rows: Iterable[dict[str, str]],
     tabular: Tabular,
     keep_columns: Sequence[str],
-    suppressed: Callable[[str | None, str | None], bool] | None = None,
+    suppressed: Callable[[str | None, str | None, str | None], bool] | None = None,
 ) -> Split:
     """Consenting rows minimised to `keep_columns`; opt-out rows as normalised identifiers.
 
@@ -355,6 +429,7 @@ def split_rows(
         )
         email = normalise_email(row.get(email_col)) if email_col else None
         phone = normalise_phone(row.get(phone_col)) if phone_col else None
+        postal = row_postal(header, row, tabular.name_columns, tabular.address_columns)
         if opted:
             out.opted_out += 1
             if consented:
@@ -363,9 +438,11 @@ def split_rows(
                 out.emails.add(email)
             if phone:
                 out.phones.add(phone)
-            if not email and not phone:
+            if postal:
+                out.postals.add(postal)
+            if not email and not phone and not postal:
                 out.opted_out_without_identifier += 1
-        elif consented and suppressed is not None and suppressed(email, phone):
+        elif consented and suppressed is not None and suppressed(email, phone, postal):
             out.already_suppressed += 1
         elif consented:
             out.kept.append(tuple(safe_cell(row.get(c, "")) if c else "" for c in kept_cols))

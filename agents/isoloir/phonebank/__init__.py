@@ -1,0 +1,1 @@
+"""Phone banking: calling hours and filtered call lists (issue 23, item 8)."""
