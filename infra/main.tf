@@ -18,12 +18,10 @@ locals {
   })
   account_id = data.aws_caller_identity.current.account_id
 
-  # Who may touch an election's objects: its members and the agents' role.
-  data_principals = {
-    for id, e in var.elections : id => concat(
-      [for m in sort(e.members) : module.account_baseline.user_arns[m]],
-      [module.account_baseline.agent_role_arn],
-    )
+  # Who may touch an election's objects besides the agents' role: its members,
+  # named in its bucket and key policies (docs/infra.md, "The access model").
+  member_arns = {
+    for id, e in var.elections : id => [for m in sort(e.members) : module.account_baseline.user_arns[m]]
   }
 
   # May list the election buckets (Terraform's refresh: HeadBucket = s3:ListBucket)
@@ -38,11 +36,11 @@ locals {
   by_region = {
     for r in ["eu-west-3", "eu-west-1", "eu-central-1", "eu-north-1", "eu-south-1", "eu-south-2"] : r => {
       for id, e in var.elections : id => {
-        bucket_name         = e.bucket_name
-        retention_date      = e.retention_date
-        legal_hold          = e.legal_hold
-        data_principal_arns = local.data_principals[id]
-        campaign_prefixes   = e.campaign_prefixes
+        bucket_name       = e.bucket_name
+        retention_date    = e.retention_date
+        legal_hold        = e.legal_hold
+        member_arns       = local.member_arns[id]
+        campaign_prefixes = e.campaign_prefixes
       } if e.region == r
     }
   }
@@ -68,17 +66,10 @@ locals {
 module "account_baseline" {
   source = "./modules/account_baseline"
 
-  org_slug        = var.org_slug
-  password_policy = var.password_policy
-  people          = var.people
-  administrators  = var.administrators
-  elections = {
-    for id, e in var.elections : id => {
-      members     = e.members
-      bucket_arn  = "arn:aws:s3:::${e.bucket_name}"
-      kms_key_arn = local.storage[id].kms_key_arn
-    }
-  }
+  org_slug                           = var.org_slug
+  password_policy                    = var.password_policy
+  people                             = var.people
+  administrators                     = var.administrators
   manage_account_public_access_block = var.manage_account_public_access_block
   tags                               = local.tags
 }
@@ -107,6 +98,7 @@ module "eu_west_3" {
   log_bucket_force_destroy = var.force_destroy_logs
   subnet_id                = lookup(var.subnet_ids, "eu-west-3", null)
   instance_profile         = module.account_baseline.agent_instance_profile
+  agent_role_arn           = module.account_baseline.agent_role_arn
   tags                     = local.tags
 }
 
@@ -134,6 +126,7 @@ module "eu_west_1" {
   log_bucket_force_destroy = var.force_destroy_logs
   subnet_id                = lookup(var.subnet_ids, "eu-west-1", null)
   instance_profile         = module.account_baseline.agent_instance_profile
+  agent_role_arn           = module.account_baseline.agent_role_arn
   tags                     = local.tags
 }
 
@@ -161,6 +154,7 @@ module "eu_central_1" {
   log_bucket_force_destroy = var.force_destroy_logs
   subnet_id                = lookup(var.subnet_ids, "eu-central-1", null)
   instance_profile         = module.account_baseline.agent_instance_profile
+  agent_role_arn           = module.account_baseline.agent_role_arn
   tags                     = local.tags
 }
 
@@ -188,6 +182,7 @@ module "eu_north_1" {
   log_bucket_force_destroy = var.force_destroy_logs
   subnet_id                = lookup(var.subnet_ids, "eu-north-1", null)
   instance_profile         = module.account_baseline.agent_instance_profile
+  agent_role_arn           = module.account_baseline.agent_role_arn
   tags                     = local.tags
 }
 
@@ -215,6 +210,7 @@ module "eu_south_1" {
   log_bucket_force_destroy = var.force_destroy_logs
   subnet_id                = lookup(var.subnet_ids, "eu-south-1", null)
   instance_profile         = module.account_baseline.agent_instance_profile
+  agent_role_arn           = module.account_baseline.agent_role_arn
   tags                     = local.tags
 }
 
@@ -242,6 +238,7 @@ module "eu_south_2" {
   log_bucket_force_destroy = var.force_destroy_logs
   subnet_id                = lookup(var.subnet_ids, "eu-south-2", null)
   instance_profile         = module.account_baseline.agent_instance_profile
+  agent_role_arn           = module.account_baseline.agent_role_arn
   tags                     = local.tags
 }
 

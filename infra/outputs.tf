@@ -4,7 +4,7 @@ output "account_id" {
 }
 
 output "elections" {
-  description = "Per election: region, bucket, KMS key and IAM group (read by Ansible and the agents)."
+  description = "Per election: region, bucket and KMS key (read by Ansible and the agents). No IAM group: its members are named in its bucket and key policies."
   value = {
     for id, e in var.elections : id => {
       region      = e.region
@@ -12,7 +12,6 @@ output "elections" {
       bucket_arn  = local.storage[id].bucket_arn
       kms_key_arn = local.storage[id].kms_key_arn
       kms_alias   = local.storage[id].kms_alias
-      group       = module.account_baseline.election_groups[id]
     }
   }
 }

@@ -155,15 +155,6 @@ variable "elections" {
   }
 
   validation {
-    # IAM quota "groups an IAM user can be a member of": 10, not adjustable
-    # (IAM User Guide, "IAM and AWS STS quotas"): people + admins + one el-<id> each.
-    condition = alltrue([for p in var.people :
-      length([for id, e in var.elections : id if contains(e.members, p)]) + 1 + (contains(var.administrators, p) ? 1 : 0) <= 10
-    ])
-    error_message = "A person can be in at most 10 IAM groups (AWS quota): people, admins for an administrator, and one per election they are a member of."
-  }
-
-  validation {
     condition     = alltrue([for id, e in var.elections : startswith(e.bucket_name, "${var.org_slug}-")])
     error_message = "Every election's bucket name must start with \"<org_slug>-\": the agents' role and the access-log buckets' policy (aws:SourceArn) are scoped to the party's prefix."
   }

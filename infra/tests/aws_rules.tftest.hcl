@@ -21,14 +21,15 @@ mock_provider "aws" {
 }
 
 variables {
-  election_id         = "ville-2027"
-  region              = "eu-west-3"
-  bucket_name         = "parti-test-ville-2027"
-  retention_date      = "2027-05-21"
-  log_bucket_name     = "parti-test-access-logs"
-  data_principal_arns = ["arn:aws:iam::123456789012:user/isoloir/bob"]
-  account_id          = "123456789012"
-  campaign_prefixes   = ["porte-a-porte/", "prospects/"]
+  election_id       = "ville-2027"
+  region            = "eu-west-3"
+  bucket_name       = "parti-test-ville-2027"
+  retention_date    = "2027-05-21"
+  log_bucket_name   = "parti-test-access-logs"
+  member_arns       = ["arn:aws:iam::123456789012:user/isoloir/bob"]
+  agent_role_arn    = "arn:aws:iam::123456789012:role/isoloir/isoloir-parti-test-agent"
+  account_id        = "123456789012"
+  campaign_prefixes = ["porte-a-porte/", "prospects/"]
 }
 
 run "lifecycle_expires_campaign_prefixes_only_after_the_agent" {
@@ -79,6 +80,11 @@ run "legal_hold_disables_the_expiry" {
     condition     = alltrue([for r in aws_s3_bucket_lifecycle_configuration.this.rule : r.status == "Disabled" if r.id != "housekeeping"])
     error_message = "a legal hold disables every expiry rule"
   }
+
+  assert {
+    condition     = strcontains(aws_kms_key.this.policy, "DenyAgentShreddingUnderLegalHold") && !strcontains(aws_kms_key.this.policy, "DateLessThan")
+    error_message = "under a legal hold the agents' key shredding is denied at any date"
+  }
 }
 
 run "an_empty_campaign_prefix_is_refused" {
@@ -115,7 +121,6 @@ run "people_are_removed_in_one_deploy" {
     }
     people         = ["alice", "bob"]
     administrators = ["alice"]
-    elections      = {}
   }
 
   assert {

@@ -22,7 +22,13 @@ from tests.plugins.lifecycle import Executor
 
 from isoloir import aws
 from isoloir.controller.emulator import Emulator
-from isoloir.controller.infra.evaluate import Decision, Request, evaluate, identity_policies_of_user
+from isoloir.controller.infra.evaluate import (
+    Decision,
+    Request,
+    evaluate,
+    evaluate_key,
+    identity_policies_of_user,
+)
 from isoloir.controller.infra.runner import Terraform
 from isoloir.controller.infra.targets import local_target
 from isoloir.policy.loader import load_policies
@@ -204,8 +210,9 @@ def test_mfa_policy_is_attached_to_every_human_group(deployed: Deployed) -> None
     iam = aws.client("iam")
     mfa_arn = deployed.outputs["mfa_policy_arn"]
     groups = deployed.outputs["human_groups"]
-    assert {f"el-{k}" for k in _elections(deployed)} <= set(groups)
-    assert {"people", "admins"} <= set(groups)
+    # Two groups whatever the elections (aws-readiness N3): no group per election.
+    assert set(groups) == {"people", "admins"}
+    assert "group" not in next(iter(deployed.outputs["elections"].values()))
     for name in groups.values():
         attached = iam.list_attached_group_policies(GroupName=name)["AttachedPolicies"]
         assert mfa_arn in [a["PolicyArn"] for a in attached], name
@@ -309,7 +316,7 @@ def test_a_second_declared_deployer_can_refresh_and_an_undeclared_one_cannot(
         for who in others:
             got = evaluate(Request(who, "s3:ListBucket", bucket, tls), ADMINISTRATOR, policy)
             assert got.decision is Decision.EXPLICIT_DENY, (election_id, who)
-            assert got.reasons == ("resource:DenyListingToAnyoneButElectionAgentAndAdmins",)
+            assert got.reasons == ("resource:DenyAnyoneButElectionAgentAndAdmins",)
 
 
 @pytest.mark.parametrize(
@@ -322,19 +329,29 @@ def test_admin_principals_never_touch_an_elections_objects(deployed: Deployed, a
     manage its policy, but its objects stay denied to them (even with
     AdministratorAccess); the agents' role keeps them."""
     agent = deployed.outputs["agent_role_arn"]
-    ctx = {"aws:SecureTransport": "true"}
     for election_id, (bucket, policy) in _bucket_policies(deployed).items():
+        due = _elections(deployed)[election_id]["retention_date"]
+        ctx = {"aws:SecureTransport": "true", "aws:CurrentTime": f"{due}T00:00:00Z"}
         obj = f"{bucket}/prospects/fichier.csv"
         for who in (SECOND_DEPLOYER, BREAK_GLASS):
             got = evaluate(Request(who, action, obj, ctx), ADMINISTRATOR, policy)
             assert got.decision is Decision.EXPLICIT_DENY, (election_id, who, action)
-            assert got.reasons == ("resource:DenyDataToAnyoneButElectionAndAgent",)
+            assert got.reasons == ("resource:DenyDataToAdmins",)
             for manage in ("s3:PutBucketPolicy", "s3:GetBucketPolicy"):
                 managed = evaluate(Request(who, manage, bucket, ctx), ADMINISTRATOR, policy)
                 assert managed.decision is Decision.ALLOW, (election_id, who, manage)
-        # the agent is not denied by the bucket policy (its role grants the rest)
+        # the agent is not denied by the bucket policy from the retention date on
         got = evaluate(Request(agent, action, obj, ctx), ADMINISTRATOR, policy)
         assert got.decision is Decision.ALLOW, (election_id, action)
+        # ... and before it, only its deletions are (aws-readiness N11)
+        second_before = datetime.combine(date.fromisoformat(due), time(0), tzinfo=UTC)
+        second_before -= timedelta(seconds=1)
+        before = {**ctx, "aws:CurrentTime": second_before.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        got = evaluate(Request(agent, action, obj, before), ADMINISTRATOR, policy)
+        if action.startswith("s3:Delete"):
+            assert got.reasons == ("resource:DenyAgentDeletionBeforeRetention",), action
+        else:
+            assert got.decision is Decision.ALLOW, (election_id, action)
 
 
 def test_adding_and_archiving_elections_touch_only_their_resources(deployed: Deployed) -> None:
@@ -356,10 +373,11 @@ def test_adding_and_archiving_elections_touch_only_their_resources(deployed: Dep
     files = [deployed.write_vars(data, "changed.tfvars.json"), *deployed.var_files[1:]]
     code, summary = deployed.tf.plan(files, deployed.workdir / "changed.tfplan", refresh=False)
     assert code == 2
-    # The only update: the agents' role, whose writes are scoped to the election
-    # buckets and keys by name (docs/infra.md).
+    # No update: the agents' role and the people's policy do not name elections
+    # (docs/infra.md, "The access model"); the account keeps its two groups.
     updated = [a for a, acts in summary.addresses.items() if acts == ("update",)]
-    assert updated == ["module.account_baseline.aws_iam_role_policy.agent"], updated
+    assert updated == [], updated
+    assert not [a for a in summary.addresses if "account_baseline" in a], summary.addresses
     summary = dataclasses.replace(
         summary, addresses={a: x for a, x in summary.addresses.items() if a not in updated}
     )
@@ -404,11 +422,28 @@ def test_member_of_one_election_cannot_read_another_elections_bucket(deployed: D
 
     other = evaluate(_request(user_arn, b_bucket), identity, policy_b)
     assert other.decision is Decision.EXPLICIT_DENY
-    assert other.reasons == ("resource:DenyDataToAnyoneButElectionAndAgent",)
-    # Even without the bucket policy, nothing in the identity policies allows it.
-    assert evaluate(_request(user_arn, b_bucket), identity, None).decision is (
-        Decision.IMPLICIT_DENY
-    )
+    assert other.reasons == ("resource:DenyAnyoneButElectionAgentAndAdmins",)
+    # The identity policies are the party's (constant size, aws-readiness N2):
+    # the bucket policy, which names the members, is what keeps B's bucket.
+    assert evaluate(_request(user_arn, b_bucket), identity, None).allowed
+    # The same for the keys, with the key policies read back.
+    kms_a, kms_b = aws.client("kms", "eu-west-3"), aws.client("kms", "eu-central-1")
+    for client, election_id, allowed in (
+        (kms_a, "exempleville-2027", True),
+        (kms_b, SECOND, False),
+    ):
+        key = deployed.outputs["kms_key_arns"][election_id]
+        key_policy = client.get_key_policy(KeyId=key, PolicyName="default")["Policy"]
+        ctx = {
+            "aws:ResourceTag/isoloir:org": deployed.tfvars["org_slug"],
+            "aws:ResourceTag/isoloir:election": election_id,
+            "aws:MultiFactorAuthPresent": "true",
+        }
+        got = evaluate_key(Request(user_arn, "kms:Decrypt", key, ctx), identity, key_policy)
+        if allowed:
+            assert got.decision is Decision.ALLOW, got
+        else:
+            assert got.reasons == ("key:DenyKeyUseToAnyoneButElectionAndAgent",), got
     # And the guards hold on the member's own bucket too.
     assert not evaluate(_request(user_arn, a_bucket, mfa=False), identity, policy_a).allowed
     assert not evaluate(_request(user_arn, a_bucket, tls=False), identity, policy_a).allowed

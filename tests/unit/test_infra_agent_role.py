@@ -1,9 +1,11 @@
 """The agents' role grants what the agents declare they call, and writes only to
 the election buckets and keys (never the log or state buckets, never the hosts'
-volume keys). Read from infra/modules/account_baseline/main.tf."""
+volume keys). Read from infra/modules/identity_policies/main.tf; the rendered
+policy is evaluated in tests/unit/test_access_quotas.py."""
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from isoloir.exposure import registry, remediate
 from isoloir.retention import purge
 
 REPO = Path(__file__).resolve().parents[2]
-MAIN = REPO / "infra" / "modules" / "account_baseline" / "main.tf"
+MAIN = REPO / "infra" / "modules" / "identity_policies" / "main.tf"
 # Allowed to every principal without a policy (STS GetCallerIdentity).
 NEEDS_NO_GRANT = {"sts:GetCallerIdentity"}
 _ACTION = re.compile(r'"((?:s3|kms|iam|sts):[A-Za-z*]+)"')
@@ -20,15 +22,15 @@ _ACTION = re.compile(r'"((?:s3|kms|iam|sts):[A-Za-z*]+)"')
 
 def _agent_document() -> str:
     text = MAIN.read_text(encoding="utf-8")
-    start = text.index('data "aws_iam_policy_document" "agent" {')
-    end = text.index('resource "aws_iam_role_policy" "agent"')
+    start = text.index("  agent = {")
+    end = text.index("  people_data = {")
     return text[start:end]
 
 
 def _statements() -> dict[str, str]:
     """sid -> the statement's text."""
     doc = _agent_document()
-    parts = re.split(r'\bsid\s*=\s*"([A-Za-z]+)"', doc)
+    parts = re.split(r'\bSid\s*=\s*"([A-Za-z]+)"', doc)
     return {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}
 
 
@@ -55,22 +57,35 @@ def test_the_purge_declaration_is_read() -> None:
 
 
 def test_writes_and_data_are_scoped_to_the_election_buckets_and_keys() -> None:
+    """Constant size (aws-readiness N2): the party's prefix and the election
+    keys' tags, never every bucket or every key; the access logs and the state
+    excepted by an explicit Deny of every write the role holds."""
     statements = _statements()
+    denied = re.findall(r'"(s3:[A-Za-z*]+)"', statements["DenyLogsAndState"])
+    assert 'Effect = "Deny"' in statements["DenyLogsAndState"]
+    assert "local.logs_and_state" in statements["DenyLogsAndState"]
     for sid, body in statements.items():
-        destructive = re.search(
+        destructive = re.findall(
             r'"(s3:Delete\w*|s3:Put(?!AccountPublicAccessBlock)\w*|s3:GetObject\w*'
             r'|kms:ScheduleKeyDeletion|kms:Decrypt)"',
             body,
         )
-        if destructive is None or 'effect = "Deny"' in body:  # a Deny narrows, never grants
+        if not destructive or _DENY.search(body):  # a Deny narrows, never grants
             continue
         if sid == "ReadAccessLogs":  # reading the access logs, nothing else
             assert set(re.findall(r'"(s3:\w+\*?)"', body)) == {"s3:GetObject"}, body
             assert "-access-logs*/*" in body, body
             continue
-        assert "local.bucket_arns" not in body, f"{sid}: writes on every <slug>-* bucket"
-        assert ":key/*" not in body, f"{sid}: writes on every key of the party"
-        assert "election_bucket_arns" in body or "election_key_arns" in body, sid
+        assert 'Resource = "*"' not in body, f"{sid}: writes on every resource"
+        if any(a.startswith("kms:") for a in destructive):
+            assert "local.election_key_tags" in body, f"{sid}: keys not limited to elections'"
+            continue
+        assert re.search(r"Resource\s*=\s*\"?\$?\{?local\.buckets", body), sid
+        for action in destructive:
+            if action.startswith(("s3:Delete", "s3:Put")):
+                assert any(fnmatch.fnmatchcase(action, d) for d in denied), (sid, action)
+    tags = MAIN.read_text(encoding="utf-8")
+    assert '"aws:ResourceTag/isoloir:election" = "false"' in tags
 
 
 # Granted but never named by an agent's call: what AWS authorises a call with
@@ -79,7 +94,7 @@ def test_writes_and_data_are_scoped_to_the_election_buckets_and_keys() -> None:
 # a DeleteObjects batch is authorised as s3:DeleteObject (and per versioned key
 # s3:DeleteObjectVersion; S3 API reference, DeleteObjects).
 IMPLIED = {"kms:Decrypt", "s3:DeleteObject"}
-_DENY = re.compile(r'effect\s*=\s*"Deny"')
+_DENY = re.compile(r'Effect\s*=\s*"Deny"')
 
 
 def _allowed() -> set[str]:

@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from isoloir.controller.infra.evaluate import Decision, Request, UnsupportedPolicy, evaluate
+from isoloir.controller.infra.evaluate import (
+    Decision,
+    Request,
+    UnsupportedPolicy,
+    evaluate,
+    evaluate_key,
+)
 from isoloir.controller.infra.runner import PlanSummary, find_provider_mirror, summarise_plan
 
 USER_A = "arn:aws:iam::123456789012:user/isoloir/alice"
@@ -221,3 +227,125 @@ def test_deployer_can_head_bucket_and_a_non_member_is_still_denied() -> None:
     assert evaluate(head, [ADMIN_IDENTITY], policy).decision is Decision.ALLOW
     other = Request(USER_B, "s3:ListBucket", BUCKET, {"aws:SecureTransport": "true"})
     assert evaluate(other, [ADMIN_IDENTITY], policy).decision is Decision.EXPLICIT_DENY
+
+
+# ---- Date and Numeric operators, KMS key policies (issue 21, N11)
+
+AGENT = "arn:aws:iam::123456789012:role/isoloir/isoloir-parti-agent"
+KEY = "arn:aws:kms:eu-west-3:123456789012:key/00000000-0000-0000-0000-000000000000"
+DATED_DENY = {
+    "Statement": [
+        {
+            "Sid": "DenyBefore",
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Action": "s3:DeleteObjectVersion",
+            "Resource": f"{BUCKET}/*",
+            "Condition": {
+                "ArnLike": {"aws:PrincipalArn": [AGENT]},
+                "DateLessThan": {"aws:CurrentTime": "2027-05-21T00:00:00Z"},
+            },
+        }
+    ]
+}
+ALLOW_DELETE = {
+    "Statement": [{"Effect": "Allow", "Action": "s3:DeleteObjectVersion", "Resource": "*"}]
+}
+
+
+@pytest.mark.parametrize(
+    ("when", "decision"),
+    [
+        ("2027-05-20T23:59:59Z", Decision.EXPLICIT_DENY),
+        ("2027-05-21T00:00:00Z", Decision.ALLOW),
+        ("2027-05-21T02:00:00+02:00", Decision.ALLOW),  # the same instant
+        ("2027-05-21T01:59:59+02:00", Decision.EXPLICIT_DENY),
+        ("1811635200", Decision.ALLOW),  # epoch seconds: 2027-05-30
+        ("1810000000", Decision.EXPLICIT_DENY),  # 2027-05-11
+    ],
+)
+def test_date_less_than_compares_instants(when: str, decision: Decision) -> None:
+    got = Request(AGENT, "s3:DeleteObjectVersion", f"{BUCKET}/f", {"aws:CurrentTime": when})
+    assert evaluate(got, [ALLOW_DELETE], DATED_DENY).decision is decision
+
+
+def test_a_dated_deny_does_not_apply_to_other_principals_or_without_the_date() -> None:
+    other = Request(
+        USER_A, "s3:DeleteObjectVersion", f"{BUCKET}/f", {"aws:CurrentTime": "2020-01-01"}
+    )
+    assert evaluate(other, [ALLOW_DELETE], DATED_DENY).allowed
+    # A positive operator with its key missing is false: the Deny does not apply.
+    undated = Request(AGENT, "s3:DeleteObjectVersion", f"{BUCKET}/f", {})
+    assert evaluate(undated, [ALLOW_DELETE], DATED_DENY).allowed
+
+
+@pytest.mark.parametrize(
+    ("operator", "value", "holds"),
+    [
+        ("DateGreaterThan", "2027-05-21", True),
+        ("DateGreaterThanEquals", "2027-06-01T00:00:00Z", True),
+        ("DateLessThanEquals", "2027-06-01T00:00:00Z", True),
+        ("DateEquals", "2027-06-01T00:00:00Z", True),
+        ("DateNotEquals", "2027-06-01T00:00:00Z", False),
+        ("NumericLessThan", "3600", False),
+        ("NumericGreaterThanEquals", "7200", True),
+        ("NumericEquals", "7200.0", True),
+        ("NumericNotEquals", "7200", False),
+        ("NumericLessThanEqualsIfExists", "100", False),
+    ],
+)
+def test_date_and_numeric_operators(operator: str, value: str, holds: bool) -> None:
+    key = "aws:CurrentTime" if operator.startswith("Date") else "aws:MultiFactorAuthAge"
+    policy = {"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*",
+                             "Condition": {operator: {key: value}}}]}  # fmt: skip
+    ctx = {"aws:CurrentTime": "2027-06-01T00:00:00Z", "aws:MultiFactorAuthAge": "7200"}
+    got = evaluate(Request(USER_A, "s3:GetObject", f"{BUCKET}/f", ctx), [policy], None)
+    assert got.allowed is holds
+
+
+def test_a_malformed_date_is_refused_rather_than_guessed() -> None:
+    condition = {"DateLessThan": {"aws:CurrentTime": "mai 2027"}}
+    policy = {
+        "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": condition}]
+    }
+    with pytest.raises(UnsupportedPolicy):
+        evaluate(
+            Request(USER_A, "s3:GetObject", BUCKET, {"aws:CurrentTime": "2027-01-01"}), [policy]
+        )
+
+
+ROOT = {"AWS": "arn:aws:iam::123456789012:root"}
+USE_KEY = {"Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": KEY}]}
+
+
+def test_a_key_policy_without_the_account_ignores_identity_policies() -> None:
+    """KMS: identity policies count only when the key policy allows the account."""
+    only_b = {"Statement": [{"Sid": "B", "Effect": "Allow", "Principal": {"AWS": USER_B},
+                             "Action": "kms:Decrypt", "Resource": "*"}]}  # fmt: skip
+    decrypt = Request(USER_A, "kms:Decrypt", KEY, {})
+    assert evaluate_key(decrypt, [USE_KEY], only_b).decision is Decision.IMPLICIT_DENY
+    assert evaluate_key(Request(USER_B, "kms:Decrypt", KEY, {}), [], only_b).reasons == ("key:B",)
+    delegated = {
+        "Statement": [{"Effect": "Allow", "Principal": ROOT, "Action": "kms:*", "Resource": "*"}]
+    }
+    assert evaluate_key(decrypt, [USE_KEY], delegated).allowed
+    assert evaluate_key(decrypt, [], delegated).decision is Decision.IMPLICIT_DENY
+
+
+def test_a_deny_in_the_key_policy_beats_the_delegation() -> None:
+    policy = {
+        "Statement": [
+            {"Effect": "Allow", "Principal": ROOT, "Action": "kms:*", "Resource": "*"},
+            {
+                "Sid": "DenyOthers",
+                "Effect": "Deny",
+                "Principal": {"AWS": "*"},
+                "Action": "kms:Decrypt",
+                "Resource": "*",
+                "Condition": {"ArnNotLike": {"aws:PrincipalArn": [USER_A]}},
+            },
+        ]
+    }
+    assert evaluate_key(Request(USER_A, "kms:Decrypt", KEY, {}), [USE_KEY], policy).allowed
+    other = evaluate_key(Request(USER_B, "kms:Decrypt", KEY, {}), [USE_KEY], policy)
+    assert other.reasons == ("key:DenyOthers",)

@@ -512,7 +512,7 @@ def quota_checks(
                 FAIL,
                 detail,
                 "ask for a higher 'Groups per account' quota (Service Quotas > IAM), "
-                "or hold fewer elections in this account",
+                "or delete groups Isoloir does not use (it needs two, whatever the elections)",
             )
         )
     elif p.baseline.iam_groups_quota > quota:
@@ -545,7 +545,7 @@ def quota_checks(
             "IAM groups per user",
             FAIL,
             per_detail,
-            "take that person out of some elections' members (not adjustable)",
+            "remove that person from other groups of the account (not adjustable)",
         )
     )
     return rows

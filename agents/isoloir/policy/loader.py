@@ -10,6 +10,7 @@ the same `Policies` from the normalised form that `render` writes.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import ipaddress
 import json
@@ -26,6 +27,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from isoloir.policy import access
 from isoloir.policy import model as m
 from isoloir.policy.durations import Duration
 from isoloir.policy.inputs import (
@@ -886,6 +888,8 @@ def _check_across(elections: list[tuple[str, Source | None, m.Election]]) -> lis
     ids: dict[str, str] = {}
     buckets: dict[str, str] = {}
     shares: list[tuple[PurePosixPath, str]] = []
+    at: dict[PurePosixPath, list[int]] = {}  # share -> indexes in shares
+    under: dict[PurePosixPath, list[int]] = {}  # ancestor (or itself) -> shares below it
     for file, src, el in elections:
 
         def add(path: Path_, reason: str, file: str = file, src: Source | None = src) -> None:
@@ -901,13 +905,21 @@ def _check_across(elections: list[tuple[str, Source | None, m.Election]]) -> lis
             )
         buckets.setdefault(el.bucket_name, file)
         share = PurePosixPath(el.share_path)
-        for other, other_file in shares:
-            if share == other or other in share.parents or share in other.parents:
-                add(
-                    ("share",) if src and ("share",) in src.lines else ("datasets",),
-                    f"share {share} overlaps the share of {other_file} ({other}): "
-                    "each election's files must be segregated",
-                )
+        # Earlier shares equal to or above this one, or below it: by path, not
+        # pair by pair (577 elections: 166,000 pairs).
+        lineage = (share, *share.parents)
+        overlapping = {i for anc in lineage for i in at.get(anc, ())}
+        overlapping |= set(under.get(share, ()))
+        for i in sorted(overlapping):
+            other, other_file = shares[i]
+            add(
+                ("share",) if src and ("share",) in src.lines else ("datasets",),
+                f"share {share} overlaps the share of {other_file} ({other}): "
+                "each election's files must be segregated",
+            )
+        at.setdefault(share, []).append(len(shares))
+        for anc in lineage:
+            under.setdefault(anc, []).append(len(shares))
         shares.append((share, file))
     return problems
 
@@ -973,14 +985,77 @@ def _validate_election(
 
 def iam_groups_of(p: m.Policies, person: m.Person) -> list[str]:
     """The IAM groups Terraform puts `person` in (infra/modules/account_baseline):
-    `people`, `admins` for an administrator, `el-<id>` per election they are a member of."""
-    groups = ["people"] + (["admins"] if person.admin else [])
-    return groups + [f"el-{e.id}" for e in p.elections if person.id in e.members]
+    `people`, and `admins` for an administrator. An election has no group: its
+    members are named in its bucket and key policies (docs/infra.md, "The access
+    model")."""
+    return ["people"] + (["admins"] if person.admin else [])
 
 
 def iam_group_count(p: m.Policies) -> int:
-    """IAM groups the Terraform creates: people, admins and one per election."""
-    return 2 + len(p.elections)
+    """IAM groups the Terraform creates: people and admins, for any number of elections."""
+    return 2
+
+
+def election_policy_sizes(p: m.Policies, e: m.Election) -> tuple[int, int]:
+    """(bucket policy, key policy) sizes in bytes of election `e`, as
+    infra/modules/election_policies renders them (isoloir.policy.access)."""
+    b = p.baseline
+    bucket, key = access.election_documents(
+        slug=b.organisation.slug,
+        election_id=e.id,
+        region=e.region,
+        bucket_name=e.bucket_name,
+        members=e.members,
+        admin_principal_arns=[*b.deployer_principals, *b.break_glass_roles],
+        retention_date=e.retention_due.isoformat(),
+        legal_hold=e.legal_hold,
+    )
+    return access.size(bucket), access.size(key)
+
+
+def _check_policy_sizes(
+    p: m.Policies, elections: list[tuple[str, Source | None, m.Election]]
+) -> list[Problem]:
+    """An election's members are named in its bucket policy (S3: 20 KB) and its
+    key policy (KMS: 32 KB): refuse the election whose policy would not fit."""
+    problems = []
+    for file, src, e in elections:
+        bucket, key = election_policy_sizes(p, e)
+        over = [
+            (what, got, limit, rule)
+            for what, got, limit, rule in (
+                ("bucket policy", bucket, access.S3_BUCKET_POLICY_MAX, "S3 allows 20 KB"),
+                ("key policy", key, access.KMS_KEY_POLICY_MAX, "KMS allows 32 KB"),
+            )
+            if got > limit
+        ]
+        if not over:
+            continue
+        what, got, limit, rule = over[0]
+        # How many members to take out (the last ones listed) for both to fit.
+        kept = list(e.members)
+        while kept and any(
+            s > lim
+            for s, lim in zip(
+                election_policy_sizes(p, dataclasses.replace(e, members=tuple(kept))),
+                (access.S3_BUCKET_POLICY_MAX, access.KMS_KEY_POLICY_MAX),
+                strict=True,
+            )
+        ):
+            kept.pop()
+        problems.append(
+            Problem(
+                file,
+                src.line_of(("members",)) if src else 0,
+                "members",
+                f"{len(e.members)} members make the election's {what} {got:,} bytes "
+                f"long; {rule} ({limit:,} bytes: S3 User Guide, 'Bucket policies and user "
+                "policies'; KMS Developer Guide, 'Key policy format'), and each member is "
+                f"named in it: {len(kept)} of these members fit, remove "
+                f"{len(e.members) - len(kept)} or split the election",
+            )
+        )
+    return problems
 
 
 def terraform_tags(
@@ -1034,7 +1109,7 @@ def tag_problems(tags: Iterable[tuple[str, str, str, str]]) -> list[Problem]:
 
 
 def _check_quotas(p: m.Policies, base_file: str, base_src: Source | None) -> list[Problem]:
-    """What IAM would refuse at apply time: groups per user, groups per account."""
+    """What IAM would refuse at apply time: groups per user, groups and users per account."""
 
     def line(path: Path_) -> int:
         return base_src.line_of(path) if base_src else 0
@@ -1057,6 +1132,18 @@ def _check_quotas(p: m.Policies, base_file: str, base_src: Source | None) -> lis
                     "election(s)' members",
                 )
             )
+    people = len(p.baseline.people)
+    if people > access.IAM_USERS_PER_ACCOUNT:
+        problems.append(
+            Problem(
+                base_file,
+                line(("people",)),
+                "people",
+                f"{people} people would be {people} IAM users; AWS allows "
+                f"{access.IAM_USERS_PER_ACCOUNT} per account (IAM quota 'Users in an AWS "
+                "account', not adjustable): federate the people instead",
+            )
+        )
     needed = iam_group_count(p)
     quota = p.baseline.iam_groups_quota
     if needed > quota:
@@ -1065,8 +1152,8 @@ def _check_quotas(p: m.Policies, base_file: str, base_src: Source | None) -> lis
                 base_file,
                 line(("aws", "iam_groups_quota")),
                 "aws.iam_groups_quota",
-                f"{len(p.elections)} elections need {needed} IAM groups (people, admins and "
-                f"one per election), above the account's quota of {quota} groups (AWS's "
+                f"the kit needs {needed} IAM groups (people and admins), above the "
+                f"account's quota of {quota} groups (AWS's "
                 f"default is {IAM_GROUPS_DEFAULT_QUOTA} per account; it can be raised in "
                 "Service Quotas, then set aws.iam_groups_quota to the new value)",
             )
@@ -1087,6 +1174,7 @@ def _assemble(
         baseline=b, elections=tuple(sorted((e for _, _, e in built), key=lambda e: e.id))
     )
     problems += _check_quotas(policies, base_file, base_src)
+    problems += _check_policy_sizes(policies, built)
     problems += tag_problems(terraform_tags(policies, base_file))
     if problems:
         raise PolicyError(problems)

@@ -18,13 +18,8 @@ output "agent_instance_profile" {
   value       = aws_iam_instance_profile.agent.name
 }
 
-output "election_groups" {
-  description = "IAM group of each election."
-  value       = { for k, g in aws_iam_group.election : k => g.name }
-}
-
 output "human_groups" {
-  description = "Every group of humans (the MFA policy is attached to each)."
+  description = "The two groups of humans, people and admins (the MFA policy is attached to each)."
   value       = local.human_groups
 }
 

@@ -51,15 +51,6 @@ variable "administrators" {
   type        = list(string)
 }
 
-variable "elections" {
-  description = "Per election: its members and the bucket and key its group may use."
-  type = map(object({
-    members     = list(string)
-    bucket_arn  = string
-    kms_key_arn = string
-  }))
-}
-
 variable "manage_account_public_access_block" {
   description = "Set the account-level S3 public access block (all four flags). Off only where the API is not available."
   type        = bool

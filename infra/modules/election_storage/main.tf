@@ -16,45 +16,39 @@ locals {
   # Midnight UTC, lifecycle_backstop_days after the retention date (S3 expires
   # on a date at 00:00 UTC: LifecycleExpiration.Date, S3 API reference).
   backstop_date = timeadd("${var.retention_date}T00:00:00Z", "${var.lifecycle_backstop_days * 24}h")
-  # Data-plane actions: only the election's members and the agent may use them.
-  # Listing the bucket (s3:ListBucket, which also authorises HeadBucket) is kept
-  # apart: the admin principals need it for Terraform's refresh (N10).
-  object_actions = [
-    "s3:AbortMultipartUpload",
-    "s3:DeleteObject*",
-    "s3:GetObject*",
-    "s3:ListBucketMultipartUploads",
-    "s3:ListBucketVersions",
-    "s3:ListMultipartUploadParts",
-    "s3:PutObject*",
-    "s3:RestoreObject",
-  ]
 }
 
 # ---------------------------------------------------------------- KMS key
 
-data "aws_iam_policy_document" "key" {
-  # checkov:skip=CKV_AWS_109:A key policy's Resource "*" means this key only; access is delegated to the account's IAM, where the election group and agent policies scope it.
-  # checkov:skip=CKV_AWS_111:Same: "*" in a key policy is the key itself; writes are granted by scoped IAM policies.
-  # checkov:skip=CKV_AWS_356:Same: a key policy cannot name the key's own ARN before it exists; "*" is the key itself.
-  statement {
-    sid       = "AccountIamDelegation"
-    effect    = "Allow"
-    actions   = ["kms:*"]
-    resources = ["*"]
+# The bucket and key policies: who may use the data, and from when the agents
+# may destroy it (modules/election_policies, docs/infra.md "The access model").
+module "policies" {
+  source = "../election_policies"
 
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${var.account_id}:root"]
-    }
-  }
+  bucket_arn     = local.bucket_arn
+  kms_key_arn    = aws_kms_key.this.arn
+  kms_key_id     = aws_kms_key.this.key_id
+  kms_alias_name = aws_kms_alias.this.name
+  # built here: the provider derives alias ARNs from its account id, which
+  # opt-in regions' aliases do not look up (infra/providers.tf)
+  kms_alias_arn        = "arn:${local.partition}:kms:${var.region}:${var.account_id}:${aws_kms_alias.this.name}"
+  member_arns          = var.member_arns
+  agent_role_arn       = var.agent_role_arn
+  admin_principal_arns = var.admin_principal_arns
+  retention_date       = var.retention_date
+  legal_hold           = var.legal_hold
+  account_id           = var.account_id
+  partition            = local.partition
 }
 
 resource "aws_kms_key" "this" {
+  # checkov:skip=CKV_AWS_109:A key policy's Resource "*" means this key only; management is delegated to the account's IAM.
+  # checkov:skip=CKV_AWS_111:Same: "*" in a key policy is the key itself; its use is denied to all but the members and the agents.
+  # checkov:skip=CKV_AWS_356:Same: a key policy cannot name the key's own ARN before it exists; "*" is the key itself.
   description             = "Isoloir election ${var.election_id}: encrypts its bucket; scheduled for deletion after the purge (crypto-shredding)"
   enable_key_rotation     = true
   deletion_window_in_days = var.kms_deletion_window_days
-  policy                  = data.aws_iam_policy_document.key.json
+  policy                  = module.policies.key
   tags                    = local.tags
 }
 
@@ -175,139 +169,9 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
   depends_on = [aws_s3_bucket_versioning.this]
 }
 
-data "aws_iam_policy_document" "deny_insecure_transport" {
-  statement {
-    sid       = "DenyInsecureTransport"
-    effect    = "Deny"
-    actions   = ["s3:*"]
-    resources = [local.bucket_arn, "${local.bucket_arn}/*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-}
-
-data "aws_iam_policy_document" "deny_other_encryption" {
-  statement {
-    sid       = "DenyPutsNotSseKms"
-    effect    = "Deny"
-    actions   = ["s3:PutObject"]
-    resources = ["${local.bucket_arn}/*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "StringNotEquals"
-      variable = "s3:x-amz-server-side-encryption"
-      values   = ["aws:kms"]
-    }
-
-    # Only when the header is sent: a put without it gets the default, the election's key.
-    condition {
-      test     = "Null"
-      variable = "s3:x-amz-server-side-encryption"
-      values   = ["false"]
-    }
-  }
-
-  statement {
-    sid       = "DenyPutsWithAnotherKey"
-    effect    = "Deny"
-    actions   = ["s3:PutObject"]
-    resources = ["${local.bucket_arn}/*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "StringNotEquals"
-      variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
-      # S3 accepts the key's ARN, its id, its alias and the alias's ARN in the header.
-      values = [
-        aws_kms_key.this.arn,
-        aws_kms_key.this.key_id,
-        aws_kms_alias.this.name,
-        # built here: the provider derives alias ARNs from its account id, which
-        # opt-in regions' aliases do not look up (infra/providers.tf)
-        "arn:${local.partition}:kms:${var.region}:${var.account_id}:${aws_kms_alias.this.name}",
-      ]
-    }
-
-    condition {
-      test     = "Null"
-      variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
-      values   = ["false"]
-    }
-  }
-}
-
-data "aws_iam_policy_document" "deny_other_principals" {
-  # Objects: the election's members and the agent only. The deploying and
-  # break-glass principals are not excepted: they administer the bucket, they
-  # never read, write or delete its files.
-  statement {
-    sid       = "DenyDataToAnyoneButElectionAndAgent"
-    effect    = "Deny"
-    actions   = local.object_actions
-    resources = [local.bucket_arn, "${local.bucket_arn}/*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "ArnNotLike"
-      variable = "aws:PrincipalArn"
-      values   = sort(distinct(var.data_principal_arns))
-    }
-  }
-
-  # Listing (and HeadBucket, authorised as s3:ListBucket): also the admin
-  # principals, whose refresh starts with HeadBucket.
-  statement {
-    sid       = "DenyListingToAnyoneButElectionAgentAndAdmins"
-    effect    = "Deny"
-    actions   = ["s3:ListBucket"]
-    resources = [local.bucket_arn]
-
-    principals {
-      type        = "AWS"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "ArnNotLike"
-      variable = "aws:PrincipalArn"
-      values   = sort(distinct(concat(var.data_principal_arns, var.admin_principal_arns)))
-    }
-  }
-}
-
-data "aws_iam_policy_document" "combined" {
-  source_policy_documents = [
-    data.aws_iam_policy_document.deny_insecure_transport.json,
-    data.aws_iam_policy_document.deny_other_encryption.json,
-    data.aws_iam_policy_document.deny_other_principals.json,
-  ]
-}
-
 resource "aws_s3_bucket_policy" "this" {
   bucket = aws_s3_bucket.this.id
-  policy = data.aws_iam_policy_document.combined.json
+  policy = module.policies.bucket
 
   # The public-access block must be in place first, whatever the policy says.
   depends_on = [aws_s3_bucket_public_access_block.this]

@@ -93,13 +93,23 @@ variable "log_bucket_name" {
   type        = string
 }
 
-variable "data_principal_arns" {
-  description = "IAM principals (the election's members and the agent role) that may read and write objects; every other principal is denied by the bucket policy."
+variable "member_arns" {
+  description = "IAM user ARNs of the election's members: with the agents' role, the only principals that may use its objects and its key (the bucket and key policies deny everyone else)."
   type        = list(string)
 
   validation {
-    condition     = length(var.data_principal_arns) > 0 && alltrue([for a in var.data_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(user|role)/", a))])
-    error_message = "data_principal_arns must list IAM user or role ARNs."
+    condition     = alltrue([for a in var.member_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:user/", a))])
+    error_message = "member_arns must list IAM user ARNs."
+  }
+}
+
+variable "agent_role_arn" {
+  description = "ARN of the agents' role: may use the data, may delete it and shred the key only from the retention date, never under a legal hold."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/", var.agent_role_arn))
+    error_message = "agent_role_arn must be an IAM role ARN."
   }
 }
 

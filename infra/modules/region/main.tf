@@ -146,7 +146,8 @@ module "election" {
   kms_deletion_window_days = var.kms_deletion_window_days
   # Through the policy resource: logging is accepted only once the log bucket lets S3 write.
   log_bucket_name         = aws_s3_bucket_policy.logs.bucket
-  data_principal_arns     = each.value.data_principal_arns
+  member_arns             = each.value.member_arns
+  agent_role_arn          = var.agent_role_arn
   admin_principal_arns    = var.admin_principal_arns
   campaign_prefixes       = each.value.campaign_prefixes
   lifecycle_backstop_days = var.lifecycle_backstop_days

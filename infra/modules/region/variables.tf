@@ -21,12 +21,17 @@ variable "org_slug" {
 variable "elections" {
   description = "The elections stored in this region."
   type = map(object({
-    bucket_name         = string
-    retention_date      = string
-    legal_hold          = bool
-    data_principal_arns = list(string)
-    campaign_prefixes   = list(string)
+    bucket_name       = string
+    retention_date    = string
+    legal_hold        = bool
+    member_arns       = list(string)
+    campaign_prefixes = list(string)
   }))
+}
+
+variable "agent_role_arn" {
+  description = "ARN of the agents' role (named in every election's bucket and key policy)."
+  type        = string
 }
 
 variable "admin_principal_arns" {

@@ -15,6 +15,13 @@ otherwise the request is implicitly denied. Conditions follow the IAM
 reference: a missing key makes a positive operator false and a negated one
 true, except `...IfExists` (missing -> true) and `Null`. An operator this
 module does not know raises an error instead of guessing.
+
+Date operators compare instants (ISO 8601, or seconds since the epoch, as the
+IAM reference allows), Numeric operators numbers. `evaluate_key` applies
+KMS's rule for a key policy: the key policy is the root of trust, so identity
+policies count only when the key policy allows the account (its `root`
+principal); an explicit Deny in either wins (KMS Developer Guide, "Key policies
+in AWS KMS" and "Allows access to the AWS account and enables IAM policies").
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -122,6 +130,45 @@ _STRING_OPS: dict[str, tuple[Callable[[str, str], bool], bool]] = {
 }
 
 
+def _instant(text: str) -> datetime:
+    """An IAM date value: ISO 8601 (a date, or a date and time) or epoch seconds."""
+    text = text.strip()
+    if re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", text):
+        return datetime.fromtimestamp(float(text), tz=UTC)
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise UnsupportedPolicy(f"date value {text!r}") from exc
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise UnsupportedPolicy(f"numeric value {text!r}") from exc
+
+
+def _compare(
+    cast: Callable[[str], Any], test: Callable[[Any, Any], bool]
+) -> Callable[[str, str], bool]:
+    """(policy value, request value) -> does the request's value pass the test."""
+    return lambda p, v: bool(test(cast(v), cast(p)))
+
+
+_ORDER_TESTS: dict[str, tuple[Callable[[Any, Any], bool], bool]] = {
+    "Equals": (lambda a, b: a == b, False),
+    "NotEquals": (lambda a, b: a == b, True),
+    "LessThan": (lambda a, b: a < b, False),
+    "LessThanEquals": (lambda a, b: a <= b, False),
+    "GreaterThan": (lambda a, b: a > b, False),
+    "GreaterThanEquals": (lambda a, b: a >= b, False),
+}
+for _suffix, (_test, _negated) in _ORDER_TESTS.items():
+    _STRING_OPS[f"Date{_suffix}"] = (_compare(_instant, _test), _negated)
+    _STRING_OPS[f"Numeric{_suffix}"] = (_compare(_number, _test), _negated)
+
+
 def _condition_holds(operator: str, key: str, expected: Any, request: Request) -> bool:
     if operator.startswith(("ForAnyValue:", "ForAllValues:")):
         raise UnsupportedPolicy(f"set operator {operator}")
@@ -211,6 +258,50 @@ def evaluate(
     return Evaluation(Decision.IMPLICIT_DENY, ())
 
 
+def _is_account(principal: Any, arn: str) -> bool:
+    """The statement's principal is the caller's account (its root or its id)."""
+    if not isinstance(principal, Mapping):
+        return False
+    account = arn.split(":")[4]
+    for ident in _as_list(principal.get("AWS")):
+        text = str(ident)
+        if text == account or (text.endswith(":root") and text.split(":")[4] == account):
+            return True
+    return False
+
+
+def evaluate_key(
+    request: Request,
+    identity_policies: Sequence[str | Mapping[str, Any]],
+    key_policy: str | Mapping[str, Any],
+) -> Evaluation:
+    """Evaluate one KMS request on a key, same account: an explicit Deny in the
+    key policy or an identity policy wins; an Allow naming the caller in the key
+    policy allows; an Allow to the account in the key policy lets the identity
+    policies decide; nothing else allows (KMS ignores identity policies unless
+    the key policy enables them)."""
+    direct: list[str] = []
+    enabled = False
+    for stmt in _statements(key_policy):
+        if not _statement_applies(stmt, request, resource_policy=True):
+            continue
+        sid = f"key:{stmt.get('Sid', '?')}"
+        if stmt.get("Effect") == "Deny":
+            return Evaluation(Decision.EXPLICIT_DENY, (sid,))
+        if _is_account(stmt.get("Principal"), request.principal_arn):
+            enabled = True
+        else:
+            direct.append(sid)
+    through_iam = evaluate(request, identity_policies, None)
+    if through_iam.decision is Decision.EXPLICIT_DENY:
+        return through_iam
+    if direct:
+        return Evaluation(Decision.ALLOW, tuple(direct))
+    if enabled and through_iam.allowed:
+        return through_iam
+    return Evaluation(Decision.IMPLICIT_DENY, ())
+
+
 def identity_policies_of_user(iam: Any, user_name: str) -> list[str]:
     """The policies that apply to an IAM user: inline and attached, its own and
     its groups' (read through the API, as AWS would apply them)."""
@@ -254,5 +345,6 @@ __all__ = [
     "Request",
     "UnsupportedPolicy",
     "evaluate",
+    "evaluate_key",
     "identity_policies_of_user",
 ]
