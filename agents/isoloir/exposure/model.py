@@ -114,6 +114,8 @@ class S3Inventory:
     retention_scheduled_keys: frozenset[str] | None = None
     errors: dict[str, str] = field(default_factory=dict)  # bucket or operation -> error
     api_calls: int = 0
+    # buckets listed but not read: their elections are served by another host (N4)
+    buckets_elsewhere: list[str] = field(default_factory=list)
 
     @property
     def account_pab_unread(self) -> bool:
