@@ -10,7 +10,9 @@ running it again:
               missing one stops the deploy before anything paid is created
 2. preflight  aws only: `isoloir preflight`'s read-only checks of the account
 3. target     local only: start the emulator, the SMTP sink, the sandbox host
-4. terraform  init, plan (summary shown), apply
+4. terraform  init, plan (summary shown), apply; skipped altogether when
+              nothing Terraform reads changed since the last successful apply
+              (infra/inputs.py; ISOLOIR_TF_REPLAN=1 forces the plan)
 5. inventory  from the sandbox (local) or the Terraform outputs (aws: host keys
               accepted on first sight into the run directory's known_hosts,
               optional ProxyJump host)
@@ -109,6 +111,7 @@ class Deployment:
     env: dict[str, str] = field(default_factory=dict)
     inventory: Path | None = None
     terraform_changes: int | None = None
+    terraform_skipped: bool = False  # inputs unchanged since the last apply (N9)
     terraform_outputs: dict[str, Any] = field(default_factory=dict)
     ansible_changed: dict[str, int] = field(default_factory=dict)
     agent_results: dict[str, int] = field(default_factory=dict)
@@ -189,6 +192,8 @@ class Deployment:
     def step_terraform(self) -> None:
         from isoloir.controller.emulator import Emulator
         from isoloir.controller.infra import targets
+        from isoloir.controller.infra.inputs import REPLAN_ENV, InputsRecord, replan_forced
+        from isoloir.controller.infra.inputs import digest as inputs_digest
 
         assert self.rendered is not None
         tfvars = targets.load_tfvars(self.rendered)
@@ -222,6 +227,29 @@ class Deployment:
         if self.target == "aws":
             var_files += [Path(f).expanduser().resolve() for f in self.var_files]
         plan_file = target.state_dir / "tfplan"
+        # N9: nothing Terraform reads has changed since the last successful
+        # apply: no init, no plan, no refresh (infra/inputs.py says what counts).
+        record = InputsRecord.in_state_dir(target.state_dir)
+        inputs = inputs_digest(
+            tf.infra_dir,
+            var_files,
+            backend_config=tf.backend_config,
+            state_path=tf.state_path if tf.backend_config is None else None,
+        )
+        recorded = None if replan_forced() else record.outputs_if_unchanged(inputs)
+        if recorded is not None:
+            log_file.write("# inputs unchanged since the last apply: Terraform skipped\n")
+            log_file.close()
+            self.out(
+                "    Terraform inputs unchanged since the last apply: skipped "
+                f"(no plan, no refresh; {REPLAN_ENV}=1 forces a plan)"
+            )
+            if self.target == "local":
+                targets.set_account_public_access_block(target.env)
+            self.terraform_outputs = recorded
+            self.terraform_changes = 0
+            self.terraform_skipped = True
+            return
         try:
             self.out("    terraform init")
             tf.init()
@@ -236,6 +264,16 @@ class Deployment:
             if self.target == "local":
                 targets.set_account_public_access_block(target.env)
             self.terraform_outputs = tf.output()
+            # after the apply: the state's new serial is part of the inputs
+            record.write(
+                inputs_digest(
+                    tf.infra_dir,
+                    var_files,
+                    backend_config=tf.backend_config,
+                    state_path=tf.state_path if tf.backend_config is None else None,
+                ),
+                self.terraform_outputs,
+            )
         except Exception as exc:
             for line in getattr(exc, "tail", [])[-20:]:
                 self.out(f"    | {line}")
@@ -654,7 +692,9 @@ class Deployment:
     def step_summary(self) -> None:
         assert self.policies is not None
         tf = (
-            "no change"
+            "skipped, inputs unchanged since the last apply"
+            if self.terraform_skipped
+            else "no change"
             if self.terraform_changes == 0
             else f"{self.terraform_changes} change(s) applied"
         )
