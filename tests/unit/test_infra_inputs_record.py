@@ -143,3 +143,63 @@ def test_apply_and_destroy_forget_the_record_before_they_run(tmp_path: Path, act
         else:
             tf.destroy([])
     assert not record.path.exists()
+
+
+FAKE_TERRAFORM = """#!/bin/sh
+# A stand-in for the terraform CLI: records each command; plan finds one change.
+echo "$@" >> "$CALLS"
+case "$2" in
+  plan) exit 2 ;;
+  show) echo '{"resource_changes": [{"mode": "managed", "address": "a.b",
+        "change": {"actions": ["create"]}}]}' ;;
+  output) echo '{"elections": {"value": {"e1": {"region": "eu-west-3"}}}}' ;;
+esac
+exit 0
+"""
+
+
+def test_converge_plans_once_then_skips_until_an_input_changes(
+    tmp_path: Path, var_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    binary = tmp_path / "terraform"
+    binary.write_text(FAKE_TERRAFORM)
+    binary.chmod(0o755)
+    calls = tmp_path / "calls"
+    monkeypatch.setenv("CALLS", str(calls))
+    monkeypatch.delenv(inputs.REPLAN_ENV, raising=False)
+    infra = tmp_path / "infra"
+    infra.mkdir()
+    (infra / "main.tf").write_text("# configuration\n")
+    state_dir = tmp_path / "state"
+    tf = Terraform(
+        infra_dir=infra,
+        data_dir=state_dir / "tf-data",
+        env={},
+        state_path=state_dir / "terraform.tfstate",
+        binary=str(binary),
+        log=lambda line: None,
+    )
+
+    def commands() -> list[str]:
+        text = calls.read_text() if calls.exists() else ""
+        calls.unlink(missing_ok=True)
+        return [line.split()[1] for line in text.splitlines()]
+
+    first = inputs.converge(tf, [var_file], tmp_path / "tfplan")
+    assert not first.skipped and first.changes == 1
+    assert commands() == ["init", "plan", "show", "apply", "output"]
+    assert first.outputs == {"elections": {"e1": {"region": "eu-west-3"}}}
+
+    again = inputs.converge(tf, [var_file], tmp_path / "tfplan")
+    assert again.skipped and again.changes == 0 and again.outputs == first.outputs
+    assert commands() == []  # no Terraform command at all
+
+    monkeypatch.setenv(inputs.REPLAN_ENV, "1")
+    inputs.converge(tf, [var_file], tmp_path / "tfplan")
+    assert "plan" in commands()
+    monkeypatch.delenv(inputs.REPLAN_ENV)
+    assert inputs.converge(tf, [var_file], tmp_path / "tfplan").skipped
+
+    var_file.write_text(json.dumps({"elections": {}}))  # an election removed
+    changed = inputs.converge(tf, [var_file], tmp_path / "tfplan")
+    assert not changed.skipped and "plan" in commands()

@@ -192,8 +192,7 @@ class Deployment:
     def step_terraform(self) -> None:
         from isoloir.controller.emulator import Emulator
         from isoloir.controller.infra import targets
-        from isoloir.controller.infra.inputs import REPLAN_ENV, InputsRecord, replan_forced
-        from isoloir.controller.infra.inputs import digest as inputs_digest
+        from isoloir.controller.infra.inputs import converge
 
         assert self.rendered is not None
         tfvars = targets.load_tfvars(self.rendered)
@@ -229,51 +228,15 @@ class Deployment:
         plan_file = target.state_dir / "tfplan"
         # N9: nothing Terraform reads has changed since the last successful
         # apply: no init, no plan, no refresh (infra/inputs.py says what counts).
-        record = InputsRecord.in_state_dir(target.state_dir)
-        inputs = inputs_digest(
-            tf.infra_dir,
-            var_files,
-            backend_config=tf.backend_config,
-            state_path=tf.state_path if tf.backend_config is None else None,
-        )
-        recorded = None if replan_forced() else record.outputs_if_unchanged(inputs)
-        if recorded is not None:
-            log_file.write("# inputs unchanged since the last apply: Terraform skipped\n")
-            log_file.close()
-            self.out(
-                "    Terraform inputs unchanged since the last apply: skipped "
-                f"(no plan, no refresh; {REPLAN_ENV}=1 forces a plan)"
-            )
-            if self.target == "local":
-                targets.set_account_public_access_block(target.env)
-            self.terraform_outputs = recorded
-            self.terraform_changes = 0
-            self.terraform_skipped = True
-            return
+
+        def show(line: str) -> None:
+            log_file.write(f"# {line}\n")
+            self.out(f"    {line}")
+
         try:
-            self.out("    terraform init")
-            tf.init()
-            self.out("    terraform plan (reads every resource back: a minute or two)")
-            _, summary = tf.plan(var_files, plan_file)
-            self.out(f"    {summary.line()}")
-            for address, actions in sorted(summary.addresses.items()):
-                self.out(f"      {'/'.join(actions):16} {address}")
-            if summary.changed:
-                self.out("    terraform apply")
-                tf.apply(plan_file)
+            done = converge(tf, var_files, plan_file, show=show)
             if self.target == "local":
                 targets.set_account_public_access_block(target.env)
-            self.terraform_outputs = tf.output()
-            # after the apply: the state's new serial is part of the inputs
-            record.write(
-                inputs_digest(
-                    tf.infra_dir,
-                    var_files,
-                    backend_config=tf.backend_config,
-                    state_path=tf.state_path if tf.backend_config is None else None,
-                ),
-                self.terraform_outputs,
-            )
         except Exception as exc:
             for line in getattr(exc, "tail", [])[-20:]:
                 self.out(f"    | {line}")
@@ -283,9 +246,10 @@ class Deployment:
                 "a new plan shows what is left",
             ) from exc
         finally:
-            plan_file.unlink(missing_ok=True)
             log_file.close()
-        self.terraform_changes = summary.add + summary.change + summary.destroy
+        self.terraform_outputs = done.outputs
+        self.terraform_changes = done.changes
+        self.terraform_skipped = done.skipped
 
     def check_inputs(self) -> None:
         """aws target: every input of the later steps, before Terraform creates

@@ -29,9 +29,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from isoloir.controller.infra.runner import PlanSummary, Terraform
 
 RECORD = "applied-inputs.json"
 REPLAN_ENV = "ISOLOIR_TF_REPLAN"
@@ -142,3 +145,66 @@ class InputsRecord:
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+@dataclass
+class Converged:
+    """What `converge` did: skipped (inputs unchanged), or planned and maybe applied."""
+
+    skipped: bool
+    outputs: dict[str, Any]
+    summary: PlanSummary | None = None
+
+    @property
+    def changes(self) -> int:
+        s = self.summary
+        return 0 if s is None else s.add + s.change + s.destroy
+
+
+def tf_digest(tf: Terraform, var_files: Sequence[Path]) -> str:
+    """`digest` of `tf`'s configuration, backend and (local) state."""
+    return digest(
+        tf.infra_dir,
+        var_files,
+        backend_config=tf.backend_config,
+        state_path=tf.state_path if tf.backend_config is None else None,
+    )
+
+
+def converge(
+    tf: Terraform,
+    var_files: Sequence[Path],
+    plan_file: Path,
+    *,
+    show: Callable[[str], None] = lambda line: None,
+    force: bool | None = None,
+) -> Converged:
+    """The deploy's Terraform step: skip when the inputs match the record, else
+    init, plan, apply when the plan changes something, then record the inputs
+    and the outputs. `force` (default: $ISOLOIR_TF_REPLAN) always plans."""
+    record = InputsRecord.in_state_dir(tf.data_dir.parent)
+    forced = replan_forced() if force is None else force
+    recorded = None if forced else record.outputs_if_unchanged(tf_digest(tf, var_files))
+    if recorded is not None:
+        show(
+            "Terraform inputs unchanged since the last apply: skipped "
+            f"(no plan, no refresh; {REPLAN_ENV}=1 forces a plan)"
+        )
+        return Converged(True, recorded)
+    try:
+        show("terraform init")
+        tf.init()
+        show("terraform plan (reads every resource back: a minute or two)")
+        _, summary = tf.plan(var_files, plan_file)
+        show(summary.line())
+        for address, actions in sorted(summary.addresses.items()):
+            show(f"  {'/'.join(actions):16} {address}")
+        if summary.changed:
+            show("terraform apply")
+            tf.apply(plan_file)
+        outputs = tf.output()
+    finally:
+        plan_file.unlink(missing_ok=True)
+    # after the apply: the state's new serial is part of the inputs
+    record.write(tf_digest(tf, var_files), outputs)
+    return Converged(False, outputs, summary)
