@@ -9,6 +9,7 @@ only those elections, skipping the buckets of the others.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 from collections.abc import Iterator
@@ -171,6 +172,15 @@ def test_the_daemon_and_the_clis_load_the_hosts_share(
     loaded = daemon.load_policies(str(config))
     assert [e.id for e in loaded.elections] == ["exempleville-2027"]
     assert [e.id for e in loaded.elsewhere] == ["autreville-2027"]
+    # `isoloir scan` and `isoloir retention` on the host see the same share
+    from isoloir.exposure import cli as exposure_cli
+    from isoloir.retention import cli as retention_cli
+
+    scanned = exposure_cli._policies(str(config))
+    assert scanned is not None and [e.id for e in scanned.elections] == ["exempleville-2027"]
+    args = argparse.Namespace(config=str(config))
+    purged = retention_cli._policies(args)
+    assert purged is not None and [e.id for e in purged.elsewhere] == ["autreville-2027"]
 
 
 @pytest.fixture()
