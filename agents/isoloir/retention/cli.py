@@ -59,10 +59,8 @@ def _policies(args: argparse.Namespace) -> Policies | None:
     """The rendered agent config, or a policies directory (for the local target and tests)."""
     path = runtime.config_path(args.config)
     try:
-        if path.is_dir():
-            return load_policies(path)
-        # the rendered config of a host: only the elections it serves (N4)
-        return for_this_host(load_rendered(path))
+        # only the elections this host serves (N4; no host.json: all of them)
+        return for_this_host(load_policies(path) if path.is_dir() else load_rendered(path))
     except PolicyError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
