@@ -163,8 +163,10 @@ def resolve_job(name: str) -> jobs.JobFunc:
 
 def load_policies(config: str | None) -> Policies:
     from isoloir.policy import load_rendered
+    from isoloir.policy.host import for_this_host
 
-    return load_rendered(runtime.config_path(config))
+    # Only the elections of this host's region (/etc/isoloir/host.json; N4).
+    return for_this_host(load_rendered(runtime.config_path(config)))
 
 
 def run_job_once(

@@ -1,16 +1,31 @@
-"""Terraform plan and apply time, and resource count, for 1, 5 and 20 elections.
+"""Terraform at a national party's scale: 100 and 577 elections (issue 21, N9).
 
-Real Terraform CLI and AWS provider against a fresh emulator per size (moto's
-server over TLS on 127.0.0.1). Elections are fictitious, spread over the
-allowed EU regions. Writes infra_scale.json into --out.
+For each size, against a fresh emulator (moto's server over TLS on 127.0.0.1),
+with the real Terraform CLI and AWS provider, through the deploy's own
+Terraform step (`isoloir.controller.infra.inputs.converge`):
 
-    python bench/infra_scale/run.py --out bench/results [--sizes 1 5 20]
+- first apply: init, plan and apply of every resource from an empty account;
+- resources: the managed resources in the state afterwards;
+- no-change deploy: the same inputs again (the deploy skips Terraform: no plan,
+  no refresh, only the digest of its inputs);
+- add one election: one more election in the variables (plan and apply: the
+  one state is still refreshed whole, N9's part that remains);
+- optionally (`--refresh-plan`) the no-change plan with a full refresh, the
+  cost the skip avoids (slow at 577: off by default).
+
+Hosts are not created (`create_hosts=false`: the emulator runs no instance);
+elections are fictitious, spread over the three allowed EU regions; people are
+the example policies' unless `--people N` adds fictitious ones. Writes
+DIR/infra_scale.json (one row per size).
+
+    python bench/infra_scale/run.py --out bench/results [--sizes 100 577]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -22,26 +37,33 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "agents"))
 
 from isoloir.controller.emulator import Emulator  # noqa: E402
+from isoloir.controller.infra.inputs import converge  # noqa: E402
 from isoloir.controller.infra.targets import local_target  # noqa: E402
 from isoloir.policy.loader import load_policies  # noqa: E402
 from isoloir.policy.render import terraform_vars  # noqa: E402
 
 REGIONS = ["eu-west-3", "eu-west-1", "eu-central-1"]
+DEFAULT_SIZES = [100, 577]
 
 
-def tfvars_for(n: int) -> dict[str, Any]:
+def tfvars_for(n: int, people: int = 0) -> dict[str, Any]:
+    """The example policies' variables with `n` fictitious elections (and
+    `people` more fictitious people, when given)."""
     data = terraform_vars(load_policies(REPO / "policies"))
     slug = data["org_slug"]
+    suffix = f"-{data['bucket_suffix']}" if data.get("bucket_suffix") else ""
     data["allowed_regions"] = REGIONS
-    people = data["people"]
+    if people:
+        data["people"] = sorted({*data["people"], *(f"militant{i:04d}" for i in range(people))})
+    members = data["people"]
     data["elections"] = {
-        f"bench-{i:02d}": {
+        f"bench-{i:03d}": {
             "label": f"Election fictive {i}",
             "region": REGIONS[i % len(REGIONS)],
-            "bucket_name": f"{slug}-bench-{i:02d}",
+            "bucket_name": f"{slug}-bench-{i:03d}{suffix}",
             "retention_date": "2027-06-30",
             "legal_hold": False,
-            "members": [people[i % len(people)]],
+            "members": [members[i % len(members)], members[(i + 1) % len(members)]],
             "dataset_prefixes": ["prospects/"],
         }
         for i in range(n)
@@ -49,66 +71,88 @@ def tfvars_for(n: int) -> dict[str, Any]:
     return data
 
 
-def measure(n: int, quiet: bool) -> dict[str, Any]:
+def _write(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def measure(n: int, *, people: int, refresh_plan: bool, quiet: bool) -> dict[str, Any]:
     def log(line: str) -> None:
         if not quiet:
             print(line, flush=True)
 
+    row: dict[str, Any] = {"elections": n}
     with tempfile.TemporaryDirectory(prefix=f"isoloir-bench-infra-{n}-") as tmp:
         work = Path(tmp)
-        emu = Emulator.start(work / "emulator")
+        emu = Emulator.start(work / "emulator", timeout=120)
         try:
-            tfvars = tfvars_for(n)
+            tfvars = tfvars_for(n, people)
+            row["people"] = len(tfvars["people"])
+            row["regions"] = len({e["region"] for e in tfvars["elections"].values()})
             vars_path = work / "terraform.tfvars.json"
-            vars_path.write_text(json.dumps(tfvars), encoding="utf-8")
+            _write(vars_path, tfvars)
             target = local_target(work, tfvars, log, create_hosts=False, emulator=emu)
             tf = target.terraform(log=log)
-            t0 = time.monotonic()
-            tf.init()
-            init_s = time.monotonic() - t0
             files = [vars_path, *target.var_files]
+            plan = work / "bench.tfplan"
+
             t0 = time.monotonic()
-            _, summary = tf.plan(files, work / "bench.tfplan")
-            plan_s = time.monotonic() - t0
+            first = converge(tf, files, plan, show=log, force=False)
+            row["first_apply_seconds"] = round(time.monotonic() - t0, 1)
+            row["first_apply_changes"] = first.changes
+            row["resources_in_state"] = len(tf.state_addresses())
+
             t0 = time.monotonic()
-            tf.apply(work / "bench.tfplan")
-            apply_s = time.monotonic() - t0
+            same = converge(tf, files, plan, show=log, force=False)
+            row["no_change_deploy_seconds"] = round(time.monotonic() - t0, 3)
+            row["no_change_deploy_skipped"] = same.skipped
+
+            if refresh_plan:
+                t0 = time.monotonic()
+                code, again = tf.plan(files, work / "again.tfplan")
+                row["no_change_refresh_plan_seconds"] = round(time.monotonic() - t0, 1)
+                row["no_change_refresh_plan_changes"] = again.add + again.change + again.destroy
+
+            more = tfvars_for(n + 1, people)
+            _write(vars_path, more)
             t0 = time.monotonic()
-            code, again = tf.plan(files, work / "again.tfplan")
-            replan_s = time.monotonic() - t0
-            resources = len(tf.state_addresses())
+            added = converge(tf, files, plan, show=log, force=False)
+            row["add_one_election_seconds"] = round(time.monotonic() - t0, 1)
+            row["add_one_election_changes"] = added.changes
+            row["add_one_election_skipped"] = added.skipped
         finally:
             emu.stop()
-    return {
-        "elections": n,
-        "regions": len({e["region"] for e in tfvars["elections"].values()}),
-        "planned_adds": summary.add,
-        "resources_in_state": resources,
-        "init_seconds": round(init_s, 1),
-        "plan_seconds": round(plan_s, 1),
-        "apply_seconds": round(apply_s, 1),
-        "no_change_plan_seconds": round(replan_s, 1),
-        "second_plan_changes": again.add + again.change + again.destroy,
-        "second_plan_exit_code": code,
-    }
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="directory for infra_scale.json")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 5, 20])
+    parser.add_argument("--sizes", type=int, nargs="+", default=DEFAULT_SIZES)
+    parser.add_argument("--people", type=int, default=0, help="fictitious people to add")
+    parser.add_argument(
+        "--refresh-plan",
+        action="store_true",
+        help="also time a no-change plan with a full refresh (what the skip avoids)",
+    )
     parser.add_argument("--verbose", action="store_true", help="stream Terraform's output")
     args = parser.parse_args(argv)
     results = []
     for n in args.sizes:
-        row = measure(n, quiet=not args.verbose)
+        row = measure(n, people=args.people, refresh_plan=args.refresh_plan, quiet=not args.verbose)
         print(json.dumps(row), flush=True)
         results.append(row)
     args.out.mkdir(parents=True, exist_ok=True)
     report = {
         "benchmark": "infra_scale",
-        "what": "terraform plan/apply of infra/ against the emulator (hosts not created)",
-        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "what": (
+            "the deploy's Terraform step (infra.inputs.converge) on infra/ against the "
+            "emulator, hosts not created: first apply, no-change deploy, one more election"
+        ),
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_average_1m": round(os.getloadavg()[0], 2),
+        },
         "results": results,
     }
     path = args.out / "infra_scale.json"

@@ -7,7 +7,10 @@
 - S3 API calls for a bucket of 10 and of 10,000 objects with ACLs disabled,
   counted with botocore's before-call event (goal: the same for both).
 
-Usage: python bench/scan/run.py --out DIR [--files N] [--objects N]
+Then, unless --no-scale, bench/scan/scale.py (577 elections, 3,000 IAM users:
+`isoloir scan --s3 --identity` on the emulator) writes DIR/scan_scale.json.
+
+Usage: python bench/scan/run.py --out DIR [--files N] [--objects N] [--no-scale]
 """
 
 from __future__ import annotations
@@ -172,6 +175,7 @@ def main() -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--files", type=int, default=200_000)
     parser.add_argument("--objects", type=int, default=10_000)
+    parser.add_argument("--no-scale", action="store_true", help="skip bench/scan/scale.py")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -193,6 +197,10 @@ def main() -> int:
     }
     (out / "scan.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+    if not args.no_scale:  # its own process: the emulator's environment stays its own
+        scale = Path(__file__).with_name("scale.py")
+        done = subprocess.run([sys.executable, str(scale), "--out", str(out)], check=False)
+        return done.returncode
     return 0
 
 

@@ -50,6 +50,10 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 REGION = "eu-west-3"
+# N4: a second election, in another region, whose host is not the stand-in's:
+# the eu-west-3 host must not get its share, its group or its bucket's purge.
+OTHER_REGION = "eu-west-1"
+OTHER_ELECTION = "autreville-2027"
 SUFFIX = "a5e1"
 MARKER = "var/lib/cloud/instance/boot-finished"
 MARKER_DELAY = 5.0  # seconds after Ansible starts waiting for it
@@ -57,9 +61,10 @@ WAIT_TASK = "TASK [Cloud-init has finished the first boot]"
 VAULT_PASSWORD = "not-a-real-vault-password-" + uuid.uuid4().hex
 
 
-def _policies(tmp_path: Path, slug: str, ami: str, subnet: str) -> Path:
-    # One region, the election's (fewer resources for Terraform to apply and read
-    # back); the deployers, break-glass role, smarthost and suffix TARGET=aws needs.
+def _policies(tmp_path: Path, slug: str, ami: str, subnet: str, other: tuple[str, str]) -> Path:
+    # Two regions, each holding one election (fewer regions, fewer resources for
+    # Terraform to apply and read back); the deployers, break-glass role,
+    # smarthost and suffix TARGET=aws needs; an AMI and subnet in each region.
     root = aws_ready_policies(
         tmp_path,
         ami=ami,
@@ -67,8 +72,28 @@ def _policies(tmp_path: Path, slug: str, ami: str, subnet: str) -> Path:
         region=REGION,
         slug=slug,
         suffix=SUFFIX,
-        regions=[REGION],
+        regions=[REGION, OTHER_REGION],
     )
+    base = root / "baseline.yml"
+    text = base.read_text(encoding="utf-8")
+    for old, new in (
+        (
+            f"image_ids: {{{REGION}: {ami}}}",
+            f"image_ids: {{{REGION}: {ami}, {OTHER_REGION}: {other[0]}}}",
+        ),
+        (
+            f"subnet_ids: {{{REGION}: {subnet}}}",
+            f"subnet_ids: {{{REGION}: {subnet}, {OTHER_REGION}: {other[1]}}}",
+        ),
+    ):
+        assert old in text, old
+        text = text.replace(old, new)
+    base.write_text(text, encoding="utf-8")
+    election = (root / "elections" / "exempleville-2027.yml").read_text(encoding="utf-8")
+    election = election.replace(
+        "id: exempleville-2027\n", f"id: {OTHER_ELECTION}\nregion: {OTHER_REGION}\n"
+    )
+    (root / "elections" / f"{OTHER_ELECTION}.yml").write_text(election, encoding="utf-8")
     load_policies(root, target="aws")  # valid for the aws target, as the deploy checks
     return root
 
@@ -112,6 +137,8 @@ class StandIn(deploy.Deployment):
     lines: list[tuple[float, str]] = field(default_factory=list)
     marker_at: list[float] = field(default_factory=list)
     aws_hostvars: dict[str, Any] = field(default_factory=dict)
+    # every host's variables as the aws inventory wrote them (name -> hostvars)
+    all_hostvars: dict[str, Any] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
 
     def step_inventory(self) -> None:
@@ -119,6 +146,10 @@ class StandIn(deploy.Deployment):
         assert self.inventory is not None and self.host is not None
         inv = json.loads(self.inventory.read_text())
         group = inv["all"]["children"]["isoloir_hosts"]
+        self.all_hostvars = json.loads(json.dumps(group["hosts"]))
+        # One sandbox: it stands in for the eu-west-3 host; the eu-west-1 host
+        # (its variables kept above) is left out of the Ansible run.
+        group["hosts"] = {k: v for k, v in group["hosts"].items() if k.endswith(REGION)}
         ((name, hostvars),) = group["hosts"].items()
         self.aws_hostvars = dict(hostvars)
         stand = sandbox.inventory([self.host])["all"]["children"]["isoloir_hosts"]
@@ -153,16 +184,19 @@ def played(
 ) -> Iterator[StandIn]:
     emulator.reset()  # IAM names of the example people are global to the account
     tmp = tmp_path_factory.mktemp("aws-path")
-    ec2 = aws.client("ec2", REGION)
-    net = _network(ec2)
-    ami = ec2.register_image(
-        Name=f"debian-12-amd64-stand-in-{uuid.uuid4().hex[:6]}",
-        Architecture="x86_64",
-        RootDeviceName="/dev/xvda",
-        VirtualizationType="hvm",
-        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}],
-    )["ImageId"]
-    policies = _policies(tmp, f"aw{uuid.uuid4().hex[:8]}", ami, net["private"])
+    staged: dict[str, tuple[str, str]] = {}
+    for region in (REGION, OTHER_REGION):
+        ec2 = aws.client("ec2", region)
+        net = _network(ec2)
+        ami = ec2.register_image(
+            Name=f"debian-12-amd64-stand-in-{uuid.uuid4().hex[:6]}",
+            Architecture="x86_64",
+            RootDeviceName="/dev/xvda",
+            VirtualizationType="hvm",
+            BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}],
+        )["ImageId"]
+        staged[region] = (ami, net["private"])
+    policies = _policies(tmp, f"aw{uuid.uuid4().hex[:8]}", *staged[REGION], staged[OTHER_REGION])
     password, secrets, clear = _secrets(tmp, policies)
     emulator_vars = tmp / "emulator.tfvars.json"
     emulator_vars.write_text(
@@ -309,7 +343,7 @@ def test_the_instance_boots_with_the_deploy_key_for_cloud_init(played: StandIn) 
     volumes = [m["Ebs"]["VolumeId"] for m in instance["BlockDeviceMappings"]]
     described = ec2.describe_volumes(VolumeIds=volumes)["Volumes"]
     assert described and all(v["Encrypted"] for v in described)
-    ((name, host),) = outputs["file_share_hosts"].items()
+    host = outputs["file_share_hosts"][f"isoloir-shares-{REGION}"]
     assert host["ssh_user"] == "isoloir-deploy" and host["region"] == REGION
     assert ipaddress.ip_address(host["address"]).is_private
     (data,) = ec2.describe_volumes(VolumeIds=[host["data_volume_id"]])["Volumes"]
@@ -321,3 +355,35 @@ def test_the_instance_boots_with_the_deploy_key_for_cloud_init(played: StandIn) 
     assert hostvars["ansible_user"] == "isoloir-deploy"
     assert hostvars["isoloir_data_volume_id"] == host["data_volume_id"]
     assert hostvars["mail_guard_listen_addresses"] == ["127.0.0.1", host["address"]]
+
+
+def test_each_host_serves_exactly_its_regions_elections(played: StandIn) -> None:
+    """N4: Terraform's per-region host list reaches the inventory, the roles and
+    the agents; the eu-west-3 host never gets the eu-west-1 election."""
+    assert played.host is not None
+    (mine,) = [e.id for e in load_policies(played.policies_dir).elections if e.region == REGION]
+    hosts = played.all_hostvars
+    assert hosts[f"isoloir-shares-{REGION}"]["isoloir_host_elections"] == [mine]
+    assert hosts[f"isoloir-shares-{OTHER_REGION}"]["isoloir_host_elections"] == [OTHER_ELECTION]
+    root = played.host.root
+    # the agents' config declares both; host.json says which this host serves
+    agent = json.loads((root / "etc/isoloir/agent.json").read_text())
+    assert {e["policy"]["id"] for e in agent["elections"]} == {mine, OTHER_ELECTION}
+    assert json.loads((root / "etc/isoloir/host.json").read_text()) == {"elections": [mine]}
+    # shares and groups: this host's election only
+    share_root = root / "srv/elections"
+    assert (share_root / mine).is_dir()
+    assert not (share_root / OTHER_ELECTION).exists()
+    groups = (root / "etc/group").read_text()
+    assert f"el-{mine}:" in groups and f"el-{OTHER_ELECTION}:" not in groups
+    smb = (root / "etc/samba/smb.conf").read_text()
+    assert f"/{mine}" in smb and OTHER_ELECTION not in smb
+    # the agents load their policies as the daemon does: the other election is
+    # elsewhere (its bucket is not scanned, its data not purged, here)
+    loaded = played.host.chroot(
+        "/opt/isoloir/venv/bin/python",
+        "-c",
+        "import json; from isoloir.daemon import load_policies; p = load_policies(None); "
+        "print(json.dumps([[e.id for e in p.elections], [e.id for e in p.elsewhere]]))",
+    )
+    assert json.loads(loaded.stdout.strip().splitlines()[-1]) == [[mine], [OTHER_ELECTION]]

@@ -94,6 +94,9 @@ def test_second_deploy_changes_nothing(demo: Demo) -> None:
     second = "\n".join(demo.facts["log"][start:])
     assert demo.deployment is not None
     assert demo.deployment.terraform_changes == 0, second
+    # N9: nothing Terraform reads changed: no init, no plan, no refresh at all
+    assert demo.deployment.terraform_skipped, second
+    assert demo.deployment.terraform_outputs.get("elections"), demo.deployment.terraform_outputs
     assert demo.deployment.ansible_changed and all(
         c == 0 for c in demo.deployment.ansible_changed.values()
     ), (demo.deployment.ansible_changed, _changed_tasks(second))

@@ -88,7 +88,14 @@ def test_sandbox_refuses_an_unknown_init(tmp_path: Path) -> None:
 def test_inventory_from_terraform_outputs() -> None:
     outputs = {
         "file_share_hosts": {
-            "value": {"share-1": {"address": "10.20.0.5", "ssh_user": "admin"}},
+            "value": {
+                "share-1": {
+                    "address": "10.20.0.5",
+                    "ssh_user": "admin",
+                    "region": "eu-west-3",
+                    "elections": ["b", "a"],
+                }
+            },
             "type": "map",
         }
     }
@@ -100,6 +107,8 @@ def test_inventory_from_terraform_outputs() -> None:
             "ansible_user": "admin",
             "ansible_ssh_private_key_file": "/k",
             "mail_guard_listen_addresses": ["127.0.0.1", "10.20.0.5"],
+            "isoloir_host_elections": ["a", "b"],
+            "isoloir_host_region": "eu-west-3",
         }
     }
     assert group["vars"]["isoloir_service_manager"] == "systemd"

@@ -185,7 +185,9 @@ def test_the_aws_playbook_command_carries_the_vault_password_file(tmp_path: Path
 def _outputs() -> dict[str, Any]:
     return {
         "file_share_hosts": {
-            "value": {"share-1": {"address": "10.20.0.5", "ssh_user": "isoloir-deploy"}}
+            "value": {
+                "share-1": {"address": "10.20.0.5", "ssh_user": "isoloir-deploy", "elections": []}
+            }
         }
     }
 

@@ -184,7 +184,7 @@ def test_policy_at_rest_other_value_is_refused(tmp_path: Path) -> None:
 
 
 def _outputs(**extra: Any) -> dict[str, Any]:
-    host = {"address": "10.20.1.5", "ssh_user": "isoloir-deploy", **extra}
+    host = {"address": "10.20.1.5", "ssh_user": "isoloir-deploy", "elections": [], **extra}
     return {"file_share_hosts": {"value": {"isoloir-shares-eu-west-3": host}}}
 
 

@@ -10,7 +10,9 @@ running it again:
               missing one stops the deploy before anything paid is created
 2. preflight  aws only: `isoloir preflight`'s read-only checks of the account
 3. target     local only: start the emulator, the SMTP sink, the sandbox host
-4. terraform  init, plan (summary shown), apply
+4. terraform  init, plan (summary shown), apply; skipped altogether when
+              nothing Terraform reads changed since the last successful apply
+              (infra/inputs.py; ISOLOIR_TF_REPLAN=1 forces the plan)
 5. inventory  from the sandbox (local) or the Terraform outputs (aws: host keys
               accepted on first sight into the run directory's known_hosts,
               optional ProxyJump host)
@@ -109,6 +111,7 @@ class Deployment:
     env: dict[str, str] = field(default_factory=dict)
     inventory: Path | None = None
     terraform_changes: int | None = None
+    terraform_skipped: bool = False  # inputs unchanged since the last apply (N9)
     terraform_outputs: dict[str, Any] = field(default_factory=dict)
     ansible_changed: dict[str, int] = field(default_factory=dict)
     agent_results: dict[str, int] = field(default_factory=dict)
@@ -189,6 +192,7 @@ class Deployment:
     def step_terraform(self) -> None:
         from isoloir.controller.emulator import Emulator
         from isoloir.controller.infra import targets
+        from isoloir.controller.infra.inputs import converge
 
         assert self.rendered is not None
         tfvars = targets.load_tfvars(self.rendered)
@@ -222,20 +226,17 @@ class Deployment:
         if self.target == "aws":
             var_files += [Path(f).expanduser().resolve() for f in self.var_files]
         plan_file = target.state_dir / "tfplan"
+        # N9: nothing Terraform reads has changed since the last successful
+        # apply: no init, no plan, no refresh (infra/inputs.py says what counts).
+
+        def show(line: str) -> None:
+            log_file.write(f"# {line}\n")
+            self.out(f"    {line}")
+
         try:
-            self.out("    terraform init")
-            tf.init()
-            self.out("    terraform plan (reads every resource back: a minute or two)")
-            _, summary = tf.plan(var_files, plan_file)
-            self.out(f"    {summary.line()}")
-            for address, actions in sorted(summary.addresses.items()):
-                self.out(f"      {'/'.join(actions):16} {address}")
-            if summary.changed:
-                self.out("    terraform apply")
-                tf.apply(plan_file)
+            done = converge(tf, var_files, plan_file, show=show)
             if self.target == "local":
                 targets.set_account_public_access_block(target.env)
-            self.terraform_outputs = tf.output()
         except Exception as exc:
             for line in getattr(exc, "tail", [])[-20:]:
                 self.out(f"    | {line}")
@@ -245,9 +246,10 @@ class Deployment:
                 "a new plan shows what is left",
             ) from exc
         finally:
-            plan_file.unlink(missing_ok=True)
             log_file.close()
-        self.terraform_changes = summary.add + summary.change + summary.destroy
+        self.terraform_outputs = done.outputs
+        self.terraform_changes = done.changes
+        self.terraform_skipped = done.skipped
 
     def check_inputs(self) -> None:
         """aws target: every input of the later steps, before Terraform creates
@@ -654,7 +656,9 @@ class Deployment:
     def step_summary(self) -> None:
         assert self.policies is not None
         tf = (
-            "no change"
+            "skipped, inputs unchanged since the last apply"
+            if self.terraform_skipped
+            else "no change"
             if self.terraform_changes == 0
             else f"{self.terraform_changes} change(s) applied"
         )

@@ -2,7 +2,9 @@
 
 - `from_terraform(outputs)`: the Ansible inventory of the aws target, from
   `terraform output -json` (the output ``file_share_hosts``, a map of host name
-  to ``{"address": ..., "ssh_user": ..., "data_volume_id": ...}``). A new
+  to ``{"address": ..., "ssh_user": ..., "region": ..., "elections": [...],
+  "data_volume_id": ...}``); each host gets `isoloir_host_elections`, the
+  elections of its region, and serves only those (N4). A new
   instance's host key is accepted on first sight (`StrictHostKeyChecking=accept-new`)
   into the deploy's own known_hosts file, and checked at every later
   connection; the play waits for SSH and cloud-init first
@@ -104,6 +106,15 @@ def from_terraform(
             "ansible_host": str(host["address"]),
             "ansible_user": str(host.get("ssh_user", DEPLOY_USER)),
         }
+        elections = host.get("elections")
+        if not isinstance(elections, Sequence) or isinstance(elections, str):
+            raise InventoryError(f"host {name!r} of {TERRAFORM_OUTPUT!r} has no election list")
+        # N4: the host serves its region's elections only (its shares, its
+        # people's groups, the agents' purges and scans); the roles filter
+        # isoloir_elections by it.
+        hostvars["isoloir_host_elections"] = sorted(str(e) for e in elections)
+        if host.get("region"):
+            hostvars["isoloir_host_region"] = str(host["region"])
         if host.get("data_volume_id"):
             # The encrypted EBS data volume the election_shares role mounts on
             # the share root (found by its serial, never by a device name).

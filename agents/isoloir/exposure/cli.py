@@ -18,6 +18,7 @@ from isoloir.alerts.lockfile import FileLock, LockBusy
 from isoloir.exposure.scan import ScanOptions, ScanReport, remaining, run
 from isoloir.findings import Finding, Severity
 from isoloir.policy import PolicyError, load_policies, load_rendered
+from isoloir.policy.host import for_this_host
 from isoloir.policy.model import Policies
 from isoloir.textsafe import escape_controls
 
@@ -29,7 +30,8 @@ EXIT_ERROR = 2
 def _policies(config: str | None) -> Policies | None:
     path = runtime.config_path(config)
     try:
-        return load_policies(path) if path.is_dir() else load_rendered(path)
+        # only the elections this host serves (N4; no host.json: all of them)
+        return for_this_host(load_policies(path) if path.is_dir() else load_rendered(path))
     except PolicyError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

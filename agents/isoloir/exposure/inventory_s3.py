@@ -349,8 +349,11 @@ def fetch(
     log_since: LogSince = None,
     retention_journal: Path | None = None,
 ) -> S3Inventory:
-    """The S3 inventory of the account the credentials belong to (`only`: these buckets)."""
-    del policies  # every bucket of the account is inventoried, declared or not
+    """The S3 inventory of the account the credentials belong to (`only`: these
+    buckets). Every bucket is inventoried, declared or not, except the buckets of
+    the elections another host serves (`policies.elsewhere`, N4): their region's
+    host scans them, and two hosts would raise the same alerts twice."""
+    elsewhere = {e.bucket_name for e in policies.elsewhere}
     if retention_journal is None:
         from isoloir import runtime
         from isoloir.retention.journal import db_path
@@ -392,6 +395,8 @@ def fetch(
     if only is not None:
         wanted = set(only)
         names = [n for n in names if n in wanted]
+    inv.buckets_elsewhere = sorted(n for n in names if n in elsewhere)
+    names = [n for n in names if n not in elsewhere]
     for name in sorted(names):
         bucket = _fetch_bucket(clients, name, inv, sample)
         if "location" in bucket.errors:

@@ -115,6 +115,8 @@ class S3Inventory:
     errors: dict[str, str] = field(default_factory=dict)  # bucket or operation -> error
     api_calls: int = 0
     unanswered: bool = False  # AWS did not answer the first call: nothing else was asked
+    # buckets listed but not read: their elections are served by another host (N4)
+    buckets_elsewhere: list[str] = field(default_factory=list)
 
     @property
     def account_pab_unread(self) -> bool:

@@ -8,8 +8,8 @@ policy after it was validated.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import PurePosixPath
 
@@ -385,6 +385,24 @@ class Election:
 class Policies:
     baseline: Baseline
     elections: tuple[Election, ...]
+    # Elections of the policies that another file-share host serves (its region's
+    # host): this host neither holds their shares nor purges or scans their
+    # buckets (`served_by`). Empty when the host serves every election.
+    elsewhere: tuple[Election, ...] = ()
+
+    def served_by(self, election_ids: Collection[str] | None) -> Policies:
+        """The policies as one host sees them: `elections` keeps those it serves
+        (None: all of them), the others move to `elsewhere`. An id that no
+        election has is ignored (the host was converged before a policy change)."""
+        if election_ids is None:
+            return self
+        wanted = set(election_ids)
+        every = self.elections + self.elsewhere
+        return replace(
+            self,
+            elections=tuple(e for e in every if e.id in wanted),
+            elsewhere=tuple(e for e in every if e.id not in wanted),
+        )
 
     def election(self, election_id: str) -> Election:
         for e in self.elections:

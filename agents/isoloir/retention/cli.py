@@ -23,6 +23,7 @@ from isoloir import aws, clock, runtime
 from isoloir.findings import Finding
 from isoloir.i18n import N_
 from isoloir.policy import PolicyError, load_policies, load_rendered
+from isoloir.policy.host import for_this_host
 from isoloir.policy.model import Policies
 from isoloir.retention import certificate, keys, losses, planning, tabular
 from isoloir.retention.jobs import evaluate
@@ -58,7 +59,8 @@ def _policies(args: argparse.Namespace) -> Policies | None:
     """The rendered agent config, or a policies directory (for the local target and tests)."""
     path = runtime.config_path(args.config)
     try:
-        return load_policies(path) if path.is_dir() else load_rendered(path)
+        # only the elections this host serves (N4; no host.json: all of them)
+        return for_this_host(load_policies(path) if path.is_dir() else load_rendered(path))
     except PolicyError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -393,10 +393,19 @@ class Terraform:
         data = json.loads(self.capture(["show", "-json", str(plan)]))
         return summarise_plan(data)
 
+    def forget_applied_inputs(self) -> None:
+        """Remove the deploy's record of the last applied inputs (infra.inputs):
+        whatever changes the state next, the deploy must plan again."""
+        from isoloir.controller.infra.inputs import InputsRecord
+
+        InputsRecord.in_state_dir(self.data_dir.parent).clear()
+
     def apply(self, plan: Path, parallelism: int = APPLY_PARALLELISM) -> None:
+        self.forget_applied_inputs()
         self.run(["apply", "-input=false", "-no-color", f"-parallelism={parallelism}", str(plan)])
 
     def destroy(self, var_files: Sequence[Path]) -> None:
+        self.forget_applied_inputs()
         args = ["destroy", "-auto-approve", "-input=false", "-no-color"]
         args += [f"-var-file={f}" for f in var_files]
         self.run(args)
