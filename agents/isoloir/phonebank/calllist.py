@@ -26,12 +26,9 @@ from zoneinfo import ZoneInfo
 from isoloir.policy.model import WEEKDAYS, PhoneBanking
 from isoloir.retention import tabular
 from isoloir.retention.suppression import (
-    ADDRESS_NAMES,
-    NAME_NAMES,
     SuppressionList,
-    find_columns,
-    guess_all,
     guess_column,
+    table_columns,
 )
 
 PARIS = "Europe/Paris"
@@ -207,17 +204,17 @@ def export(
     header, rows = parsed.header, parsed.rows
     if not header:
         raise CallListError("empty file: no header")
-    columns = find_columns(
+    columns = table_columns(
         header,
-        lambda name: (row.get(name, "") for row in rows),
+        rows,
         email_column=email_column,
         phone_column=phone_column,
+        name_columns=name_columns,
+        address_columns=address_columns,
     )
     if not columns.phones:
         raise CallListError("no phone column found (use --phone-column)")
     code_col = guess_column(header, postcode_column, POSTCODE_NAMES)
-    name_cols = guess_all(header, name_columns, NAME_NAMES)
-    address_cols = guess_all(header, address_columns, ADDRESS_NAMES)
     out = io.StringIO(newline="")
     writer = csv.writer(
         out, delimiter=parsed.delimiter, lineterminator=tabular.detect_newline(decoded.text)
@@ -226,17 +223,11 @@ def export(
     opted = no_phone = unknown = outside = 0
     zones: dict[str, int] = {}
     for row in rows:
-        emails = [tabular.normalise_email(row.get(c)) for c in columns.emails]
-        phones = [tabular.normalise_phone(row.get(c)) for c in columns.phones]
-        postal = tabular.row_postal(header, row, name_cols, address_cols)
-        if (
-            any(suppression.contains(e, None) for e in emails if e)
-            or any(suppression.contains(None, p) for p in phones if p)
-            or (postal and suppression.contains(None, None, postal))
-        ):
+        emails, phones, postal = columns.of(header, row)
+        if suppression.holds_any(emails, phones, postal):
             opted += 1
             continue
-        phone = next((p for p in phones if p), None)
+        phone = phones[0] if phones else None
         if not phone:
             no_phone += 1
             continue

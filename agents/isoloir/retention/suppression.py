@@ -263,6 +263,14 @@ class SuppressionList:
                     return True
         return False
 
+    def holds_any(self, emails: Iterable[str], phones: Iterable[str], postal: str | None) -> bool:
+        """Whether any of a row's identifiers (`Columns.of`) was suppressed."""
+        return (
+            any(self.contains(e, None) for e in emails)
+            or any(self.contains(None, p) for p in phones)
+            or (postal is not None and self.contains(None, None, postal))
+        )
+
 
 @dataclass(frozen=True)
 class FilterResult:
@@ -282,13 +290,49 @@ class Columns:
 
     emails: tuple[str, ...] = ()
     phones: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()  # with `addresses`: a postal opt-out's key; both or neither
+    addresses: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.emails or self.phones)
+        return bool(self.emails or self.phones or self.names)
 
     def describe(self) -> str:
         named = [(c, "email") for c in self.emails] + [(c, "phone") for c in self.phones]
-        return ", ".join(f"{c} ({kind})" for c, kind in named) or "none"
+        shown = [f"{c} ({kind})" for c, kind in named]
+        if self.names:
+            shown.append(", ".join(self.names + self.addresses) + " (name and address)")
+        return ", ".join(shown) or "none"
+
+    def of(self, header: list[str], row: dict[str, str]) -> tuple[list[str], list[str], str | None]:
+        """A row's normalised emails and phones (empty ones dropped) and postal key."""
+        emails = [e for e in (tabular.normalise_email(row.get(c)) for c in self.emails) if e]
+        phones = [p for p in (tabular.normalise_phone(row.get(c)) for c in self.phones) if p]
+        postal = tabular.row_postal(header, row, self.names, self.addresses)
+        return emails, phones, postal
+
+
+def table_columns(
+    header: list[str],
+    rows: list[dict[str, str]],
+    *,
+    email_column: str | None = None,
+    phone_column: str | None = None,
+    name_columns: Iterable[str] | None = None,
+    address_columns: Iterable[str] | None = None,
+) -> Columns:
+    """Every email and phone column of a parsed table (`find_columns`), and its
+    name and address columns when it has both."""
+    found = find_columns(
+        header,
+        lambda name: (row.get(name, "") for row in rows),
+        email_column=email_column,
+        phone_column=phone_column,
+    )
+    names = guess_all(header, name_columns, NAME_NAMES)
+    addresses = guess_all(header, address_columns, ADDRESS_NAMES)
+    if not (names and addresses):
+        return found
+    return Columns(found.emails, found.phones, tuple(names), tuple(addresses))
 
 
 def _looks_like(key: str, words: tuple[str, ...], exact: tuple[str, ...]) -> bool:
@@ -392,17 +436,15 @@ def filter_table(
     header, rows = parsed.header, parsed.rows
     if not header:
         raise ValueError("empty file: no header")
-    columns = find_columns(
+    columns = table_columns(
         header,
-        lambda name: (row.get(name, "") for row in rows),
+        rows,
         email_column=email_column,
         phone_column=phone_column,
+        name_columns=name_columns,
+        address_columns=address_columns,
     )
-    name_cols = guess_all(header, name_columns, NAME_NAMES)
-    address_cols = guess_all(header, address_columns, ADDRESS_NAMES)
-    if not (name_cols and address_cols):
-        name_cols = address_cols = []
-    if not columns and not name_cols:
+    if not columns:
         raise ValueError(
             "no email, phone, or name and address columns found "
             "(use --email-column/--phone-column/--name-column/--address-column)"
@@ -430,16 +472,10 @@ def filter_table(
     writer.writerow(header)
     removed = no_id = 0
     for row in rows:
-        emails = [tabular.normalise_email(row.get(c)) for c in columns.emails]
-        phones = [tabular.normalise_phone(row.get(c)) for c in columns.phones]
-        postal = tabular.row_postal(header, row, name_cols, address_cols)
-        if not any(emails) and not any(phones) and not postal:
+        emails, phones, postal = columns.of(header, row)
+        if not emails and not phones and not postal:
             no_id += 1
-        if (
-            any(suppression.contains(e, None) for e in emails if e)
-            or any(suppression.contains(None, p) for p in phones if p)
-            or (postal and suppression.contains(None, None, postal))
-        ):
+        if suppression.holds_any(emails, phones, postal):
             removed += 1
             continue
         writer.writerow([row.get(h, "") for h in header])
@@ -451,16 +487,9 @@ def filter_table(
         entries=suppression.count(),
         encoding=decoded.encoding,
         bom=bool(decoded.bom),
-        columns=_describe(columns, name_cols, address_cols),
+        columns=columns.describe(),
     )
     return decoded.bom + out.getvalue().encode(decoded.encoding), result
-
-
-def _describe(columns: Columns, names: list[str], addresses: list[str]) -> str:
-    if not names:
-        return columns.describe()
-    postal = ", ".join(names + addresses) + " (name and address)"
-    return postal if not columns else f"{columns.describe()}, {postal}"
 
 
 def _without_sep_line(data: bytes) -> bytes:
