@@ -278,7 +278,12 @@ def test_french_rendering() -> None:
     assert text.startswith("# Certificat de destruction — Élection fictive")
     assert "22 mai 2026" in text and "1er juillet 2026 à 04:00 UTC" in text
     assert "Signature et contenu **vérifiés**" in text
-    assert "Deletion certificate" in certificate.render(doc, "en")
+    # E9: the certificate says what it cannot prove, before what was kept
+    scope = text.index("Portée : ce certificat ne couvre que le stockage géré par Isoloir")
+    assert scope < text.index("## Données conservées")
+    assert "ni les blocs de disque" in text
+    english = certificate.render(doc, "en")
+    assert "Deletion certificate" in english and "Scope: this certificate covers only" in english
 
 
 # ------------------------------------------------------------------ findings

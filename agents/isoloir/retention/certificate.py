@@ -503,11 +503,19 @@ def _render(c: Mapping[str, Any], verified: bool | None, lang: str) -> str:
             "were the share's files, for each campaign-specific dataset."
         ),
         "",
+        # What the certificate does not prove (compliance review, E9).
+        _(
+            "Scope: this certificate covers only the storage Isoloir manages for this "
+            "election, its bucket and its share folder. It does not cover copies made "
+            "elsewhere: computers and phones, mailboxes, mailing or SMS providers and other "
+            "processors, nor disk blocks the host has not yet overwritten."
+        ),
+        "",
         _("## Data kept"),
         "",
     ]
     if any(d.get("name") == UNDECLARED for d in c["datasets"]):
-        at = len(lines) - 3
+        at = len(lines) - 5  # after the sentence on the bucket and the share
         lines[at:at] = [
             _(
                 "Every file of the election's share folder outside the permanent datasets was "
