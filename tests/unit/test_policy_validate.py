@@ -367,3 +367,19 @@ def test_validate_touches_nothing(policies: Path, capsys: pytest.CaptureFixture[
     run_validate(policies, capsys)
     assert sorted((p, p.read_bytes()) for p in policies.rglob("*") if p.is_file()) == snapshot
     assert len(before) == len(snapshot)
+
+
+def test_retention_ceiling_defaults_to_three_months(
+    policies: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Compliance review E6: the CNIL asks for deletion at the end of the
+    # election; the ceiling a baseline gets without saying one is 3 months.
+    text = (policies / "baseline.yml").read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if "max_after_last_round" not in line]
+    (policies / "baseline.yml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    edit(policies, ELECTION, "after: P2M ", "after: P3M ")
+    assert run_validate(policies, capsys) == (0, [])
+    edit(policies, ELECTION, "after: P3M ", "after: P4M ")
+    code, errors = run_validate(policies, capsys)
+    assert code == 2
+    assert any("retention.after" in e and "maximum (P3M after" in e for e in errors), errors
