@@ -450,9 +450,10 @@ def filter_table(
             "(use --email-column/--phone-column/--name-column/--address-column)"
         )
     explicit = email_column or phone_column or name_columns or address_columns
-    if not explicit:
+    if not explicit and (columns.emails or columns.phones):
         # A list holding numbers checked on email alone (or the reverse) would keep
-        # every SMS opt-out in the "filtered" file (CLI review N2).
+        # every SMS opt-out in the "filtered" file (CLI review N2). A file with
+        # neither (an electoral list: names and addresses) is matched on those.
         for kind, shown, found, flag in (
             ("phone", "phone numbers", columns.phones, "--phone-column"),
             ("email", "addresses", columns.emails, "--email-column"),
