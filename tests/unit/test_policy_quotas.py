@@ -440,7 +440,7 @@ def test_a_last_round_near_year_9999_is_a_problem_not_a_traceback(
 ) -> None:
     # Found by the property test: the baseline's ceiling after the last round
     # overflowed the calendar and raised instead of reporting.
-    edit(policies, ELECTION, "rounds: [2027-03-14, 2027-03-21]", "rounds: [9999-03-14, 9999-03-21]")
+    edit(policies, ELECTION, "rounds: [2027-03-14, 2027-03-21]", "rounds: [9999-11-14, 9999-11-21]")
     edit(policies, ELECTION, "after: P2M ", retention)
     code, errors = validate(policies, capsys)
     assert code == expected, errors
