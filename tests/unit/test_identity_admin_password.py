@@ -20,6 +20,7 @@ from moto import mock_aws
 from isoloir import aws
 from isoloir.exposure import inventory_identity, registry
 from isoloir.exposure.model import IamUser, IdentityInventory, Inventory
+from isoloir.exposure.scan import unread_of
 from isoloir.findings import Severity
 from isoloir.policy import load_policies
 from isoloir.policy.model import Policies
@@ -140,6 +141,9 @@ def test_a_report_never_ready_makes_the_audit_incomplete() -> None:
     assert inventory_identity.fetch_credential_report(iam, inv, sleep=waits.append) is None
     assert len(waits) == inventory_identity.REPORT_TRIES - 1 and iam.gets == 0
     assert inv.errors == {"iam:GetCredentialReport": "ReportInProgress"}
+    # what was not read is not announced resolved
+    unread = unread_of(Inventory(load_policies(ROOT / "policies"), NOW, identity=inv), {})
+    assert CHECK in unread.rules
 
 
 @pytest.fixture()
