@@ -109,6 +109,14 @@ def test_the_report_is_parsed() -> None:
     assert dates == {"cfictive": datetime(2025, 2, 3, 4, 5, 6, tzinfo=UTC), "dmodele": None}
 
 
+def test_a_login_profile_made_since_the_report_counts() -> None:
+    """A password is never older than its login profile (deleted and made again)."""
+    reported, remade = NOW - timedelta(days=500), NOW - timedelta(days=2)
+    assert inventory_identity._last_set(reported, remade) == remade
+    assert inventory_identity._last_set(reported, reported - timedelta(days=9)) == reported
+    assert inventory_identity._last_set(None, remade) is None  # unknown to the report
+
+
 class FakeIam:
     """The two report calls, in the states IAM answers with."""
 

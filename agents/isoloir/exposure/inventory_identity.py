@@ -57,14 +57,14 @@ XEN_UUID = Path("/sys/hypervisor/uuid")
 
 
 # When a console password was last set. IAM documents GetLoginProfile's
-# CreateDate as "the date when the password for the user was created": the
-# login profile's creation, which a later password change (ChangePassword,
-# UpdateLoginProfile) does not move; the console's password age and the
-# credential report's `password_last_changed` ("the date and time when the
-# user's password was last set", IAM User Guide, "Generate credential reports
-# for your AWS account") do move. So the age comes from the credential report;
+# CreateDate only as "the date when the password for the user was created" and
+# says nothing of a later change (ChangePassword, UpdateLoginProfile); the
+# credential report's `password_last_changed` is documented as "the date and
+# time when the user's password was last set" (IAM User Guide, "Generate
+# credential reports for your AWS account"). So the age comes from the report;
 # CreateDate only bounds it (a password is never older than its profile).
-# IAM serves a report up to 4 hours old, and makes a new one only on request.
+# IAM serves a report up to 4 hours old, and makes a new one only on request
+# (docs/infra.md, "Administrators' passwords").
 REPORT_TRIES = 10
 REPORT_WAIT_SECONDS = 3.0
 REPORT_MAX_BYTES = 16 * 1024 * 1024  # about 300 bytes a user
