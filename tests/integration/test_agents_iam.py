@@ -16,6 +16,7 @@ effect is there.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -251,6 +252,37 @@ def test_scan_with_the_role_is_refused_nothing(deployed: Deployed) -> None:
     # GetLoginProfile is granted: the console user without MFA is seen
     rules = {(f.rule_id, f.resource) for f in report.findings}
     assert any(r == "iam_user_no_mfa" and "dmodele" in res for r, res in rules), rules
+
+
+def test_the_role_dates_an_administrators_password(deployed: Deployed) -> None:
+    """iam_admin_password_age (compliance review E8): the role generates and reads
+    the credential report. The emulator dates a password at its user's creation,
+    months before NOW: past a 30-day limit it is reported, within the example's
+    365 days it is not, and an ordinary person's never is."""
+    iam = deployed.client("iam", deployed.admin)
+    iam.create_login_profile(UserName="cfictive", Password="Fictif-Mot-De-Passe-2026!")
+    policies = load_policies(deployed.policies)
+    now = datetime.fromisoformat(NOW).astimezone(UTC)
+    opts = ScanOptions(s3=False, shares=False, identity=True, sample=False)
+
+    def scan(days: int) -> ScanReport:
+        pw = dataclasses.replace(policies.baseline.passwords, admin_max_age_days=days)
+        base = dataclasses.replace(policies.baseline, passwords=pw)
+        with credentials(deployed.agent):
+            return run(dataclasses.replace(policies, baseline=base), now, opts, fix=False,
+                       state_dir=deployed.root / f"state-pw-{days}")  # fmt: skip
+
+    strict = scan(30)
+    assert not _refused(strict), _refused(strict)
+    assert not any("iam:" in k for k in {**strict.errors, **strict.fatal}), strict.errors
+    assert strict.inventory is not None and strict.inventory.identity is not None
+    assert strict.inventory.identity.credential_report_time is not None
+    aged = [f for f in strict.findings if f.rule_id == "iam_admin_password_age"]
+    assert [f.resource.rsplit("/", 1)[1] for f in aged] == ["cfictive"]
+    assert aged[0].evidence["age_days"] > 30
+    yearly = scan(365)
+    assert not _refused(yearly), _refused(yearly)
+    assert not [f for f in yearly.findings if f.rule_id == "iam_admin_password_age"]
 
 
 def test_each_enabled_fix_succeeds_with_the_role(deployed: Deployed) -> None:

@@ -254,6 +254,10 @@ def test_identity_policies_fit_and_do_not_grow(national: National) -> None:
     ]
     for eid in list(national.buckets)[:3]:
         assert eid not in ident["agent"]
+    # the figures docs/infra.md's quota table gives
+    table = (REPO / "docs" / "infra.md").read_text(encoding="utf-8")
+    assert f"agents' role: {_chars(ident['agent']):,}, one inline policy" in table
+    assert f"people's data policy {_chars(ident['people_data']):,}, MFA policy " in table
     print(
         f"agents' role {_chars(ident['agent'])} characters, people's data policy "
         f"{_chars(ident['people_data'])}, MFA policy {_chars(ident['mfa_required'])}"

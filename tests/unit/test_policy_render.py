@@ -45,6 +45,15 @@ def test_rendered_terraform_vars(tmp_path: Path) -> None:
     assert election["bucket_name"] == "mouvement-exemple-exempleville-2027"
     assert tfvars["password_policy"]["minimum_length"] == 14
     assert tfvars["password_policy"]["max_age_days"] == 0
+    # the administrators' renewal is the agents' audit, not IAM's account-wide expiry
+    assert "admin_max_age_days" not in tfvars["password_policy"]
+
+
+def test_agent_config_carries_the_admin_password_renewal(tmp_path: Path) -> None:
+    render(tmp_path)
+    agent = json.loads((tmp_path / "agent/agent.json").read_text())
+    assert agent["baseline"]["passwords"]["admin_max_age_days"] == 365
+    assert load_rendered(tmp_path / "agent/agent.json").baseline.passwords.admin_max_age_days == 365
 
 
 def test_tampered_rendered_config_is_refused(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from isoloir.cli import main
+from isoloir.policy import load_policies
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "policies"
 ELECTION = "elections/exempleville-2027.yml"
@@ -122,6 +123,22 @@ CASES = [
         "min_length: 10",
         "passwords.min_length",
         "below the 80 bits",
+    ),
+    (
+        "admin password renewal too short",
+        "baseline.yml",
+        "admin_max_age_days: 365",
+        "admin_max_age_days: 7",
+        "passwords.admin_max_age_days",
+        "0 (off) or 30 to 730 days",
+    ),
+    (
+        "admin password renewal too long",
+        "baseline.yml",
+        "admin_max_age_days: 365",
+        "admin_max_age_days: 1000",
+        "passwords.admin_max_age_days",
+        "must be at most 730",
     ),
     (
         "legal hold without reason",
@@ -383,3 +400,21 @@ def test_retention_ceiling_defaults_to_three_months(
     code, errors = run_validate(policies, capsys)
     assert code == 2
     assert any("retention.after" in e and "maximum (P3M after" in e for e in errors), errors
+
+
+@pytest.mark.parametrize("days", [0, 30, 730])
+def test_admin_password_renewal_bounds_are_accepted(
+    policies: Path, capsys: pytest.CaptureFixture[str], days: int
+) -> None:
+    """CNIL 2022-100: administrators' passwords renewed at a reasonable period; 0 is off."""
+    edit(policies, "baseline.yml", "admin_max_age_days: 365", f"admin_max_age_days: {days}")
+    code, errors = run_validate(policies, capsys)
+    assert (code, errors) == (0, [])
+    assert load_policies(policies).baseline.passwords.admin_max_age_days == days
+
+
+def test_admin_password_renewal_defaults_to_a_year(
+    policies: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edit(policies, "baseline.yml", "  admin_max_age_days: 365", "  # admin_max_age_days: 365")
+    assert load_policies(policies).baseline.passwords.admin_max_age_days == 365

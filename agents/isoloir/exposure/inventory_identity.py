@@ -1,5 +1,6 @@
-"""Fetch the identity inventory: IAM users, their MFA and keys, the account
-password policy (boto3), the host users of the election groups with their
+"""Fetch the identity inventory: IAM users, their MFA and keys, when their console
+password was last set (the credential report), the account password policy
+(boto3), the host users of the election groups with their
 TOTP enrolment, and the host's guard of the instance metadata service.
 
 TOTP: PAM reads each person's secret in /var/lib/isoloir-totp/<user> (root
@@ -17,9 +18,12 @@ can tell a service account (system uid, no-login shell) from a person.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,28 +56,108 @@ DMI_VENDOR = Path("/sys/class/dmi/id/sys_vendor")
 XEN_UUID = Path("/sys/hypervisor/uuid")
 
 
+# When a console password was last set. IAM documents GetLoginProfile's
+# CreateDate only as "the date when the password for the user was created" and
+# says nothing of a later change (ChangePassword, UpdateLoginProfile); the
+# credential report's `password_last_changed` is documented as "the date and
+# time when the user's password was last set" (IAM User Guide, "Generate
+# credential reports for your AWS account"). So the age comes from the report;
+# CreateDate only bounds it (a password is never older than its profile).
+# IAM serves a report up to 4 hours old, and makes a new one only on request
+# (docs/infra.md, "Administrators' passwords").
+REPORT_TRIES = 10
+REPORT_WAIT_SECONDS = 3.0
+REPORT_MAX_BYTES = 16 * 1024 * 1024  # about 300 bytes a user
+
+
 def _err(exc: Exception) -> str:
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", "ClientError"))
     return type(exc).__name__
 
 
-def fetch_iam(inv: IdentityInventory, region: str | None = None) -> None:
+def _report_date(value: str) -> datetime | None:
+    """An ISO 8601 date of the credential report; None for N/A, not_supported, no_information."""
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def parse_credential_report(content: bytes) -> dict[str, datetime | None]:
+    """IAM user name -> when its password was last set (None: no password)."""
+    text = content[:REPORT_MAX_BYTES].decode("utf-8", errors="replace")
+    out: dict[str, datetime | None] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        name = row.get("user") or ""
+        if not name or name == "<root_account>":
+            continue
+        enabled = (row.get("password_enabled") or "").lower() == "true"
+        out[name] = _report_date(row.get("password_last_changed") or "") if enabled else None
+    return out
+
+
+def fetch_credential_report(
+    iam: Any, inv: IdentityInventory, *, sleep: Callable[[float], None] = time.sleep
+) -> dict[str, datetime | None] | None:
+    """Ask IAM for the credential report (a new one when the last is over 4 hours
+    old) and read it; None, with the error recorded, when it cannot be had."""
+    for attempt in range(REPORT_TRIES):
+        try:
+            state = iam.generate_credential_report().get("State")
+            if state == "COMPLETE":
+                got = iam.get_credential_report()
+                inv.credential_report_time = got.get("GeneratedTime")
+                return parse_credential_report(bytes(got["Content"]))
+        except ClientError as exc:
+            if _err(exc) not in ("ReportInProgress", "ReportNotPresent", "ReportExpired"):
+                inv.errors["iam:GetCredentialReport"] = _err(exc)
+                return None
+        except (BotoCoreError, KeyError, TypeError) as exc:
+            inv.errors["iam:GetCredentialReport"] = type(exc).__name__
+            return None
+        if attempt + 1 < REPORT_TRIES:
+            sleep(REPORT_WAIT_SECONDS)
+    inv.errors["iam:GetCredentialReport"] = "ReportInProgress"
+    return None
+
+
+def _last_set(reported: datetime | None, profile_created: datetime | None) -> datetime | None:
+    """The report's date, or the login profile's creation when later (a profile
+    deleted and created again since the report): a password is never older than
+    its profile. None when the report does not know the user (created since)."""
+    if reported is None or profile_created is None:
+        return reported
+    return max(reported, profile_created)
+
+
+def fetch_iam(
+    inv: IdentityInventory, region: str | None = None, *, password_ages: bool = False
+) -> None:
+    """`password_ages`: also read when each console password was last set
+    (passwords.admin_max_age_days is on)."""
     iam: Any = aws.client("iam", region)
     try:
         users = [u for page in iam.get_paginator("list_users").paginate() for u in page["Users"]]
     except (ClientError, BotoCoreError) as exc:
         inv.errors["iam:ListUsers"] = _err(exc)
         return
+    report = fetch_credential_report(iam, inv) if password_ages and users else None
     for u in users:
         name = str(u["UserName"])
+        profile_created: datetime | None = None
         try:
-            iam.get_login_profile(UserName=name)
+            profile = iam.get_login_profile(UserName=name)["LoginProfile"]
+            profile_created = profile.get("CreateDate")
             console = True
         except ClientError as exc:
             if _err(exc) != "NoSuchEntity":
                 inv.errors[f"iam:GetLoginProfile:{name}"] = _err(exc)
             console = False
+        last_set = (
+            _last_set(report.get(name), profile_created) if console and report is not None else None
+        )
         try:
             mfa = len(iam.list_mfa_devices(UserName=name)["MFADevices"])
             keys = tuple(
@@ -83,7 +167,7 @@ def fetch_iam(inv: IdentityInventory, region: str | None = None) -> None:
         except (ClientError, BotoCoreError) as exc:
             inv.errors[f"iam:{name}"] = _err(exc)
             continue
-        inv.iam_users.append(IamUser(name, str(u["Arn"]), console, mfa, keys))
+        inv.iam_users.append(IamUser(name, str(u["Arn"]), console, mfa, keys, last_set))
     try:
         inv.password_policy = dict(iam.get_account_password_policy()["PasswordPolicy"])
     except ClientError as exc:
@@ -260,7 +344,7 @@ def fetch(
 ) -> IdentityInventory:
     inv = IdentityInventory()
     if iam:
-        fetch_iam(inv, region)
+        fetch_iam(inv, region, password_ages=policies.baseline.passwords.admin_max_age_days > 0)
     groups = {e.share_group for e in policies.elections}
     try:
         inv.host_users = read_host_users(

@@ -241,6 +241,9 @@ class IamUser:
     console_access: bool
     mfa_devices: int
     access_keys: tuple[AccessKey, ...] = ()
+    # When the console password was last set: the credential report's
+    # password_last_changed (None: no password, or not read).
+    password_last_changed: datetime | None = None
 
 
 # A host account is a service account, not a person, when both hold: a system uid
@@ -295,6 +298,9 @@ class IdentityInventory:
     errors: dict[str, str] = field(default_factory=dict)
     iam_fetched: bool = False
     metadata: MetadataGuard | None = None  # None: not read
+    # GeneratedTime of the credential report the password dates come from (IAM
+    # serves one up to 4 hours old); None: not read
+    credential_report_time: datetime | None = None
 
 
 @dataclass

@@ -155,6 +155,8 @@ def _identity_unread(inv: Inventory, rules: set[str], resources: set[str]) -> No
         resources.add("arn:aws:iam:")  # users partly read: their findings stay as they were
     if "iam:GetAccountPasswordPolicy" in errs:
         rules.add("iam_password_policy")
+    if "iam:GetCredentialReport" in errs:  # no password dates: none is known to be fresh
+        rules.add("iam_admin_password_age")
     if "host_users" in errs:
         resources.add("host-user:")
 

@@ -76,6 +76,9 @@ IAM_GROUPS_PER_USER = 10  # not adjustable
 IAM_GROUPS_DEFAULT_QUOTA = 300  # per account, adjustable in Service Quotas
 TAG_VALUE_MAX = 256  # EC2, S3, KMS and IAM alike
 TAG_KEY_MAX = 128
+# passwords.admin_max_age_days: 0 (off) or this range; the schema holds the maximum
+ADMIN_PASSWORD_AGE_MIN = 30
+ADMIN_PASSWORD_AGE_MAX = 730
 _IP_LIKE = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 _BUCKET_CHARS = re.compile(r"[a-z0-9.-]+")
 
@@ -391,7 +394,15 @@ def _check_baseline(b: dict[str, Any], out: _Collector) -> None:
         pw["dictionary_check"],
         pw["reuse_prevention"],
         pw["max_age_days"],
+        pw["admin_max_age_days"],
     )
+    if 0 < rules.admin_max_age_days < ADMIN_PASSWORD_AGE_MIN:
+        out.add(
+            ("passwords", "admin_max_age_days"),
+            f"{rules.admin_max_age_days} days is too short a renewal period for "
+            f"administrators' passwords (CNIL 2022-100 asks a reasonable one): use 0 (off) "
+            f"or {ADMIN_PASSWORD_AGE_MIN} to {ADMIN_PASSWORD_AGE_MAX} days",
+        )
     if round(rules.entropy_bits) < rules.target_bits:
         need = next(
             n
@@ -732,6 +743,7 @@ def _build_baseline(b: dict[str, Any]) -> m.Baseline:
             pw["dictionary_check"],
             pw["reuse_prevention"],
             pw["max_age_days"],
+            pw["admin_max_age_days"],
         ),
         lockout=m.Lockout(lk["attempts"], lk["window_seconds"], lk["unlock_seconds"]),
         mfa=m.Mfa(b["mfa"]["required"], b["mfa"]["method"]),
@@ -1323,6 +1335,7 @@ def normalise(p: m.Policies) -> dict[str, Any]:
             "dictionary_check": b.passwords.dictionary_check,
             "reuse_prevention": b.passwords.reuse_prevention,
             "max_age_days": b.passwords.max_age_days,
+            "admin_max_age_days": b.passwords.admin_max_age_days,
         },
         "lockout": {
             "attempts": b.lockout.attempts,

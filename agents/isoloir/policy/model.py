@@ -53,6 +53,9 @@ class PasswordRules:
     dictionary_check: bool
     reuse_prevention: int
     max_age_days: int  # 0: no forced change
+    # administrators' console password: reported by the identity audit past this
+    # age (0: off); IAM's own expiry (max_age_days) is account-wide
+    admin_max_age_days: int = 0
 
     @property
     def target_bits(self) -> int:

@@ -139,7 +139,7 @@ resource "aws_iam_role" "agent" {
 # Inline: a role's inline policies may total 10,240 characters (IAM quotas);
 # this one is the same size for any number of elections (modules/identity_policies).
 resource "aws_iam_role_policy" "agent" {
-  # checkov:skip=CKV_AWS_355:Resource "*" only on the Inventory and AuditIdentities statements: account-wide listings (ListAllMyBuckets, ListKeys, ListAccessPoints, ListUsers, the account's public access block and password policy) and the per-user reads of the identity audit, which must see every user of the account.
+  # checkov:skip=CKV_AWS_355:Resource "*" only on the Inventory and AuditIdentities statements: account-wide listings (ListAllMyBuckets, ListKeys, ListAccessPoints, ListUsers, the credential report, the account's public access block and password policy) and the per-user reads of the identity audit, which must see every user of the account.
   # checkov:skip=CKV_AWS_356:ListAllMyBuckets, GetAccountPublicAccessBlock and the IAM audit calls are account-wide and take no resource ARN; everything else is scoped to the party's buckets and tagged keys.
   # checkov:skip=CKV_AWS_108:The agent must read the election buckets' objects to find personal data left exposed and to keep consenting contacts before the purge (scoped to the party's buckets).
   # checkov:skip=CKV_AWS_111:The writes are the documented remediations and the purge, scoped to the party's buckets and tagged keys, dated by each election's bucket and key policy.

@@ -143,7 +143,11 @@ locals {
         Sid    = "AuditIdentities"
         Effect = "Allow"
         Action = [
+          # the credential report: when each console password was last set
+          # (iam_admin_password_age; account-wide actions, read only)
+          "iam:GenerateCredentialReport",
           "iam:GetAccountPasswordPolicy",
+          "iam:GetCredentialReport",
           "iam:GetLoginProfile",
           "iam:ListAccessKeys",
           "iam:ListMFADevices",
