@@ -246,16 +246,18 @@ def test_the_archives_of_rotated_logs_are_read(tmp_path: Path) -> None:
     archive(log, "full_audit-20270301T115900Z.log.gz", [line(at(-1), "x")])
     archive(log, "full_audit-20270301T120200Z.log.gz", [line(at(2), "vlecteur")])
     archive(log, "other-20270301T120200Z.log.gz", [line(at(3), "ignored")])
+    # a FILE.old being compressed (the role's script stages it first)
+    write(log.parent / "archive" / ".rotated-20270301T120300Z.Ab12Cd", [line(at(3), "vlecteur")])
     write(log, [line(at(5), "ptiers")])
     batch = sharelog.read_log(log, LAYOUT)
     assert batch.rotated and not batch.truncated and batch.oldest == at(-1)
     ev = sharelog.evidence_for(batch, FILE, "dmodele", T0, at(9), {EL: SHARE})
-    assert ev["outside_reads"] == 2 and ev["outside_requesters"] == 2
+    assert ev["outside_reads"] == 3 and ev["outside_requesters"] == 2
     assert "logs_truncated" not in ev
     # The archives reaching back to T0 expired: the logs were partly read.
     (log.parent / "archive" / "full_audit-20270301T115900Z.log.gz").unlink()
     ev = sharelog.evidence_for(sharelog.read_log(log, LAYOUT), FILE, "dmodele", T0, at(9))
-    assert ev["outside_reads"] == 2 and ev["logs_truncated"] is True
+    assert ev["outside_reads"] == 3 and ev["logs_truncated"] is True
 
 
 def test_the_byte_bound_reads_the_newest_archives_first(tmp_path: Path) -> None:

@@ -56,6 +56,7 @@ OLD_SUFFIX = ".old"  # smb.conf `max log size`: Samba renames the full file to F
 # its retention (compliance review E10; docs/hosts.md, Retention).
 ARCHIVE_DIR = "archive"
 ARCHIVE_SUFFIX = ".log.gz"
+STAGED_PREFIX = ".rotated-"  # a FILE.old moved there, not yet compressed (seconds)
 MAX_LOG_BYTES = 64 * 1024 * 1024  # bytes of audit log read per scan cycle (newest kept)
 # Whose reads `outside_reads` counts here (the alert's sentence says "other accounts";
 # the S3 evidence, without this field, counts requesters outside the party's account).
@@ -285,17 +286,18 @@ def _lines(path: Path, budget: int) -> tuple[list[str], int, bool]:
 
 def archives(path: Path) -> list[Path]:
     """The archives of the audit log `path` kept by the election_shares role, oldest
-    first (their names start with the UTC time of their last record). Raises OSError
-    when the archive folder exists but cannot be listed."""
+    first (their names start with the UTC time of their last record), then the
+    rotated files being compressed. Raises OSError when the archive folder exists
+    but cannot be listed."""
     folder = path.parent / ARCHIVE_DIR
     stem = path.name.removesuffix(".log")
     try:
-        names = os.listdir(folder)
+        names = sorted(os.listdir(folder))
     except FileNotFoundError:
         return []
-    return [
-        folder / n for n in sorted(names) if n.startswith(f"{stem}-") and n.endswith(ARCHIVE_SUFFIX)
-    ]
+    done = [n for n in names if n.startswith(f"{stem}-") and n.endswith(ARCHIVE_SUFFIX)]
+    staged = [n for n in names if n.startswith(STAGED_PREFIX)]
+    return [folder / n for n in done + staged]
 
 
 def read_log(path: Path, layout: Layout, *, max_bytes: int = MAX_LOG_BYTES) -> LogBatch:
