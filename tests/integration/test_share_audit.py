@@ -256,7 +256,8 @@ def test_a_rotated_audit_log_is_archived_and_kept_for_the_retention(site: Site) 
         staged.write_bytes(records)
         staged.chmod(0o644)
         os.utime(staged, (last_record, last_record))
-        staged.rename(old)  # Samba's rotation: a rename onto FILE.old
+        # Samba's rotation: a rename onto FILE.old, made inside the host as smbd does
+        host.chroot("mv", "-T", f"/{AUDIT_DIR}/.rotation-test", f"/{AUDIT_DIR}/full_audit.log.old")
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(last_record))
         archived = archive / f"full_audit-{stamp}.log.gz"
         made.append(archived)
@@ -265,9 +266,8 @@ def test_a_rotated_audit_log_is_archived_and_kept_for_the_retention(site: Site) 
         )
         st = archived.stat()
         assert stat.S_IMODE(st.st_mode) == 0o640 and st.st_uid == 0
-        assert host.chroot(
-            "stat", "-c", "%G", f"/{ARCHIVE_DIR}/{archived.name}"
-        ).stdout.strip() == ("isoloir")
+        group = host.chroot("stat", "-c", "%G", f"/{ARCHIVE_DIR}/{archived.name}").stdout
+        assert group.strip() == "isoloir"
         assert gzip.decompress(archived.read_bytes()) == records
         assert set(archive.iterdir()) - before == {archived}  # nothing else left behind
         # the agents' account can read it, a member cannot even list the folder
@@ -299,6 +299,7 @@ def test_a_rotated_audit_log_is_archived_and_kept_for_the_retention(site: Site) 
             == host.chroot("systemctl", "is-active", "isoloir-audit-archive.path").stdout.strip()
         )
     finally:
+        (host.root / AUDIT_DIR / ".rotation-test").unlink(missing_ok=True)
         old.unlink(missing_ok=True)
         for path in made:
             path.unlink(missing_ok=True)
