@@ -10,7 +10,9 @@ made since by accounts other than the file's owner, and the alert says so.
 
 from __future__ import annotations
 
+import gzip
 import mailbox
+import os
 import re
 import secrets
 import shutil
@@ -27,7 +29,7 @@ from tests.integration.test_host_systemd import (  # noqa: F401 - smtp_sink is a
     run_once_under_the_unit,
     smtp_sink,
 )
-from tests.plugins.hosts import ELECTION_A, MEMBER_A, Site
+from tests.plugins.hosts import ELECTION_A, MEMBER_A, Site, changed_tasks
 
 from isoloir.alerts import messages
 from isoloir.alerts.spool import Spool, spool_path
@@ -44,6 +46,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.root]
 OWNER = MEMBER_A  # a member of election A from the policies: owns the exposed file
 READER = "vlecteur"  # a second member of A, made for this module (fiction)
 AUDIT_DIR = "var/log/samba-audit"
+ARCHIVE_DIR = f"{AUDIT_DIR}/archive"
 STATE_DIR = "var/lib/isoloir"
 
 
@@ -209,3 +212,94 @@ def test_alert_counts_the_other_members_reads_since_the_exposure(
         assert READER not in body and OWNER not in body, body
         assert not any(a in body for a in addresses), body
     print(f"share audit: {time.monotonic() - started:.1f}s from the file to the alert")
+
+
+# -- retention past Samba's rotation (compliance review E10) ------------------------
+
+
+def wait_until(check: Any, seconds: float = 60) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.25)
+    return bool(check())
+
+
+def test_a_rotated_audit_log_is_archived_and_kept_for_the_retention(site: Site) -> None:
+    """Samba renames the full log to FILE.old (as root, in the 0750 folder, as
+    here): the host's path unit archives it at once; the daily run deletes an
+    archive past the retention and keeps a recent one."""
+    host = site.host
+    # the role's archive tasks change nothing on the second converge
+    assert len(site.runs) == 2
+    second = changed_tasks(site.runs[1].stdout)
+    assert not [t for t in second if "audit" in t.lower()], second
+    for unit in ("isoloir-audit-archive.path", "isoloir-audit-archive.timer"):
+        assert host.chroot("systemctl", "is-active", unit).stdout.strip() == "active", unit
+    script = (host.root / "usr/local/sbin/isoloir-audit-archive").read_text()
+    keep = re.search(r"(?m)^KEEP_DAYS=(\d+)$", script)
+    assert keep, script
+    keep_days = int(keep.group(1))
+    assert keep_days == 365  # the role's default meets the CNIL's six months to a year
+    archive = host.root / AUDIT_DIR / "archive"
+    st = archive.stat()
+    assert stat.S_IMODE(st.st_mode) == 0o750 and st.st_uid == 0
+    assert host.chroot("stat", "-c", "%G", f"/{ARCHIVE_DIR}").stdout.strip() == "isoloir"
+    before = set(archive.iterdir())
+    old = host.root / AUDIT_DIR / "full_audit.log.old"
+    records = (host.root / AUDIT_DIR / "full_audit.log").read_bytes()  # as smbd wrote them
+    last_record = time.time() - 2 * 86400
+    made: list[Path] = []
+    try:
+        staged = host.root / AUDIT_DIR / ".rotation-test"
+        staged.write_bytes(records)
+        staged.chmod(0o644)
+        os.utime(staged, (last_record, last_record))
+        # Samba's rotation: a rename onto FILE.old, made inside the host as smbd does
+        host.chroot("mv", "-T", f"/{AUDIT_DIR}/.rotation-test", f"/{AUDIT_DIR}/full_audit.log.old")
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(last_record))
+        archived = archive / f"full_audit-{stamp}.log.gz"
+        made.append(archived)
+        assert wait_until(lambda: archived.exists() and not old.exists()), sorted(
+            p.name for p in archive.iterdir()
+        )
+        st = archived.stat()
+        assert stat.S_IMODE(st.st_mode) == 0o640 and st.st_uid == 0
+        group = host.chroot("stat", "-c", "%G", f"/{ARCHIVE_DIR}/{archived.name}").stdout
+        assert group.strip() == "isoloir"
+        assert gzip.decompress(archived.read_bytes()) == records
+        assert set(archive.iterdir()) - before == {archived}  # nothing else left behind
+        # the agents' account can read it, a member cannot even list the folder
+        agent = host.chroot(
+            "runuser", "-u", "isoloir", "--", "test", "-r", f"/{ARCHIVE_DIR}/{archived.name}",
+            check=False,
+        )  # fmt: skip
+        assert agent.returncode == 0
+        member = host.chroot("runuser", "-u", OWNER, "--", "ls", f"/{ARCHIVE_DIR}", check=False)
+        assert member.returncode != 0 and "Permission denied" in member.stderr
+        # Retention: an archive whose last record is older than KEEP_DAYS goes, a recent stays.
+        expired = archive / "full_audit-20250101T000000Z.log.gz"
+        recent = archive / "full_audit-20250102T000000Z.log.gz"
+        made += [expired, recent]
+        for path, age_days in ((expired, keep_days + 1), (recent, keep_days - 1)):
+            path.write_bytes(gzip.compress(b""))
+            when = time.time() - age_days * 86400
+            os.utime(path, (when, when))
+        host.chroot("systemctl", "start", "isoloir-audit-archive.service")
+        assert not expired.exists() and recent.exists() and archived.exists()
+        result = host.chroot("systemctl", "show", "-P", "Result", "isoloir-audit-archive.service")
+        assert result.stdout.strip() == "success"
+        journal = host.chroot(
+            "journalctl", "-u", "isoloir-audit-archive.service", "-o", "cat", "--no-pager"
+        ).stdout
+        assert f"deleted 1 archive(s) older than {keep_days} days" in journal, journal[-2000:]
+        assert (
+            "active"
+            == host.chroot("systemctl", "is-active", "isoloir-audit-archive.path").stdout.strip()
+        )
+    finally:
+        (host.root / AUDIT_DIR / ".rotation-test").unlink(missing_ok=True)
+        old.unlink(missing_ok=True)
+        for path in made:
+            path.unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -227,6 +228,65 @@ def test_a_rotation_past_the_exposure_start_says_the_logs_are_partial(tmp_path: 
     (log.with_name("full_audit.log.old")).unlink()
     ev = sharelog.evidence_for(sharelog.read_log(log, LAYOUT), FILE, "dmodele", T0, at(9))
     assert "logs_truncated" not in ev
+
+
+def archive(log: Path, name: str, lines: list[str]) -> Path:
+    """An archive as the election_shares role leaves it (compliance review E10)."""
+    folder = log.parent / sharelog.ARCHIVE_DIR
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    return path
+
+
+def test_the_archives_of_rotated_logs_are_read(tmp_path: Path) -> None:
+    """Samba's FILE.old is moved into archive/ at once: its reads still count, and
+    the evidence is complete when the archives reach back to the exposure start."""
+    log = tmp_path / "full_audit.log"
+    archive(log, "full_audit-20270301T115900Z.log.gz", [line(at(-1), "x")])
+    archive(log, "full_audit-20270301T120200Z.log.gz", [line(at(2), "vlecteur")])
+    archive(log, "other-20270301T120200Z.log.gz", [line(at(3), "ignored")])
+    # a FILE.old being compressed (the role's script stages it first)
+    write(log.parent / "archive" / ".rotated-20270301T120300Z.Ab12Cd", [line(at(3), "vlecteur")])
+    write(log, [line(at(5), "ptiers")])
+    batch = sharelog.read_log(log, LAYOUT)
+    assert batch.rotated and not batch.truncated and batch.oldest == at(-1)
+    ev = sharelog.evidence_for(batch, FILE, "dmodele", T0, at(9), {EL: SHARE})
+    assert ev["outside_reads"] == 3 and ev["outside_requesters"] == 2
+    assert "logs_truncated" not in ev
+    # The archives reaching back to T0 expired: the logs were partly read.
+    (log.parent / "archive" / "full_audit-20270301T115900Z.log.gz").unlink()
+    ev = sharelog.evidence_for(sharelog.read_log(log, LAYOUT), FILE, "dmodele", T0, at(9))
+    assert ev["outside_reads"] == 3 and ev["logs_truncated"] is True
+
+
+def test_the_byte_bound_reads_the_newest_archives_first(tmp_path: Path) -> None:
+    log = tmp_path / "full_audit.log"
+    archive(
+        log, "full_audit-20270301T115900Z.log.gz", [line(at(-1 - m / 100), "x") for m in range(50)]
+    )
+    archive(log, "full_audit-20270301T120200Z.log.gz", [line(at(2), "vlecteur")])
+    write(log, [line(at(5), "ptiers")])
+    batch = sharelog.read_log(log, LAYOUT, max_bytes=2 * len(line(at(5), "ptiers")) + 200)
+    users = [r.user for r in batch.reads]
+    assert batch.truncated and {"vlecteur", "ptiers"} <= set(users)
+    assert users.count("x") < 50  # only the tail of the oldest archive
+
+
+def test_a_damaged_or_unlistable_archive_says_the_logs_are_partial(tmp_path: Path) -> None:
+    log = tmp_path / "full_audit.log"
+    write(log, [line(at(5), "ptiers")])
+    archive(log, "full_audit-20270301T115900Z.log.gz", [line(at(-1), "x")])
+    damaged = archive(log, "full_audit-20270301T120200Z.log.gz", [line(at(2), "vlecteur")])
+    damaged.write_bytes(damaged.read_bytes()[:-12])  # cut short
+    batch = sharelog.read_log(log, LAYOUT)
+    assert batch.truncated and {r.user for r in batch.reads} == {"x", "ptiers"}
+    for path in (log.parent / "archive").iterdir():
+        path.unlink()
+    (log.parent / "archive").rmdir()
+    (log.parent / "archive").write_text("not a folder\n")
+    batch = sharelog.read_log(log, LAYOUT)
+    assert batch.truncated and [r.user for r in batch.reads] == ["ptiers"]
 
 
 def test_the_byte_bound_keeps_the_newest_lines(tmp_path: Path) -> None:

@@ -24,8 +24,10 @@ counted, the client address is parsed (it is a field) and never returned.
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -49,6 +51,12 @@ READ_ACCESS = (
 # Arguments an operation logs before its path (vfs_full_audit.c, Samba 4.17).
 OP_ARGS = {"create_file": 3, "openat": 1, "open": 1}
 OLD_SUFFIX = ".old"  # smb.conf `max log size`: Samba renames the full file to FILE.old
+# The election_shares role moves each FILE.old at once into FILE's folder/archive/,
+# as STEM-<UTC time of its last record>[-N].log.gz, and deletes the archives past
+# its retention (compliance review E10; docs/hosts.md, Retention).
+ARCHIVE_DIR = "archive"
+ARCHIVE_SUFFIX = ".log.gz"
+STAGED_PREFIX = ".rotated-"  # a FILE.old moved there, not yet compressed (seconds)
 MAX_LOG_BYTES = 64 * 1024 * 1024  # bytes of audit log read per scan cycle (newest kept)
 # Whose reads `outside_reads` counts here (the alert's sentence says "other accounts";
 # the S3 evidence, without this field, counts requesters outside the party's account).
@@ -241,7 +249,7 @@ class LogBatch:
     malformed: int = 0
     oldest: datetime | None = None
     newest: datetime | None = None  # the newest record read
-    rotated: bool = False  # FILE.old exists: older records were dropped by the rotation
+    rotated: bool = False  # FILE.old or an archive exists: older records may be gone
     truncated: bool = False  # the byte bound stopped the reading: older lines not read
     _by_path: dict[str, list[AuditRecord]] | None = field(default=None, repr=False)
 
@@ -255,39 +263,81 @@ class LogBatch:
 
 
 def _lines(path: Path, budget: int) -> tuple[list[str], int, bool]:
-    """The lines of `path`, at most `budget` bytes from its end; (lines, bytes, cut)."""
-    with path.open("rb") as fh:
-        size = fh.seek(0, os.SEEK_END)
-        cut = size > budget
-        fh.seek(size - budget if cut else 0)
-        data = fh.read(budget)
+    """The lines of `path` (gzip: decompressed), at most `budget` bytes from its end;
+    (lines, bytes, cut)."""
+    if path.name.endswith(".gz"):
+        data = bytearray()
+        cut = False
+        with gzip.open(path, "rb") as gz:
+            while chunk := gz.read(1 << 20):
+                data += chunk
+                if len(data) > budget:
+                    del data[: len(data) - budget]
+                    cut = True
+    else:
+        with path.open("rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            cut = size > budget
+            fh.seek(size - budget if cut else 0)
+            data = bytearray(fh.read(budget))
     text = data.decode("utf-8", errors="replace").splitlines()
     return (text[1:] if cut and text else text), len(data), cut
 
 
+def archives(path: Path) -> list[Path]:
+    """The archives of the audit log `path` kept by the election_shares role, oldest
+    first (their names start with the UTC time of their last record), then the
+    rotated files being compressed. Raises OSError when the archive folder exists
+    but cannot be listed."""
+    folder = path.parent / ARCHIVE_DIR
+    stem = path.name.removesuffix(".log")
+    try:
+        names = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+    done = [n for n in names if n.startswith(f"{stem}-") and n.endswith(ARCHIVE_SUFFIX)]
+    staged = [n for n in names if n.startswith(STAGED_PREFIX)]
+    return [folder / n for n in done + staged]
+
+
 def read_log(path: Path, layout: Layout, *, max_bytes: int = MAX_LOG_BYTES) -> LogBatch:
-    """The reads recorded in the audit log `path` and its rotated FILE.old.
+    """The reads recorded in the audit log `path`, its rotated FILE.old and its
+    archives, newest first until `max_bytes` (decompressed) were read.
 
     Raises OSError when `path` cannot be read (the caller reports it); a missing
-    FILE.old is normal. A read seen in both files (renamed while read) counts once.
+    FILE.old or archive folder is normal. An archive folder that cannot be listed,
+    or a rotated file gone while read (archived, expired) or damaged, makes the batch
+    `truncated`: the logs were partly read. A read seen in two files (renamed while
+    read) counts once.
     """
     batch = LogBatch()
     old = path.with_name(path.name + OLD_SUFFIX)
     budget = max_bytes
     seen: set[tuple[datetime, str | None, str, tuple[str, ...]]] = set()
     sources: list[Path] = [path]
+    # FILE.old before the archives: once moved there, it is among them.
     try:
         old.stat()
-        batch.rotated = True
         sources.insert(0, old)
     except FileNotFoundError:
         pass
+    try:
+        sources[:0] = archives(path)
+    except OSError:
+        batch.truncated = True
+    batch.rotated = len(sources) > 1
     chunks: list[list[str]] = []
     for source in reversed(sources):  # newest first, so the bound drops the oldest
         if budget <= 0:
             batch.truncated = True
             break
-        lines, spent, cut = _lines(source, budget)
+        try:
+            lines, spent, cut = _lines(source, budget)
+        except (OSError, EOFError, zlib.error):
+            if source == path:
+                raise
+            batch.truncated = True  # gone (archived, expired) or damaged: not read
+            continue
         budget -= spent
         batch.truncated = batch.truncated or cut
         chunks.insert(0, lines)
