@@ -383,3 +383,51 @@ def test_retention_ceiling_defaults_to_three_months(
     code, errors = run_validate(policies, capsys)
     assert code == 2
     assert any("retention.after" in e and "maximum (P3M after" in e for e in errors), errors
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("P4Y", "P4Y is longer than P3Y: what is kept after the campaigns must be reviewed"),
+        ("P37M", "P37M is longer than P3Y"),
+        ("P1096D", "P1096D is longer than P3Y"),
+        ("P0D", "must be longer than zero"),
+        ('"un an"', '"un an" is not an ISO-8601 duration'),
+    ],
+)
+def test_permanent_review_is_a_duration_of_at_most_three_years(
+    policies: Path, capsys: pytest.CaptureFixture[str], value: str, reason: str
+) -> None:
+    # Compliance review E7: what is kept after the campaigns has a review period.
+    line = edit(policies, "baseline.yml", "permanent_review: P1Y ", f"permanent_review: {value} ")
+    code, errors = run_validate(policies, capsys)
+    assert code == 2
+    shown = policies / "baseline.yml"
+    assert len(errors) == 1, errors
+    location, _, rest = errors[0].partition(": retention.permanent_review: ")
+    assert location == f"{shown}:{line}", errors
+    assert reason in rest, errors
+
+
+def test_permanent_review_defaults_to_one_year_and_is_rendered(
+    policies: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from isoloir.policy import load_policies
+    from isoloir.policy.durations import Duration
+    from isoloir.policy.loader import from_normalised, normalise
+
+    text = (policies / "baseline.yml").read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if "permanent_review" not in line]
+    (policies / "baseline.yml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert run_validate(policies, capsys) == (0, [])
+    p = load_policies(policies)
+    assert p.baseline.retention.permanent_review == Duration(years=1)
+    edit(
+        policies,
+        "baseline.yml",
+        "kms_deletion_window_days: 30",
+        "permanent_review: P3Y\n  kms_deletion_window_days: 30",
+    )
+    data = normalise(load_policies(policies))
+    assert data["baseline"]["retention"]["permanent_review"] == "P3Y"
+    assert from_normalised(data).baseline.retention.permanent_review == Duration(years=3)

@@ -39,3 +39,13 @@ class Duration:
         parts = [(self.years, "Y"), (self.months, "M"), (self.weeks, "W"), (self.days, "D")]
         text = "".join(f"{n}{u}" for n, u in parts if n)
         return "P" + (text or "0D")
+
+
+# Three ordinary years from here: the shortest a P3Y can be, so a day count
+# (P1096D) is never let through as "three years".
+_REFERENCE = date(2001, 1, 1)
+
+
+def longer_than(duration: Duration, limit: Duration) -> bool:
+    """Whether `duration` ends after `limit` when both start on the same (ordinary-year) day."""
+    return duration.after(_REFERENCE) > limit.after(_REFERENCE)

@@ -29,7 +29,7 @@ from jsonschema.exceptions import ValidationError
 
 from isoloir.policy import access
 from isoloir.policy import model as m
-from isoloir.policy.durations import Duration
+from isoloir.policy.durations import Duration, longer_than
 from isoloir.policy.inputs import (
     ReadError,
     control_characters,
@@ -40,6 +40,9 @@ from isoloir.policy.inputs import (
 from isoloir.policy.yamlsrc import MAX_FILE_BYTES, Path_, Source, SourceError, parse
 
 RENDERED_FORMAT = 1
+
+# What is kept after the campaigns is reviewed at least this often (compliance review E7).
+MAX_PERMANENT_REVIEW = Duration(years=3)
 # The rendered agent.json holds the baseline and every election: a bounded read.
 MAX_RENDERED_BYTES = 16_000_000
 # One folder name, as a dataset's share_path segment.
@@ -417,6 +420,15 @@ def _check_baseline(b: dict[str, Any], out: _Collector) -> None:
     max_after = Duration.parse(retention["max_after_last_round"])
     if max_after == Duration():
         out.add(("retention", "max_after_last_round"), "must be longer than zero")
+    review = Duration.parse(retention["permanent_review"])
+    if review == Duration():
+        out.add(("retention", "permanent_review"), "must be longer than zero")
+    elif longer_than(review, MAX_PERMANENT_REVIEW):
+        out.add(
+            ("retention", "permanent_review"),
+            f"{review} is longer than {MAX_PERMANENT_REVIEW}: what is kept after the "
+            "campaigns must be reviewed at least that often (RGPD art. 5(1)(e))",
+        )
     contacts = PurePosixPath(retention["permanent_contacts"]["path"])
     share_root = PurePosixPath(b["hosts"]["share_root"])
     if contacts == share_root or share_root in contacts.parents:
@@ -741,6 +753,7 @@ def _build_baseline(b: dict[str, Any]) -> m.Baseline:
             kms_deletion_window_days=ret["kms_deletion_window_days"],
             contacts_path=ret["permanent_contacts"]["path"],
             contacts_columns=tuple(ret["permanent_contacts"]["columns"]),
+            permanent_review=Duration.parse(ret["permanent_review"]),
         ),
         people=tuple(
             m.Person(p["id"], p["name"], p["email"], p["admin"], tuple(p["ssh_keys"]))
@@ -1334,6 +1347,7 @@ def normalise(p: m.Policies) -> dict[str, Any]:
             "max_after_last_round": _duration_text(b.retention.max_after_last_round),
             "warn_days": list(b.retention.warn_days),
             "kms_deletion_window_days": b.retention.kms_deletion_window_days,
+            "permanent_review": _duration_text(b.retention.permanent_review),
             "permanent_contacts": {
                 "path": b.retention.contacts_path,
                 "columns": list(b.retention.contacts_columns),

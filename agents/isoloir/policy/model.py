@@ -88,6 +88,9 @@ class RetentionRules:
     kms_deletion_window_days: int
     contacts_path: str
     contacts_columns: tuple[str, ...]
+    # how often what is kept after the campaigns (the contacts store, permanent
+    # datasets) must be reviewed by the DPO (compliance review E7)
+    permanent_review: Duration = Duration(years=1)
 
 
 @dataclass(frozen=True)
