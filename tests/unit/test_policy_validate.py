@@ -431,3 +431,20 @@ def test_permanent_review_defaults_to_one_year_and_is_rendered(
     data = normalise(load_policies(policies))
     assert data["baseline"]["retention"]["permanent_review"] == "P3Y"
     assert from_normalised(data).baseline.retention.permanent_review == Duration(years=3)
+
+
+@pytest.mark.parametrize(
+    ("text", "fr", "en"),
+    [
+        ("P1Y", "chaque année", "every year"),
+        ("P6M", "tous les 6 mois", "every 6 months"),
+        ("P1Y6M", "tous les 1 an et 6 mois", "every 1 year and 6 months"),
+        ("P2Y", "tous les 2 ans", "every 2 years"),
+        ("P90D", "tous les 90 jours", "every 90 days"),
+    ],
+)
+def test_review_period_in_words(text: str, fr: str, en: str) -> None:
+    from isoloir.policy.durations import Duration, every
+
+    assert every(Duration.parse(text), "fr") == fr
+    assert every(Duration.parse(text), "en") == en
