@@ -448,3 +448,42 @@ def test_review_period_in_words(text: str, fr: str, en: str) -> None:
 
     assert every(Duration.parse(text), "fr") == fr
     assert every(Duration.parse(text), "en") == en
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "reason"),
+    [
+        ("# review: P6M  ", "review: P4Y    ", "P4Y is longer than P3Y"),
+        ("# review: P6M  ", "review: P0D    ", "must be longer than zero"),
+        (
+            "category: campaign               #",
+            "category: campaign\n    review: P1Y #",
+            "only a permanent dataset is reviewed",
+        ),
+    ],
+)
+def test_a_dataset_review_period_is_checked(
+    policies: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, reason: str
+) -> None:
+    line = edit(policies, ELECTION, old, new)
+    if "campaign" in old:
+        line += 1
+    code, errors = run_validate(policies, capsys)
+    assert code == 2
+    assert len(errors) == 1, errors
+    location, _, rest = errors[0].partition(": datasets[")
+    assert location == f"{policies / ELECTION}:{line}", errors
+    assert "].review: " in rest and reason in rest, errors
+
+
+def test_a_dataset_review_period_is_rendered(policies: Path) -> None:
+    from isoloir.policy import load_policies
+    from isoloir.policy.durations import Duration
+    from isoloir.policy.loader import from_normalised, normalise
+
+    edit(policies, ELECTION, "# review: P6M  ", "review: P6M    ")
+    p = load_policies(policies)
+    assert p.elections[0].dataset("benevoles").review == Duration(months=6)
+    assert p.elections[0].dataset("prospects").review is None
+    again = from_normalised(normalise(p))
+    assert again.elections[0].dataset("benevoles").review == Duration(months=6)

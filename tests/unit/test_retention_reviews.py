@@ -221,3 +221,17 @@ def test_the_finding_reads_in_french(setup: tuple[Path, Path, Path]) -> None:
     assert text.startswith("Le jeu de données permanent benevoles de exempleville-2027 (")
     assert "réexamen était dû le 21/03/2028 (période de réexamen : P1Y)" in text
     assert "anciens adhérents" in i18n.render("fr", f.remediation_id, f.params)
+
+
+def test_a_permanent_dataset_may_have_its_own_period(setup: tuple[Path, Path, Path]) -> None:
+    policies, store, state = setup
+    election = policies / "elections" / "exempleville-2027.yml"
+    text = election.read_text(encoding="utf-8")
+    assert text.count("# review: P6M") == 1
+    election.write_text(text.replace("# review: P6M", "review: P6M"), encoding="utf-8")
+    (store / KEPT).write_text("prenom,nom\n", encoding="utf-8")
+    p = load_policies(policies)
+    assert review_findings(p, state, "2027-09-20") == {}
+    found = review_findings(p, state, "2027-09-21")
+    assert list(found) == [DATASET]  # the store keeps the baseline's year
+    assert "review period P6M" in str(found[DATASET]["message"])

@@ -258,7 +258,9 @@ def _campaign(policies: Policies, e: Election, lang: str) -> dict[str, Any]:
             for d in campaign
         ]
         + [
-            t["permanent_retention"].format(dataset=d.name, text=wording.permanent(policies, lang))
+            t["permanent_retention"].format(
+                dataset=d.name, text=wording.permanent(policies, lang, d)
+            )
             for d in e.datasets
             if not d.campaign_specific
         ],

@@ -8,7 +8,7 @@ truthfully (an electoral list holds no e-mail or phone: review E3).
 from __future__ import annotations
 
 from isoloir.policy.durations import every
-from isoloir.policy.model import Policies
+from isoloir.policy.model import Dataset, Policies
 
 ORIGINS = {
     "fr": {
@@ -59,10 +59,11 @@ PERMANENT = {
 }
 
 
-def permanent(policies: Policies, lang: str) -> str:
-    """How long what is kept after the campaigns lasts (compliance review E7: never forever)."""
-    review = every(policies.baseline.retention.permanent_review, lang)
-    return PERMANENT[lang].format(review=review)
+def permanent(policies: Policies, lang: str, dataset: Dataset | None = None) -> str:
+    """How long what is kept after the campaigns lasts (compliance review E7: never forever):
+    for the contacts store, or a permanent dataset (its own review period, if it has one)."""
+    period = (dataset.review if dataset else None) or policies.baseline.retention.permanent_review
+    return PERMANENT[lang].format(review=every(period, lang))
 
 
 KEPT_CONTACTS = {

@@ -577,6 +577,7 @@ def _check_election(
         if tab:
             _check_columns(tab, ("datasets", i, "tabular"), out)
         _check_opt_outs(ds, ("datasets", i), out)
+        _check_review(ds, ("datasets", i), out)
     if b is None:
         return
     known = {p["id"] for p in b["people"]}
@@ -621,6 +622,28 @@ def _check_election(
                     f"retention ends {due}, later than the baseline's maximum "
                     f"({b['retention']['max_after_last_round']} after {last}: {ceiling})",
                 )
+
+
+def _check_review(ds: dict[str, Any], where: Path_, out: _Collector) -> None:
+    """A permanent dataset may be reviewed more (or less) often than the baseline says,
+    within the same bounds (compliance review E7); a campaign dataset is destroyed instead."""
+    if "review" not in ds:
+        return
+    if ds["category"] != "permanent":
+        out.add(
+            (*where, "review"),
+            "only a permanent dataset is reviewed: a campaign dataset is destroyed at retention",
+        )
+        return
+    review = Duration.parse(ds["review"])
+    if review == Duration():
+        out.add((*where, "review"), "must be longer than zero")
+    elif longer_than(review, MAX_PERMANENT_REVIEW):
+        out.add(
+            (*where, "review"),
+            f"{review} is longer than {MAX_PERMANENT_REVIEW}: what is kept after the "
+            "campaigns must be reviewed at least that often (RGPD art. 5(1)(e))",
+        )
 
 
 def _check_opt_outs(ds: dict[str, Any], where: Path_, out: _Collector) -> None:
@@ -859,6 +882,7 @@ def _build_election(e: dict[str, Any], b: m.Baseline, source: str) -> m.Election
                 category=ds["category"],
                 art9_condition=ds.get("art9_condition", ""),
                 no_opt_outs=ds.get("no_opt_outs", ""),
+                review=Duration.parse(ds["review"]) if "review" in ds else None,
                 tabular=m.Tabular(
                     consent=_column_rule(tab.get("consent")),
                     opt_out=_column_rule(tab.get("opt_out")),
@@ -1464,6 +1488,8 @@ def normalise(p: m.Policies) -> dict[str, Any]:
                 item["art9_condition"] = ds.art9_condition
             if ds.no_opt_outs:
                 item["no_opt_outs"] = ds.no_opt_outs
+            if ds.review is not None:
+                item["review"] = _duration_text(ds.review)
             if ds.tabular is not None:
                 tab: dict[str, Any] = {}
                 for key, rule in (("consent", ds.tabular.consent), ("opt_out", ds.tabular.opt_out)):

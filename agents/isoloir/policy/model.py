@@ -331,6 +331,8 @@ class Dataset:
     art9_condition: str = ""
     # a campaign dataset without an opt-out column: why it holds none ("" when not declared)
     no_opt_outs: str = ""
+    # a permanent dataset's review period (None: the baseline's retention.permanent_review)
+    review: Duration | None = None
 
     @property
     def campaign_specific(self) -> bool:

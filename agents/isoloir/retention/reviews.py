@@ -4,7 +4,8 @@ The purge keeps two things on purpose: the consenting contacts it copies into
 the permanent contacts store, and the permanent datasets of each election.
 Kept does not mean forever (RGPD art. 5(1)(e)): the CNIL ends the data of
 regular contacts when the exchanges end, and members' data with the membership.
-So every `baseline.retention.permanent_review` (P1Y by default, at most P3Y)
+So every `baseline.retention.permanent_review` (P1Y by default, at most P3Y;
+a permanent dataset may set its own `review`)
 the DPO reviews them, deletes who no longer wants to hear from the party and
 former members, and records it with `isoloir retention reviewed`.
 
@@ -170,7 +171,7 @@ def _later(a: date, b: date | None) -> date:
 
 def findings(policies: Policies, *, state_dir: Path, now: datetime) -> list[Finding]:
     """RET-REVIEW for each kept-contacts file and permanent dataset whose review is due."""
-    period = policies.baseline.retention.permanent_review
+    default = policies.baseline.retention.permanent_review
     today = now.date()
     try:
         document = load(state_dir)
@@ -190,6 +191,7 @@ def findings(policies: Policies, *, state_dir: Path, now: datetime) -> list[Find
         files = []
     for kept in files:
         since = _later(kept.written, store_reviewed)
+        period = default
         due = period.after(since)
         if today < due:
             continue
@@ -228,6 +230,7 @@ def findings(policies: Policies, *, state_dir: Path, now: datetime) -> list[Find
         for ds in permanent_datasets(e):
             reviewed = dataset_reviewed(document, e.id, ds.name)
             since = _later(last_round, reviewed)
+            period = ds.review or default
             due = period.after(since)
             if today < due:
                 continue
