@@ -235,3 +235,17 @@ def test_a_permanent_dataset_may_have_its_own_period(setup: tuple[Path, Path, Pa
     found = review_findings(p, state, "2027-09-21")
     assert list(found) == [DATASET]  # the store keeps the baseline's year
     assert "review period P6M" in str(found[DATASET]["message"])
+
+
+def test_reviewed_gives_the_next_date_of_the_dataset_s_own_period(
+    setup: tuple[Path, Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    policies, _, state = setup
+    election = policies / "elections" / "exempleville-2027.yml"
+    text = election.read_text(encoding="utf-8")
+    election.write_text(text.replace("# review: P6M", "review: P6M"), encoding="utf-8")
+    args = ("--dataset", "benevoles")
+    assert reviewed(policies, state, *args, monkeypatch=monkeypatch, day="2028-04-01") == 0
+    assert "next review due on 2028-10-01" in capsys.readouterr().out

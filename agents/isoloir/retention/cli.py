@@ -313,6 +313,8 @@ def cmd_reviewed(args: argparse.Namespace) -> int:
         print(f"cannot record the review in {reviews.path(state)}: {text}", file=sys.stderr)
         return EXIT_ERROR
     period = p.baseline.retention.permanent_review
+    if election is not None:
+        period = p.election(election).dataset(args.dataset).review or period
     due = period.after(now.date()).isoformat()
     if election is None:
         store = p.baseline.retention.contacts_path
