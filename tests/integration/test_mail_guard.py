@@ -342,6 +342,8 @@ def test_a_message_to_one_voter_gets_the_complete_notice_and_list_unsubscribe(
         "Finalité : communication politique pour cette élection. Base légale : ",
         "Origine de votre adresse : ",
         "Conservation : jusqu'au ",
+        # compliance review E7: kept with consent is not kept forever
+        "jusqu'à la fin de nos échanges ou de votre adhésion, avec un réexamen ",
         f"Délégué à la protection des données : {relay.dpo}",
         "accès, rectification, effacement, limitation, opposition",
         "réclamation auprès de la CNIL (www.cnil.fr)",

@@ -91,7 +91,11 @@ def test_the_campaign_sheet_field_by_field(doc: dict) -> None:  # type: ignore[t
     # retention: the election's due date (2 months after the second round)
     assert "prospects : jusqu'au 2027-05-21 (fin de la campagne)" in c["retention"]
     assert "porte-a-porte : jusqu'au 2027-05-21 (fin de la campagne)" in c["retention"]
-    assert any(r.startswith("benevoles : tant que") for r in c["retention"])
+    # compliance review E7: kept data is not kept forever
+    assert (
+        "benevoles : jusqu'à la fin des échanges réguliers, de l'adhésion ou du consentement, "
+        "avec un réexamen chaque année par le délégué à la protection des données"
+    ) in c["retention"]
     assert c["recipients"][0] == "équipe de campagne de l'élection : 2 membre(s)"
     assert any("Amazon Web Services" in r and "eu-west-3" in r for r in c["recipients"])
     assert c["transfers"] == [
@@ -114,7 +118,10 @@ def test_the_other_sheets(doc: dict) -> None:  # type: ignore[type-arg]
     assert any("/srv/isoloir/contacts" in r for r in kept["retention"])
     optout = sheets["suppression"]
     assert optout["data"] == ["empreintes HMAC de l'adresse électronique et du numéro de téléphone"]
-    assert optout["retention"][0].startswith("aucune durée fixée")
+    # the documented exception: an objection outlives every campaign (art. 21(3))
+    assert optout["retention"][0].startswith("conservée d'une élection à l'autre")
+    assert "sans réexamen" in optout["retention"][0]
+    assert any("réexamen chaque année" in r for r in kept["retention"])
     for sheet in sheets.values():
         assert set(sheet) >= set(art30.ACTIVITY_FIELDS)
         assert all(sheet[f] for f in art30.ACTIVITY_FIELDS), sheet["reference"]

@@ -243,6 +243,9 @@ COMPLETE_FR = (
     "Base légale : ",
     "Origine de votre adresse : ",
     "Conservation : jusqu'au 21/05/2027 au plus tard",
+    # compliance review E7: what is kept with consent is not kept forever
+    "recontacté(e), jusqu'à la fin de nos échanges ou de votre adhésion, avec un réexamen "
+    "chaque année.",
     "Délégué à la protection des données : dpo@mouvement-exemple.example",
     "accès, rectification, effacement, limitation, opposition à tout moment",
     "droits@mouvement-exemple.example",

@@ -418,3 +418,107 @@ def test_admin_password_renewal_defaults_to_a_year(
 ) -> None:
     edit(policies, "baseline.yml", "  admin_max_age_days: 365", "  # admin_max_age_days: 365")
     assert load_policies(policies).baseline.passwords.admin_max_age_days == 365
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("P4Y", "P4Y is longer than P3Y: what is kept after the campaigns must be reviewed"),
+        ("P37M", "P37M is longer than P3Y"),
+        ("P1096D", "P1096D is longer than P3Y"),
+        ("P0D", "must be longer than zero"),
+        ('"un an"', '"un an" is not an ISO-8601 duration'),
+    ],
+)
+def test_permanent_review_is_a_duration_of_at_most_three_years(
+    policies: Path, capsys: pytest.CaptureFixture[str], value: str, reason: str
+) -> None:
+    # Compliance review E7: what is kept after the campaigns has a review period.
+    line = edit(policies, "baseline.yml", "permanent_review: P1Y ", f"permanent_review: {value} ")
+    code, errors = run_validate(policies, capsys)
+    assert code == 2
+    shown = policies / "baseline.yml"
+    assert len(errors) == 1, errors
+    location, _, rest = errors[0].partition(": retention.permanent_review: ")
+    assert location == f"{shown}:{line}", errors
+    assert reason in rest, errors
+
+
+def test_permanent_review_defaults_to_one_year_and_is_rendered(
+    policies: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from isoloir.policy import load_policies
+    from isoloir.policy.durations import Duration
+    from isoloir.policy.loader import from_normalised, normalise
+
+    text = (policies / "baseline.yml").read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if "permanent_review" not in line]
+    (policies / "baseline.yml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert run_validate(policies, capsys) == (0, [])
+    p = load_policies(policies)
+    assert p.baseline.retention.permanent_review == Duration(years=1)
+    edit(
+        policies,
+        "baseline.yml",
+        "kms_deletion_window_days: 30",
+        "permanent_review: P3Y\n  kms_deletion_window_days: 30",
+    )
+    data = normalise(load_policies(policies))
+    assert data["baseline"]["retention"]["permanent_review"] == "P3Y"
+    assert from_normalised(data).baseline.retention.permanent_review == Duration(years=3)
+
+
+@pytest.mark.parametrize(
+    ("text", "fr", "en"),
+    [
+        ("P1Y", "chaque année", "every year"),
+        ("P6M", "tous les 6 mois", "every 6 months"),
+        ("P1Y6M", "tous les 1 an et 6 mois", "every 1 year and 6 months"),
+        ("P2Y", "tous les 2 ans", "every 2 years"),
+        ("P90D", "tous les 90 jours", "every 90 days"),
+    ],
+)
+def test_review_period_in_words(text: str, fr: str, en: str) -> None:
+    from isoloir.policy.durations import Duration, every
+
+    assert every(Duration.parse(text), "fr") == fr
+    assert every(Duration.parse(text), "en") == en
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "reason"),
+    [
+        ("# review: P6M  ", "review: P4Y    ", "P4Y is longer than P3Y"),
+        ("# review: P6M  ", "review: P0D    ", "must be longer than zero"),
+        (
+            "category: campaign               #",
+            "category: campaign\n    review: P1Y #",
+            "only a permanent dataset is reviewed",
+        ),
+    ],
+)
+def test_a_dataset_review_period_is_checked(
+    policies: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, reason: str
+) -> None:
+    line = edit(policies, ELECTION, old, new)
+    if "campaign" in old:
+        line += 1
+    code, errors = run_validate(policies, capsys)
+    assert code == 2
+    assert len(errors) == 1, errors
+    location, _, rest = errors[0].partition(": datasets[")
+    assert location == f"{policies / ELECTION}:{line}", errors
+    assert "].review: " in rest and reason in rest, errors
+
+
+def test_a_dataset_review_period_is_rendered(policies: Path) -> None:
+    from isoloir.policy import load_policies
+    from isoloir.policy.durations import Duration
+    from isoloir.policy.loader import from_normalised, normalise
+
+    edit(policies, ELECTION, "# review: P6M  ", "review: P6M    ")
+    p = load_policies(policies)
+    assert p.elections[0].dataset("benevoles").review == Duration(months=6)
+    assert p.elections[0].dataset("prospects").review is None
+    again = from_normalised(normalise(p))
+    assert again.elections[0].dataset("benevoles").review == Duration(months=6)

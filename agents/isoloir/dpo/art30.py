@@ -82,7 +82,9 @@ TEXT = {
         "optout_persons": "personnes ayant demandé à ne plus être contactées",
         "optout_data": "empreintes HMAC de l'adresse électronique et du numéro de téléphone",
         "optout_basis": "obligation légale (art. 6(1)(c) et 21(3) RGPD)",
-        "optout_retention": "aucune durée fixée par les politiques : à définir et documenter",
+        "optout_retention": "conservée d'une élection à l'autre, tant que le parti fait de la "
+        "prospection politique, sans réexamen qui l'effacerait : l'opposition (art. 21(3) RGPD) "
+        "doit être respectée à chaque nouvelle campagne ; seules des empreintes y sont gardées",
         "rights_activity": "Demandes d'exercice des droits",
         "rights_purpose": "répondre aux demandes d'accès, de rectification, d'effacement et "
         "d'opposition dans le délai d'un mois (art. 12 RGPD)",
@@ -117,7 +119,9 @@ TEXT = {
         "optout_persons": "people who asked not to be contacted",
         "optout_data": "HMAC digests of the e-mail address and phone number",
         "optout_basis": "legal obligation (art. 6(1)(c) and 21(3) GDPR)",
-        "optout_retention": "no period set by the policies: to be set and documented",
+        "optout_retention": "kept from one election to the next, as long as the party "
+        "prospects, with no review that would erase it: the objection (art. 21(3) GDPR) must "
+        "be honoured at every new campaign; only fingerprints are kept there",
         "rights_activity": "Requests to exercise rights",
         "rights_purpose": "answer access, rectification, erasure and objection requests "
         "within one month (art. 12 GDPR)",
@@ -254,7 +258,9 @@ def _campaign(policies: Policies, e: Election, lang: str) -> dict[str, Any]:
             for d in campaign
         ]
         + [
-            t["permanent_retention"].format(dataset=d.name, text=wording.PERMANENT[lang])
+            t["permanent_retention"].format(
+                dataset=d.name, text=wording.permanent(policies, lang, d)
+            )
             for d in e.datasets
             if not d.campaign_specific
         ],
@@ -285,12 +291,15 @@ def build(policies: Policies, lang: str = "fr") -> dict[str, Any]:
             "data": _data(permanent, lang),
             "sensitive": _sensitive(permanent, lang),
             "retention": [
-                t["permanent_retention"].format(dataset=d.name, text=wording.PERMANENT[lang])
+                t["permanent_retention"].format(
+                    dataset=d.name, text=wording.permanent(policies, lang)
+                )
                 for d in permanent
             ]
             + [
                 t["kept"].format(
-                    path=policies.baseline.retention.contacts_path, text=wording.PERMANENT[lang]
+                    path=policies.baseline.retention.contacts_path,
+                    text=wording.permanent(policies, lang),
                 )
             ],
             **common,

@@ -48,7 +48,7 @@ def _dataset(policies: Policies, p: search.Place, lang: str) -> dict[str, Any]:
             out["kept_until"] = (
                 election.retention_due.isoformat()
                 if ds.campaign_specific
-                else wording.PERMANENT[lang]
+                else wording.permanent(policies, lang, ds)
             )
     if p.kind == "contacts":
         out["kept_because"] = wording.KEPT_CONTACTS[lang]

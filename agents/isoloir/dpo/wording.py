@@ -7,7 +7,8 @@ truthfully (an electoral list holds no e-mail or phone: review E3).
 
 from __future__ import annotations
 
-from isoloir.policy.model import Policies
+from isoloir.policy.durations import every
+from isoloir.policy.model import Dataset, Policies
 
 ORIGINS = {
     "fr": {
@@ -51,9 +52,20 @@ LEGAL_BASES = {
     },
 }
 PERMANENT = {
-    "fr": "tant que durent les échanges réguliers ou le consentement",
-    "en": "while regular exchanges or the consent last",
+    "fr": "jusqu'à la fin des échanges réguliers, de l'adhésion ou du consentement, "
+    "avec un réexamen {review} par le délégué à la protection des données",
+    "en": "until the regular exchanges, the membership or the consent end, "
+    "reviewed {review} by the data-protection officer",
 }
+
+
+def permanent(policies: Policies, lang: str, dataset: Dataset | None = None) -> str:
+    """How long what is kept after the campaigns lasts (compliance review E7: never forever):
+    for the contacts store, or a permanent dataset (its own review period, if it has one)."""
+    period = (dataset.review if dataset else None) or policies.baseline.retention.permanent_review
+    return PERMANENT[lang].format(review=every(period, lang))
+
+
 KEPT_CONTACTS = {
     "fr": "conservé après la campagne avec le consentement de la personne",
     "en": "kept after the campaign with the person's consent",

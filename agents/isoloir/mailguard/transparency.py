@@ -1,8 +1,10 @@
 """The transparency notice of a message leaving the party: who sends it, for
 which election and purpose, on which legal basis, where the address came from,
-how long it is kept, the DPO, the rights (erasure and the complaint to the CNIL
-included) and how to unsubscribe (CNIL, "Communication politique", reflexes 4
-and 5; GDPR art. 13 and 14).
+how long it is kept (for who agrees to hear from the party again: until the
+exchanges or the membership end, reviewed every `retention.permanent_review`),
+the DPO, the rights (erasure and the complaint to the CNIL included) and how to
+unsubscribe (CNIL, "Communication politique", reflexes 4 and 5; GDPR art. 13
+and 14).
 
 A message holds the notice when every body text part (text/plain and text/html,
 not attachments) names the party, the election (its label or id), the
@@ -26,6 +28,7 @@ from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
 from email.policy import SMTP
 
+from isoloir.policy.durations import every
 from isoloir.policy.model import Dataset, Election, Policies
 
 LIST_UNSUBSCRIBE = "List-Unsubscribe"
@@ -232,6 +235,8 @@ def notice(
     codes_b = list(legal_bases) or [d.legal_basis for d in election.datasets]
     basis = ", ".join(dict.fromkeys(bases.get(b, b) for b in codes_b))
     due = _due(election.retention_due, lang)
+    # what is kept after the campaign is not kept forever (compliance review E7)
+    review = every(policies.baseline.retention.permanent_review, lang)
     if lang == "en":
         lines = [
             f"To stop receiving our messages, write to {org.unsubscribe}"
@@ -241,7 +246,8 @@ def notice(
             f" {org.controller_address}), data controller, for: {election.label}.",
             f"Purpose: political communication for this election. Legal basis: {basis}.",
             f"Where your address comes from: {where}.",
-            f"Kept until {due} at the latest, unless you agree to hear from us again.",
+            f"Kept until {due} at the latest; if you agree to hear from us again, until you"
+            f" end our exchanges or your membership, and reviewed {review}.",
             f"Data protection officer: {org.dpo_contact}.",
             "Your rights: access, rectification, erasure, restriction, and objection at any"
             f" time: write to {org.rights_contact}. You may lodge a complaint with the CNIL"
@@ -256,8 +262,9 @@ def notice(
             f" {org.controller_address}), responsable du traitement, pour : {election.label}.",
             f"Finalité : communication politique pour cette élection. Base légale : {basis}.",
             f"Origine de votre adresse : {where}.",
-            f"Conservation : jusqu'au {due} au plus tard, sauf si vous acceptez d'être"
-            " recontacté(e).",
+            f"Conservation : jusqu'au {due} au plus tard ; si vous acceptez d'être"
+            " recontacté(e), jusqu'à la fin de nos échanges ou de votre adhésion, avec un"
+            f" réexamen {review}.",
             f"Délégué à la protection des données : {org.dpo_contact}.",
             "Vos droits : accès, rectification, effacement, limitation, opposition à tout"
             f" moment ; écrivez à {org.rights_contact}. Vous pouvez introduire une"

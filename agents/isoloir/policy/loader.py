@@ -29,7 +29,7 @@ from jsonschema.exceptions import ValidationError
 
 from isoloir.policy import access
 from isoloir.policy import model as m
-from isoloir.policy.durations import Duration
+from isoloir.policy.durations import Duration, longer_than
 from isoloir.policy.inputs import (
     ReadError,
     control_characters,
@@ -40,6 +40,9 @@ from isoloir.policy.inputs import (
 from isoloir.policy.yamlsrc import MAX_FILE_BYTES, Path_, Source, SourceError, parse
 
 RENDERED_FORMAT = 1
+
+# What is kept after the campaigns is reviewed at least this often (compliance review E7).
+MAX_PERMANENT_REVIEW = Duration(years=3)
 # The rendered agent.json holds the baseline and every election: a bounded read.
 MAX_RENDERED_BYTES = 16_000_000
 # One folder name, as a dataset's share_path segment.
@@ -428,6 +431,15 @@ def _check_baseline(b: dict[str, Any], out: _Collector) -> None:
     max_after = Duration.parse(retention["max_after_last_round"])
     if max_after == Duration():
         out.add(("retention", "max_after_last_round"), "must be longer than zero")
+    review = Duration.parse(retention["permanent_review"])
+    if review == Duration():
+        out.add(("retention", "permanent_review"), "must be longer than zero")
+    elif longer_than(review, MAX_PERMANENT_REVIEW):
+        out.add(
+            ("retention", "permanent_review"),
+            f"{review} is longer than {MAX_PERMANENT_REVIEW}: what is kept after the "
+            "campaigns must be reviewed at least that often (RGPD art. 5(1)(e))",
+        )
     contacts = PurePosixPath(retention["permanent_contacts"]["path"])
     share_root = PurePosixPath(b["hosts"]["share_root"])
     if contacts == share_root or share_root in contacts.parents:
@@ -576,6 +588,7 @@ def _check_election(
         if tab:
             _check_columns(tab, ("datasets", i, "tabular"), out)
         _check_opt_outs(ds, ("datasets", i), out)
+        _check_review(ds, ("datasets", i), out)
     if b is None:
         return
     known = {p["id"] for p in b["people"]}
@@ -620,6 +633,28 @@ def _check_election(
                     f"retention ends {due}, later than the baseline's maximum "
                     f"({b['retention']['max_after_last_round']} after {last}: {ceiling})",
                 )
+
+
+def _check_review(ds: dict[str, Any], where: Path_, out: _Collector) -> None:
+    """A permanent dataset may be reviewed more (or less) often than the baseline says,
+    within the same bounds (compliance review E7); a campaign dataset is destroyed instead."""
+    if "review" not in ds:
+        return
+    if ds["category"] != "permanent":
+        out.add(
+            (*where, "review"),
+            "only a permanent dataset is reviewed: a campaign dataset is destroyed at retention",
+        )
+        return
+    review = Duration.parse(ds["review"])
+    if review == Duration():
+        out.add((*where, "review"), "must be longer than zero")
+    elif longer_than(review, MAX_PERMANENT_REVIEW):
+        out.add(
+            (*where, "review"),
+            f"{review} is longer than {MAX_PERMANENT_REVIEW}: what is kept after the "
+            "campaigns must be reviewed at least that often (RGPD art. 5(1)(e))",
+        )
 
 
 def _check_opt_outs(ds: dict[str, Any], where: Path_, out: _Collector) -> None:
@@ -753,6 +788,7 @@ def _build_baseline(b: dict[str, Any]) -> m.Baseline:
             kms_deletion_window_days=ret["kms_deletion_window_days"],
             contacts_path=ret["permanent_contacts"]["path"],
             contacts_columns=tuple(ret["permanent_contacts"]["columns"]),
+            permanent_review=Duration.parse(ret["permanent_review"]),
         ),
         people=tuple(
             m.Person(p["id"], p["name"], p["email"], p["admin"], tuple(p["ssh_keys"]))
@@ -858,6 +894,7 @@ def _build_election(e: dict[str, Any], b: m.Baseline, source: str) -> m.Election
                 category=ds["category"],
                 art9_condition=ds.get("art9_condition", ""),
                 no_opt_outs=ds.get("no_opt_outs", ""),
+                review=Duration.parse(ds["review"]) if "review" in ds else None,
                 tabular=m.Tabular(
                     consent=_column_rule(tab.get("consent")),
                     opt_out=_column_rule(tab.get("opt_out")),
@@ -1347,6 +1384,7 @@ def normalise(p: m.Policies) -> dict[str, Any]:
             "max_after_last_round": _duration_text(b.retention.max_after_last_round),
             "warn_days": list(b.retention.warn_days),
             "kms_deletion_window_days": b.retention.kms_deletion_window_days,
+            "permanent_review": _duration_text(b.retention.permanent_review),
             "permanent_contacts": {
                 "path": b.retention.contacts_path,
                 "columns": list(b.retention.contacts_columns),
@@ -1463,6 +1501,8 @@ def normalise(p: m.Policies) -> dict[str, Any]:
                 item["art9_condition"] = ds.art9_condition
             if ds.no_opt_outs:
                 item["no_opt_outs"] = ds.no_opt_outs
+            if ds.review is not None:
+                item["review"] = _duration_text(ds.review)
             if ds.tabular is not None:
                 tab: dict[str, Any] = {}
                 for key, rule in (("consent", ds.tabular.consent), ("opt_out", ds.tabular.opt_out)):

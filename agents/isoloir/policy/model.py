@@ -91,6 +91,9 @@ class RetentionRules:
     kms_deletion_window_days: int
     contacts_path: str
     contacts_columns: tuple[str, ...]
+    # how often what is kept after the campaigns (the contacts store, permanent
+    # datasets) must be reviewed by the DPO (compliance review E7)
+    permanent_review: Duration = Duration(years=1)
 
 
 @dataclass(frozen=True)
@@ -331,6 +334,8 @@ class Dataset:
     art9_condition: str = ""
     # a campaign dataset without an opt-out column: why it holds none ("" when not declared)
     no_opt_outs: str = ""
+    # a permanent dataset's review period (None: the baseline's retention.permanent_review)
+    review: Duration | None = None
 
     @property
     def campaign_specific(self) -> bool:

@@ -1,4 +1,4 @@
-"""`isoloir retention plan|run`, `isoloir suppression filter|add`,
+"""`isoloir retention plan|run|accept-loss|reviewed`, `isoloir suppression filter|add`,
 `isoloir certificate verify|show`."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from isoloir.i18n import N_
 from isoloir.policy import PolicyError, load_policies, load_rendered
 from isoloir.policy.host import for_this_host
 from isoloir.policy.model import Policies
-from isoloir.retention import certificate, keys, losses, planning, tabular
+from isoloir.retention import certificate, keys, losses, planning, reviews, tabular
 from isoloir.retention.jobs import evaluate
 from isoloir.retention.journal import Journal
 from isoloir.retention.journal import db_path as journal_path
@@ -282,6 +282,91 @@ def cmd_accept_loss(args: argparse.Namespace) -> int:
         "the certificate lists them"
     )
     return EXIT_OK
+
+
+# ---------------------------------------------------------------- reviewed
+def cmd_reviewed(args: argparse.Namespace) -> int:
+    """Record that the DPO reviewed the contacts store or a permanent dataset (E7)."""
+    if _as_root_in_agents_state(args, "retention reviewed"):
+        return EXIT_ERROR
+    if args.contacts == (args.dataset is not None):
+        print("give --contacts or --dataset NAME (one of them)", file=sys.stderr)
+        return EXIT_ERROR
+    if args.contacts and args.election is not None:
+        print("--election goes with --dataset, not --contacts", file=sys.stderr)
+        return EXIT_ERROR
+    p = _policies(args)
+    if p is None:
+        return EXIT_ERROR
+    election: str | None = None
+    if args.dataset is not None:
+        found = _permanent_dataset(p, args.election, args.dataset)
+        if found is None:
+            return EXIT_ERROR
+        election = found
+    state = runtime.state_dir(args.state_dir)
+    now = clock.now()
+    try:
+        reviews.record(state, now=now, by=_who(), election=election, dataset=args.dataset or "")
+    except (OSError, reviews.ReviewsError) as exc:
+        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(f"cannot record the review in {reviews.path(state)}: {text}", file=sys.stderr)
+        return EXIT_ERROR
+    period = p.baseline.retention.permanent_review
+    if election is not None:
+        period = p.election(election).dataset(args.dataset).review or period
+    due = period.after(now.date()).isoformat()
+    if election is None:
+        store = p.baseline.retention.contacts_path
+        try:
+            count = len(reviews.kept_files(store))
+        except OSError:
+            count = 0
+        print(
+            f"recorded the review of the contacts store {store} ({_n(count)} kept-contacts "
+            f"file(s)) on {now.date().isoformat()}; next review due on {due}"
+        )
+    else:
+        print(
+            f"recorded the review of the permanent dataset {args.dataset} of {election} on "
+            f"{now.date().isoformat()}; next review due on {due}"
+        )
+    return EXIT_OK
+
+
+def _permanent_dataset(p: Policies, election: str | None, name: str) -> str | None:
+    """The election holding the permanent dataset `name`, or None (said on stderr)."""
+    if election is not None:
+        try:
+            e = p.election(election)
+        except KeyError:
+            print(f"no election {election!r} in the policies", file=sys.stderr)
+            return None
+        try:
+            ds = e.dataset(name)
+        except KeyError:
+            print(escape_controls(f"no dataset {name!r} in election {e.id}"), file=sys.stderr)
+            return None
+        if ds.campaign_specific:
+            print(
+                f"dataset {ds.name} of {e.id} is a campaign dataset: the purge destroys it, "
+                "there is nothing to review",
+                file=sys.stderr,
+            )
+            return None
+        return e.id
+    holders = [e.id for e in p.elections for d in reviews.permanent_datasets(e) if d.name == name]
+    if not holders:
+        print(escape_controls(f"no permanent dataset {name!r} in the policies"), file=sys.stderr)
+        return None
+    if len(holders) > 1:
+        print(
+            f"permanent dataset {name} is in several elections ({', '.join(holders)}): "
+            "give --election",
+            file=sys.stderr,
+        )
+        return None
+    return holders[0]
 
 
 def _as_root_in_agents_state(args: argparse.Namespace, command: str) -> bool:
@@ -765,6 +850,19 @@ def register(subparsers: Any) -> None:
     accept.add_argument("--all", action="store_true", help="every table `plan` lists as such")
     accept.add_argument("sources", nargs="*", metavar="SOURCE", help="as `retention plan` shows")
     accept.set_defaults(func=_guarded(cmd_accept_loss))
+
+    reviewed = ret_sub.add_parser(
+        "reviewed",
+        help="record that the DPO reviewed what is kept after the campaigns: the contacts "
+        "store (--contacts) or a permanent dataset (--dataset)",
+    )
+    runtime.add_runtime_arguments(reviewed)
+    reviewed.add_argument(
+        "--contacts", action="store_true", help="the permanent contacts store, every file of it"
+    )
+    reviewed.add_argument("--dataset", help="a permanent dataset")
+    reviewed.add_argument("--election", help="its election (needed when several have it)")
+    reviewed.set_defaults(func=_guarded(cmd_reviewed))
 
     keyring = ret_sub.add_parser(
         "keys",

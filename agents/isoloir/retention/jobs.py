@@ -14,6 +14,8 @@ from the policy):
 - RET-PURGED  a completed purge, with its certificate (reported for a day).
 - RET-KEY     the KMS key was not scheduled for deletion, and why.
 - RET-FAILED  the purge stopped with an error; the next run resumes it.
+- RET-REVIEW  what is kept after the campaigns is due for its periodic review
+              (retention/reviews.py).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from isoloir.findings import Finding, Severity, from_templates
 from isoloir.i18n import N_, Msg
 from isoloir.jobs import JobContext
 from isoloir.policy.model import Election, Policies
-from isoloir.retention import planning, share, sharelock
+from isoloir.retention import planning, reviews, share, sharelock
 from isoloir.retention.journal import Journal, Run
 from isoloir.retention.journal import db_path as journal_path
 from isoloir.retention.purge import (
@@ -426,4 +428,4 @@ def retention_job(ctx: JobContext) -> list[Finding]:
         now=ctx.now,
         dry_run=ctx.dry_run,
     )
-    return findings
+    return findings + reviews.findings(ctx.policies, state_dir=ctx.state_dir, now=ctx.now)
