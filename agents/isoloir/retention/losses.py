@@ -10,13 +10,13 @@ the certificate lists them. The record lives in the agent's state directory
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from isoloir.statefiles import load_record, write_record
 
 FILE_NAME = "accepted-losses.json"
 
@@ -41,22 +41,7 @@ def path(state_dir: Path) -> Path:
 
 
 def _load(state_dir: Path) -> dict[str, Any]:
-    p = path(state_dir)
-    try:
-        fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise LossesError(f"cannot read {p}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as handle:
-        data = handle.read(16 * 1024 * 1024)
-    try:
-        document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise LossesError(f"{p} is not a JSON document") from None
-    if not isinstance(document, dict):
-        raise LossesError(f"{p} is not a record of accepted losses")
-    return document
+    return load_record(path(state_dir), LossesError, "accepted losses")
 
 
 def accepted(state_dir: Path, election: str, dataset: str) -> dict[str, dict[str, str]]:
@@ -95,16 +80,5 @@ def accept(
             "accepted_by": by,
         }
     per_election[dataset] = sorted(current.values(), key=lambda e: str(e["source"]))
-    _write(path(state_dir), document)
+    write_record(path(state_dir), document)
     return len(current)
-
-
-def _write(target: Path, document: dict[str, Any]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write((json.dumps(document, indent=2, sort_keys=True) + "\n").encode())
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, target)

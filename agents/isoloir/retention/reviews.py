@@ -25,7 +25,6 @@ dataset names, dates and who recorded them.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -38,6 +37,7 @@ from typing import Any
 from isoloir.findings import Finding, Severity, from_templates
 from isoloir.i18n import N_
 from isoloir.policy.model import Dataset, Election, Policies
+from isoloir.statefiles import load_record, write_record
 
 FILE_NAME = "reviews.json"
 CONTACTS = "contacts"
@@ -58,22 +58,7 @@ def path(state_dir: Path) -> Path:
 
 
 def load(state_dir: Path) -> dict[str, Any]:
-    p = path(state_dir)
-    try:
-        fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise ReviewsError(f"cannot read {p}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as handle:
-        data = handle.read(16 * 1024 * 1024)
-    try:
-        document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ReviewsError(f"{p} is not a JSON document") from None
-    if not isinstance(document, dict):
-        raise ReviewsError(f"{p} is not a record of reviews")
-    return document
+    return load_record(path(state_dir), ReviewsError, "reviews")
 
 
 def _date(entry: Any) -> date | None:
@@ -116,18 +101,7 @@ def record(
         if not isinstance(datasets, dict):
             datasets = per_election[election] = {}
         datasets[dataset] = entry
-    _write(path(state_dir), document)
-
-
-def _write(target: Path, document: dict[str, Any]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write((json.dumps(document, indent=2, sort_keys=True) + "\n").encode())
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, target)
+    write_record(path(state_dir), document)
 
 
 @dataclass(frozen=True)
