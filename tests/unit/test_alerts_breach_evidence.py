@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from moto import mock_aws
+from tests.moto_env import use_in_process_aws
 
 from isoloir import aws
 from isoloir.alerts import messages
@@ -248,16 +249,7 @@ def test_no_spool_yet_gives_no_start_and_creates_nothing(tmp_path: Path) -> None
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "eu-west-3",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "ISOLOIR_STATE_DIR": str(tmp_path / "state"),
-    }.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("ISOLOIR_AWS_ENDPOINT", raising=False)
-    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    use_in_process_aws(monkeypatch, ISOLOIR_STATE_DIR=str(tmp_path / "state"))
     monkeypatch.delenv("ISOLOIR_NOW", raising=False)
     with mock_aws():
         yield

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from moto import mock_aws
+from tests.moto_env import use_in_process_aws
 
 from isoloir import aws, cli
 from isoloir.alerts.spool import Spool, spool_path
@@ -38,15 +39,7 @@ def _dead_port() -> int:
 
 @pytest.fixture()
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "eu-west-3",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("ISOLOIR_AWS_ENDPOINT", raising=False)
-    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    use_in_process_aws(monkeypatch)
     monkeypatch.setattr(aws, "_RETRIES", {"max_attempts": 1, "mode": "standard"})
 
 

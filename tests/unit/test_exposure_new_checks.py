@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from moto import mock_aws
+from tests.moto_env import use_in_process_aws
 
 from isoloir import aws
 from isoloir.exposure import inventory_kms, inventory_s3, registry
@@ -215,16 +216,7 @@ def test_retention_journal_read_only(tmp_path: Path) -> None:
 
 @pytest.fixture()
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "eu-west-3",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "ISOLOIR_STATE_DIR": str(tmp_path / "state"),
-    }.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("ISOLOIR_AWS_ENDPOINT", raising=False)
-    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    use_in_process_aws(monkeypatch, ISOLOIR_STATE_DIR=str(tmp_path / "state"))
     with mock_aws():
         yield
 

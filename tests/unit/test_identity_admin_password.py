@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from moto import mock_aws
+from tests.moto_env import use_in_process_aws
 
 from isoloir import aws
 from isoloir.exposure import inventory_identity, registry
@@ -156,15 +157,7 @@ def test_a_report_never_ready_makes_the_audit_incomplete() -> None:
 
 @pytest.fixture()
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "eu-west-3",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("ISOLOIR_AWS_ENDPOINT", raising=False)
-    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    use_in_process_aws(monkeypatch)
 
 
 def test_the_inventory_reads_the_dates_from_iam(aws_env: None, policies: Policies) -> None:

@@ -20,6 +20,7 @@ import jinja2
 import pytest
 import yaml
 from moto import mock_aws
+from tests.moto_env import use_in_process_aws
 
 from isoloir import aws
 from isoloir.controller import inventory
@@ -185,15 +186,7 @@ def test_the_daemon_and_the_clis_load_the_hosts_share(
 
 @pytest.fixture()
 def two_buckets(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Policies]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "eu-west-3",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("ISOLOIR_AWS_ENDPOINT", raising=False)
-    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    use_in_process_aws(monkeypatch)
     p = _two_regions()
     with mock_aws():
         for e in p.elections:
