@@ -74,6 +74,20 @@ def test_the_inventory_gives_each_host_its_regions_elections() -> None:
     assert hosts["isoloir-shares-eu-west-1"]["isoloir_host_region"] == "eu-west-1"
 
 
+def test_one_host_audits_the_account() -> None:
+    """The default region's host, else the first by name; never two (issue 21)."""
+
+    def auditors(region: str | None) -> list[str]:
+        data = inventory.from_terraform(_outputs(), account_region=region)
+        hosts = data["all"]["children"][inventory.GROUP]["hosts"]
+        return [n for n, h in hosts.items() if h["isoloir_host_account_audit"]]
+
+    assert auditors("eu-west-3") == ["isoloir-shares-eu-west-3"]
+    assert auditors("eu-west-1") == ["isoloir-shares-eu-west-1"]
+    assert auditors("eu-north-1") == ["isoloir-shares-eu-west-1"]
+    assert auditors(None) == ["isoloir-shares-eu-west-1"]
+
+
 def test_a_host_without_an_election_list_is_refused_not_given_all() -> None:
     outputs = _outputs()
     del outputs["file_share_hosts"]["value"]["isoloir-shares-eu-west-1"]["elections"]
@@ -126,7 +140,18 @@ def test_the_agents_role_writes_host_json_from_its_elections() -> None:
     tasks = yaml.safe_load((ROOT / "playbooks/roles/agents/tasks/config.yml").read_text())
     (task,) = [t for t in tasks if t["name"].startswith("Elections this host serves")]
     assert task["ansible.builtin.copy"]["dest"].endswith("/host.json")
-    assert "agents_elections" in task["ansible.builtin.copy"]["content"]
+    content = task["ansible.builtin.copy"]["content"]
+    assert "agents_elections" in content
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    env.filters["to_nice_json"] = lambda v: json.dumps(v, indent=4, sort_keys=True)
+    env.filters["bool"] = bool
+    elections = [{"id": "b"}, {"id": "a"}]
+    written = json.loads(env.from_string(content).render(agents_elections=elections,
+                         isoloir_host_account_audit=False))  # fmt: skip
+    assert written == {"elections": ["a", "b"], "account_audit": False}
+    # the sandbox host (no inventory flag) audits the account, as before
+    written = json.loads(env.from_string(content).render(agents_elections=elections))
+    assert written["account_audit"] is True
 
 
 # -- the agents ----------------------------------------------------------------------
@@ -146,9 +171,17 @@ def test_host_json_splits_the_policies(tmp_path: Path, monkeypatch: pytest.Monke
     again = mine.served_by(["autreville-2027"])
     assert [e.id for e in again.elections] == ["autreville-2027"]
     assert [e.id for e in again.elsewhere] == ["exempleville-2027"]
+    # a file written before the flag: this host audits the account, as before
+    assert mine.audits_account
+    host.write_text(json.dumps({"elections": ["autreville-2027"], "account_audit": False}))
+    assert not for_this_host(p).audits_account
 
 
-@pytest.mark.parametrize("text", ["{", '{"elections": "a"}', '["a"]', '{"elections": [1]}'])
+@pytest.mark.parametrize(
+    "text",
+    ["{", '{"elections": "a"}', '["a"]', '{"elections": [1]}',
+     '{"elections": [], "account_audit": "no"}'],
+)  # fmt: skip
 def test_a_malformed_host_json_is_an_error_not_every_election(
     tmp_path: Path, text: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -220,3 +253,9 @@ def test_the_scan_skips_the_buckets_of_elections_served_elsewhere(
     # the eu-west-3 election's bucket is its own host's to read
     assert {b.name for b in mine.buckets} == {dublin.bucket_name, "undeclared-shadow"}
     assert mine.buckets_elsewhere == [paris.bucket_name]
+
+    # a host that does not audit the account leaves undeclared storage to the one that does
+    quiet = dataclasses.replace(dublin_host, audits_account=False)
+    own = inventory_s3.fetch(quiet, sample=False, retention_journal=journal)
+    assert {b.name for b in own.buckets} == {dublin.bucket_name}
+    assert own.buckets_elsewhere == sorted([paris.bucket_name, "undeclared-shadow"])

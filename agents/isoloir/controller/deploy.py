@@ -349,6 +349,7 @@ class Deployment:
                 key_file=str(Path(self.key_file).expanduser().resolve()) if self.key_file else None,
                 known_hosts=self.run_dir / "known_hosts",
                 proxy_jump=self.proxy_jump,
+                account_region=self.policies.baseline.regions.default if self.policies else None,
             )
         self.inventory = self.run_dir / "inventory.json"
         self.inventory.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

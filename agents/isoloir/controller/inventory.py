@@ -86,6 +86,17 @@ def ssh_arguments(known_hosts: Path, proxy_jump: str | None = None) -> str:
     return shlex.join(options)
 
 
+def account_auditor(hosts: Mapping[str, Any], region: str | None) -> str | None:
+    """The host that audits the account: the one in `region` when there is one,
+    else the first by name (stable from one deploy to the next)."""
+    names = sorted(str(n) for n in hosts)
+    for name in names:
+        host = hosts[name]
+        if region is not None and isinstance(host, Mapping) and host.get("region") == region:
+            return name
+    return names[0] if names else None
+
+
 def from_terraform(
     outputs: Mapping[str, Any],
     key_file: str | None = None,
@@ -93,12 +104,16 @@ def from_terraform(
     *,
     known_hosts: Path | None = None,
     proxy_jump: str | None = None,
+    account_region: str | None = None,
 ) -> dict[str, Any]:
-    """Inventory of the aws target from `terraform output -json`."""
+    """Inventory of the aws target from `terraform output -json`
+    (`account_region`: the region whose host audits the account, normally the
+    policies' default region)."""
     entry = outputs.get(TERRAFORM_OUTPUT)
     if not isinstance(entry, Mapping) or not isinstance(entry.get("value"), Mapping):
         raise InventoryError(f"terraform output {TERRAFORM_OUTPUT!r} is missing or not a map")
     hosts: dict[str, Any] = {}
+    auditor = account_auditor(entry["value"], account_region)
     for name, host in sorted(entry["value"].items()):
         if not isinstance(host, Mapping) or not host.get("address"):
             raise InventoryError(f"host {name!r} of {TERRAFORM_OUTPUT!r} has no address")
@@ -113,6 +128,9 @@ def from_terraform(
         # people's groups, the agents' purges and scans); the roles filter
         # isoloir_elections by it.
         hostvars["isoloir_host_elections"] = sorted(str(e) for e in elections)
+        # One host audits the account (IAM, the account's public access block,
+        # undeclared buckets): every host doing it would send every alert N times.
+        hostvars["isoloir_host_account_audit"] = name == auditor
         if host.get("region"):
             hostvars["isoloir_host_region"] = str(host["region"])
         if host.get("data_volume_id"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,8 @@ def _key(kms: Any, region: str, key_id: str) -> KmsKey | None:
     return KmsKey(**{**key.__dict__, "rotation": bool(status.get("KeyRotationEnabled"))})
 
 
-def fetch_keys(client: Any, regions: Iterable[str], inv: S3Inventory) -> None:
-    """Every KMS key of `regions` into `inv.kms_keys`."""
+def fetch_keys(client: Any, regions: Iterable[str], inv: S3Inventory, *, workers: int = 1) -> None:
+    """Every KMS key of `regions` into `inv.kms_keys` (`workers` keys described at once)."""
     ok = True
     for region in sorted(set(regions)):
         kms = client("kms", region)
@@ -65,14 +66,16 @@ def fetch_keys(client: Any, regions: Iterable[str], inv: S3Inventory) -> None:
             inv.errors[f"kms:{region}"] = _error(exc)
             ok = False
             continue
-        for key_id in ids:
+
+        def one(key_id: str, kms: Any = kms, region: str = region) -> KmsKey | None:
             try:
-                key = _key(kms, region, key_id)
+                return _key(kms, region, key_id)
             except (ClientError, BotoCoreError) as exc:
                 inv.errors[f"kms:{key_id}"] = _error(exc)
-                continue
-            if key is not None:
-                inv.kms_keys.append(key)
+                return None
+
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            inv.kms_keys.extend(k for k in pool.map(one, ids) if k is not None)
     inv.kms_read = ok
 
 

@@ -99,7 +99,7 @@ def collect(
                 silent = aws.probe()
         inv.identity = inventory_identity.fetch(
             policies,
-            iam=opts.iam and silent is None,
+            iam=opts.iam and silent is None and policies.audits_account,
             group_file=opts.group_file,
             passwd_file=opts.passwd_file,
         )
@@ -161,6 +161,12 @@ def _identity_unread(inv: Inventory, rules: set[str], resources: set[str]) -> No
         resources.add("host-user:")
 
 
+def account_rules() -> frozenset[str]:
+    """The rules about the whole account rather than one host's elections: the
+    IAM users and password policy, and the account's public access block."""
+    return frozenset(_rules("identity", "iam_") | {"s3_account_public_access_block"})
+
+
 def unread_of(inv: Inventory, errors: dict[str, str]) -> Unread:
     """What this scan did not observe either way (see `isoloir.findings.Unread`)."""
     rules: set[str] = set()
@@ -185,6 +191,8 @@ def run(
         opts = replace(opts, share_root=None)
     inv, errors, fatal = collect(policies, now, opts)
     results = registry.run(inv, scopes=opts.scopes, observed_at=now)
+    if not policies.audits_account:  # another host raises these (one alert, not one a host)
+        results = [r for r in results if r.finding.rule_id not in account_rules()]
     actions: list[Action] = []
     refused = ""
     if fix or dry_run:
@@ -206,6 +214,8 @@ def run(
             f = replace(f, evidence={**f.evidence, "remediation": state, "action": act.action})
         findings.append(f)
     unread = unread_of(inv, {**errors, **fatal})
+    if not policies.audits_account:  # not looked at here: never announced resolved here
+        unread = replace(unread, rules=unread.rules | account_rules())
     return ScanReport(findings, results, actions, errors, fatal, inv, unread, refused)
 
 

@@ -397,6 +397,12 @@ class Policies:
     # host): this host neither holds their shares nor purges or scans their
     # buckets (`served_by`). Empty when the host serves every election.
     elsewhere: tuple[Election, ...] = ()
+    # Whether this host audits what belongs to the whole account (IAM users, the
+    # password policy, the account's public access block, buckets no election
+    # declares): one host does, so that N hosts do not raise N alerts of each
+    # (issue 21). True where there is no host file (the controller, the local
+    # target, a host converged before the flag).
+    audits_account: bool = True
 
     def served_by(self, election_ids: Collection[str] | None) -> Policies:
         """The policies as one host sees them: `elections` keeps those it serves

@@ -143,8 +143,10 @@ locals {
         Sid    = "AuditIdentities"
         Effect = "Allow"
         Action = [
-          # the credential report: when each console password was last set
-          # (iam_admin_password_age; account-wide actions, read only)
+          # the credential report (who has a console password, MFA, keys, and
+          # when each password was last set) and the virtual MFA devices: one
+          # read each for the whole account; per user only what they cannot say
+          # (isoloir.exposure.inventory_identity; account-wide, read only)
           "iam:GenerateCredentialReport",
           "iam:GetAccountPasswordPolicy",
           "iam:GetCredentialReport",
@@ -152,6 +154,7 @@ locals {
           "iam:ListAccessKeys",
           "iam:ListMFADevices",
           "iam:ListUsers",
+          "iam:ListVirtualMFADevices",
         ]
         Resource = "*"
       },

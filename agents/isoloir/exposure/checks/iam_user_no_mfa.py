@@ -17,7 +17,14 @@ from isoloir.i18n import N_
     remediation=N_(
         "Enrol an MFA device for the user (policies: mfa.required) or remove the console password."
     ),
-    permissions=("iam:ListUsers", "iam:GetLoginProfile", "iam:ListMFADevices"),
+    permissions=(
+        "iam:ListUsers",
+        "iam:GenerateCredentialReport",
+        "iam:GetCredentialReport",
+        "iam:ListVirtualMFADevices",
+        "iam:GetLoginProfile",
+        "iam:ListMFADevices",
+    ),
 )
 def evaluate(inv: Inventory) -> Iterator[Hit]:
     if inv.identity is None:
