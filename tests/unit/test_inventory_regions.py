@@ -254,8 +254,20 @@ def test_the_scan_skips_the_buckets_of_elections_served_elsewhere(
     assert {b.name for b in mine.buckets} == {dublin.bucket_name, "undeclared-shadow"}
     assert mine.buckets_elsewhere == [paris.bucket_name]
 
+    # the access-log bucket of a region is its host's to read, not the others'
+    dublin_logs = p.baseline.log_bucket_names["eu-west-1"]
+    aws.client("s3", "eu-west-1").create_bucket(
+        Bucket=dublin_logs, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    paris_host = p.served_by([paris.id])
+    theirs = inventory_s3.fetch(paris_host, sample=False, retention_journal=journal)
+    assert dublin_logs in theirs.buckets_elsewhere
+    assert dublin_logs not in {b.name for b in theirs.buckets}
+    mine = inventory_s3.fetch(dublin_host, sample=False, retention_journal=journal)
+    assert dublin_logs in {b.name for b in mine.buckets}
+
     # a host that does not audit the account leaves undeclared storage to the one that does
     quiet = dataclasses.replace(dublin_host, audits_account=False)
     own = inventory_s3.fetch(quiet, sample=False, retention_journal=journal)
-    assert {b.name for b in own.buckets} == {dublin.bucket_name}
+    assert {b.name for b in own.buckets} == {dublin.bucket_name, dublin_logs}
     assert own.buckets_elsewhere == sorted([paris.bucket_name, "undeclared-shadow"])

@@ -374,10 +374,15 @@ def fetch(
     does not audit the account (`policies.audits_account`) reads only its own
     elections' buckets and its region's access-log bucket: the buckets no
     election declares are the account-auditing host's."""
+    logs = policies.baseline.log_bucket_names
     elsewhere = {e.bucket_name for e in policies.elsewhere}
+    # and the access-log buckets of the regions only other hosts serve
+    mine = {e.region for e in policies.elections}
+    elsewhere |= {logs[e.region] for e in policies.elsewhere if e.region in logs} - {
+        logs[r] for r in mine if r in logs
+    }
     own: set[str] | None = None
     if not policies.audits_account:
-        logs = policies.baseline.log_bucket_names
         own = {e.bucket_name for e in policies.elections}
         own |= {logs[e.region] for e in policies.elections if e.region in logs}
     if retention_journal is None:
