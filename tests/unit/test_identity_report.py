@@ -38,9 +38,35 @@ HEADER = (
 
 @pytest.fixture()
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto in process, with the emulator's dating of the credential report."""
+    from moto.iam.responses import IamResponse
+
+    from isoloir.controller.emulator_server import patch_credential_report_time
+
     use_in_process_aws(monkeypatch)
+    monkeypatch.setattr(IamResponse, "get_credential_report", IamResponse.get_credential_report)
+    patch_credential_report_time()
     with mock_aws():
         yield
+
+
+def _per_user_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The IAM operations named per user that fetch_iam makes from here on."""
+    calls: list[str] = []
+    made = aws.client
+
+    def counting(service: str, region: str | None = None) -> Any:
+        client = made(service, region)
+
+        def note(params: dict[str, Any], model: Any, **_: Any) -> None:
+            if "UserName" in params:
+                calls.append(f"{model.name}:{params['UserName']}")
+
+        client.meta.events.register("provide-client-params.iam", note)
+        return client
+
+    monkeypatch.setattr(inventory_identity.aws, "client", counting)
+    return calls
 
 
 def _by_name(inv: IdentityInventory) -> dict[str, Any]:
@@ -63,9 +89,14 @@ def test_the_report_and_the_calls_agree(aws_env: None, monkeypatch: pytest.Monke
     )
     key = iam.create_access_key(UserName="dtemoin")["AccessKey"]["AccessKeyId"]
 
+    calls = _per_user_calls(monkeypatch)
     fast = IdentityInventory()
     inventory_identity.fetch_iam(fast, password_ages=True)
     assert fast.errors == {} and fast.iam_fetched and fast.credential_report_time is not None
+    # from the report and the virtual devices: only the key holder's keys are asked for
+    assert calls == ["ListAccessKeys:dtemoin"]
+    monkeypatch.undo()
+    use_in_process_aws(monkeypatch)
 
     def no_report(iam: Any, inv: IdentityInventory, **_: Any) -> None:
         return None

@@ -39,6 +39,9 @@ unchanged: an explicit Deny wins, else an Allow is needed; conditions of
 identity policies are not evaluated (a statement applies whatever its
 `Condition`), and the trust policy is not checked for roles assumed before
 enforcement is switched on (docs/infra.md, "IAM enforcement in the tests").
+
+A fourth correction dates the credential report when it is read (moto dates
+every report 2015-02-02, although it writes it from the users of the moment).
 """
 
 from __future__ import annotations
@@ -81,6 +84,26 @@ def patch_moto() -> None:
 
     FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
     _patch_iam_checks()
+    patch_credential_report_time()
+
+
+def patch_credential_report_time() -> None:
+    """moto builds the credential report from the users as they are when it is
+    read, but dates it 2015-02-02 whatever happens. IAM dates a report when it
+    generates it, and what the report says is as of that time; the identity
+    audit reads call by call every user created after it. So the report's
+    time is the time it is read, as its content is."""
+    from datetime import UTC, datetime
+
+    from moto.core.responses import ActionResult
+    from moto.iam.responses import IamResponse
+
+    def get_credential_report(self: Any) -> Any:
+        report = self.backend.get_credential_report()
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return ActionResult({"Content": report, "ReportFormat": "text/csv", "GeneratedTime": now})
+
+    IamResponse.get_credential_report = get_credential_report  # type: ignore[method-assign]
 
 
 # IAM actions of S3 REST requests, by method and the first sub-resource found in
