@@ -369,7 +369,14 @@ def test_each_host_serves_exactly_its_regions_elections(played: StandIn) -> None
     # the agents' config declares both; host.json says which this host serves
     agent = json.loads((root / "etc/isoloir/agent.json").read_text())
     assert {e["policy"]["id"] for e in agent["elections"]} == {mine, OTHER_ELECTION}
-    assert json.loads((root / "etc/isoloir/host.json").read_text()) == {"elections": [mine]}
+    # host.json says which this host serves, and that it (the default region's
+    # host) is the one that audits the account; the other region's host is not
+    assert json.loads((root / "etc/isoloir/host.json").read_text()) == {
+        "elections": [mine],
+        "account_audit": True,
+    }
+    assert hosts[f"isoloir-shares-{REGION}"]["isoloir_host_account_audit"] is True
+    assert hosts[f"isoloir-shares-{OTHER_REGION}"]["isoloir_host_account_audit"] is False
     # shares and groups: this host's election only
     share_root = root / "srv/elections"
     assert (share_root / mine).is_dir()

@@ -108,6 +108,7 @@ def test_inventory_from_terraform_outputs() -> None:
             "ansible_ssh_private_key_file": "/k",
             "mail_guard_listen_addresses": ["127.0.0.1", "10.20.0.5"],
             "isoloir_host_elections": ["a", "b"],
+            "isoloir_host_account_audit": True,
             "isoloir_host_region": "eu-west-3",
         }
     }
