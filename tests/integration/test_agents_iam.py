@@ -7,6 +7,10 @@ the role's EC2 trust policy while enforcement is off, see docs/infra.md), and
 moto's IAM enforcement is switched on for this module: from there every
 request is checked against the caller's IAM policies, the administrator's
 (everything) for the test's own setup and checks, the role's for the agents.
+For the role's sessions the emulator also applies the bucket and key policies'
+Deny statements with their conditions, `aws:CurrentTime` being the emulator's
+clock, which the module sets after the example's retention date (one test moves
+it to either side of that date).
 
 Each test drives a public entry point (the scan and its fixes through
 `isoloir.exposure.scan.run`, the purge through `isoloir retention run`) with
@@ -24,7 +28,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +124,9 @@ def deployed(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> It
     outputs = tf.output()
     admin = emulator.create_admin()
     agent = emulator.assume_role(str(outputs["agent_role_arn"]), admin)
+    # AWS's clock (aws:CurrentTime in the bucket and key policies) stands where
+    # the agents' clock does: after the example's retention date
+    emulator.set_clock(datetime.fromisoformat(NOW))
     with iam_enforced(emulator, admin):
         yield Deployed(root, policies, outputs, admin, agent, emulator)
     emulator.reset()
@@ -321,6 +328,75 @@ def test_each_enabled_fix_succeeds_with_the_role(deployed: Deployed) -> None:
 
 
 # ------------------------------------------------------------ the purge
+
+
+def _due(d: Deployed) -> datetime:
+    """Midnight UTC of the example election's retention date."""
+    (election,) = [e for e in load_policies(d.policies).elections if e.id == EID]
+    return datetime.combine(election.retention_due, datetime.min.time(), tzinfo=UTC)
+
+
+def test_the_role_destroys_nothing_before_the_retention_date(deployed: Deployed) -> None:
+    """N11 on the emulator: the bucket and key policies' dated Denies refuse the
+    agents' deletions and key deletion one second before the retention date,
+    whatever the host's clock says; one second after, the same call passes."""
+    admin_s3 = deployed.client("s3", deployed.admin)
+    admin_kms = deployed.client("kms", deployed.admin)
+    bucket = deployed.bucket
+    key = "porte-a-porte/avant-la-date.txt"
+    version = admin_s3.put_object(Bucket=bucket, Key=key, Body=b"v1")["VersionId"]
+    s3 = deployed.client("s3", deployed.agent)
+    kms = deployed.client("kms", deployed.agent)
+    due = _due(deployed)
+    try:
+        deployed.emulator.set_clock(due - timedelta(seconds=1))
+        with pytest.raises(ClientError) as err:
+            s3.delete_object(Bucket=bucket, Key=key, VersionId=version)
+        assert _code(err.value) == "AccessDenied"
+        with pytest.raises(ClientError) as err:
+            s3.delete_object(Bucket=bucket, Key=key)  # not even a delete marker
+        assert _code(err.value) == "AccessDenied"
+        with pytest.raises(ClientError) as err:  # the key policy refuses too
+            kms.schedule_key_deletion(KeyId=deployed.key_arn, PendingWindowInDays=7)
+        assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        with pytest.raises(ClientError) as err:  # nor may the role lift the date
+            s3.delete_bucket_policy(Bucket=bucket)
+        assert _code(err.value) == "AccessDenied"
+        # the purge itself, its host's clock saying the date has passed: AWS
+        # refuses (its own state, secrets and contacts store: the purge test's
+        # are left as they were)
+        early = deployed.root / "early"
+        early.mkdir()
+        policies = _policies_copy(early)
+        keys.init(early / "secrets")
+        env = {
+            **os.environ,
+            **deployed.agent,
+            "ISOLOIR_NOW": NOW,
+            "ISOLOIR_SECRETS_DIR": str(early / "secrets"),
+            "ISOLOIR_STATE_DIR": str(early / "state"),
+            "ISOLOIR_CONFIG": str(policies),
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "isoloir.cli", "retention", "run"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        out = result.stdout + result.stderr
+        assert result.returncode != 0, out
+        heads = admin_s3.list_object_versions(Bucket=bucket, Prefix=key).get("Versions", [])
+        assert [v["VersionId"] for v in heads] == [version], out
+        state = admin_kms.describe_key(KeyId=deployed.key_arn)["KeyMetadata"]["KeyState"]
+        assert state == "Enabled"
+        # one second after midnight of the date, the same deletion is allowed
+        deployed.emulator.set_clock(due + timedelta(seconds=1))
+        s3.delete_object(Bucket=bucket, Key=key, VersionId=version)
+        assert not admin_s3.list_object_versions(Bucket=bucket, Prefix=key).get("Versions")
+    finally:
+        deployed.emulator.set_clock(datetime.fromisoformat(NOW))
 
 
 def _versions(s3: Any, bucket: str, prefix: str) -> int:

@@ -45,6 +45,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from isoloir.controller.emulator_server import CLOCK_PATH
+
 HOST = "127.0.0.1"
 # Fake credentials: moto accepts any key unless auth is on.
 FAKE_ACCESS_KEY_ID = "AKIAISOLOIREMULATOR0"
@@ -366,8 +368,18 @@ class Emulator:
             return data
 
     def reset(self) -> None:
-        """Forget every resource in every region (moto's reset API)."""
+        """Forget every resource in every region (moto's reset API), and set
+        the emulator's clock back to the machine's."""
         self._post("/moto-api/reset")
+        self.set_clock(None)
+
+    def set_clock(self, when: dt.datetime | None) -> None:
+        """The time AWS's policy conditions see (`aws:CurrentTime`) in this
+        emulator: `when` (aware) from now on, advancing; None: the machine's."""
+        if when is not None and when.tzinfo is None:
+            raise ValueError("the emulator's clock needs an aware datetime")
+        now = None if when is None else when.isoformat()
+        self._post(CLOCK_PATH, json.dumps({"now": now}).encode())
 
     def set_auth(self, enabled: bool) -> None:
         """Switch IAM authentication on or off at run time (moto's reset-auth API).

@@ -42,6 +42,29 @@ enforcement is switched on (docs/infra.md, "IAM enforcement in the tests").
 
 A fourth correction dates the credential report when it is read (moto dates
 every report 2015-02-02, although it writes it from the users of the moment).
+
+A fifth correction concerns resource policies under enforcement. moto never
+evaluates a bucket policy's or a key policy's conditions (see the first
+correction), so the Deny statements that date the agents' destruction
+(`DenyAgentDeletionBeforeRetention`, `DenyAgentShreddingBeforeRetention`) and
+forbid them to rewrite the bucket policy would never refuse anything here,
+although AWS refuses. For a session of an assumed role (the agents), each
+request that IAM allowed is now also checked against the Deny statements of
+the bucket's policy (S3) or of the key's policy (KMS), conditions included,
+with `isoloir.controller.infra.evaluate` and this request context:
+`aws:PrincipalArn` (the role's ARN, as AWS sets it for a role session),
+`aws:CurrentTime` (the emulator's clock, below), `aws:SecureTransport` (true:
+the emulator serves TLS only) and, on a put, the
+`s3:x-amz-server-side-encryption[-aws-kms-key-id]` headers. An explicit Deny
+refuses the request with AccessDenied, as AWS does. IAM users (the tests' own
+administrator, which seeds data an administrator could not seed on AWS) are
+not checked against resource policies: only the agents are.
+
+The emulator's clock is the machine's, shifted by what a test sets with
+`POST /isoloir-api/clock` (`{"now": "2027-05-20T23:59:59Z"}`, or `null` for the
+machine's time again; `Emulator.set_clock`): a test can then stand one second
+before or after an election's retention date as AWS would see it, whatever the
+host believes (`ISOLOIR_NOW`).
 """
 
 from __future__ import annotations
@@ -52,11 +75,29 @@ import threading
 import xml.etree.ElementTree as ET  # noqa: S405 - the emulator parses its own clients' requests
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 _REMEMBERED = 4096  # answers kept, oldest forgotten first
+CLOCK_PATH = "/isoloir-api/clock"
+
+
+class _Clock:
+    """The emulator's idea of now: the machine's time plus a shift a test sets."""
+
+    def __init__(self) -> None:
+        self.shift = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.shift
+
+    def set(self, when: datetime | None) -> None:
+        self.shift = timedelta(0) if when is None else when - datetime.now(UTC)
+
+
+CLOCK = _Clock()
 
 
 def _unconditional(policy: bytes | str) -> str | None:
@@ -269,10 +310,100 @@ def _kms_resource(account: str, region: str, body: bytes) -> str:
         return "*"
 
 
+def _bucket_policy(account: str, arn: str) -> str | None:
+    from moto.s3.models import s3_backends
+
+    name = arn.removeprefix("arn:aws:s3:::").split("/", 1)[0]
+    if not name or arn == "*":
+        return None
+    try:
+        policy = s3_backends[account]["aws"].get_bucket(name).policy
+    except Exception:  # noqa: BLE001 - no such bucket: S3 answers it, not this check
+        return None
+    if policy is None:
+        return None
+    return policy.decode() if isinstance(policy, bytes) else str(policy)
+
+
+def _key_policy(account: str, region: str, arn: str) -> str | None:
+    from moto.kms.models import kms_backends
+
+    if arn == "*":
+        return None
+    backend = kms_backends[account][region]
+    try:
+        return str(backend.keys[backend.any_id_to_key_id(arn)].policy)
+    except (KeyError, AttributeError):
+        return None
+
+
+_SSE_HEADERS = ("x-amz-server-side-encryption", "x-amz-server-side-encryption-aws-kms-key-id")
+
+
+def resource_policy_denies(
+    policy: str, principal_arn: str, action: str, resource: str, context: dict[str, str]
+) -> str | None:
+    """The Sid of the resource policy's Deny statement that refuses this request
+    (conditions evaluated), or None. A policy the evaluator cannot read is
+    left to moto, as before, and said in the log."""
+    from isoloir.controller.infra.evaluate import (
+        Decision,
+        Request,
+        UnsupportedPolicy,
+        evaluate,
+    )
+
+    request = Request(principal_arn, action, resource, context)
+    try:
+        result = evaluate(request, [], policy)
+    except (UnsupportedPolicy, ValueError) as exc:
+        print(f"isoloir-emulator: resource policy not evaluated ({exc})", flush=True)
+        return None
+    if result.decision is Decision.EXPLICIT_DENY:
+        return result.reasons[0] if result.reasons else "?"
+    return None
+
+
+def _role_arn(access_key: Any) -> str | None:
+    """The role's ARN for a role session (aws:PrincipalArn), else None."""
+    from moto.iam.access_control import AssumedRoleAccessKey
+
+    if not isinstance(access_key, AssumedRoleAccessKey):
+        return None
+    try:
+        return str(access_key.backend.get_role(access_key._owner_role_name).arn)
+    except Exception:  # noqa: BLE001 - a role deleted since: IAM's own check refuses it
+        return None
+
+
 def _patch_iam_checks() -> None:
     from moto.iam.access_control import IAMRequestBase
 
     check = IAMRequestBase.check_action_permitted
+
+    def denied_by_resource_policy(self: Any, action: str, arn: str) -> None:
+        principal = _role_arn(self._access_key)
+        if principal is None:
+            return
+        if self._service == "s3":
+            policy = _bucket_policy(self.account_id, arn)
+        else:
+            policy = _key_policy(self.account_id, self._region, arn)
+        if policy is None:
+            return
+        context = {
+            "aws:CurrentTime": CLOCK.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "aws:SecureTransport": "true",
+        }
+        headers = {str(k).lower(): str(v) for k, v in dict(self._headers).items()}
+        for name in _SSE_HEADERS:
+            if name in headers:
+                context[f"s3:{name}"] = headers[name]
+        sid = resource_policy_denies(policy, principal, action, arn, context)
+        if sid is not None:
+            print(f"isoloir-emulator: {action} refused by the resource policy ({sid})", flush=True)
+            self._action = action
+            self._raise_access_denied()
 
     def check_action_permitted(self: Any, resource: str) -> None:
         body = self._body if isinstance(self._body, bytes) else str(self._body or "").encode()
@@ -280,12 +411,39 @@ def _patch_iam_checks() -> None:
             for action, arn in s3_checks(self._method, self._path, body):
                 self._action = action
                 check(self, arn)
+                denied_by_resource_policy(self, action, arn)
             return
         if self._service == "kms":
             resource = _kms_resource(self.account_id, self._region, body)
         check(self, resource)
+        if self._service == "kms":
+            denied_by_resource_policy(self, self._action, resource)
 
     IAMRequestBase.check_action_permitted = check_action_permitted  # type: ignore[method-assign]
+
+
+class ClockControl:
+    """WSGI middleware: `POST /isoloir-api/clock` sets the emulator's clock."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("PATH_INFO") != CLOCK_PATH:
+            return self.app(environ, start_response)
+        try:
+            size = int(environ.get("CONTENT_LENGTH") or 0)
+            data = json.loads(environ["wsgi.input"].read(size) or b"{}")
+            when = data.get("now")
+            CLOCK.set(None if when is None else datetime.fromisoformat(str(when)))
+            if CLOCK.now().tzinfo is None:
+                raise ValueError("no time zone")
+        except (ValueError, TypeError, AttributeError) as exc:
+            CLOCK.set(None)
+            start_response("400 Bad Request", [("Content-Type", "text/plain")])
+            return [f"bad clock: {exc}\n".encode()]
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps({"now": CLOCK.now().isoformat()}).encode()]
 
 
 class RetryReplay:
@@ -350,7 +508,7 @@ def main() -> int:
     serve = getattr(moto.server, "run_simple")  # noqa: B009 - patched below
 
     def run_simple(host: str, port: int, app: Any, **kwargs: Any) -> None:
-        serve(host, port, RetryReplay(app), **kwargs)
+        serve(host, port, ClockControl(RetryReplay(app)), **kwargs)
 
     setattr(moto.server, "run_simple", run_simple)  # noqa: B010 - moto's own import of werkzeug
 
