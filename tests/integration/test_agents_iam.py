@@ -41,6 +41,7 @@ from tests.unit.test_agent_permissions import declared
 from isoloir import aws
 from isoloir.controller.emulator import Emulator
 from isoloir.controller.infra.targets import local_target
+from isoloir.exposure import remediate
 from isoloir.exposure.scan import ScanOptions, ScanReport, run
 from isoloir.policy.loader import load_policies
 from isoloir.policy.render import terraform_vars
@@ -305,29 +306,77 @@ def test_each_enabled_fix_succeeds_with_the_role(deployed: Deployed) -> None:
     s3.put_bucket_policy(
         Bucket=bucket, Policy=json.dumps({**policy, "Statement": [*policy["Statement"], public]})
     )
+    # a bucket no election declares, under the party's prefix, made public the same way
+    stray = f"{bucket}-copie"
+    s3.create_bucket(Bucket=stray, CreateBucketConfiguration={"LocationConstraint": REGION})
+    stray_public = {**PUBLIC_READ, "Resource": f"arn:aws:s3:::{stray}/*"}
+    s3.put_bucket_policy(Bucket=stray, Policy=json.dumps({"Statement": [stray_public]}))
 
-    report = _scan(deployed, fix=True)
+    try:
+        report = _scan(deployed, fix=True)
 
-    assert not _refused(report), _refused(report)
-    done = {(a.rule_id, a.resource): (a.applied, a.error) for a in report.actions}
-    for rule, resource in (
-        ("s3_bucket_public_access_block", f"s3://{bucket}"),
-        ("s3_bucket_policy_public", f"s3://{bucket}"),
-        ("s3_account_public_access_block", f"aws-account:{account}"),
-    ):
-        assert done.get((rule, resource)) == (True, ""), (rule, done)
-    assert not [a for a in report.actions if a.error], report.actions
-    assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == PAB_ON
-    assert (
-        control.get_public_access_block(AccountId=account)["PublicAccessBlockConfiguration"]
-        == PAB_ON
-    )
-    after = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
-    assert len(after["Statement"]) == kept
-    assert all(st.get("Sid") != "PublicRead" for st in after["Statement"])
+        assert not _refused(report), _refused(report)
+        done = {(a.rule_id, a.resource): (a.applied, a.error) for a in report.actions}
+        for rule, resource in (
+            ("s3_bucket_public_access_block", f"s3://{bucket}"),
+            ("s3_bucket_policy_public", f"s3://{bucket}"),
+            ("s3_bucket_policy_public", f"s3://{stray}"),
+            ("s3_account_public_access_block", f"aws-account:{account}"),
+        ):
+            assert done.get((rule, resource)) == (True, ""), (rule, done)
+        assert not [a for a in report.actions if a.error], report.actions
+        assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == PAB_ON
+        assert (
+            control.get_public_access_block(AccountId=account)["PublicAccessBlockConfiguration"]
+            == PAB_ON
+        )
+        # The election's bucket policy denies the role any change to it (as on
+        # AWS): the public statement stays for an administrator, neutralised by
+        # the bucket's block, and the action says so.
+        (locked,) = [
+            a
+            for a in report.actions
+            if (a.rule_id, a.resource) == ("s3_bucket_policy_public", f"s3://{bucket}")
+        ]
+        assert locked.action == remediate.POLICY_LOCKED
+        after = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+        assert len(after["Statement"]) == kept + 1
+        # the stray bucket's policy is not locked: its public statement is removed
+        with pytest.raises(ClientError) as err:
+            s3.get_bucket_policy(Bucket=stray)
+        assert _code(err.value) == "NoSuchBucketPolicy"
+        # and the next scan finds neither exposed
+        again = {(f.rule_id, f.resource) for f in _scan(deployed, fix=False).findings}
+        assert ("s3_bucket_policy_public", f"s3://{bucket}") not in again
+        assert ("s3_bucket_policy_public", f"s3://{stray}") not in again
+    finally:
+        s3.delete_bucket_policy(Bucket=stray)
+        s3.delete_bucket(Bucket=stray)
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 
 
 # ------------------------------------------------------------ the purge
+
+
+def _retention_run(d: Deployed, secrets: Path, state: Path, policies: Path) -> tuple[int, str]:
+    """`isoloir retention run` with the role's session, its host clock at NOW."""
+    env = {
+        **os.environ,
+        **d.agent,
+        "ISOLOIR_NOW": NOW,
+        "ISOLOIR_SECRETS_DIR": str(secrets),
+        "ISOLOIR_STATE_DIR": str(state),
+        "ISOLOIR_CONFIG": str(policies),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "isoloir.cli", "retention", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    return result.returncode, result.stdout + result.stderr
 
 
 def _due(d: Deployed) -> datetime:
@@ -369,24 +418,8 @@ def test_the_role_destroys_nothing_before_the_retention_date(deployed: Deployed)
         early.mkdir()
         policies = _policies_copy(early)
         keys.init(early / "secrets")
-        env = {
-            **os.environ,
-            **deployed.agent,
-            "ISOLOIR_NOW": NOW,
-            "ISOLOIR_SECRETS_DIR": str(early / "secrets"),
-            "ISOLOIR_STATE_DIR": str(early / "state"),
-            "ISOLOIR_CONFIG": str(policies),
-        }
-        result = subprocess.run(
-            [sys.executable, "-m", "isoloir.cli", "retention", "run"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        out = result.stdout + result.stderr
-        assert result.returncode != 0, out
+        code, out = _retention_run(deployed, early / "secrets", early / "state", policies)
+        assert code != 0, out
         heads = admin_s3.list_object_versions(Bucket=bucket, Prefix=key).get("Versions", [])
         assert [v["VersionId"] for v in heads] == [version], out
         state = admin_kms.describe_key(KeyId=deployed.key_arn)["KeyMetadata"]["KeyState"]
@@ -421,24 +454,8 @@ def test_retention_purge_of_the_example_election_with_the_role(deployed: Deploye
         (share / ds).mkdir(parents=True, exist_ok=True)
     secrets = deployed.root / "secrets"
     keys.init(secrets)
-    env = {
-        **os.environ,
-        **deployed.agent,
-        "ISOLOIR_NOW": NOW,
-        "ISOLOIR_SECRETS_DIR": str(secrets),
-        "ISOLOIR_STATE_DIR": str(deployed.root / "state"),
-        "ISOLOIR_CONFIG": str(deployed.policies),
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "isoloir.cli", "retention", "run"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    out = result.stdout + result.stderr
-    assert result.returncode == 0, out
+    code, out = _retention_run(deployed, secrets, deployed.root / "state", deployed.policies)
+    assert code == 0, out
     assert "AccessDenied" not in out, out
     assert "alix@exemple.example" not in out
     assert _versions(s3, bucket, "prospects/") == 0

@@ -199,7 +199,24 @@ def _object_acl(bucket: str, key: str, journal: Journal, at: datetime, rule: str
     )
 
 
-def _bucket_policy(bucket: str, journal: Journal, at: datetime, rule: str) -> None:
+@dataclass(frozen=True)
+class Instead:
+    """A fix made another way than described: what was done, in words."""
+
+    action: str
+
+
+# An election's bucket policy denies the agents' role any change to it
+# (DenyAgentPolicyChange: the role could otherwise lift the dated deletion
+# deny), so on AWS the role cannot remove a public statement someone added there.
+POLICY_LOCKED = N_(
+    "the bucket policy forbids the agents to change it: the bucket's public access block "
+    "was turned on instead (RestrictPublicBuckets makes its public statements ineffective); "
+    "an administrator must remove them"
+)
+
+
+def _bucket_policy(bucket: str, journal: Journal, at: datetime, rule: str) -> Instead | None:
     c = aws.client("s3")
     policy = json.loads(c.get_bucket_policy(Bucket=bucket)["Policy"])
     journal.record(at, rule, f"s3://{bucket}", "put_bucket_policy", policy, "saved")
@@ -208,10 +225,17 @@ def _bucket_policy(bucket: str, journal: Journal, at: datetime, rule: str) -> No
     if isinstance(statements, dict):
         statements = [statements]
     kept = [st for i, st in enumerate(statements) if i not in drop]
-    if kept:
-        c.put_bucket_policy(Bucket=bucket, Policy=json.dumps({**policy, "Statement": kept}))
-    else:
-        c.delete_bucket_policy(Bucket=bucket)
+    try:
+        if kept:
+            c.put_bucket_policy(Bucket=bucket, Policy=json.dumps({**policy, "Statement": kept}))
+        else:
+            c.delete_bucket_policy(Bucket=bucket)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "AccessDenied":
+            raise
+        _bucket_pab(bucket, journal, at, rule)
+        return Instead(POLICY_LOCKED)
+    return None
 
 
 # ------------------------------------------------------------ host actions
@@ -326,7 +350,7 @@ def _apply(rule: str, target: Any, journal: Journal, at: datetime) -> Any:
     elif rule == "s3_object_public_acl":
         _object_acl(target[0], target[1], journal, at, rule)
     elif rule == "s3_bucket_policy_public":
-        _bucket_policy(str(target), journal, at, rule)
+        return _bucket_policy(str(target), journal, at, rule)
     elif rule == "share_world_accessible":
         return chmod_o_rwx(target)
     elif rule == "share_foreign_group":
@@ -375,6 +399,8 @@ def remediate(
                 journal.record(now, r.check.id, f.resource, text, None, f"failed: {code}")
                 actions.append(Action(r.check.id, f.resource, text, f.fingerprint, False, code))
                 continue
+            if isinstance(previous, Instead):
+                text, previous = previous.action, None
             journal.record(now, r.check.id, f.resource, text, previous, "applied")
             actions.append(Action(r.check.id, f.resource, text, f.fingerprint, True))
     finally:
