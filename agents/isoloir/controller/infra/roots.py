@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -356,6 +357,7 @@ class RootResult:
     skipped: bool
     outputs: dict[str, Any]
     summary: PlanSummary | None = None
+    seconds: float = 0.0  # init, plan, apply and output (0 when skipped)
 
     @property
     def changes(self) -> int:
@@ -453,6 +455,18 @@ class SplitLayout:
     def state_path(self, inst: Instance) -> Path:
         return self.instances_dir / f"{inst.name}.tfstate"
 
+    def resources(self, inst: Instance) -> int:
+        """Managed resource instances in a local state (0 without one)."""
+        try:
+            data = json.loads(self.state_path(inst).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return 0
+        return sum(
+            len(r.get("instances", []))
+            for r in data.get("resources", [])
+            if r.get("mode") == "managed"
+        )
+
     def existing(self) -> list[Instance]:
         """Instances applied before (their directory exists), even if no longer needed:
         an emptied batch is planned once more to destroy its elections' storage."""
@@ -498,6 +512,7 @@ class SplitLayout:
 
     def _run_one(self, inst: Instance, tf: Terraform, var_file: Path, apply: bool) -> RootResult:
         plan_file = self.instance_dir(inst) / "tfplan"
+        start = time.monotonic()
         try:
             with self._init_lock:
                 tf.init()
@@ -507,7 +522,7 @@ class SplitLayout:
             outputs = tf.output() if apply or self.state_path(inst).is_file() else {}
         finally:
             plan_file.unlink(missing_ok=True)
-        return RootResult(inst, False, outputs, summary)
+        return RootResult(inst, False, outputs, summary, round(time.monotonic() - start, 1))
 
     def _stage(
         self,
