@@ -375,3 +375,43 @@ def test_non_json_variable_files_are_refused(tmp_path: Path) -> None:
     hcl.write_text("create_hosts = true\n")
     with pytest.raises(ValueError, match="JSON"):
         roots.load_variables([hcl])
+
+
+def test_the_deploy_runs_the_split_layout_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from isoloir.controller import deploy
+    from isoloir.controller.infra import targets
+
+    rendered = tmp_path / "rendered"
+    (rendered / "terraform").mkdir(parents=True)
+    (rendered / targets.TFVARS).write_text(json.dumps(_variables(IDS[:2])))
+    called: list[str] = []
+
+    def split_converge(self: roots.SplitLayout, files: Any, apply: bool = True) -> Any:
+        called.append("split")
+        return roots.SplitConverged([], {"elections": {}})
+
+    def single_converge(*args: Any, **kwargs: Any) -> Any:
+        called.append("single")
+        return inputs.Converged(True, {"elections": {}})
+
+    monkeypatch.setattr(roots.SplitLayout, "converge", split_converge)
+    monkeypatch.setattr(inputs, "converge", single_converge)
+    monkeypatch.setattr(targets, "set_account_public_access_block", lambda env: None)
+    lines: list[str] = []
+    d = deploy.Deployment(
+        target="local",
+        policies_dir=tmp_path,
+        run_dir=tmp_path / "run",
+        out=lines.append,
+        rendered=rendered,
+        env={"ISOLOIR_AWS_ENDPOINT": "https://127.0.0.1:4566", "AWS_CA_BUNDLE": "/dev/null"},
+    )
+    (tmp_path / "run").mkdir()
+    monkeypatch.delenv(roots.LAYOUT_ENV, raising=False)
+    d.step_terraform()
+    assert called == ["single"]
+    monkeypatch.setenv(roots.LAYOUT_ENV, "split")
+    d.step_terraform()
+    assert called == ["single", "split"] and d.terraform_skipped
