@@ -415,3 +415,31 @@ def test_the_deploy_runs_the_split_layout_only_when_asked(
     monkeypatch.setenv(roots.LAYOUT_ENV, "split")
     d.step_terraform()
     assert called == ["single", "split"] and d.terraform_skipped
+
+
+def test_a_remote_backend_gets_one_state_key_per_instance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    infra = tmp_path / "infra"
+    for root in roots.ROOTS:
+        (infra / "roots" / root).mkdir(parents=True)
+        (infra / "roots" / root / "backend.tf").write_text('terraform {\n  backend "s3" {}\n}\n')
+    config = tmp_path / "backend.aws.hcl"
+    config.write_text('bucket = "parti-isoloir-tfstate"\n')
+    monkeypatch.delenv(roots.STATE_PREFIX_ENV, raising=False)
+    layout = roots.SplitLayout(
+        state_dir=tmp_path / "state",
+        run_dir=tmp_path,
+        env={},
+        infra_dir=infra,
+        backend_config=config,
+    )
+    args = layout.terraform(roots.Instance("elections", "eu-west-3", 7)).init_args()
+    assert f"-backend-config={config}" in args
+    assert "-backend-config=key=isoloir/roots/elections-eu-west-3-07.tfstate" in args
+    assert not any(a.startswith("-backend-config=path=") for a in args)
+    # the single root's wrapper is unchanged: no key setting unless given
+    local = roots.SplitLayout(state_dir=tmp_path / "s", run_dir=tmp_path, env={})
+    local_args = local.terraform(roots.Instance("baseline")).init_args()
+    assert not any("key=" in a for a in local_args)
+    assert any(a.startswith("-backend-config=path=") for a in local_args)
