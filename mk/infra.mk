@@ -2,12 +2,14 @@
 # Terraform CLI config pointing at a local provider mirror when there is one.
 #   make infra-check   fmt -check, validate, terraform test, checkov (0 failed checks)
 #   make bench-infra   only the infra scale benchmark (bench/results/infra_scale.json)
-.PHONY: infra-cli-config infra-init infra-check bench-infra
+.PHONY: infra-cli-config infra-init infra-check infra-roots-check bench-infra
 
 CHECKOV_VERSION := 3.3.30
 CHECKOV_VENV := .venv-checkov
 # The provider mirror is found at run time (never hard-coded); empty when none.
 TF_MIRROR ?= $(shell $(PYTHON) -c 'import sys; sys.path.insert(0, "agents"); from isoloir.controller.infra.runner import find_provider_mirror as f; m = f(); print(m or "")' 2>/dev/null)
+# The split layout's roots (ISOLOIR_TF_LAYOUT=split, infra/roots/), each with its own data dir.
+TF_ROOTS := baseline region elections
 TF_RUN_ENV = TF_DATA_DIR=$(CURDIR)/.run/infra/lint/tf-data TF_PLUGIN_CACHE_DIR=$(CURDIR)/.run/tf-plugin-cache CHECKPOINT_DISABLE=1 $(if $(TF_MIRROR),TF_CLI_CONFIG_FILE=$(CURDIR)/.run/terraformrc)
 
 infra-cli-config:
@@ -30,7 +32,15 @@ infra-check: infra-init $(CHECKOV_VENV)/.installed
 	$(TF_RUN_ENV) terraform fmt -check -recursive infra
 	$(TF_RUN_ENV) terraform -chdir=infra validate -no-color
 	$(TF_RUN_ENV) terraform -chdir=infra test -no-color
+	$(MAKE) --no-print-directory infra-roots-check
 	$(CHECKOV_VENV)/bin/checkov -d infra --quiet --compact --framework terraform --skip-download
+
+infra-roots-check: infra-cli-config
+	@set -e; for r in $(TF_ROOTS); do \
+	  echo "terraform validate infra/roots/$$r"; \
+	  $(TF_RUN_ENV) TF_DATA_DIR=$(CURDIR)/.run/infra/lint/roots-$$r terraform -chdir=infra/roots/$$r init -backend=false -input=false -lockfile=readonly >/dev/null; \
+	  $(TF_RUN_ENV) TF_DATA_DIR=$(CURDIR)/.run/infra/lint/roots-$$r terraform -chdir=infra/roots/$$r validate -no-color; \
+	done
 
 LINT_CMDS += { $(MAKE) --no-print-directory infra-check || exit 1; };
 

@@ -13,12 +13,19 @@ Terraform step (`isoloir.controller.infra.inputs.converge`):
 - optionally (`--refresh-plan`) the no-change plan with a full refresh, the
   cost the skip avoids (slow at 577: off by default).
 
+`--layout split` runs the split layout instead (ISOLOIR_TF_LAYOUT=split,
+`isoloir.controller.infra.roots`, `--batches` per region, `--concurrency`
+root instances at a time) and records, besides the same totals, each root
+instance's resources, changes and seconds, and which instances each converge
+planned (the no-change deploy: none; one more election: its batch).
+
 Hosts are not created (`create_hosts=false`: the emulator runs no instance);
 elections are fictitious, spread over the three allowed EU regions; people are
 the example policies' unless `--people N` adds fictitious ones. Writes
-DIR/infra_scale.json (one row per size).
+DIR/infra_scale.json (one row per size; infra_scale_split.json with --layout split).
 
     python bench/infra_scale/run.py --out bench/results [--sizes 100 577]
+    python bench/infra_scale/run.py --out bench/results --sizes 6 --layout split --batches 2
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "agents"))
 
 from isoloir.controller.emulator import Emulator  # noqa: E402
+from isoloir.controller.infra import roots  # noqa: E402
 from isoloir.controller.infra.inputs import converge  # noqa: E402
 from isoloir.controller.infra.targets import local_target  # noqa: E402
 from isoloir.policy.loader import load_policies  # noqa: E402
@@ -124,6 +132,76 @@ def measure(n: int, *, people: int, refresh_plan: bool, quiet: bool) -> dict[str
     return row
 
 
+def _roots(done: roots.SplitConverged, layout: roots.SplitLayout | None = None) -> dict[str, Any]:
+    """Per root instance: skipped, changes, seconds (and resources after an apply)."""
+    out: dict[str, Any] = {}
+    for r in done.results:
+        row: dict[str, Any] = {"skipped": r.skipped, "changes": r.changes, "seconds": r.seconds}
+        if layout is not None:
+            row["resources"] = layout.resources(r.instance)
+        out[r.instance.name] = row
+    return out
+
+
+def measure_split(
+    n: int, *, people: int, batches: int, workers: int, quiet: bool
+) -> dict[str, Any]:
+    """The split layout's figures for `n` elections (see the module's docstring)."""
+
+    def log(line: str) -> None:
+        if not quiet:
+            print(line, flush=True)
+
+    row: dict[str, Any] = {
+        "elections": n,
+        "layout": "split",
+        "batches_per_region": batches,
+        "concurrency": workers,
+    }
+    with tempfile.TemporaryDirectory(prefix=f"isoloir-bench-split-{n}-") as tmp:
+        work = Path(tmp)
+        emu = Emulator.start(work / "emulator", timeout=120)
+        try:
+            tfvars = tfvars_for(n, people)
+            row["people"] = len(tfvars["people"])
+            row["regions"] = len({e["region"] for e in tfvars["elections"].values()})
+            vars_path = work / "terraform.tfvars.json"
+            _write(vars_path, tfvars)
+            target = local_target(work, tfvars, log, create_hosts=False, emulator=emu)
+            layout = roots.split_layout(target, log=log, show=print if not quiet else log)
+            layout.batches, layout.workers, layout.force = batches, workers, False
+            files = [vars_path, *target.var_files]
+
+            t0 = time.monotonic()
+            first = layout.converge(files)
+            row["first_apply_seconds"] = round(time.monotonic() - t0, 1)
+            row["first_apply_changes"] = first.changes
+            row["first_apply_roots"] = _roots(first, layout)
+            row["root_instances"] = len(first.results)
+            row["resources_in_state"] = sum(
+                v["resources"] for v in row["first_apply_roots"].values()
+            )
+
+            t0 = time.monotonic()
+            same = layout.converge(files)
+            row["no_change_deploy_seconds"] = round(time.monotonic() - t0, 3)
+            row["no_change_deploy_skipped"] = same.skipped
+            row["no_change_deploy_planned"] = same.planned()
+
+            _write(vars_path, tfvars_for(n + 1, people))
+            t0 = time.monotonic()
+            added = layout.converge(files)
+            row["add_one_election_seconds"] = round(time.monotonic() - t0, 1)
+            row["add_one_election_changes"] = added.changes
+            row["add_one_election_planned"] = added.planned()
+            row["add_one_election_roots"] = {
+                k: v for k, v in _roots(added, layout).items() if not v["skipped"]
+            }
+        finally:
+            emu.stop()
+    return row
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="directory for infra_scale.json")
@@ -135,19 +213,47 @@ def main(argv: list[str] | None = None) -> int:
         help="also time a no-change plan with a full refresh (what the skip avoids)",
     )
     parser.add_argument("--verbose", action="store_true", help="stream Terraform's output")
+    parser.add_argument(
+        "--layout",
+        choices=roots.LAYOUTS,
+        default="single",
+        help="single: infra/ (default); split: infra/roots/ (ISOLOIR_TF_LAYOUT=split)",
+    )
+    parser.add_argument(
+        "--batches", type=int, default=roots.DEFAULT_BATCHES, help="split: batches per region"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=roots.DEFAULT_CONCURRENCY,
+        help="split: root instances planned/applied at a time",
+    )
     args = parser.parse_args(argv)
     results = []
     for n in args.sizes:
-        row = measure(n, people=args.people, refresh_plan=args.refresh_plan, quiet=not args.verbose)
+        if args.layout == "split":
+            row = measure_split(
+                n,
+                people=args.people,
+                batches=args.batches,
+                workers=args.concurrency,
+                quiet=not args.verbose,
+            )
+        else:
+            row = measure(
+                n, people=args.people, refresh_plan=args.refresh_plan, quiet=not args.verbose
+            )
         print(json.dumps(row), flush=True)
         results.append(row)
     args.out.mkdir(parents=True, exist_ok=True)
     report = {
         "benchmark": "infra_scale",
         "what": (
-            "the deploy's Terraform step (infra.inputs.converge) on infra/ against the "
-            "emulator, hosts not created: first apply, no-change deploy, one more election"
+            "the deploy's Terraform step (infra.inputs.converge on infra/, or with --layout "
+            "split infra.roots on infra/roots/) against the emulator, hosts not created: "
+            "first apply, no-change deploy, one more election"
         ),
+        "layout": args.layout,
         "machine": {
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
@@ -155,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "results": results,
     }
-    path = args.out / "infra_scale.json"
+    path = args.out / ("infra_scale.json" if args.layout == "single" else "infra_scale_split.json")
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {path}")
     return 0

@@ -191,7 +191,7 @@ class Deployment:
 
     def step_terraform(self) -> None:
         from isoloir.controller.emulator import Emulator
-        from isoloir.controller.infra import targets
+        from isoloir.controller.infra import roots, targets
         from isoloir.controller.infra.inputs import converge
 
         assert self.rendered is not None
@@ -234,7 +234,12 @@ class Deployment:
             self.out(f"    {line}")
 
         try:
-            done = converge(tf, var_files, plan_file, show=show)
+            done: Any
+            if roots.layout() == "split":
+                # ISOLOIR_TF_LAYOUT=split: infra/roots/, one line per root instance
+                done = roots.split_layout(target, log=log, show=show).converge(var_files)
+            else:
+                done = converge(tf, var_files, plan_file, show=show)
             if self.target == "local":
                 targets.set_account_public_access_block(target.env)
         except Exception as exc:

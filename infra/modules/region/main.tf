@@ -6,7 +6,10 @@ data "aws_partition" "current" {}
 locals {
   log_bucket     = var.region == var.default_region ? var.log_bucket_name : "${var.log_bucket_name}-${var.region}"
   log_bucket_arn = "arn:${data.aws_partition.current.partition}:s3:::${local.log_bucket}"
-  host_needed    = var.create_host && length(var.elections) > 0
+  # The split layout (infra/roots/region) keeps the elections' storage in other
+  # roots and names the host's elections here; the single root passes none.
+  host_elections = var.host_elections != null ? var.host_elections : keys(var.elections)
+  host_needed    = var.create_host && length(local.host_elections) > 0
 }
 
 # ---------------------------------------------------------------- log bucket
@@ -200,6 +203,6 @@ module "host" {
   detailed_monitoring      = var.host_detailed_monitoring
   kms_deletion_window_days = var.kms_deletion_window_days
   account_id               = var.account_id
-  elections                = keys(var.elections)
+  elections                = local.host_elections
   tags                     = var.tags
 }

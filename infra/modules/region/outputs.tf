@@ -24,7 +24,7 @@ output "host" {
     public_ip   = module.host[0].public_ip
     # The encrypted data volume; the inventory passes it as isoloir_data_volume_id.
     data_volume_id = module.host[0].data_volume_id
-    elections      = sort(keys(var.elections))
+    elections      = sort(local.host_elections)
     region         = var.region
   } : null
 }

@@ -136,3 +136,9 @@ variable "smtp_egress_ports" {
   type        = list(number)
   default     = [587]
 }
+
+variable "host_elections" {
+  description = "Ids of the elections the host serves when their storage is managed elsewhere (infra/roots/elections, with elections = {}); null: the keys of elections."
+  type        = list(string)
+  default     = null
+}

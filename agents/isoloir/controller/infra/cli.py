@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from isoloir.controller.infra import roots
 from isoloir.controller.infra.runner import TerraformError, default_run_dir, stderr_log
 from isoloir.controller.infra.targets import (
     Target,
@@ -81,7 +82,14 @@ def run(action: str, args: argparse.Namespace) -> int:
         print(f"error: {shown}: {why}; re-run `isoloir policy render`", file=sys.stderr)
         return EXIT_ERROR
     tfvars_path = args.rendered / "terraform" / "terraform.tfvars.json"
+    try:
+        split = roots.layout() == "split"
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     target = _target(args, tfvars)
+    if split:
+        return _run_split(action, target, [tfvars_path, *target.var_files])
     tf = target.terraform(log=stderr_log)
     var_files = [tfvars_path, *target.var_files]
     plan_file = target.state_dir / "tfplan"
@@ -109,4 +117,27 @@ def run(action: str, args: argparse.Namespace) -> int:
         return EXIT_ERROR
     finally:
         plan_file.unlink(missing_ok=True)
+    return EXIT_OK
+
+
+def _run_split(action: str, target: Target, var_files: list[Path]) -> int:
+    """ISOLOIR_TF_LAYOUT=split: the roots of infra/roots/ (infra/roots.py)."""
+    layout = roots.split_layout(target, log=stderr_log, show=print)
+    try:
+        if action == "destroy":
+            done = layout.destroy()
+            print(f"destroyed {len(done)} root instance(s) ({target.name})")
+            return EXIT_OK
+        result = layout.converge(var_files, apply=action == "apply")
+        print(result.summary.line())
+        if action == "apply":
+            if target.name == "local":
+                set_account_public_access_block(target.env)
+            out_path = target.state_dir / "outputs.json"
+            text = json.dumps(result.outputs, indent=2, sort_keys=True) + "\n"
+            out_path.write_text(text, "utf-8")
+            print(f"applied ({target.name}); outputs in {out_path}")
+    except (TerraformError, roots.RootsError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     return EXIT_OK

@@ -259,6 +259,9 @@ class Terraform:
     binary: str = "terraform"
     # Called with the var files before every plan but a destroy; raises to refuse.
     before_plan: Callable[[Sequence[Path]], None] | None = None
+    # Non-local backend only: more `-backend-config=KEY=VALUE` settings after
+    # `backend_config` (the split layout's state key per root instance).
+    backend_settings: tuple[str, ...] = ()
 
     def _command(self, args: Sequence[str]) -> list[str]:
         exe = shutil.which(self.binary) or self.binary
@@ -347,6 +350,8 @@ class Terraform:
             )
         if self.backend_config is not None:
             args.append(f"-backend-config={self.backend_config}")
+        if backend != "local":
+            args += [f"-backend-config={setting}" for setting in self.backend_settings]
         previous = initialised_backend(self.data_dir)
         if previous is not None and previous != backend:
             args.append("-reconfigure")
