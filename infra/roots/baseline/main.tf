@@ -10,6 +10,7 @@ data "aws_iam_session_context" "current" {
 }
 
 locals {
+  provider_region = var.default_region # the account's resources: the party's default region
   admin_principals = sort(distinct(concat(
     length(var.deployer_principal_arns) > 0 ? var.deployer_principal_arns : [data.aws_iam_session_context.current.issuer_arn],
     var.break_glass_role_arns,

@@ -3,6 +3,10 @@
 # driver), holding only their storage: key, bucket and its settings and
 # policies. Adding an election changes one batch's variables and no other root.
 
+locals {
+  provider_region = var.region
+}
+
 module "election" {
   source   = "../../modules/election_storage"
   for_each = var.elections

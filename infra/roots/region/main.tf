@@ -4,6 +4,7 @@
 # when hosts are created, which serves `host_elections`.
 
 locals {
+  provider_region = var.region
   # SMTP out: the alerts' server and the mail guard's upstream (infra/main.tf).
   smtp_egress_ports = distinct(concat(
     var.mail_guard_enabled && var.mail_upstream != null ? [var.mail_upstream.port] : [],
