@@ -293,29 +293,30 @@ def s3_checks(method: str, path: str, body: bytes) -> list[tuple[str, str]]:
     return [(f"s3:{action}", f"arn:aws:s3:::{bucket}/{unquote(key)}")]
 
 
-def _kms_resource(account: str, region: str, body: bytes) -> str:
-    """The ARN of the key a KMS request names, or `*` (ListKeys, CreateKey...)."""
+def _kms_key(account: str, region: str, key_id: str) -> Any | None:
+    """moto's key named by an id, alias or ARN, or None."""
     from moto.kms.models import kms_backends
 
+    backend = kms_backends[account][region]
+    try:
+        return backend.keys[backend.any_id_to_key_id(key_id)]
+    except (KeyError, AttributeError):
+        return None
+
+
+def _kms_resource(account: str, region: str, body: bytes) -> str:
+    """The ARN of the key a KMS request names, or `*` (ListKeys, CreateKey...)."""
     try:
         key_id = json.loads(body or b"{}").get("KeyId")
     except ValueError:
         return "*"
-    if not key_id:
-        return "*"
-    backend = kms_backends[account][region]
-    try:
-        return str(backend.keys[backend.any_id_to_key_id(key_id)].arn)
-    except (KeyError, AttributeError):
-        return "*"
+    key = _kms_key(account, region, key_id) if key_id else None
+    return "*" if key is None else str(key.arn)
 
 
-def _bucket_policy(account: str, arn: str) -> str | None:
+def _bucket_policy(account: str, name: str) -> str | None:
     from moto.s3.models import s3_backends
 
-    name = arn.removeprefix("arn:aws:s3:::").split("/", 1)[0]
-    if not name or arn == "*":
-        return None
     try:
         policy = s3_backends[account]["aws"].get_bucket(name).policy
     except Exception:  # noqa: BLE001 - no such bucket: S3 answers it, not this check
@@ -323,18 +324,6 @@ def _bucket_policy(account: str, arn: str) -> str | None:
     if policy is None:
         return None
     return policy.decode() if isinstance(policy, bytes) else str(policy)
-
-
-def _key_policy(account: str, region: str, arn: str) -> str | None:
-    from moto.kms.models import kms_backends
-
-    if arn == "*":
-        return None
-    backend = kms_backends[account][region]
-    try:
-        return str(backend.keys[backend.any_id_to_key_id(arn)].policy)
-    except (KeyError, AttributeError):
-        return None
 
 
 _SSE_HEADERS = ("x-amz-server-side-encryption", "x-amz-server-side-encryption-aws-kms-key-id")
@@ -381,16 +370,13 @@ def _patch_iam_checks() -> None:
 
     check = IAMRequestBase.check_action_permitted
 
-    def denied_by_resource_policy(self: Any, action: str, arn: str) -> None:
+    def resource_policy_check(self: Any) -> Callable[[str, str], None] | None:
+        """For a role session, a check of (action, resource ARN) against the
+        Deny statements of the bucket's or key's policy; None for anyone else.
+        The context is the request's, the policies read once per request."""
         principal = _role_arn(self._access_key)
         if principal is None:
-            return
-        if self._service == "s3":
-            policy = _bucket_policy(self.account_id, arn)
-        else:
-            policy = _key_policy(self.account_id, self._region, arn)
-        if policy is None:
-            return
+            return None
         context = {
             "aws:CurrentTime": CLOCK.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
             "aws:SecureTransport": "true",
@@ -399,25 +385,51 @@ def _patch_iam_checks() -> None:
         for name in _SSE_HEADERS:
             if name in headers:
                 context[f"s3:{name}"] = headers[name]
-        sid = resource_policy_denies(policy, principal, action, arn, context)
-        if sid is not None:
-            print(f"isoloir-emulator: {action} refused by the resource policy ({sid})", flush=True)
-            self._action = action
-            self._raise_access_denied()
+        policies: dict[str, str | None] = {}
+
+        def policy_of(arn: str) -> str | None:
+            if arn == "*":
+                return None
+            if self._service == "s3":
+                where = arn.removeprefix("arn:aws:s3:::").split("/", 1)[0]
+                if where not in policies:
+                    policies[where] = _bucket_policy(self.account_id, where)
+            else:
+                where = arn
+                if where not in policies:
+                    key = _kms_key(self.account_id, self._region, arn)
+                    policies[where] = None if key is None else str(key.policy)
+            return policies[where]
+
+        def deny_if_refused(action: str, arn: str) -> None:
+            policy = policy_of(arn)
+            if policy is None:
+                return
+            sid = resource_policy_denies(policy, principal, action, arn, context)
+            if sid is not None:
+                print(
+                    f"isoloir-emulator: {action} refused by the resource policy ({sid})", flush=True
+                )
+                self._action = action
+                self._raise_access_denied()
+
+        return deny_if_refused
 
     def check_action_permitted(self: Any, resource: str) -> None:
         body = self._body if isinstance(self._body, bytes) else str(self._body or "").encode()
-        if self._service == "s3":
-            for action, arn in s3_checks(self._method, self._path, body):
-                self._action = action
-                check(self, arn)
-                denied_by_resource_policy(self, action, arn)
-            return
         if self._service == "kms":
             resource = _kms_resource(self.account_id, self._region, body)
-        check(self, resource)
-        if self._service == "kms":
-            denied_by_resource_policy(self, self._action, resource)
+        checks = (
+            s3_checks(self._method, self._path, body)
+            if self._service == "s3"
+            else [(self._action, resource)]
+        )
+        by_resource_policy = resource_policy_check(self) if self._service in ("s3", "kms") else None
+        for action, arn in checks:
+            self._action = action
+            check(self, arn)
+            if by_resource_policy is not None:
+                by_resource_policy(action, arn)
 
     IAMRequestBase.check_action_permitted = check_action_permitted  # type: ignore[method-assign]
 
@@ -435,9 +447,8 @@ class ClockControl:
             size = int(environ.get("CONTENT_LENGTH") or 0)
             data = json.loads(environ["wsgi.input"].read(size) or b"{}")
             when = data.get("now")
+            # a naive time cannot be subtracted from an aware one: TypeError
             CLOCK.set(None if when is None else datetime.fromisoformat(str(when)))
-            if CLOCK.now().tzinfo is None:
-                raise ValueError("no time zone")
         except (ValueError, TypeError, AttributeError) as exc:
             CLOCK.set(None)
             start_response("400 Bad Request", [("Content-Type", "text/plain")])
