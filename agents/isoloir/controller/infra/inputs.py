@@ -48,20 +48,25 @@ def replan_forced(env: Mapping[str, str] | None = None) -> bool:
     return value.strip().lower() not in {"", "0", "false", "no"}
 
 
+def module_files(modules_dir: Path) -> list[Path]:
+    """The modules' files Terraform reads (READMEs and data directories aside),
+    in a stable order; none when there is no such directory."""
+    if not modules_dir.is_dir():
+        return []
+    return sorted(
+        p
+        for p in modules_dir.rglob("*")
+        if p.is_file() and p.suffix != ".md" and ".terraform" not in p.parts
+    )
+
+
 def configuration_files(infra_dir: Path) -> list[Path]:
     """The files of the configuration Terraform reads, in a stable order."""
     files = sorted(infra_dir.glob("*.tf")) + sorted(infra_dir.glob("*.tf.json"))
     lock = infra_dir / LOCK_FILE
     if lock.is_file():
         files.append(lock)
-    modules = infra_dir / "modules"
-    if modules.is_dir():
-        files += sorted(
-            p
-            for p in modules.rglob("*")
-            if p.is_file() and p.suffix != ".md" and ".terraform" not in p.parts
-        )
-    return files
+    return files + module_files(infra_dir / "modules")
 
 
 def state_fingerprint(state_path: Path | None) -> str:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from isoloir.controller.infra.inputs import InputsRecord, digest, replan_forced
+from isoloir.controller.infra.inputs import InputsRecord, digest, module_files, replan_forced
 from isoloir.controller.infra.runner import (
     BACKEND_CONFIG_ENV,
     BACKEND_CONFIG_FILE,
@@ -338,13 +338,10 @@ def merge_outputs(
 def modules_digest(modules_dir: Path) -> str:
     """sha256 of the shared modules every root reads (READMEs aside)."""
     h = hashlib.sha256()
-    if modules_dir.is_dir():
-        for f in sorted(p for p in modules_dir.rglob("*") if p.is_file() and p.suffix != ".md"):
-            if ".terraform" in f.parts:
-                continue
-            data = f.read_bytes()
-            h.update(f"{f.relative_to(modules_dir).as_posix()}\0{len(data)}\0".encode())
-            h.update(data)
+    for f in module_files(modules_dir):
+        data = f.read_bytes()
+        h.update(f"{f.relative_to(modules_dir).as_posix()}\0{len(data)}\0".encode())
+        h.update(data)
     return h.hexdigest()
 
 
