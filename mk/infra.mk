@@ -1,7 +1,7 @@
 # Infrastructure (issue 3): Terraform lint, checkov in its own venv, the
 # Terraform CLI config pointing at a local provider mirror when there is one.
 #   make infra-check   fmt -check, validate, terraform test, checkov (0 failed checks)
-#   make bench-infra   only the infra scale benchmark (bench/results/infra_scale.json)
+#   make bench-infra   only the infra scale benchmark (bench/results/infra_scale_split.json)
 .PHONY: infra-cli-config infra-init infra-check infra-roots-check bench-infra
 
 CHECKOV_VERSION := 3.3.30

@@ -2,30 +2,34 @@
 
 For each size, against a fresh emulator (moto's server over TLS on 127.0.0.1),
 with the real Terraform CLI and AWS provider, through the deploy's own
-Terraform step (`isoloir.controller.infra.inputs.converge`):
+Terraform step, in the split layout by default (ISOLOIR_TF_LAYOUT=split,
+`isoloir.controller.infra.roots`; `--batches` per region, `--concurrency` root
+instances at a time):
 
-- first apply: init, plan and apply of every resource from an empty account;
-- resources: the managed resources in the state afterwards;
-- no-change deploy: the same inputs again (the deploy skips Terraform: no plan,
-  no refresh, only the digest of its inputs);
-- add one election: one more election in the variables (plan and apply: the
-  one state is still refreshed whole, N9's part that remains);
-- optionally (`--refresh-plan`) the no-change plan with a full refresh, the
-  cost the skip avoids (slow at 577: off by default).
+- first apply: init, plan and apply of every root instance from an empty account;
+- resources: the managed resources in the states afterwards;
+- no-change deploy: the same inputs again (every instance skipped: no plan, no
+  refresh, only the digests of its inputs);
+- add one election: one more election in the variables (only the batch that
+  takes it is planned and applied);
+- per root instance: resources, changes, seconds, and which instances each
+  converge planned.
 
-`--layout split` runs the split layout instead (ISOLOIR_TF_LAYOUT=split,
-`isoloir.controller.infra.roots`, `--batches` per region, `--concurrency`
-root instances at a time) and records, besides the same totals, each root
-instance's resources, changes and seconds, and which instances each converge
-planned (the no-change deploy: none; one more election: its batch).
+`--layout single` measures the single root `infra/` instead
+(`isoloir.controller.infra.inputs.converge`: one state, refreshed whole when an
+election is added; `--refresh-plan` also times a no-change plan with a full
+refresh, the cost the skip avoids; slow at 577).
 
 Hosts are not created (`create_hosts=false`: the emulator runs no instance);
 elections are fictitious, spread over the three allowed EU regions; people are
-the example policies' unless `--people N` adds fictitious ones. Writes
-DIR/infra_scale.json (one row per size; infra_scale_split.json with --layout split).
+the example policies' plus `--people N` fictitious ones (default 3,000, a
+national party), each election listing its share of them (at least two).
+Writes DIR/infra_scale_split.json (DIR/infra_scale.json with --layout single),
+one row per size.
 
-    python bench/infra_scale/run.py --out bench/results [--sizes 100 577]
-    python bench/infra_scale/run.py --out bench/results --sizes 6 --layout split --batches 2
+    python bench/infra_scale/run.py --out bench/results            # 100 and 577, split
+    python bench/infra_scale/run.py --out bench/results --sizes 6 --batches 2 --people 0
+    python bench/infra_scale/run.py --out bench/results --sizes 20 --layout single
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from isoloir.policy.render import terraform_vars  # noqa: E402
 
 REGIONS = ["eu-west-3", "eu-west-1", "eu-central-1"]
 DEFAULT_SIZES = [100, 577]
+DEFAULT_PEOPLE = 3000
 
 
 def tfvars_for(n: int, people: int = 0) -> dict[str, Any]:
@@ -64,6 +69,9 @@ def tfvars_for(n: int, people: int = 0) -> dict[str, Any]:
     if people:
         data["people"] = sorted({*data["people"], *(f"militant{i:04d}" for i in range(people))})
     members = data["people"]
+    # each election lists its share of the people (577 constituencies, 3,000 people:
+    # five each), at least two
+    per = max(2, len(members) // max(n, 1))
     data["elections"] = {
         f"bench-{i:03d}": {
             "label": f"Election fictive {i}",
@@ -71,7 +79,7 @@ def tfvars_for(n: int, people: int = 0) -> dict[str, Any]:
             "bucket_name": f"{slug}-bench-{i:03d}{suffix}",
             "retention_date": "2027-06-30",
             "legal_hold": False,
-            "members": [members[i % len(members)], members[(i + 1) % len(members)]],
+            "members": sorted({members[(i * per + j) % len(members)] for j in range(per)}),
             "dataset_prefixes": ["prospects/"],
         }
         for i in range(n)
@@ -136,7 +144,12 @@ def _roots(done: roots.SplitConverged, layout: roots.SplitLayout | None = None) 
     """Per root instance: skipped, changes, seconds (and resources after an apply)."""
     out: dict[str, Any] = {}
     for r in done.results:
-        row: dict[str, Any] = {"skipped": r.skipped, "changes": r.changes, "seconds": r.seconds}
+        row: dict[str, Any] = {
+            "skipped": r.skipped,
+            "changes": r.changes,
+            "seconds": r.seconds,
+            "plan_seconds": r.plan_seconds,
+        }
         if layout is not None:
             row["resources"] = layout.resources(r.instance)
         out[r.instance.name] = row
@@ -206,7 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="directory for infra_scale.json")
     parser.add_argument("--sizes", type=int, nargs="+", default=DEFAULT_SIZES)
-    parser.add_argument("--people", type=int, default=0, help="fictitious people to add")
+    parser.add_argument(
+        "--people",
+        type=int,
+        default=DEFAULT_PEOPLE,
+        help=f"fictitious people to add (default {DEFAULT_PEOPLE}, a national party)",
+    )
     parser.add_argument(
         "--refresh-plan",
         action="store_true",
@@ -216,8 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--layout",
         choices=roots.LAYOUTS,
-        default="single",
-        help="single: infra/ (default); split: infra/roots/ (ISOLOIR_TF_LAYOUT=split)",
+        default="split",
+        help="split: infra/roots/ (default, ISOLOIR_TF_LAYOUT=split); single: infra/",
     )
     parser.add_argument(
         "--batches", type=int, default=roots.DEFAULT_BATCHES, help="split: batches per region"

@@ -355,6 +355,7 @@ class RootResult:
     outputs: dict[str, Any]
     summary: PlanSummary | None = None
     seconds: float = 0.0  # init, plan, apply and output (0 when skipped)
+    plan_seconds: float = 0.0  # init and plan (with its refresh) only
 
     @property
     def changes(self) -> int:
@@ -514,12 +515,15 @@ class SplitLayout:
             with self._init_lock:
                 tf.init()
             _, summary = tf.plan([var_file], plan_file)
+            planned = round(time.monotonic() - start, 1)
             if summary.changed and apply:
                 tf.apply(plan_file)
             outputs = tf.output() if apply or self.state_path(inst).is_file() else {}
         finally:
             plan_file.unlink(missing_ok=True)
-        return RootResult(inst, False, outputs, summary, round(time.monotonic() - start, 1))
+        return RootResult(
+            inst, False, outputs, summary, round(time.monotonic() - start, 1), planned
+        )
 
     def _stage(
         self,
