@@ -1,4 +1,4 @@
-"""`isoloir infra plan|apply|destroy --target local|aws [--rendered DIR]`."""
+"""`isoloir infra plan|apply|destroy|migrate --target local|aws [--rendered DIR]`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from isoloir.controller.infra import roots
+from isoloir.controller.infra import migrate, roots
 from isoloir.controller.infra.runner import TerraformError, default_run_dir, stderr_log
 from isoloir.controller.infra.targets import (
     Target,
@@ -34,6 +34,7 @@ def register(subparsers: Any) -> None:
         ("plan", "show what would change (adds, changes, destroys)"),
         ("apply", "plan, then apply that plan"),
         ("destroy", "destroy everything this configuration created"),
+        ("migrate", "move the single root's state into the split layout's states, once"),
     ):
         p = sub.add_parser(action, help=text)
         p.add_argument("--target", choices=("local", "aws"), default="local")
@@ -52,6 +53,12 @@ def register(subparsers: Any) -> None:
             "the sandbox host serves the shares)",
         )
         p.add_argument("--var-file", type=Path, help="extra Terraform variables (aws target)")
+        if action == "migrate":
+            p.add_argument(
+                "--dry-run",
+                action="store_true",
+                help="print the mapping's counts per root instance; write nothing",
+            )
         p.set_defaults(func=lambda args, a=action: run(a, args))
     stop = sub.add_parser("emulator-stop", help="stop the emulator the local target started")
     stop.add_argument("--run-dir", type=Path, default=default_run_dir(), help=argparse.SUPPRESS)
@@ -88,6 +95,8 @@ def run(action: str, args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     target = _target(args, tfvars)
+    if action == "migrate":
+        return _migrate(target, [tfvars_path, *target.var_files], dry_run=args.dry_run)
     if split:
         return _run_split(action, target, [tfvars_path, *target.var_files])
     tf = target.terraform(log=stderr_log)
@@ -140,4 +149,33 @@ def _run_split(action: str, target: Target, var_files: list[Path]) -> int:
     except (TerraformError, roots.RootsError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    return EXIT_OK
+
+
+def _migrate(target: Target, var_files: list[Path], *, dry_run: bool) -> int:
+    """The single root's state into the split layout's (infra/migrate.py). Terraform's
+    own lines, which name people's users, go to a log file, not the terminal."""
+    log_path = target.state_dir / "migrate.log"
+    with log_path.open("a", encoding="utf-8") as log_file:
+
+        def log(line: str) -> None:
+            log_file.write(line + "\n")
+            log_file.flush()
+
+        try:
+            report = migrate.migrate(target, var_files, dry_run=dry_run, log=log, show=print)
+        except (
+            migrate.MigrationError,
+            TerraformError,
+            roots.RootsError,
+            ValueError,
+            OSError,
+        ) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            print(f"Terraform's output: {log_path}", file=sys.stderr)
+            return EXIT_ERROR
+    for line in report.lines():
+        print(line)
+    if not dry_run:
+        print("set ISOLOIR_TF_LAYOUT=split for every later deploy of this target")
     return EXIT_OK

@@ -508,7 +508,9 @@ class SplitLayout:
         path.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         return path
 
-    def _run_one(self, inst: Instance, tf: Terraform, var_file: Path, apply: bool) -> RootResult:
+    def _run_one(
+        self, inst: Instance, tf: Terraform, var_file: Path, apply: bool, adopt: bool = False
+    ) -> RootResult:
         plan_file = self.instance_dir(inst) / "tfplan"
         start = time.monotonic()
         try:
@@ -518,7 +520,11 @@ class SplitLayout:
             planned = round(time.monotonic() - start, 1)
             if summary.changed and apply:
                 tf.apply(plan_file)
-            outputs = tf.output() if apply or self.state_path(inst).is_file() else {}
+            elif adopt and not summary.changed:
+                # No resource changes: applying it writes the root's outputs only
+                # (a migrated state has none), which the next stage reads.
+                tf.apply(plan_file)
+            outputs = tf.output() if apply or adopt or self.state_path(inst).is_file() else {}
         finally:
             plan_file.unlink(missing_ok=True)
         return RootResult(
@@ -532,8 +538,9 @@ class SplitLayout:
         apply: bool,
         modules: str,
         var_files: Sequence[Path] = (),
+        adopt: bool = False,
     ) -> list[RootResult]:
-        forced = replan_forced() if self.force is None else self.force
+        forced = adopt or (replan_forced() if self.force is None else self.force)
         results: dict[Instance, RootResult] = {}
         todo: list[tuple[Instance, Terraform, Path, InputsRecord]] = []
         for inst, values in jobs:
@@ -554,7 +561,12 @@ class SplitLayout:
         workers = self.workers or concurrency()
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo) or 1))) as pool:
             futures = {
-                pool.submit(self._run_one, inst, tf, var_file, apply): (inst, tf, var_file, record)
+                pool.submit(self._run_one, inst, tf, var_file, apply, adopt): (
+                    inst,
+                    tf,
+                    var_file,
+                    record,
+                )
                 for inst, tf, var_file, record in todo
             }
             for future, (inst, tf, var_file, record) in futures.items():
@@ -578,22 +590,36 @@ class SplitLayout:
             )
         return [results[inst] for inst, _ in jobs]
 
-    def converge(self, var_files: Sequence[Path], *, apply: bool = True) -> SplitConverged:
+    def converge(
+        self, var_files: Sequence[Path], *, apply: bool = True, adopt: bool = False
+    ) -> SplitConverged:
         """Baseline, regions, batches; each instance skipped, planned or applied.
 
         `apply=False` plans only (`isoloir infra plan`): an instance whose
-        upstream outputs do not exist yet (nothing applied) is not planned."""
+        upstream outputs do not exist yet (nothing applied) is not planned.
+        `adopt=True` (with `apply=False`; `isoloir infra migrate`) plans every
+        instance, applies only the plans without resource changes (to write
+        their outputs), records no inputs, and stops after a stage that plans
+        a change."""
         variables = load_variables(var_files)
         count = self.batches or batch_count()
         modules = modules_digest(self.infra_dir / "modules")
         existing = self.existing()
         results: list[RootResult] = []
 
+        def stopped() -> bool:
+            return adopt and any(r.changes for r in results)
+
         base = self._stage(
-            [(Instance("baseline"), baseline_vars(variables))], apply=apply, modules=modules
+            [(Instance("baseline"), baseline_vars(variables))],
+            apply=apply,
+            modules=modules,
+            adopt=adopt,
         )
         results += base
         baseline = base[0].outputs
+        if stopped():
+            return SplitConverged(results, {})
         if not baseline:
             self.show("region and election roots: planned once the baseline is applied")
             return SplitConverged(results, merge_outputs(variables, baseline, {}, []))
@@ -606,8 +632,11 @@ class SplitLayout:
             [(Instance("region", r), region_vars(variables, r, baseline)) for r in regions],
             apply=apply,
             modules=modules,
+            adopt=adopt,
         )
         results += region_results
+        if stopped():
+            return SplitConverged(results, {})
         region_outputs = {r.instance.region: r.outputs for r in region_results if r.outputs}
 
         keys = sorted(
@@ -625,7 +654,9 @@ class SplitLayout:
                     batch_vars(variables, region, ids, baseline, str(log_bucket)),
                 )
             )
-        batch_results = self._stage(jobs, apply=apply, modules=modules, var_files=var_files)
+        batch_results = self._stage(
+            jobs, apply=apply, modules=modules, var_files=var_files, adopt=adopt
+        )
         results += batch_results
         merged = merge_outputs(
             variables, baseline, region_outputs, (r.outputs for r in batch_results)

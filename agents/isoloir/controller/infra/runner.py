@@ -419,6 +419,20 @@ class Terraform:
         data = json.loads(self.capture(["output", "-json"]))
         return {k: v.get("value") for k, v in data.items()}
 
+    def state_pull(self) -> dict[str, Any] | None:
+        """The current state as JSON (`state pull`, any backend); None without one."""
+        text = self.capture(["state", "pull"]).strip()
+        if not text:
+            return None
+        data: dict[str, Any] = json.loads(text)
+        return data
+
+    def state_push(self, path: Path) -> None:
+        """`state push` of a state file (no -force: Terraform refuses an older
+        serial or another lineage than the state in place)."""
+        self.forget_applied_inputs()
+        self.run(["state", "push", str(path)], stream=False)
+
     def state_addresses(self) -> list[str]:
         text = self.capture(["state", "list"])
         return [line for line in text.splitlines() if line.strip()]
