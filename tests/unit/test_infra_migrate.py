@@ -559,3 +559,20 @@ def test_a_refused_migration_is_an_error_exit(
     err = capsys.readouterr().err
     assert command["dry_run"] is False
     assert "error: module.other.aws_kms_key.k maps nowhere" in err and "migrate.log" in err
+
+
+def test_the_split_layout_on_an_unmigrated_target_is_refused(
+    command: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    state = {"version": 4, "resources": [_entry("", "aws_s3_bucket", "b")]}
+    state_dir = Target("local", tmp_path, {}, []).state_dir
+    (state_dir / "terraform.tfstate").write_text(json.dumps(state), encoding="utf-8")
+    monkeypatch.setenv(roots.LAYOUT_ENV, "split")
+    argv = ["infra", "plan", "--rendered", command["argv"][-1]]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "1 resource(s)" in err and "isoloir infra migrate" in err
+    assert not (state_dir / "roots").exists()  # nothing planned

@@ -443,3 +443,35 @@ def test_a_remote_backend_gets_one_state_key_per_instance(
     local_args = local.terraform(roots.Instance("baseline")).init_args()
     assert not any("key=" in a for a in local_args)
     assert any(a.startswith("-backend-config=path=") for a in local_args)
+
+
+def _state(path: Path, managed: int) -> None:
+    resources = [
+        {"mode": "managed", "type": "aws_s3_bucket", "name": f"b{i}", "instances": [{}]}
+        for i in range(managed)
+    ]
+    resources.append({"mode": "data", "type": "aws_partition", "name": "p", "instances": [{}]})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"version": 4, "resources": resources}), encoding="utf-8")
+
+
+def test_a_single_state_with_resources_refuses_the_split_layout(tmp_path: Path) -> None:
+    _state(tmp_path / "terraform.tfstate", 3)
+    roots.refuse_mixed_layouts("single", tmp_path)
+    with pytest.raises(ValueError, match=r"3 resource\(s\).*isoloir infra migrate"):
+        roots.refuse_mixed_layouts("split", tmp_path)
+    # emptied by a destroy, or migrated (renamed away): the split layout may start
+    _state(tmp_path / "terraform.tfstate", 0)
+    roots.refuse_mixed_layouts("split", tmp_path)
+
+
+def test_split_instances_refuse_the_single_layout(tmp_path: Path) -> None:
+    split = tmp_path / "roots"
+    (split / "baseline").mkdir(parents=True)
+    _state(split / "baseline.tfstate", 0)  # destroyed: nothing left in it
+    (split / "not-an-instance").mkdir()
+    roots.refuse_mixed_layouts("single", tmp_path)
+    (split / "elections-eu-west-3-04").mkdir()  # a remote backend: no local state
+    with pytest.raises(ValueError, match=r"1 root instance\(s\).*ISOLOIR_TF_LAYOUT=split"):
+        roots.refuse_mixed_layouts("single", tmp_path)
+    roots.refuse_mixed_layouts("split", tmp_path)

@@ -234,8 +234,14 @@ class Deployment:
             self.out(f"    {line}")
 
         try:
+            chosen = roots.layout()
+            roots.refuse_mixed_layouts(chosen, target.state_dir)
+        except ValueError as exc:
+            log_file.close()
+            raise StepError(str(exc), "nothing was planned or applied") from exc
+        try:
             done: Any
-            if roots.layout() == "split":
+            if chosen == "split":
                 # ISOLOIR_TF_LAYOUT=split: infra/roots/, one line per root instance
                 done = roots.split_layout(target, log=log, show=show).converge(var_files)
             else:

@@ -97,6 +97,11 @@ def run(action: str, args: argparse.Namespace) -> int:
     target = _target(args, tfvars)
     if action == "migrate":
         return _migrate(target, [tfvars_path, *target.var_files], dry_run=args.dry_run)
+    try:
+        roots.refuse_mixed_layouts("split" if split else "single", target.state_dir)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     if split:
         return _run_split(action, target, [tfvars_path, *target.var_files])
     tf = target.terraform(log=stderr_log)

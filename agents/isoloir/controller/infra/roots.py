@@ -117,6 +117,49 @@ def layout(env: Mapping[str, str] | None = None) -> str:
     return value
 
 
+def managed_resources(state_path: Path) -> int:
+    """Managed resource instances in a local state file (0 without one)."""
+    try:
+        data = json.loads(state_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0
+    return sum(
+        len(r.get("instances", [])) for r in data.get("resources", []) if r.get("mode") == "managed"
+    )
+
+
+def refuse_mixed_layouts(chosen: str, state_dir: Path) -> None:
+    """ValueError when a target deployed in one layout is deployed in the other:
+    the split roots would re-create what the single state holds (buckets that
+    exist, keys), and the single root would re-create what the split states hold.
+    Reads the target's local files only: a single state kept in a remote backend
+    is not seen (docs/infra.md, "Migrating a single state to the split layout")."""
+    single = state_dir / "terraform.tfstate"
+    split_dir = state_dir / "roots"
+    if chosen == "split" and (n := managed_resources(single)):
+        raise ValueError(
+            f"{single} holds the single root's {n} resource(s): run `isoloir infra migrate` "
+            f"once before deploying with {LAYOUT_ENV}=split"
+        )
+    if chosen == "single" and split_dir.is_dir():
+        # an instance's directory, with a local state holding resources or none at
+        # all (a remote backend); a split layout destroyed leaves empty states
+        found = [
+            p.name
+            for p in split_dir.iterdir()
+            if p.is_dir()
+            and Instance.from_name(p.name) is not None
+            and (
+                not (state := split_dir / f"{p.name}.tfstate").is_file() or managed_resources(state)
+            )
+        ]
+        if found:
+            raise ValueError(
+                f"this target is deployed with the split layout ({len(found)} root "
+                f"instance(s) in {split_dir}): set {LAYOUT_ENV}=split"
+            )
+
+
 def _positive(env: Mapping[str, str] | None, name: str, default: int) -> int:
     raw = _env(env).get(name, "")
     if not raw:
@@ -455,15 +498,7 @@ class SplitLayout:
 
     def resources(self, inst: Instance) -> int:
         """Managed resource instances in a local state (0 without one)."""
-        try:
-            data = json.loads(self.state_path(inst).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return 0
-        return sum(
-            len(r.get("instances", []))
-            for r in data.get("resources", [])
-            if r.get("mode") == "managed"
-        )
+        return managed_resources(self.state_path(inst))
 
     def existing(self) -> list[Instance]:
         """Instances applied before (their directory exists), even if no longer needed:
