@@ -1,8 +1,9 @@
 """`isoloir infra migrate` with the real Terraform CLI and AWS provider against
 the session's emulator: the single root applied with two elections in two
 regions (a third allowed region holds only its log bucket), its state migrated
-into the split layout's states, then a split converge that plans every root
-instance and changes nothing; the buckets and keys are those of before.
+into the split layout's states (every root instance planned by the migration,
+none with a change), then a split converge that skips every instance; the
+buckets and keys are those of before.
 
 The mapping and the state construction are unit-tested in
 tests/unit/test_infra_migrate.py.
@@ -82,7 +83,8 @@ def test_a_single_state_migrates_to_the_split_layout_without_a_change(
     applied = time.monotonic() - start
 
     start = time.monotonic()
-    report = migrate.migrate(target, files)
+    shown: list[str] = []
+    report = migrate.migrate(target, files, show=shown.append)
     migrated = time.monotonic() - start
     count = roots.batch_count()
     expected = {
@@ -94,17 +96,24 @@ def test_a_single_state_migrates_to_the_split_layout_without_a_change(
         ),
     }
     assert set(report.counts) == expected
+    # every instance planned by the migration, each without a change
+    labels = {i.label for i in map(roots.Instance.from_name, expected) if i is not None}
+    assert len(labels) == len(expected)
+    assert {line.split(": ")[0] for line in shown if line.endswith(": no change")} == labels
     assert sum(report.counts.values()) == managed
     assert report.archived is not None and report.archived.is_file()
     assert report.archived.name.startswith("terraform.tfstate.migrated-")
     assert not single_state.exists()
 
+    # the migration planned every instance with the driver's variables (a change
+    # would have undone it) and recorded their inputs: the first split deploy
+    # after it skips every instance and reads the outputs the adoption wrote
     start = time.monotonic()
     layout = roots.split_layout(target)
     after = layout.converge(files)
     converged = time.monotonic() - start
-    assert set(after.planned()) == expected
-    assert after.changes == 0, migrate.change_lines(after.results)
+    assert after.skipped and after.planned() == []
+    assert {r.instance.name for r in after.results} == expected
     for key in ("bucket_names", "kms_key_arns", "log_buckets"):
         assert after.outputs[key] == {
             k: v for k, v in before[key].items() if key != "log_buckets" or k in ALLOWED
@@ -120,5 +129,6 @@ def test_a_single_state_migrates_to_the_split_layout_without_a_change(
         assert key["KeyState"] == "Enabled"
     print(
         f"single apply {applied:.1f}s ({managed} resources); migrate {migrated:.1f}s "
-        f"({len(expected)} instances); split converge {converged:.1f}s, 0 changes"
+        f"({len(expected)} instances planned, 0 changes); split converge after it "
+        f"{converged:.2f}s (every instance skipped)"
     )

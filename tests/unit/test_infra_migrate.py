@@ -487,7 +487,7 @@ def _calls(layout: roots.SplitLayout) -> list[tuple[str, str]]:
     return [(line.split()[0], line.split()[1]) for line in text.splitlines()]
 
 
-def test_adopting_applies_the_clean_plans_for_their_outputs_and_records_nothing(
+def test_adopting_applies_the_clean_plans_for_their_outputs_and_records_them(
     adopting: tuple[roots.SplitLayout, list[Path]],
 ) -> None:
     layout, files = adopting
@@ -502,7 +502,13 @@ def test_adopting_applies_the_clean_plans_for_their_outputs_and_records_nothing(
     assert {n for n, c in calls if c == "apply"} == names
     assert result.changes == 0
     assert result.outputs["agent_role_arn"] == "arn:role"
-    assert not any(p.name == inputs.RECORD for p in layout.instances_dir.rglob("*"))
+    recorded = {p.parent.name for p in layout.instances_dir.rglob(inputs.RECORD)}
+    assert recorded == names
+    # the first deploy after the migration: every instance skipped, no command run
+    (layout.run_dir / "calls").unlink()
+    again = layout.converge(files)
+    assert again.skipped and not (layout.run_dir / "calls").exists()
+    assert again.outputs == result.outputs
 
 
 def test_adopting_stops_after_a_stage_that_plans_a_change_and_applies_it_not(
@@ -517,6 +523,8 @@ def test_adopting_stops_after_a_stage_that_plans_a_change_and_applies_it_not(
     assert ("region-eu-west-3", "apply") not in calls
     assert ("baseline", "apply") in calls
     assert result.changes == 1
+    recorded = {p.parent.name for p in layout.instances_dir.rglob(inputs.RECORD)}
+    assert recorded == {"baseline"}
 
 
 # ------------------------------------------------------------ the command

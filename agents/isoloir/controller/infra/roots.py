@@ -613,8 +613,10 @@ class SplitLayout:
                     continue
                 results[inst] = result
                 self.show(result.line())
-                if apply:
-                    # after the apply: the state's new serial is part of the inputs
+                if apply or (adopt and not result.changes):
+                    # after the apply (adopting: of a plan without resource
+                    # changes, which wrote the outputs): the state's new serial
+                    # is part of the inputs
                     record.write(self._digest(tf, var_file, modules), result.outputs)
         if failures:
             first, error = failures[0]
@@ -634,8 +636,8 @@ class SplitLayout:
         upstream outputs do not exist yet (nothing applied) is not planned.
         `adopt=True` (with `apply=False`; `isoloir infra migrate`) plans every
         instance, applies only the plans without resource changes (to write
-        their outputs), records no inputs, and stops after a stage that plans
-        a change."""
+        their outputs) and records those instances' inputs, and stops after a
+        stage that plans a change."""
         variables = load_variables(var_files)
         count = self.batches or batch_count()
         modules = modules_digest(self.infra_dir / "modules")
