@@ -41,16 +41,16 @@ run "lifecycle_expires_campaign_prefixes_only_after_the_agent" {
 
   assert {
     condition = toset([for r in aws_s3_bucket_lifecycle_configuration.this.rule : r.id]) == toset([
-      "retention:porte-a-porte/", "retention:prospects/", "housekeeping"
+      "retention:porte-a-porte/", "retention:prospects/", "noncurrent-versions", "housekeeping"
     ])
-    error_message = "one retention rule per campaign prefix, plus housekeeping"
+    error_message = "one retention rule per campaign prefix, plus noncurrent-versions and housekeeping"
   }
 
   assert {
     condition = alltrue([
       for r in aws_s3_bucket_lifecycle_configuration.this.rule :
       r.filter[0].prefix != "" && r.expiration[0].date == "2027-06-04T00:00:00Z" && r.status == "Enabled"
-      if r.id != "housekeeping"
+      if startswith(r.id, "retention:")
     ])
     error_message = "retention rules must name their prefix and expire 14 days after the retention date"
   }
@@ -62,6 +62,15 @@ run "lifecycle_expires_campaign_prefixes_only_after_the_agent" {
       if r.id == "housekeeping"
     ])
     error_message = "the whole-bucket rule only removes lone delete markers (no noncurrent expiry)"
+  }
+
+  assert {
+    condition = alltrue([
+      for r in aws_s3_bucket_lifecycle_configuration.this.rule :
+      r.status == "Enabled" && length(r.expiration) == 0 && r.noncurrent_version_expiration[0].noncurrent_days == 7
+      if r.id == "noncurrent-versions"
+    ])
+    error_message = "the whole-bucket noncurrent rule expires old versions after 7 days and never a current version"
   }
 }
 

@@ -165,16 +165,24 @@ def test_election_storage_as_the_api_reports_it(deployed: Deployed, election_id:
 
     rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
     # One backstop rule per campaign prefix, dated after the retention date; none
-    # over the whole bucket or a permanent dataset.
+    # expiring a current version over the whole bucket or a permanent dataset; old
+    # versions of every object expire (noncurrent-versions).
     backstop = date.fromisoformat(e["retention_date"]) + timedelta(days=BACKSTOP_DAYS)
     assert e["campaign_prefixes"]
-    assert set(rules) == {f"retention:{p}" for p in e["campaign_prefixes"]} | {"housekeeping"}
+    assert set(rules) == {f"retention:{p}" for p in e["campaign_prefixes"]} | {
+        "noncurrent-versions",
+        "housekeeping",
+    }
     for prefix in e["campaign_prefixes"]:
         retention = rules[f"retention:{prefix}"]
         assert retention["Status"] == "Enabled"
         assert retention["Filter"] == {"Prefix": prefix}
         assert retention["Expiration"]["Date"].date() == backstop
         assert retention["NoncurrentVersionExpiration"]["NoncurrentDays"] >= 1
+    old_versions = rules["noncurrent-versions"]
+    assert old_versions["Status"] == "Enabled" and "Expiration" not in old_versions
+    assert old_versions["Filter"] in ({}, {"Prefix": ""})
+    assert old_versions["NoncurrentVersionExpiration"]["NoncurrentDays"] == 7
     housekeeping = rules["housekeeping"]
     assert housekeeping["Status"] == "Enabled"
     assert housekeeping["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1
@@ -236,8 +244,9 @@ def _all_versions(s3: Any, bucket: str, prefix: str = "") -> list[tuple[str, str
 
 def test_lifecycle_run_at_its_dates_expires_campaign_data_only(deployed: Deployed) -> None:
     """The rules Terraform created, executed with S3's semantics (tests/plugins/lifecycle.py):
-    nothing is expired on the due day (the agent's turn), the campaign prefixes are
-    expired at the backstop date and gone a week later, the permanent dataset stays.
+    on the due day (the agent's turn) only the permanent file's old version is gone
+    (non-current for more than 7 days), the campaign prefixes are expired at the
+    backstop date and gone a week later, the permanent dataset's current version stays.
     moto applies bucket policies without their conditions (docs/infra.md), so the
     policy is lifted while objects are seeded and put back as it was."""
     e = _elections(deployed)["exempleville-2027"]
@@ -246,6 +255,8 @@ def test_lifecycle_run_at_its_dates_expires_campaign_data_only(deployed: Deploye
     s3.delete_bucket_policy(Bucket=bucket)
     try:
         keys = ["prospects/contacts.csv", "porte-a-porte/tournee.csv", "benevoles/liste.csv"]
+        # the permanent file's first version, then its current one (an erasure's rewrite)
+        s3.put_object(Bucket=bucket, Key=keys[2], Body=b"id;consentement\n1;oui\n2;oui\n")
         for key in keys:
             s3.put_object(Bucket=bucket, Key=key, Body=b"id;consentement\n1;oui\n")
         due = datetime.combine(date.fromisoformat(e["retention_date"]), time(0), tzinfo=UTC)
@@ -253,7 +264,9 @@ def test_lifecycle_run_at_its_dates_expires_campaign_data_only(deployed: Deploye
         lifecycle = Executor(s3, bucket)
 
         on_due_day = lifecycle.run(due + timedelta(hours=23))
-        assert on_due_day.delete_markers_added == [] and on_due_day.versions_deleted == []
+        assert on_due_day.delete_markers_added == []
+        # only the permanent file's old version (noncurrent-versions, 7 days)
+        assert [k for k, _ in on_due_day.versions_deleted] == [keys[2]]
         expired = lifecycle.run(backstop)
         assert sorted(expired.delete_markers_added) == sorted(keys[:2])
         lifecycle.run(backstop + timedelta(days=8))  # non-current versions: 7 days

@@ -83,9 +83,19 @@ def _hits(policies: Policies, rules: list[dict[str, Any]], legal_hold: bool = Fa
 BACKSTOP = datetime(2027, 6, 4, tzinfo=UTC)  # retention due 2027-05-21 + 14 days
 
 
+NONCURRENT = {
+    "ID": "noncurrent-versions",
+    "Status": "Enabled",
+    "Filter": {},
+    "NoncurrentVersionExpiration": {"NoncurrentDays": 7},
+}
+
+
 def test_check_accepts_the_rendered_shape(policies: Policies) -> None:
     rules = [_rule("porte-a-porte/", BACKSTOP), _rule("prospects/", BACKSTOP)]
     assert _hits(policies, rules) == []
+    # old versions of the whole bucket, permanent datasets included: no current one
+    assert _hits(policies, [*rules, NONCURRENT]) == []
 
 
 @pytest.mark.parametrize(
@@ -123,6 +133,10 @@ def test_check_under_legal_hold_expects_no_expiry(policies: Policies) -> None:
     disabled = [_rule(p, BACKSTOP, status="Disabled") for p in ("porte-a-porte/", "prospects/")]
     assert _hits(policies, disabled, legal_hold=True) == []
     assert _hits(policies, [_rule(None, BACKSTOP)], legal_hold=True)
+    # under a legal hold old versions are kept too
+    assert _hits(policies, [*disabled, {**NONCURRENT, "Status": "Disabled"}], legal_hold=True) == []
+    found = _hits(policies, [*disabled, NONCURRENT], legal_hold=True)
+    assert [h.params["rule"] for h in found] == ["noncurrent-versions"]
 
 
 # ---------------------------------------------------------------- executor (moto in-process)

@@ -150,6 +150,23 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
     }
   }
 
+  # Old versions of every object, the permanent datasets' included, go
+  # noncurrent_version_days after they stop being current; never a current
+  # version. A person's erasure (isoloir person erase) rewrites the current
+  # version, and before the retention date AWS refuses the agents' role the
+  # deletion of the earlier ones (DenyAgentDeletionBeforeRetention): S3 removes
+  # them here. Disabled under a legal hold. See docs/infra.md, "Lifecycle rules".
+  rule {
+    id     = "noncurrent-versions"
+    status = var.legal_hold ? "Disabled" : "Enabled"
+
+    filter {}
+
+    noncurrent_version_expiration {
+      noncurrent_days = var.noncurrent_version_days
+    }
+  }
+
   # Deletes no data, so it stays on under a legal hold.
   rule {
     id     = "housekeeping"

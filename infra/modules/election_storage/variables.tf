@@ -78,13 +78,13 @@ variable "kms_deletion_window_days" {
 }
 
 variable "noncurrent_version_days" {
-  description = "Days after which a non-current object version is deleted."
+  description = "Days after which a non-current object version is deleted (every object, permanent datasets included: a person's erasure relies on it before the retention date)."
   type        = number
   default     = 7
 
   validation {
     condition     = var.noncurrent_version_days >= 1 && var.noncurrent_version_days <= 30
-    error_message = "noncurrent_version_days must be from 1 to 30: old versions of campaign files must not linger."
+    error_message = "noncurrent_version_days must be from 1 to 30: old versions, erased persons' rows among them, must not linger past a month."
   }
 }
 

@@ -4,10 +4,12 @@ Expected shape (infra/modules/election_storage, docs/infra.md): one enabled
 rule per campaign dataset prefix, expiring current versions on a date a few
 days AFTER the retention date (the retention agent extracts consents and
 opt-outs, deletes and certifies first; S3 only catches what it missed), with
-NoncurrentVersionExpiration on a versioned bucket. A rule that deletes data
-(Expiration by Date or Days, or NoncurrentVersionExpiration) and covers a
-permanent dataset's prefix or the whole bucket is flagged: S3 would destroy
-data the party keeps. Under a legal hold no expiry is expected.
+NoncurrentVersionExpiration on a versioned bucket; and one rule over the whole
+bucket that expires only non-current versions (`noncurrent-versions`: a
+person's erasure relies on it before the retention date). A rule that expires
+current versions (Expiration by Date or Days) and covers a permanent dataset's
+prefix or the whole bucket is flagged: S3 would destroy data the party keeps.
+Under a legal hold no expiry is expected, of old versions either.
 """
 
 from __future__ import annotations
@@ -57,15 +59,20 @@ def _prefix(rule: Mapping[str, Any]) -> tuple[str, bool]:
     return str(flt.get("Prefix") or ""), True
 
 
-def _deletes(rule: Mapping[str, Any]) -> bool:
+def _deletes(rule: Mapping[str, Any], *, old_versions: bool) -> bool:
+    """Whether the rule expires current versions (or, `old_versions`, any version)."""
     exp = rule.get("Expiration") or {}
-    return "Date" in exp or "Days" in exp or "NoncurrentVersionExpiration" in rule
+    current = "Date" in exp or "Days" in exp
+    return current or (old_versions and "NoncurrentVersionExpiration" in rule)
 
 
-def _dangerous(bucket: Bucket, permanent: list[str]) -> Iterator[tuple[str, str | Msg]]:
-    """(rule id, what it would destroy) for enabled deleting rules over kept data."""
+def _dangerous(
+    bucket: Bucket, permanent: list[str], legal_hold: bool
+) -> Iterator[tuple[str, str | Msg]]:
+    """(rule id, what it would destroy) for enabled deleting rules over kept data:
+    what the party keeps is the current version; under a legal hold, every version."""
     for rule in bucket.lifecycle:
-        if rule.get("Status") != "Enabled" or not _deletes(rule):
+        if rule.get("Status") != "Enabled" or not _deletes(rule, old_versions=legal_hold):
             continue
         prefix, _ = _prefix(rule)
         rid = str(rule.get("ID") or "(no id)")
@@ -99,7 +106,7 @@ def _covered(bucket: Bucket, campaign: str, due: date, permanent: list[str]) -> 
 def _hits(bucket: Bucket, election: Election) -> Iterator[Hit]:
     due = election.retention_due
     permanent = [d.bucket_prefix for d in election.datasets if not d.campaign_specific]
-    for rid, what in _dangerous(bucket, permanent):
+    for rid, what in _dangerous(bucket, permanent, election.legal_hold):
         yield Hit(
             resource=f"s3://{bucket.name}",
             message=N_(
