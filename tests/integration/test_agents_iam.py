@@ -36,6 +36,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from tests.plugins.emulator import credentials, iam_enforced
+from tests.plugins.lifecycle import Executor
 from tests.unit.test_agent_permissions import declared
 
 from isoloir import aws
@@ -358,23 +359,32 @@ def test_each_enabled_fix_succeeds_with_the_role(deployed: Deployed) -> None:
 # ------------------------------------------------------------ the purge
 
 
-def _retention_run(d: Deployed, secrets: Path, state: Path, policies: Path) -> tuple[int, str]:
-    """`isoloir retention run` with the role's session, its host clock at NOW."""
+def _as_agent(
+    d: Deployed, *args: str, now: str, secrets: Path, state: Path, policies: Path
+) -> subprocess.CompletedProcess[str]:
+    """`isoloir ARGS` with the role's session, its host clock at `now`."""
     env = {
         **os.environ,
         **d.agent,
-        "ISOLOIR_NOW": NOW,
+        "ISOLOIR_NOW": now,
         "ISOLOIR_SECRETS_DIR": str(secrets),
         "ISOLOIR_STATE_DIR": str(state),
         "ISOLOIR_CONFIG": str(policies),
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "isoloir.cli", "retention", "run"],
+    return subprocess.run(
+        [sys.executable, "-m", "isoloir.cli", *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
+    )
+
+
+def _retention_run(d: Deployed, secrets: Path, state: Path, policies: Path) -> tuple[int, str]:
+    """`isoloir retention run` with the role's session, its host clock at NOW."""
+    result = _as_agent(
+        d, "retention", "run", now=NOW, secrets=secrets, state=state, policies=policies
     )
     return result.returncode, result.stdout + result.stderr
 
@@ -469,3 +479,73 @@ def test_retention_purge_of_the_example_election_with_the_role(deployed: Deploye
     # the permanent dataset stays; with it in the bucket the key is kept (not shredded)
     assert permanent == 1, permanent
     assert state in {"Enabled", "PendingDeletion"}
+
+
+def test_an_erasure_before_the_retention_date_leaves_old_versions_to_the_lifecycle(
+    deployed: Deployed,
+) -> None:
+    """A person's erasure (`isoloir person erase`) three weeks before the retention
+    date, with the role: AWS refuses it the deletion of the earlier versions (the
+    dated Deny), so the command writes the current version without the person and
+    leaves the earlier ones to the bucket's `noncurrent-versions` rule, which S3's
+    lifecycle (tests/plugins/lifecycle.py, run on the rules Terraform made) then
+    applies: the old versions go, the current one stays."""
+    admin_s3 = deployed.client("s3", deployed.admin)
+    bucket = deployed.bucket
+    key = "benevoles/erasure-liste.csv"  # a permanent dataset: no campaign rule over it
+    header = "prenom,nom,email,telephone,commune\r\n"
+    gone = "Cyan,Fictif,cyan@exemple.example,01 99 00 55 66,Exempleville\r\n"
+    stays = "Dora,Modele,dora@exemple.example,01 99 00 77 88,Exempleville\r\n"
+    for body in (header + gone, header + gone + stays):
+        admin_s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
+    before = admin_s3.list_object_versions(Bucket=bucket, Prefix=key)["Versions"]
+    assert len(before) == 2
+    early = _due(deployed) - timedelta(days=20)
+    where = deployed.root / "erasure"
+    where.mkdir()
+    _policies_copy(where)
+    keys.init(where / "secrets")
+    dirs = {"secrets": where / "secrets", "state": where / "state", "policies": where / "policies"}
+    deployed.emulator.set_clock(early)
+    try:
+        opened = _as_agent(
+            deployed, "person", "request", "open", "--kind", "erasure",
+            "--received", early.date().isoformat(), now=early.isoformat(), **dirs,
+        )  # fmt: skip
+        assert opened.returncode == 0, opened.stderr
+        request = opened.stdout.split(":", 1)[0]
+        erased = _as_agent(
+            deployed, "person", "erase", "--request", request,
+            "--email", "cyan@exemple.example", now=early.isoformat(), **dirs,
+        )  # fmt: skip
+    finally:
+        deployed.emulator.set_clock(datetime.fromisoformat(NOW))
+    out = erased.stdout + erased.stderr
+    assert erased.returncode == 0, out
+    assert "cyan@exemple.example" not in out and "Fictif" not in out
+    assert "lifecycle" in out, out
+    # the current version: without the person, the other row kept
+    current = admin_s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    assert "cyan@exemple.example" not in current and "dora@exemple.example" in current
+    # the earlier versions: AWS refused their deletion, they are still there
+    after = admin_s3.list_object_versions(Bucket=bucket, Prefix=key)["Versions"]
+    assert {v["VersionId"] for v in before} <= {v["VersionId"] for v in after}
+    record_path = next((where / "state" / "dpo" / "erasures").glob(f"{request}--*.json"))
+    record = json.loads(record_path.read_text(encoding="utf-8"))["certificate"]
+    left = [a for a in record["actions"] if "lifecycle" in a["action"]]
+    assert sorted(a["version_id"] for a in left) == sorted(v["VersionId"] for v in before)
+    assert all("noncurrent-versions" in a["action"] for a in left), left
+    assert record["totals"]["versions_left_to_lifecycle"] == 2
+    assert record["totals"]["versions_deleted"] == 0
+    # S3's lifecycle, on the rules Terraform made, once the old versions are
+    # non-current for longer than the rule's days: they go, the current one stays
+    try:
+        lifecycle = Executor(admin_s3, bucket)
+        lifecycle.run(datetime.now(UTC) + timedelta(days=9))
+        remaining = admin_s3.list_object_versions(Bucket=bucket, Prefix=key)["Versions"]
+        assert [v["IsLatest"] for v in remaining] == [True]
+        final = admin_s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+        assert final == current
+    finally:  # the other tests count the permanent dataset's versions
+        for v in admin_s3.list_object_versions(Bucket=bucket, Prefix=key).get("Versions", []):
+            admin_s3.delete_object(Bucket=bucket, Key=key, VersionId=v["VersionId"])
