@@ -213,6 +213,12 @@ def cmd_erase(args: argparse.Namespace) -> int:
         f"{record['suppression']['already_present']} already present"
     )
     print(f"left after a new search: {done.rows_left} row(s)")
+    versions = record["totals"]["versions_left_to_lifecycle"]
+    if versions:
+        print(
+            f"{versions} old version(s) are left to S3's lifecycle rule(s): gone by "
+            f'{done.expires_by}; run "isoloir person find" after that date to confirm'
+        )
     for location in done.left_for_dpo:
         print(escape_controls(f"  left for the DPO (spreadsheet or not writable): {location}"))
     print(f"signed record: {done.path}")
@@ -225,6 +231,8 @@ def cmd_erase(args: argparse.Namespace) -> int:
             "erasure_record": str(done.path),
             "rows_removed": done.rows_removed,
             "rows_left": done.rows_left,
+            "rows_pending_lifecycle": done.rows_pending_lifecycle,
+            "expires_by": done.expires_by,
         },
     )
     return EXIT_OK if done.complete else EXIT_INCOMPLETE

@@ -9,7 +9,8 @@
    rows (the file keeps its owner, group, mode and ACL);
 4. their e-mails and phone numbers (asked for, or found in their rows) go on
    the suppression list, so no later file brings them back;
-5. search again: the record states how many rows are left (0 expected);
+5. search again: the record states how many rows are left (0 expected, or
+   only rows in old versions left to an S3 lifecycle rule, see below);
 6. a record signed with the retention agent's Ed25519 key (the one that signs
    deletion certificates) lists each place and what was done, with the
    person named only by HMAC digests of their identifiers.
@@ -17,9 +18,20 @@
 A spreadsheet (.xlsx, .ods) is never rewritten: it is listed as left for the
 DPO to edit by hand, and the command exits 1 until a new run finds nothing.
 
+Before an election's retention date, the bucket policy denies the agents'
+role s3:DeleteObjectVersion (DenyAgentDeletionBeforeRetention): DeleteObjects
+answers AccessDenied for each version. Such a version is then left to the
+bucket's lifecycle when an enabled rule expires the non-current versions of
+every object under a prefix of its key (`noncurrent-versions`, the whole
+bucket, or a campaign's `retention:<prefix>`): the record lists it with the
+rule, its NoncurrentDays and the date S3 will have deleted it by (function
+`expires_by`). Without such a rule (under a legal hold the rule is disabled)
+the erasure stops with an error.
+
 Permissions used: s3:ListBucketVersions, s3:GetObjectVersion, s3:PutObject,
 s3:DeleteObjectVersion, s3:GetEncryptionConfiguration, kms:GenerateDataKey (S3
-encrypts the rewritten version with the election's key).
+encrypts the rewritten version with the election's key),
+s3:GetLifecycleConfiguration (only after an AccessDenied).
 """
 
 from __future__ import annotations
@@ -32,10 +44,11 @@ import socket
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from botocore.exceptions import ClientError
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -54,6 +67,7 @@ PERMISSIONS = (
     "s3:DeleteObjectVersion",
     "s3:GetEncryptionConfiguration",
     "kms:GenerateDataKey",
+    "s3:GetLifecycleConfiguration",
 )
 FORMAT = "isoloir-erasure-record/1"
 SUPPRESSION_SOURCE = "rights-erasure"
@@ -144,15 +158,93 @@ class Erasure:
     rows_removed: int
     rows_left: int
     left_for_dpo: list[str] = field(default_factory=list)  # spreadsheets to edit by hand
+    # of rows_left: rows in old versions AWS refused to delete, left to a lifecycle rule
+    rows_pending_lifecycle: int = 0
+    expires_by: str | None = None  # the latest `expires_by` of those versions
 
     @property
     def complete(self) -> bool:
-        return self.rows_left == 0
+        """Nothing left but old versions that a lifecycle rule deletes by `expires_by`."""
+        return self.rows_left == self.rows_pending_lifecycle
 
 
-def _bucket(places: list[search.Place], query: Query, s3: Any) -> list[dict[str, Any]]:
-    """Rewrite the current versions, then delete every version that holds the person."""
+LIFECYCLE_ACTION = (
+    "version left to S3 lifecycle rule {rule}: deleted {days} days after it stopped being current"
+)
+
+
+def rule_prefix(rule: dict[str, Any]) -> str | None:
+    """The prefix under which the rule selects every object, or None when its filter
+    might leave some out (a tag or an object size condition) or is not understood."""
+    if "Filter" not in rule:
+        prefix = rule.get("Prefix")  # the older form, a rule-level prefix
+        return prefix if isinstance(prefix, str) else None
+    selector = rule["Filter"]
+    if not isinstance(selector, dict):
+        return None
+    if "And" in selector:
+        if set(selector) != {"And"} or not isinstance(selector["And"], dict):
+            return None
+        selector = selector["And"]
+    if not set(selector) <= {"Prefix"}:
+        return None  # Tag, Tags, ObjectSizeGreaterThan, ObjectSizeLessThan
+    prefix = selector.get("Prefix", "")
+    return prefix if isinstance(prefix, str) else None
+
+
+def covering_rule(rules: list[dict[str, Any]], key: str) -> tuple[str, int] | None:
+    """(rule id, NoncurrentDays) of the enabled rule that deletes the non-current
+    versions of `key` soonest (on a tie, the first id in sorted order), or None
+    when no enabled rule surely does."""
+    best: tuple[str, int] | None = None
+    for rule in rules:
+        if rule.get("Status") != "Enabled":
+            continue  # a legal hold disables the rule
+        expiration = rule.get("NoncurrentVersionExpiration") or {}
+        days = expiration.get("NoncurrentDays")
+        if not isinstance(days, int) or isinstance(days, bool) or days < 1:
+            continue
+        if expiration.get("NewerNoncurrentVersions"):
+            continue  # S3 keeps that many newer non-current versions whatever their age
+        prefix = rule_prefix(rule)
+        if prefix is None or not key.startswith(prefix):
+            continue
+        rule_id = str(rule.get("ID", ""))
+        if best is None or (days, rule_id) < (best[1], best[0]):
+            best = (rule_id, days)  # the fewest days; the first id on a tie (stable)
+    return best
+
+
+def expires_by(noncurrent_since: datetime, days: int) -> date:
+    """The UTC date by whose start (00:00 UTC) S3 has deleted a version left to a rule.
+
+    S3 adds the rule's NoncurrentDays to the time the version stopped being current
+    and rounds up to the next midnight UTC; removal is asynchronous and may come
+    later, so one more day is allowed: (noncurrent_since + days) as a UTC date,
+    + 1 day (that next midnight), + 1 day (the margin). The erasure passes its own
+    time, an upper bound of when every version it leaves stopped being current.
+    """
+    return (noncurrent_since.astimezone(UTC) + timedelta(days=days)).date() + timedelta(days=2)
+
+
+def _lifecycle_rules(s3: Any, bucket: str) -> list[dict[str, Any]]:
+    try:
+        answer = s3.get_bucket_lifecycle_configuration(Bucket=bucket)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchLifecycleConfiguration":
+            return []
+        raise
+    return list(answer.get("Rules", []))
+
+
+def _bucket(
+    places: list[search.Place], query: Query, s3: Any, now: Callable[[], datetime]
+) -> list[dict[str, Any]]:
+    """Rewrite the current versions, then delete every version that holds the person;
+    a version AWS refuses to delete is left to a lifecycle rule that expires it, or
+    the erasure stops (EraseError)."""
     done: list[dict[str, Any]] = []
+    rules_of: dict[str, list[dict[str, Any]]] = {}  # bucket -> lifecycle rules, read once
     by_key: dict[tuple[str, str], list[search.Place]] = {}
     for p in places:
         by_key.setdefault((p.bucket, p.key), []).append(p)
@@ -160,6 +252,7 @@ def _bucket(places: list[search.Place], query: Query, s3: Any) -> list[dict[str,
         if not all(p.editable for p in found):
             continue
         current = next((p for p in found if p.latest), None)
+        rewritten = False
         if current is not None:
             body = s3.get_object(Bucket=bucket, Key=key, VersionId=current.version_id)["Body"]
             cleaned, removed = without_rows(query, body.read())
@@ -168,6 +261,7 @@ def _bucket(places: list[search.Place], query: Query, s3: Any) -> list[dict[str,
             if kms_key:
                 extra["SSEKMSKeyId"] = kms_key
             put = s3.put_object(Bucket=bucket, Key=key, Body=cleaned, **extra)
+            rewritten = True
             done.append(
                 {
                     "kind": "bucket",
@@ -184,10 +278,47 @@ def _bucket(places: list[search.Place], query: Query, s3: Any) -> list[dict[str,
             Delete={"Objects": [{"Key": key, "VersionId": v} for v in versions], "Quiet": True},
         )
         errors = [e for e in answer.get("Errors", []) if e.get("Code") != "NoSuchVersion"]
-        if errors:
-            code = errors[0].get("Code")
+        # an AccessDenied that names no version asked for is not understood: it stops too
+        others = [
+            e
+            for e in errors
+            if e.get("Code") != "AccessDenied" or e.get("VersionId") not in versions
+        ]
+        if others:
+            code = others[0].get("Code")
             raise EraseError(f"s3://{bucket}/{key}: {len(errors)} version(s) not deleted ({code})")
+        denied = {str(e.get("VersionId", "")) for e in errors}
+        if denied:
+            # the bucket policy's dated Deny (before the retention date): the deployed
+            # lifecycle rule deletes them; what it covers is checked, never assumed
+            if bucket not in rules_of:
+                try:
+                    rules_of[bucket] = _lifecycle_rules(s3, bucket)
+                except ClientError as exc:
+                    code = exc.response.get("Error", {}).get("Code", "error")
+                    raise EraseError(
+                        _kept(bucket, key, len(denied), rewritten)
+                        + f" (its lifecycle configuration could not be read: {code})"
+                    ) from None
+            rule = covering_rule(rules_of[bucket], key)
+            if rule is None:
+                raise EraseError(_kept(bucket, key, len(denied), rewritten))
+            left_at = now()
+            for p in sorted(found, key=lambda p: p.version_id):
+                if p.version_id in denied:
+                    done.append(
+                        {
+                            "kind": "bucket",
+                            "location": p.location,
+                            "version_id": p.version_id,
+                            "rows_removed": 0,
+                            "action": LIFECYCLE_ACTION.format(rule=rule[0], days=rule[1]),
+                            "expires_by": expires_by(left_at, rule[1]).isoformat(),
+                        }
+                    )
         for p in sorted(found, key=lambda p: p.version_id):
+            if p.version_id in denied:
+                continue
             done.append(
                 {
                     "kind": "bucket",
@@ -198,6 +329,17 @@ def _bucket(places: list[search.Place], query: Query, s3: Any) -> list[dict[str,
                 }
             )
     return done
+
+
+def _kept(bucket: str, key: str, count: int, rewritten: bool) -> str:
+    message = (
+        f"s3://{bucket}/{key}: {count} version(s) kept: AWS refused their deletion "
+        "(AccessDenied) and no enabled lifecycle rule expires this key's old versions "
+        "(legal hold, or the bucket is not as deployed); an administrator must delete them"
+    )
+    if rewritten:
+        message += "; the current version was already rewritten without the person"
+    return message + "; no record was signed: run the erasure again once they are gone"
 
 
 def erase(
@@ -229,7 +371,7 @@ def erase(
         if p.kind == "bucket":
             by_region.setdefault(regions[p.election or ""], []).append(p)
     for region, places in sorted(by_region.items()):
-        actions += _bucket(places, query, client_for(region))
+        actions += _bucket(places, query, client_for(region), now)
     rewritten: set[str] = set()
     for p in found.places:
         if p.kind == "bucket" or not p.editable or p.location in rewritten:
@@ -278,6 +420,13 @@ def erase(
         query, policies, state_dir=state_dir, secrets_dir=secrets_dir, s3_for=client_for
     )
     removed_total = sum(int(a["rows_removed"]) for a in actions)
+    left_to_lifecycle = {(a["location"], a["version_id"]) for a in actions if "expires_by" in a}
+    pending = sum(
+        len(p.rows)
+        for p in after.places
+        if p.kind == "bucket" and (p.location, p.version_id) in left_to_lifecycle
+    )
+    latest = max((str(a["expires_by"]) for a in actions if "expires_by" in a), default=None)
     org = policies.baseline.organisation
     body = {
         "format": FORMAT,
@@ -296,9 +445,12 @@ def erase(
             "places": len(found.places),
             "rows_removed": removed_total,
             "versions_deleted": sum(1 for a in actions if a["action"] == "version deleted"),
+            "versions_left_to_lifecycle": len(left_to_lifecycle),
+            "expires_by": latest,
         },
         "verification": {
-            "rows_left": after.rows,
+            "rows_left": after.rows,  # rows_pending_lifecycle included
+            "rows_pending_lifecycle": pending,
             "places_left": sorted({p.location for p in after.places}),
         },
         "suppression": {"added": added, "already_present": present},
@@ -310,7 +462,7 @@ def erase(
     document = certificate.sign(body, signing)
     path = records_dir(state_dir) / f"{request_id}--{started.strftime('%Y%m%dT%H%M%S%f')}.json"
     certificate.write(path, document, signing.public_key())
-    return Erasure(document, path, removed_total, after.rows, left_for_dpo)
+    return Erasure(document, path, removed_total, after.rows, left_for_dpo, pending, latest)
 
 
 def records_dir(state_dir: Path) -> Path:
