@@ -257,7 +257,11 @@ def test_erasure_leaves_no_copy_in_any_version_and_suppresses(world: DemoWorld) 
     for value in (person.email, person.nom, person.telephone, person.commune):
         assert value not in raw
     record = json.loads(raw)["certificate"]
-    assert record["verification"] == {"rows_left": 0, "places_left": []}
+    assert record["verification"] == {
+        "rows_left": 0,
+        "rows_pending_lifecycle": 0,
+        "places_left": [],
+    }
     assert record["totals"]["versions_deleted"] == 3
     assert world.cli("person", "verify", str(record_path)).returncode == 0
     tampered = world.root / "tampered.json"
