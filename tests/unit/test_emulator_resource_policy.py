@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import xml.etree.ElementTree as ET  # noqa: S405 - test data built here
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -136,3 +137,46 @@ def test_the_clock_endpoint_shifts_the_emulators_time() -> None:
         assert passed == ["/"]
     finally:
         emulator_server.CLOCK.set(None)
+
+
+NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+ASKED = (
+    f'<Delete xmlns="{NS}"><Quiet>true</Quiet>'
+    "<Object><Key>a.csv</Key><VersionId>v1</VersionId></Object>"
+    "<Object><Key>b.csv</Key></Object>"
+    "<Object><Key>a.csv</Key><VersionId>v2</VersionId></Object>"
+    "</Delete>"
+).encode()
+
+
+def _errors(body: str) -> list[dict[str, str]]:
+    root = ET.fromstring(body)
+    return [
+        {child.tag.rpartition("}")[2]: child.text or "" for child in error}
+        for error in root.iter(f"{{{NS}}}Error")
+    ]
+
+
+def test_a_refused_batch_delete_names_each_refused_version() -> None:
+    """moto's errors carry the Key only; AWS's the VersionId the request named too."""
+    moto_answer = (
+        f'<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="{NS}">'
+        + "".join(
+            f"<Error><Key>{k}</Key><Code>AccessDenied</Code>"
+            "<Message>Access Denied</Message></Error>"
+            for k in ("a.csv", "b.csv", "a.csv")
+        )
+        + "</DeleteResult>"
+    )
+    fixed = emulator_server.with_version_ids(ASKED, moto_answer)
+    assert isinstance(fixed, str)
+    assert _errors(fixed) == [
+        {"Key": "a.csv", "VersionId": "v1", "Code": "AccessDenied", "Message": "Access Denied"},
+        {"Key": "b.csv", "Code": "AccessDenied", "Message": "Access Denied"},  # none named
+        {"Key": "a.csv", "VersionId": "v2", "Code": "AccessDenied", "Message": "Access Denied"},
+    ]
+    # bytes in, bytes out; an answer without errors or not XML is left as it was
+    assert isinstance(emulator_server.with_version_ids(ASKED, moto_answer.encode()), bytes)
+    clean = f'<DeleteResult xmlns="{NS}"><Deleted><Key>a.csv</Key></Deleted></DeleteResult>'
+    assert emulator_server.with_version_ids(ASKED, clean) == clean
+    assert emulator_server.with_version_ids(ASKED, "not xml") == "not xml"

@@ -60,6 +60,14 @@ refuses the request with AccessDenied, as AWS does. IAM users (the tests' own
 administrator, which seeds data an administrator could not seed on AWS) are
 not checked against resource policies: only the agents are.
 
+A sixth correction: a refused batch delete (`DeleteObjects`) answers one
+`<Error>` per object, as AWS does, but moto leaves out the `VersionId` each
+one refused, which AWS includes; it is added back (`with_version_ids`). One
+difference remains: the emulator refuses every object of a batch when its
+resource policy refuses one of them, where AWS decides object by object; the
+agents' batches hold the objects of one election's bucket, which its policy
+treats alike.
+
 The emulator's clock is the machine's, shifted by what a test sets with
 `POST /isoloir-api/clock` (`{"now": "2027-05-20T23:59:59Z"}`, or `null` for the
 machine's time again; `Emulator.set_clock`): a test can then stand one second
@@ -111,9 +119,56 @@ def _unconditional(policy: bytes | str) -> str | None:
     return json.dumps({**data, "Statement": kept})
 
 
+def with_version_ids(request: bytes, response: bytes | str) -> bytes | str:
+    """DeleteObjects' answer with each `<Error>` naming the version it refused.
+
+    moto writes an error per requested object, in the request's order, with its
+    Key only; AWS adds the VersionId the request named (S3 API Reference,
+    "DeleteObjects", and its `Error` data type:
+    https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html,
+    https://docs.aws.amazon.com/AmazonS3/latest/API/API_Error.html). An agent
+    that leaves what AWS refused to the lifecycle needs to know which version
+    that was (`isoloir person erase`). Each error takes the next version the
+    request named for its key; an answer that does not parse is left alone."""
+    try:
+        asked = ET.fromstring(request)  # noqa: S314 - the emulator's own clients' request
+        text = response.decode() if isinstance(response, bytes) else response
+        answer = ET.fromstring(text)  # noqa: S314 - moto's own answer
+    except (ET.ParseError, UnicodeDecodeError):
+        return response
+    versions: dict[str, list[str]] = {}
+    for obj in asked.iter():
+        if obj.tag.rpartition("}")[2] != "Object":
+            continue
+        key = next((c.text or "" for c in obj if c.tag.endswith("Key")), "")
+        version = next((c.text for c in obj if c.tag.endswith("VersionId")), None)
+        if version:
+            versions.setdefault(key, []).append(version)
+    namespace = answer.tag[1:].partition("}")[0] if answer.tag.startswith("{") else ""
+    prefix = f"{{{namespace}}}" if namespace else ""
+    changed = False
+    for error in answer.iter(f"{prefix}Error"):
+        if error.find(f"{prefix}VersionId") is not None:
+            continue
+        key_el = error.find(f"{prefix}Key")
+        queue = versions.get("" if key_el is None else key_el.text or "", [])
+        if key_el is None or not queue:
+            continue
+        element = ET.Element(f"{prefix}VersionId")
+        element.text = queue.pop(0)
+        error.insert(list(error).index(key_el) + 1, element)
+        changed = True
+    if not changed:
+        return response
+    ET.register_namespace("", namespace)
+    out = ET.tostring(answer, encoding="unicode", xml_declaration=False)
+    return out.encode() if isinstance(response, bytes) else out
+
+
 def patch_moto() -> None:
     from moto.iam.access_control import IAMPolicy, PermissionResult
     from moto.s3.models import FakeBucket
+    from moto.s3.responses import S3Response
 
     def get_permission(self: Any, action: str, resource: str) -> Any:
         if self.policy is None:
@@ -124,6 +179,14 @@ def patch_moto() -> None:
         return IAMPolicy(policy).is_action_permitted(action, resource)
 
     FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
+    delete_keys = S3Response._bucket_response_delete_keys
+
+    def bucket_response_delete_keys(self: Any, bucket_name: str, authenticated: bool = True) -> Any:
+        status, headers, body = delete_keys(self, bucket_name, authenticated)
+        request = self.body if isinstance(self.body, bytes) else str(self.body or "").encode()
+        return status, headers, with_version_ids(request, body)
+
+    S3Response._bucket_response_delete_keys = bucket_response_delete_keys  # type: ignore[method-assign]
     _patch_iam_checks()
     patch_credential_report_time()
 
