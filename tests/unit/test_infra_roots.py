@@ -475,3 +475,39 @@ def test_split_instances_refuse_the_single_layout(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"1 root instance\(s\).*ISOLOIR_TF_LAYOUT=split"):
         roots.refuse_mixed_layouts("single", tmp_path)
     roots.refuse_mixed_layouts("split", tmp_path)
+
+
+def test_another_batch_count_is_refused_before_any_command(
+    split: roots.SplitLayout, tmp_path: Path
+) -> None:
+    var_file = tmp_path / "terraform.tfvars.json"
+    var_file.write_text(json.dumps(_variables(IDS[:6])))
+    split.converge([var_file], apply=False)  # a plan records nothing
+    assert not (split.instances_dir / roots.BATCHES_FILE).exists()
+    split.converge([var_file])
+    assert (split.instances_dir / roots.BATCHES_FILE).read_text() == "12\n"
+    _commands(tmp_path)
+    split.batches = 24
+    with pytest.raises(roots.RootsError, match="in 12 batch\\(es\\).*ISOLOIR_TF_BATCHES=12"):
+        split.converge([var_file])
+    assert _commands(tmp_path) == []
+    split.batches = 12
+    assert split.converge([var_file]).skipped
+
+
+def test_a_deployment_without_the_record_is_refused_fewer_batches(
+    split: roots.SplitLayout, tmp_path: Path
+) -> None:
+    """Made before the count was recorded: a batch that could not exist with the
+    new count gives it away; otherwise the count is taken as it is."""
+    var_file = tmp_path / "terraform.tfvars.json"
+    var_file.write_text(json.dumps(_variables(IDS[:6])))
+    split.converge([var_file])
+    (split.instances_dir / roots.BATCHES_FILE).unlink()
+    highest = max(i.batch for i in split.existing() if i.root == "elections")
+    split.batches = highest  # batch `highest` cannot exist with that count
+    with pytest.raises(roots.RootsError, match=f"more than {highest}"):
+        split.converge([var_file])
+    split.batches = 12
+    split.converge([var_file])
+    assert (split.instances_dir / roots.BATCHES_FILE).read_text() == "12\n"

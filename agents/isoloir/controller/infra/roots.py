@@ -67,6 +67,8 @@ STATE_PREFIX_ENV = "ISOLOIR_TF_STATE_PREFIX"
 DEFAULT_STATE_PREFIX = "isoloir/roots/"
 ROOTS = ("baseline", "region", "elections")
 VARIABLES_FILE = "variables.tfvars.json"
+# The batch count a deployment's elections were placed with (in the instances' directory)
+BATCHES_FILE = "batches"
 
 # What each root reads from the merged variables (the rest comes from outputs).
 BASELINE_KEYS = (
@@ -500,6 +502,37 @@ class SplitLayout:
         """Managed resource instances in a local state (0 without one)."""
         return managed_resources(self.state_path(inst))
 
+    def keep_batches(self, count: int, *, record: bool) -> None:
+        """Refuse a batch count other than the one this deployment's elections
+        were placed with: each election's resources are in the state of its batch,
+        and another count would plan them created in one batch and destroyed in
+        another (re-batching, which would move them, is not built). The count is
+        recorded by the first converge that applies (`record`). A deployment made
+        before the record existed is refused only when one of its batches could
+        not exist with `count`."""
+        path = self.instances_dir / BATCHES_FILE
+        try:
+            recorded: int | None = int(path.read_text(encoding="utf-8").strip())
+        except FileNotFoundError:
+            recorded = None
+        except (OSError, ValueError) as exc:
+            raise RootsError(f"{path}: unreadable batch count ({exc})") from exc
+        beyond = [i for i in self.existing() if i.root == "elections" and i.batch >= count]
+        if recorded not in (None, count) or beyond:
+            if recorded is not None:
+                was, fix = str(recorded), f"set {BATCHES_ENV}={recorded}"
+            else:
+                highest = max(i.batch for i in beyond)
+                was, fix = f"more than {highest}", "set it back to the first deploy's value"
+            raise RootsError(
+                f"this deployment's elections are in {was} batch(es) per region; "
+                f"{BATCHES_ENV}={count} would plan them destroyed in one batch and created "
+                f"in another (re-batching is not supported): {fix}"
+            )
+        if recorded is None and record:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"{count}\n", encoding="utf-8")
+
     def existing(self) -> list[Instance]:
         """Instances applied before (their directory exists), even if no longer needed:
         an emptied batch is planned once more to destroy its elections' storage."""
@@ -640,6 +673,7 @@ class SplitLayout:
         stage that plans a change."""
         variables = load_variables(var_files)
         count = self.batches or batch_count()
+        self.keep_batches(count, record=apply or adopt)
         modules = modules_digest(self.infra_dir / "modules")
         existing = self.existing()
         results: list[RootResult] = []
