@@ -2,7 +2,7 @@
 layout's instances and the states built for them, from in-process state JSON;
 the migration's refusals and roll-back with stand-in Terraform objects.
 
-The real CLI against the emulator: tests/integration/test_infra_migrate.py.
+The real CLI against the emulator: tests/integration/test_infra_migration.py.
 """
 
 from __future__ import annotations
