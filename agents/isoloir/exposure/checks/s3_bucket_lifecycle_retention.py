@@ -158,8 +158,10 @@ def _hits(bucket: Bucket, election: Election) -> Iterator[Hit]:
     remediation=N_(
         "Give each campaign dataset prefix its own enabled lifecycle rule "
         "(Filter Prefix) expiring it a few days after the retention date, with "
-        "NoncurrentVersionExpiration when versioning is on; never a rule over the whole bucket "
-        "or a permanent dataset (the retention agent deletes first and proves the deletion)."
+        "NoncurrentVersionExpiration when versioning is on; never a rule expiring current "
+        "versions over the whole bucket or a permanent dataset (the retention agent deletes "
+        "first and proves the deletion). One whole-bucket rule expiring only non-current "
+        "versions is expected; under a legal hold, every rule that deletes is disabled."
     ),
     permissions=(*READ_S3, "s3:GetLifecycleConfiguration"),
 )
