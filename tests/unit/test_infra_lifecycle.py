@@ -141,12 +141,17 @@ def test_check_under_legal_hold_expects_no_expiry(policies: Policies) -> None:
 
 # ---------------------------------------------------------------- executor (moto in-process)
 
-T0 = datetime.now(UTC)
+T0 = datetime.now(UTC)  # set again by the `s3` fixture, when each test starts
 BKT = "isoloir-lifecycle-test"
 
 
 @pytest.fixture
 def s3() -> Iterator[Any]:
+    # The tests date their lifecycle runs from T0 and their objects are dated when
+    # they are put: T0 is taken as the test starts, not at import (a run crossing
+    # midnight UTC between collection and the test moved S3's rounding by a day).
+    global T0
+    T0 = datetime.now(UTC)
     with mock_aws():
         client = boto3.client("s3", region_name="eu-west-3")
         client.create_bucket(
