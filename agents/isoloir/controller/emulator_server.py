@@ -137,11 +137,7 @@ def with_version_ids(request: bytes, response: bytes | str) -> bytes | str:
     except (ET.ParseError, UnicodeDecodeError):
         return response
     versions: dict[str, list[str]] = {}
-    for obj in asked.iter():
-        if obj.tag.rpartition("}")[2] != "Object":
-            continue
-        key = next((c.text or "" for c in obj if c.tag.endswith("Key")), "")
-        version = next((c.text for c in obj if c.tag.endswith("VersionId")), None)
+    for key, version in _batch_objects(asked):
         if version:
             versions.setdefault(key, []).append(version)
     namespace = answer.tag[1:].partition("}")[0] if answer.tag.startswith("{") else ""
@@ -301,18 +297,25 @@ def _sub_resource(table: dict[str, str], query: dict[str, list[str]]) -> str | N
     return next((action for name, action in table.items() if name in query), None)
 
 
-def _batch_delete(bucket: str, body: bytes) -> list[tuple[str, str]]:
-    """DeleteObjects is authorised per key: DeleteObject, or DeleteObjectVersion."""
-    root = ET.fromstring(body)  # noqa: S314 - the emulator's own clients' request
-    checks = []
+def _batch_objects(root: ET.Element) -> list[tuple[str, str | None]]:
+    """(key, version id or None) of each object a DeleteObjects request names, in order."""
+    objects = []
     for obj in root.iter():
-        if not obj.tag.endswith("Object"):
+        if obj.tag.rpartition("}")[2] != "Object":
             continue
         key = next((c.text or "" for c in obj if c.tag.endswith("Key")), "")
         version = next((c.text for c in obj if c.tag.endswith("VersionId")), None)
-        action = "s3:DeleteObjectVersion" if version else "s3:DeleteObject"
-        checks.append((action, f"arn:aws:s3:::{bucket}/{key}"))
-    return checks
+        objects.append((key, version))
+    return objects
+
+
+def _batch_delete(bucket: str, body: bytes) -> list[tuple[str, str]]:
+    """DeleteObjects is authorised per key: DeleteObject, or DeleteObjectVersion."""
+    root = ET.fromstring(body)  # noqa: S314 - the emulator's own clients' request
+    return [
+        ("s3:DeleteObjectVersion" if version else "s3:DeleteObject", f"arn:aws:s3:::{bucket}/{key}")
+        for key, version in _batch_objects(root)
+    ]
 
 
 def _control_action(method: str, path: str) -> str:
